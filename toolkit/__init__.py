@@ -1,0 +1,46 @@
+"""toolkit — work with Uddata+, Livingdocs, Boknett, Mediaflow and Dokus from JupyterLab.
+
+    import toolkit
+    sb = toolkit.sandbox.start()
+    ud = toolkit.uddata.connect(**sb.credentials("uddata"))
+
+Submodules load on first use (``toolkit.uddata``, ``toolkit.dokus``, ``toolkit.widgets`` …).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from .core.errors import (APIError, BadRequest, Conflict, Forbidden, Gone, JobFailed, JobTimeout, NotFound,
+                          RateLimited, ServerError, ToolkitError, TransportError, Unauthorized, ValidationError)
+from .core.credentials import Credentials, Secret, load_credentials
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ToolkitError", "APIError", "BadRequest", "Unauthorized", "Forbidden", "NotFound", "Gone", "Conflict",
+    "RateLimited", "ServerError", "TransportError", "JobFailed", "JobTimeout", "ValidationError",
+    "Secret", "Credentials", "load_credentials", "contact_sheet", "doctor",
+    "sandbox", "uddata", "dokus", "widgets", "livingdocs", "boknett", "mediaflow",
+]
+
+_SUBMODULES = {"sandbox", "uddata", "dokus", "widgets", "livingdocs", "boknett", "mediaflow", "core", "cli"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _SUBMODULES:
+        return importlib.import_module(f".{name}", __name__)
+    if name == "contact_sheet":
+        from .widgets.images import contact_sheet
+
+        return contact_sheet
+    if name == "doctor":
+        from .widgets.doctor import doctor
+
+        return doctor
+    raise AttributeError(f"module 'toolkit' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

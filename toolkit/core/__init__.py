@@ -1,0 +1,1 @@
+"""Core of the toolkit: HTTP, errors, sync facade, bulk runner, DataFrames, credentials, redaction."""

@@ -1,0 +1,166 @@
+"""The one bulk runner: bounded concurrency, progress, one result row per item, a circuit breaker.
+
+``run_bulk`` feeds items to at most ``concurrency`` workers (the HTTP pool is sized to match, so never
+more requests are in flight than the pool holds). Each item ends as exactly one row, in input order:
+
+* the worker's row when it succeeds,
+* ``on_error(item, exc)`` when it raises a :class:`~toolkit.core.errors.ToolkitError` (or anything else),
+* ``on_deferred(item)`` once the circuit breaker has opened: after ``breaker`` consecutive transient
+  failures (no answer, 429, 5xx — after the retry policy gave up) the rest is not attempted, so a
+  service that is down is not hammered; the analyst re-runs later.
+
+A ``tqdm.auto`` progress bar (a widget in Jupyter, text in a terminal) counts outcomes; it never shows an
+item's name (items may be CPR numbers). A one-line summary is printed at the end and returned.
+Cancellation (Ctrl-C through the sync facade) cancels the workers; rows finished so far are lost to the
+caller but anything that writes keeps its own journal.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, Awaitable, Callable, Iterable, Sequence, TypeVar
+
+from .errors import RateLimited, ServerError, ToolkitError, TransportError, service_name
+from .redact import get_logger, redact
+
+__all__ = ["run_bulk", "BulkOutcome", "is_transient"]
+
+log = get_logger("toolkit.bulk")
+T = TypeVar("T")
+
+Row = dict[str, Any]
+
+
+def is_transient(exc: BaseException) -> bool:
+    return isinstance(exc, (TransportError, RateLimited, ServerError))
+
+
+@dataclass
+class BulkOutcome:
+    rows: list[Row]
+    summary: str
+    counts: Counter = field(default_factory=Counter)
+    seconds: float = 0.0
+    breaker_open: bool = False
+
+
+def _progress(total: int, desc: str, enabled: bool) -> Any:
+    if not enabled:
+        return None
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:  # pragma: no cover - tqdm is a dependency; keep a text fallback anyway
+        return _TextProgress(total, desc)
+    try:
+        return tqdm(total=total, desc=desc, unit="item", leave=True, dynamic_ncols=True)
+    except Exception:  # noqa: BLE001 - e.g. widgets front end unavailable: fall back to text
+        return _TextProgress(total, desc)
+
+
+class _TextProgress:
+    def __init__(self, total: int, desc: str) -> None:
+        self.total, self.desc, self.n, self._last = total, desc, 0, 0.0
+
+    def update(self, n: int = 1) -> None:
+        self.n += n
+        now = time.monotonic()
+        if now - self._last > 2 or self.n == self.total:
+            self._last = now
+            print(f"{self.desc}: {self.n}/{self.total}", flush=True)
+
+    def set_postfix_str(self, s: str, refresh: bool = True) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+async def run_bulk(
+    items: Sequence[T] | Iterable[T],
+    worker: Callable[[T], Awaitable[Row]],
+    *,
+    service: str,
+    desc: str,
+    concurrency: int = 8,
+    on_error: Callable[[T, BaseException], Row],
+    on_deferred: Callable[[T], Row],
+    outcome_key: str = "outcome",
+    breaker: int | None = 20,
+    progress: bool = True,
+    summary_labels: Sequence[str] = (),
+) -> BulkOutcome:
+    """Run ``worker`` over ``items``; see the module docstring. Rows come back in input order."""
+    items = list(items)
+    total = len(items)
+    rows: list[Row | None] = [None] * total
+    counts: Counter = Counter()
+    consecutive = 0
+    state = {"open": False}
+    bar = _progress(total, f"{service_name(service)}: {desc}", progress and total > 0)
+    started = time.perf_counter()
+    queue: asyncio.Queue[int] = asyncio.Queue()
+    for i in range(total):
+        queue.put_nowait(i)
+
+    def record(i: int, row: Row) -> None:
+        rows[i] = row
+        counts[str(row.get(outcome_key))] += 1
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix_str(", ".join(f"{k} {v}" for k, v in sorted(counts.items())), refresh=False)
+
+    async def run_worker() -> None:
+        nonlocal consecutive
+        while True:
+            try:
+                i = queue.get_nowait()
+            except asyncio.QueueEmpty:
+                return
+            item = items[i]
+            if state["open"]:
+                record(i, on_deferred(item))
+                continue
+            try:
+                row = await worker(item)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - every failure becomes a row
+                if not isinstance(exc, ToolkitError):
+                    log.debug("%s: unexpected %s in bulk worker: %s", service_name(service), type(exc).__name__,
+                              redact(exc))
+                if is_transient(exc):
+                    consecutive += 1
+                    if breaker and consecutive >= breaker and not state["open"]:
+                        state["open"] = True
+                        log.warning("%s: %d transient failures in a row; deferring the remaining items",
+                                    service_name(service), consecutive)
+                else:
+                    consecutive = 0
+                record(i, on_error(item, exc))
+                continue
+            consecutive = 0
+            record(i, row)
+
+    try:
+        n_workers = max(1, min(int(concurrency), total or 1))
+        async with asyncio.TaskGroup() as tg:
+            for _ in range(n_workers):
+                tg.create_task(run_worker())
+    finally:
+        if bar is not None:
+            bar.close()
+    seconds = time.perf_counter() - started
+    order = list(summary_labels) + sorted(k for k in counts if k not in summary_labels)
+    parts = ", ".join(f"{k} {counts[k]}" for k in order if counts.get(k))
+    summary = f"{service_name(service)}: {desc}: {total} item{'s' if total != 1 else ''}" \
+              f"{' — ' + parts if parts else ''} in {seconds:.1f} s"
+    if state["open"]:
+        summary += " (stopped early after repeated failures: re-run later to process the deferred items)"
+    log.info("%s", summary)
+    if progress:
+        print(redact(summary), flush=True)
+    return BulkOutcome(rows=[r for r in rows if r is not None], summary=summary, counts=counts, seconds=seconds,
+                       breaker_open=state["open"])

@@ -1,0 +1,153 @@
+"""The one redaction function of the toolkit, and the logging filter built on it.
+
+``redact(text)`` masks, in any text:
+
+* secrets the toolkit has seen (every :class:`toolkit.core.credentials.Secret`, every access token,
+  TGT and signed upload URL a client receives is registered here),
+* ``Authorization`` header values, token-like query parameters and ``key=value`` pairs,
+  Boknett tickets (``TGT-…``), JWT-shaped tokens and passwords in URLs,
+* Danish CPR numbers (``0101901234`` or ``010190-1234`` becomes ``010190-****``).
+
+It is applied to every exception message (``toolkit.core.errors``), to log records of the toolkit's,
+httpx's, httpcore's and uvicorn's loggers (:func:`install_log_redaction`) and to every ``repr`` of an
+object that holds a secret.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+
+__all__ = ["redact", "mask_cpr", "register_secret", "get_logger", "install_log_redaction", "RedactingFilter"]
+
+MASK = "***"
+
+_lock = threading.Lock()
+_secrets: set[str] = set()
+_secret_re: re.Pattern[str] | None = None
+
+#: query/body parameter names whose values are secrets
+SECRET_KEYS = (
+    "access_token", "refresh_token", "id_token", "token", "client_secret", "password", "passwd",
+    "secret", "api_key", "apikey", "signature", "sig", "x-amz-signature", "x-amz-credential",
+    "x-goog-signature", "servicekey", "serverkey",
+)
+_keys = "|".join(re.escape(k) for k in sorted(SECRET_KEYS, key=len, reverse=True))
+
+_PATTERNS: list[tuple[re.Pattern[str], str]] = [
+    # Authorization: Bearer abc / "authorization": "Basic abc" / Authorization: Boknett TGT-…
+    (re.compile(r"(?i)(\bauthorization\b[\"']?\s*[:=]\s*[\"']?)(?:(bearer|basic|boknett|token)\s+)?[^\s\"',}]+"),
+     lambda m: f"{m.group(1)}{(m.group(2) + ' ') if m.group(2) else ''}{MASK}"),
+    # Bearer abc anywhere
+    (re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9\-._~+/=]{8,}"), lambda m: f"{m.group(1)} {MASK}"),
+    # ?access_token=abc&…  or  client_secret=abc  or  "password": "abc"
+    (re.compile(rf"(?i)((?:[?&;\s,{{(\"']|^)(?:{_keys})[\"']?\s*[:=]\s*[\"']?)[^\s&#\"',;}})]+"),
+     lambda m: f"{m.group(1)}{MASK}"),
+    # Boknett ticket granting tickets
+    (re.compile(r"TGT-[A-Za-z0-9\-._]+"), lambda m: f"TGT-{MASK}"),
+    # JWT-shaped tokens
+    (re.compile(r"\beyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*"), lambda m: MASK),
+    # user:password@host in URLs
+    (re.compile(r"(?i)(\b[a-z][a-z0-9+.-]*://)[^/\s:@]+:[^/\s@]+@"), lambda m: f"{m.group(1)}{MASK}@"),
+]
+
+# CPR: DDMMYY-SSSS always; DDMMYYSSSS when DD and MM look like a day and a month.
+_CPR_DASHED = re.compile(r"(?<![\d])(\d{6})-(\d{4})(?![\d])")
+_CPR_PLAIN = re.compile(r"(?<![\d])((?:0[1-9]|[12]\d|3[01])(?:0[1-9]|1[0-2])\d{2})(\d{4})(?![\d])")
+
+
+def register_secret(value: str | None) -> None:
+    """Remember a secret value so that :func:`redact` masks it wherever it appears."""
+    global _secret_re
+    if not value or not isinstance(value, str) or len(value) < 6:
+        return
+    with _lock:
+        if value in _secrets:
+            return
+        _secrets.add(value)
+        ordered = sorted(_secrets, key=len, reverse=True)
+        _secret_re = re.compile("|".join(re.escape(s) for s in ordered))
+
+
+def mask_cpr(value: object) -> str:
+    """Mask one CPR number for display: ``0101901234`` → ``010190-****``.
+
+    Anything that is not recognisably a CPR is masked whole (``**********``) rather than shown.
+    """
+    if value is None:
+        return ""
+    try:
+        import pandas as pd
+
+        if pd.isna(value):  # type: ignore[arg-type]
+            return ""
+    except (TypeError, ValueError):
+        pass
+    text = str(value).strip()
+    digits = re.sub(r"[\s-]", "", text)
+    if len(digits) == 10 and digits.isdigit():
+        return f"{digits[:6]}-****"
+    if not text:
+        return ""
+    return "*" * min(len(text), 10)
+
+
+def redact(text: object) -> str:
+    """Return ``text`` with every secret and every CPR number masked."""
+    if text is None:
+        return ""
+    out = str(text)
+    pattern = _secret_re
+    if pattern is not None:
+        out = pattern.sub(MASK, out)
+    for regex, repl in _PATTERNS:
+        out = regex.sub(repl, out)
+    out = _CPR_DASHED.sub(lambda m: f"{m.group(1)}-****", out)
+    out = _CPR_PLAIN.sub(lambda m: f"{m.group(1)}-****", out)
+    return out
+
+
+class RedactingFilter(logging.Filter):
+    """Logging filter that renders the record's message and replaces it by its redacted form."""
+
+    def filter(self, record: logging.LogRecord) -> bool:  # noqa: A003 - logging API
+        try:
+            message = record.getMessage()
+        except Exception:  # a broken format string must not break logging
+            message = str(record.msg)
+        record.msg = redact(message)
+        record.args = None
+        if record.exc_info and record.exc_info[1] is not None and not record.exc_text:
+            record.exc_text = redact(logging.Formatter().formatException(record.exc_info))
+        elif record.exc_text:
+            record.exc_text = redact(record.exc_text)
+        return True
+
+
+_FILTER = RedactingFilter()
+_THIRD_PARTY = (
+    "httpx", "httpcore", "httpcore.connection", "httpcore.http11", "httpcore.http2", "httpcore.proxy",
+    "uvicorn", "uvicorn.error", "uvicorn.access", "starlette", "asyncio",
+)
+
+
+def _attach(logger: logging.Logger) -> logging.Logger:
+    if _FILTER not in logger.filters:
+        logger.addFilter(_FILTER)
+    return logger
+
+
+def get_logger(name: str) -> logging.Logger:
+    """A logger of the toolkit with the redaction filter attached (filters are not inherited)."""
+    return _attach(logging.getLogger(name))
+
+
+def install_log_redaction() -> None:
+    """Attach the redaction filter to the toolkit's and the HTTP stack's loggers."""
+    _attach(logging.getLogger("toolkit"))
+    for name in _THIRD_PARTY:
+        _attach(logging.getLogger(name))
+
+
+install_log_redaction()

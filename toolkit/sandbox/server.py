@@ -1,0 +1,390 @@
+"""Serve the emulators on 127.0.0.1 with uvicorn in a background thread, with fault injection.
+
+Each emulator (one module per service in this package) is a real Starlette app. ``start()`` binds each
+to a free loopback port, wraps it in :class:`FaultMiddleware` (latency, 503, 429 with Retry-After,
+dropped connections; deterministic for a seed) and a request recorder, and serves them all from one
+uvicorn event loop on a daemon thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import json
+import random
+import socket
+import threading
+import time
+from dataclasses import dataclass, field, replace
+from typing import Any, Callable, Mapping
+
+from ..core.errors import ToolkitError
+from ..core.redact import get_logger, install_log_redaction, redact
+
+__all__ = ["Emulator", "FaultConfig", "FaultMiddleware", "RecordedRequest", "Sandbox", "start", "EMULATORS",
+           "running_sandboxes"]
+
+log = get_logger("toolkit.sandbox")
+
+#: service → "module:Class" of its emulator; services whose module is missing are skipped
+EMULATORS: dict[str, str] = {
+    "uddata": "toolkit.sandbox.uddata:UddataEmulator",
+    "dokus": "toolkit.sandbox.dokus:DokusEmulator",
+    "livingdocs": "toolkit.sandbox.livingdocs:LivingdocsEmulator",
+    "boknett": "toolkit.sandbox.boknett:BoknettEmulator",
+    "mediaflow": "toolkit.sandbox.mediaflow:MediaflowEmulator",
+}
+
+_running: "list[Sandbox]" = []
+
+
+def running_sandboxes() -> "list[Sandbox]":
+    return [sb for sb in _running if sb.running]
+
+
+@dataclass
+class RecordedRequest:
+    method: str
+    path: str
+    query: str
+    headers: dict[str, str]
+    time: float
+    status: int | None = None
+    fault: str | None = None
+
+    def __repr__(self) -> str:
+        return redact(f"RecordedRequest({self.method} {self.path}{'?' + self.query if self.query else ''} "
+                      f"-> {self.status}{' ' + self.fault if self.fault else ''})")
+
+
+class Emulator:
+    """Base class of the service emulators.
+
+    Subclasses set ``name``, build their Starlette app in :meth:`build_app`, and return the
+    ``connect()`` keyword arguments in :meth:`credentials`. ``self.requests`` lists what arrived.
+    """
+
+    name = "emulator"
+
+    def __init__(self, seed: int = 0) -> None:
+        self.seed = seed
+        self.rng = random.Random(seed)
+        self.requests: list[RecordedRequest] = []
+        self.base_url = ""
+
+    def build_app(self) -> Any:
+        raise NotImplementedError
+
+    def credentials(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def secrets(self) -> list[str]:
+        """Every secret value of this emulator (tests scan logs and notebooks for them)."""
+        return []
+
+    def personal_data(self) -> list[str]:
+        """Raw personal data values (e.g. CPR numbers) that must never be displayed."""
+        return []
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.base_url}>"
+
+
+@dataclass
+class FaultConfig:
+    """Fault injection of one service. Rates are probabilities per request (0–1)."""
+
+    latency_ms: float = 0.0
+    error_503: float = 0.0
+    error_429: float = 0.0
+    drop: float = 0.0
+    retry_after: float = 1.0
+    #: paths (prefixes) never faulted, e.g. for a test that only wants faults on data calls
+    exempt: tuple[str, ...] = ()
+
+    @classmethod
+    def parse(cls, spec: Mapping[str, Any] | None, latency_ms: float = 0.0) -> "FaultConfig":
+        spec = dict(spec or {})
+        aliases = {"503": "error_503", "429": "error_429", "dropped": "drop", "latency": "latency_ms"}
+        kwargs: dict[str, Any] = {"latency_ms": latency_ms}
+        for key, value in spec.items():
+            key = aliases.get(str(key), str(key))
+            if key not in cls.__dataclass_fields__:
+                raise ToolkitError(f"unknown fault {key!r}; use 503, 429, drop, retry_after, latency_ms",
+                                   service="sandbox")
+            kwargs[key] = tuple(value) if key == "exempt" else float(value)
+        return cls(**kwargs)
+
+
+class _Dropped(Exception):
+    """Raised inside the ASGI app to make uvicorn close the connection mid-response."""
+
+
+class FaultMiddleware:
+    def __init__(self, app: Any, emulator: Emulator, config: FaultConfig, rng: random.Random) -> None:
+        self.app = app
+        self.emulator = emulator
+        self.config = config
+        self.rng = rng
+
+    async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope.get("headers", [])}
+        rec = RecordedRequest(scope["method"], scope["path"], scope.get("query_string", b"").decode("latin-1"),
+                              headers, time.time())
+        self.emulator.requests.append(rec)
+        cfg = self.config
+        if cfg.latency_ms:
+            await asyncio.sleep(cfg.latency_ms / 1000)
+        exempt = any(scope["path"].startswith(p) for p in cfg.exempt)
+        roll = self.rng.random() if not exempt else 1.0
+        if roll < cfg.error_503:
+            rec.fault = "503"
+            await _send_json(send, 503, {"error": "service_unavailable", "message": "Sandbox: injected 503"}, rec,
+                             {"retry-after": _fmt(cfg.retry_after)} if self.rng.random() < 0.5 else {})
+            return
+        roll -= cfg.error_503
+        if roll < cfg.error_429:
+            rec.fault = "429"
+            await _send_json(send, 429, {"error": "rate_limited", "message": "Sandbox: injected 429"}, rec,
+                             {"retry-after": _fmt(cfg.retry_after)})
+            return
+        roll -= cfg.error_429
+        if roll < cfg.drop:
+            rec.fault = "drop"
+            if self.rng.random() < 0.5:
+                # the request never reaches the service
+                await send({"type": "http.response.start", "status": 200,
+                            "headers": [(b"content-length", b"1000")]})
+                raise _Dropped()
+            # the service processes it, the answer is lost on the way back
+            async def lossy_send(message: dict) -> None:
+                if message["type"] == "http.response.start":
+                    rec.status = message["status"]
+                    await send({**message, "headers": [(k, v) for k, v in message.get("headers", [])
+                                                       if k.lower() != b"content-length"]
+                                + [(b"content-length", b"100000")]})
+                elif message["type"] == "http.response.body" and not message.get("more_body"):
+                    raise _Dropped()
+            await self.app(scope, receive, lossy_send)
+            raise _Dropped()
+
+        async def recording_send(message: dict) -> None:
+            if message["type"] == "http.response.start":
+                rec.status = message["status"]
+            await send(message)
+
+        await self.app(scope, receive, recording_send)
+
+
+def _fmt(seconds: float) -> str:
+    return str(int(seconds)) if float(seconds).is_integer() else f"{seconds:g}"
+
+
+async def _send_json(send: Callable, status: int, body: Any, rec: RecordedRequest,
+                     headers: Mapping[str, str] | None = None) -> None:
+    payload = json.dumps(body).encode()
+    hdrs = [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]
+    hdrs += [(k.encode(), v.encode()) for k, v in (headers or {}).items()]
+    rec.status = status
+    await send({"type": "http.response.start", "status": status, "headers": hdrs})
+    await send({"type": "http.response.body", "body": payload})
+
+
+def _load_emulator(service: str) -> type[Emulator] | None:
+    target = EMULATORS[service]
+    module_name, cls_name = target.split(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name == module_name:
+            return None
+        raise
+    return getattr(module, cls_name)
+
+
+def available_services() -> list[str]:
+    return [s for s in EMULATORS if _load_emulator(s) is not None]
+
+
+class Sandbox:
+    """Running emulators: ``urls``, ``credentials(service)``, ``emulator(service)``, ``stop()``."""
+
+    def __init__(self, *, latency_ms: float = 0, faults: Mapping[str, Any] | None = None, seed: int = 0,
+                 services: list[str] | None = None, host: str = "127.0.0.1", ports: Mapping[str, int] | None = None
+                 ) -> None:
+        self.seed = seed
+        self.host = host
+        names = services or available_services()
+        unknown = [s for s in names if s not in EMULATORS]
+        if unknown:
+            raise ToolkitError(f"no emulator for {', '.join(unknown)}; available: {', '.join(available_services())}",
+                               service="sandbox")
+        self.emulators: dict[str, Emulator] = {}
+        self.faults: dict[str, FaultConfig] = {}
+        self.urls: dict[str, str] = {}
+        self._middlewares: dict[str, FaultMiddleware] = {}
+        self._servers: list[Any] = []
+        self._sockets: list[socket.socket] = []
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        for i, name in enumerate(names):
+            cls = _load_emulator(name)
+            if cls is None:
+                raise ToolkitError(f"the {name} emulator is not part of this version", service="sandbox")
+            emulator = cls(seed=seed)
+            self.emulators[name] = emulator
+            self.faults[name] = FaultConfig.parse(_faults_for(faults, name), latency_ms)
+            # IPPROTO_TCP explicitly: asyncio only sets TCP_NODELAY on accepted sockets whose proto is
+            # IPPROTO_TCP; with proto 0 every response stalls 40 ms (Nagle + delayed ACK)
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((host, (ports or {}).get(name, 0)))
+            sock.listen(1024)
+            sock.setblocking(False)
+            self._sockets.append(sock)
+            port = sock.getsockname()[1]
+            emulator.base_url = f"http://{host}:{port}"
+            self.urls[name] = emulator.base_url
+        self._start()
+
+    # -- lifecycle ------------------------------------------------------------------------------------
+    def _start(self) -> None:
+        import uvicorn
+
+        install_log_redaction()
+        configs = []
+        for (name, emulator), sock in zip(self.emulators.items(), self._sockets):
+            mw = FaultMiddleware(emulator.build_app(), emulator, self.faults[name],
+                                 random.Random(f"{self.seed}-{name}-faults"))
+            self._middlewares[name] = mw
+            config = uvicorn.Config(mw, log_level="critical", access_log=False, lifespan="off", loop="asyncio",
+                                    http="h11", ws="none", timeout_keep_alive=60, backlog=1024)
+            server = uvicorn.Server(config)
+            self._servers.append(server)
+            configs.append((server, sock))
+        ready = threading.Event()
+        errors: list[BaseException] = []
+
+        async def serve_all() -> None:
+            self._loop = asyncio.get_running_loop()
+            tasks = [asyncio.create_task(server.serve(sockets=[sock])) for server, sock in configs]
+            while not all(s.started for s in self._servers):
+                if any(t.done() for t in tasks):
+                    break
+                await asyncio.sleep(0.005)
+            ready.set()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+        def main() -> None:
+            try:
+                asyncio.run(serve_all())
+            except BaseException as exc:  # noqa: BLE001
+                errors.append(exc)
+                ready.set()
+
+        self._thread = threading.Thread(target=main, name="toolkit-sandbox", daemon=True)
+        self._thread.start()
+        ready.wait(30)
+        if errors or not all(s.started for s in self._servers):
+            self.stop()
+            raise ToolkitError(f"the sandbox did not start ({errors[0] if errors else 'timeout'})", service="sandbox")
+        _running.append(self)
+        log.info("sandbox serving %s", ", ".join(f"{k} at {v}" for k, v in self.urls.items()))
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def stop(self) -> None:
+        for server in self._servers:
+            server.should_exit = True
+        if self._thread is not None:
+            self._thread.join(15)
+        for sock in self._sockets:
+            try:
+                sock.close()
+            except OSError:
+                pass
+        if self in _running:
+            _running.remove(self)
+
+    def __enter__(self) -> "Sandbox":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+    def __del__(self) -> None:  # pragma: no cover - best effort
+        try:
+            if self.running:
+                self.stop()
+        except Exception:  # noqa: BLE001
+            pass
+
+    # -- access -----------------------------------------------------------------------------------------
+    def emulator(self, service: str) -> Emulator:
+        try:
+            return self.emulators[service]
+        except KeyError:
+            raise ToolkitError(f"this sandbox does not serve {service!r}; it serves {', '.join(self.emulators)}",
+                               service="sandbox") from None
+
+    def credentials(self, service: str) -> dict[str, Any]:
+        """Keyword arguments for ``toolkit.<service>.connect()`` (secrets wrapped in ``Secret``)."""
+        from ..core.credentials import Secret, FIELDS
+
+        creds = dict(self.emulator(service).credentials())
+        secret_fields = {f.name for f in FIELDS.get(service, []) if f.secret}
+        return {k: Secret(v) if k in secret_fields and not isinstance(v, Secret) else v for k, v in creds.items()}
+
+    def secrets(self) -> list[str]:
+        return [s for e in self.emulators.values() for s in e.secrets()]
+
+    def personal_data(self) -> list[str]:
+        return [s for e in self.emulators.values() for s in e.personal_data()]
+
+    def set_faults(self, service: str | None = None, **spec: Any) -> None:
+        """Change fault injection at run time, e.g. ``sb.set_faults("uddata", **{"503": 0.1})``;
+        no spec turns faults off (latency is kept unless given)."""
+        for name in ([service] if service else list(self.emulators)):
+            old = self.faults[name]
+            new = FaultConfig.parse(spec, spec.pop("latency_ms", old.latency_ms) if "latency_ms" in spec
+                                    else old.latency_ms)
+            self.faults[name] = new
+            if name in self._middlewares:
+                self._middlewares[name].config = new
+
+    def set_latency(self, latency_ms: float, service: str | None = None) -> None:
+        for name in ([service] if service else list(self.emulators)):
+            self.faults[name] = replace(self.faults[name], latency_ms=float(latency_ms))
+            self._middlewares[name].config = self.faults[name]
+
+    def __repr__(self) -> str:
+        state = "running" if self.running else "stopped"
+        return f"<Sandbox {state} seed={self.seed} " + " ".join(f"{k}={v}" for k, v in self.urls.items()) + ">"
+
+
+def _faults_for(faults: Mapping[str, Any] | None, name: str) -> Mapping[str, Any]:
+    if not faults:
+        return {}
+    if name in faults and isinstance(faults[name], Mapping):
+        return faults[name]
+    if any(k in EMULATORS for k in faults):
+        return {}
+    return faults
+
+
+def start(latency_ms: float = 0, faults: Mapping[str, Any] | None = None, seed: int = 0,
+          services: list[str] | None = None, **kwargs: Any) -> Sandbox:
+    """Serve every emulator on 127.0.0.1 (free ports) in a background thread; see :class:`Sandbox`.
+
+    ``faults`` is ``{"503": rate, "429": rate, "drop": rate, "retry_after": s}`` for all services, or
+    ``{"uddata": {...}, "dokus": {...}}`` per service. Use as a context manager or call ``stop()``.
+    """
+    return Sandbox(latency_ms=latency_ms, faults=faults, seed=seed, services=services, **kwargs)
+
+
+_ = field
