@@ -1,0 +1,48 @@
+"""Shared fixtures: a session-wide sandbox on loopback, and a factory for sandboxes with faults."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Iterator
+
+import pytest
+
+import toolkit
+from toolkit.sandbox import Sandbox
+
+
+@pytest.fixture(scope="session")
+def sb() -> Iterator[Sandbox]:
+    """One sandbox (seed 0, no faults, no latency) for tests that only read or that restore state."""
+    with toolkit.sandbox.start(seed=0) as sandbox:
+        yield sandbox
+
+
+@pytest.fixture
+def make_sandbox() -> Iterator[Any]:
+    """Factory for a private sandbox (faults, latency, another seed); stopped after the test."""
+    made: list[Sandbox] = []
+
+    def factory(**kwargs: Any) -> Sandbox:
+        sandbox = toolkit.sandbox.start(**kwargs)
+        made.append(sandbox)
+        return sandbox
+
+    yield factory
+    for sandbox in made:
+        sandbox.stop()
+
+
+@pytest.fixture
+def debug_logs(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
+    """Capture every log record at DEBUG (toolkit, httpx, httpcore) for secret/CPR scans."""
+    caplog.set_level(logging.DEBUG)
+    for name in ("toolkit", "httpx", "httpcore"):
+        caplog.set_level(logging.DEBUG, logger=name)
+    return caplog
+
+
+def assert_clean(text: str, forbidden: list[str], where: str = "output") -> None:
+    """Fail if any forbidden value (a secret or a raw CPR) appears in ``text``."""
+    leaks = sorted({value for value in forbidden if value and value in text})
+    assert not leaks, f"{len(leaks)} secret/personal value(s) leaked into {where}"
