@@ -53,3 +53,10 @@ def test_log_records_are_redacted_for_toolkit_and_httpx(debug_logs: pytest.LogCa
     text = "\n".join(r.getMessage() for r in debug_logs.records)
     assert "log-secret-abcdef" not in text and "0101901234" not in text and "zzzzzz9" not in text
     assert text.count("010190-****") == 2
+
+
+def test_prose_about_tokens_keeps_its_words() -> None:
+    assert redact("Uddata+: access token: no such endpoint") == "Uddata+: access token: no such endpoint"
+    assert redact("password: hunter2-secret") == "password: ***"
+    assert "tok-123456" not in redact('{"token": "tok-123456"}')
+    assert "tok-123456" not in redact("token=tok-123456")

@@ -15,11 +15,12 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import pandas as pd
 
-from .redact import mask_cpr
+from .redact import mask_cpr, redact
 
 __all__ = ["ToolkitFrame", "ToolkitSeries", "frame", "series", "Schema", "to_decimal", "masked_view"]
 
-MASKS = {"cpr": mask_cpr}
+#: mask kinds: "cpr" masks a whole CPR value; "text" redacts CPRs/secrets inside free text (e.g. file names)
+MASKS = {"cpr": mask_cpr, "text": lambda v: redact(v) if isinstance(v, str) else v}
 _ATTR = "toolkit_masked"
 
 #: a schema is an ordered mapping column → dtype. Dtypes: "string", "Int64", "Float64", "boolean",

@@ -34,6 +34,9 @@ SECRET_KEYS = (
     "x-goog-signature", "servicekey", "serverkey",
 )
 _keys = "|".join(re.escape(k) for k in sorted(SECRET_KEYS, key=len, reverse=True))
+#: names masked after a bare colon in free text too
+_strict_keys = "|".join(re.escape(k) for k in ("access_token", "refresh_token", "client_secret", "password",
+                                               "passwd", "api_key", "apikey"))
 
 _PATTERNS: list[tuple[re.Pattern[str], str]] = [
     # Authorization: Bearer abc / "authorization": "Basic abc" / Authorization: Boknett TGT-…
@@ -41,8 +44,14 @@ _PATTERNS: list[tuple[re.Pattern[str], str]] = [
      lambda m: f"{m.group(1)}{(m.group(2) + ' ') if m.group(2) else ''}{MASK}"),
     # Bearer abc anywhere
     (re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9\-._~+/=]{8,}"), lambda m: f"{m.group(1)} {MASK}"),
-    # ?access_token=abc&…  or  client_secret=abc  or  "password": "abc"
-    (re.compile(rf"(?i)((?:[?&;\s,{{(\"']|^)(?:{_keys})[\"']?\s*[:=]\s*[\"']?)[^\s&#\"',;}})]+"),
+    # ?access_token=abc&…  or  client_secret=abc  or  "token": "abc"  (= or a quoted JSON key: any name)
+    (re.compile(rf"(?i)((?:[?&;\s,{{(]|^)(?:{_keys})\s*=\s*[\"']?)[^\s&#\"',;}})]+"),
+     lambda m: f"{m.group(1)}{MASK}"),
+    (re.compile(rf"(?i)([\"'](?:{_keys})[\"']\s*:\s*[\"']?)[^\s&#\"',;}})]+"),
+     lambda m: f"{m.group(1)}{MASK}"),
+    # password: abc  (a bare colon in prose only for names that are unmistakably secrets, so that
+    # "access token: not found" keeps its words)
+    (re.compile(rf"(?i)(\b(?:{_strict_keys})\s*:\s*)[^\s&#\"',;}})]+"),
      lambda m: f"{m.group(1)}{MASK}"),
     # Boknett ticket granting tickets
     (re.compile(r"TGT-[A-Za-z0-9\-._]+"), lambda m: f"TGT-{MASK}"),

@@ -13,7 +13,7 @@ import concurrent.futures
 import functools
 import inspect
 import threading
-from typing import Any, AsyncIterator, Awaitable, Callable, Iterator, TypeVar
+from typing import Any, AsyncIterator, Awaitable, Iterator, TypeVar
 
 from .redact import redact
 
@@ -161,9 +161,3 @@ def _wrap_value(value: Any) -> Any:
         return SyncWrapper(value)
     return value
 
-
-def wrap_result(value: Any) -> Any:
-    return _wrap_value(value)
-
-
-_ = Callable  # keep typing import used

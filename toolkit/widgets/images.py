@@ -54,6 +54,7 @@ _TILE_BACKGROUND = (236, 236, 236)
 _PLACEHOLDER_BACKGROUND = (250, 228, 214)
 _TEXT = (40, 40, 40)
 _PAD = 4
+NO_PHOTO = "no photo"
 
 
 # -- one tile ---------------------------------------------------------------------------------------------
@@ -101,7 +102,7 @@ def load_thumbnail(source: ImageSource, thumb: int = 160) -> Tile:
     caller passes in is left untouched (it is copied). Failures become a :class:`Tile` with a message.
     """
     if source is None:
-        return Tile(None, "no photo")
+        return Tile(None, NO_PHOTO)
     try:
         if isinstance(source, Image.Image):
             return Tile(_finish(source, thumb))
@@ -239,8 +240,9 @@ def _layout(count: int, columns: int, thumb: int, label_height: int) -> tuple[in
 
 
 def _placeholder(draw: ImageDraw.ImageDraw, box: tuple[int, int, int, int], message: str, font: Any) -> None:
+    """A tile without a picture: grey for "no photo", light red for an image that could not be read."""
     x0, y0, x1, y1 = box
-    draw.rectangle(box, fill=_PLACEHOLDER_BACKGROUND)
+    draw.rectangle(box, fill=_TILE_BACKGROUND if message == NO_PHOTO else _PLACEHOLDER_BACKGROUND)
     words, lines, line = message.split(), [], ""
     for word in words:
         trial = f"{line} {word}".strip()
@@ -353,7 +355,7 @@ class SheetPages:
         labels = self.labels[start:stop]
         img = _compose(tiles, labels, self.columns, self.thumb)
         failed = [(label or f"#{start + i + 1}", tile.message) for i, (tile, label) in enumerate(zip(tiles, labels))
-                  if tile.image is None and tile.message != "no photo"]
+                  if tile.image is None and tile.message != NO_PHOTO]
         return ContactSheet._wrap(img, max_bytes=self.max_bytes, page=page, pages=len(self),
                                   count=len(sources), failed=failed)
 
@@ -400,11 +402,11 @@ class ImageGrid(w.VBox):
         self.image = w.Image(format="jpeg", layout=w.Layout(max_width="100%", height="auto"))
         self.prev_button = w.Button(description="◀ Prev", tooltip="previous page", layout=w.Layout(width="90px"))
         self.next_button = w.Button(description="Next ▶", tooltip="next page", layout=w.Layout(width="90px"))
-        self.status = w.HTML()
+        self.status = w.HTML(layout=w.Layout(margin="0 0 0 8px"))
         self.prev_button.on_click(lambda _: self.show(self.page - 1))
         self.next_button.on_click(lambda _: self.show(self.page + 1))
         bar = w.HBox([self.prev_button, self.next_button, self.status],
-                     layout=w.Layout(align_items="center", gap="8px"))
+                     layout=w.Layout(align_items="center"))
         super().__init__([bar, self.image])
         self.show(0)
 

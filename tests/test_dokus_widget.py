@@ -1,0 +1,80 @@
+"""The product editor widget, in-process against the sandbox: set values, click, check plan and server."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+import toolkit
+from toolkit.sandbox import Sandbox
+
+from .conftest import assert_clean
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def dks(make_sandbox: Any) -> Sandbox:
+    return make_sandbox(services=["dokus"], seed=7)
+
+
+def test_edit_preview_and_apply(dks: Sandbox) -> None:
+    emulator = dks.emulator("dokus")
+    dk = toolkit.dokus.connect(**dks.credentials("dokus"))
+    editor = toolkit.widgets.product_editor(dk.products)
+    assert len(editor.selector.options) == len(emulator.store["products"])
+    a, b = (int(i) for i in list(emulator.store["products"])[:2])
+    editor.selector.value = (a, b)
+    assert set(editor.delete_boxes) == {a, b}
+    old_price = Decimal(emulator.record("products", a)["price"])
+    editor.fields[(a, "price")].value = str(old_price + Decimal("10.005"))
+    editor.delete_boxes[b].value = True
+    editor.new_fields["name"].value = "Widgetkaffe"
+    editor.new_fields["price"].value = "45,50"
+    editor.new_fields["product_number"].value = "W-1"
+    editor.add_new.value = True
+    assert editor.apply_button.disabled
+    editor.preview_button.click()
+    plan = editor.plan
+    assert plan is not None and not editor.apply_button.disabled
+    assert sorted(plan["action"].unique()) == ["create", "delete", "update"]
+    upd = plan[plan["action"] == "update"].iloc[0]
+    assert upd["id"] == a and upd["new"] == (old_price + Decimal("10.005")).quantize(Decimal("0.01"),
+                                                                                    rounding="ROUND_HALF_UP")
+    assert "rounded half up" in editor.plan_view.value
+    assert not [r for r in emulator.requests if r.method == "POST"]
+    editor.apply_button.click()
+    results = editor.results
+    assert sorted(results["outcome"]) == ["created", "deleted", "updated"]
+    assert "updated" in editor.results_view.value
+    assert emulator.record("products", a)["price"] == format(upd["new"], "f")
+    assert emulator.record("products", b) is None
+    made = [r for r in emulator.records("products") if r["product_number"] == "W-1"]
+    assert len(made) == 1 and made[0]["price"] == "45.50"
+    assert editor.apply_button.disabled and editor.plan is None
+    assert b not in [v for _, v in editor.selector.options]
+    assert_clean(editor.widget.children[0].value + editor.results_view.value + editor.message.value,
+                 dks.secrets(), "widget")
+
+
+def test_editing_after_preview_disables_apply_and_errors_are_shown(dks: Sandbox) -> None:
+    dk = toolkit.dokus.connect(**dks.credentials("dokus"))
+    editor = toolkit.widgets.ProductEditor(dk.products.aio if hasattr(dk.products, "aio") else dk.products)
+    pid = editor.selector.options[0][1]
+    editor.selector.value = (pid,)
+    editor.fields[(pid, "comment")].value = "Ny"
+    editor.preview_button.click()
+    assert not editor.apply_button.disabled
+    editor.fields[(pid, "comment")].value = "Nyere"
+    assert editor.apply_button.disabled and editor.plan is None and "again" in editor.message.value
+    editor.fields[(pid, "price")].value = "gratis"
+    editor.preview_button.click()
+    assert editor.plan is not None and "invalid" in editor.plan_view.value
+    editor.apply_button.click()
+    assert editor.results["outcome"].tolist() == ["invalid"]
+    assert dks.emulator("dokus").record("products", pid)["comment"] != "Nyere"
+    editor.filter_text.value = "kaffe"
+    editor.reload_button.click()
+    assert 0 < len(editor.selector.options) < len(dks.emulator("dokus").store["products"])

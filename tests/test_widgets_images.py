@@ -1,0 +1,228 @@
+"""Contact sheets and the paged image grid: inputs, orientation, draft decoding, labels, budget, paging."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import ipywidgets as w
+import pytest
+from PIL import Image, ImageChops, ImageStat
+
+import toolkit
+from toolkit.core.errors import ValidationError
+from toolkit.widgets import images as mod
+from toolkit.widgets.images import ContactSheet, contact_sheet, contact_sheets, image_grid, load_thumbnail
+
+RED, GREEN, BLUE = (220, 20, 20), (20, 200, 20), (20, 20, 220)
+THUMB = 64
+
+
+def solid(colour: tuple[int, int, int], size: tuple[int, int] = (120, 90)) -> Image.Image:
+    return Image.new("RGB", size, colour)
+
+
+def jpeg_bytes(img: Image.Image, **kw: object) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, "JPEG", quality=92, **kw)
+    return buf.getvalue()
+
+
+def tile_centre(sheet: Image.Image, index: int, columns: int, thumb: int = THUMB, labelled: bool = True) -> tuple:
+    cell_w = thumb + 2 * mod._PAD
+    cell_h = thumb + (16 if labelled else 0) + 2 * mod._PAD
+    x = (index % columns) * cell_w + mod._PAD + thumb // 2
+    y = (index // columns) * cell_h + mod._PAD + thumb // 2
+    return sheet.getpixel((x, y))
+
+
+def tile_corner(sheet: Image.Image, index: int, columns: int, thumb: int = THUMB) -> tuple:
+    """A pixel just inside the tile's top-left corner (placeholder background, away from its text)."""
+    cell_w, cell_h = thumb + 2 * mod._PAD, thumb + 16 + 2 * mod._PAD
+    return sheet.getpixel(((index % columns) * cell_w + mod._PAD + 2, (index // columns) * cell_h + mod._PAD + 2))
+
+
+def close(a: tuple, b: tuple, tol: int = 30) -> bool:
+    return all(abs(int(x) - int(y)) <= tol for x, y in zip(a, b))
+
+
+def all_widgets(root: w.Widget) -> list[w.Widget]:
+    found, stack = [], [root]
+    while stack:
+        widget = stack.pop()
+        found.append(widget)
+        stack.extend(getattr(widget, "children", ()))
+    return found
+
+
+def test_accepts_pil_images_paths_bytes_and_none(tmp_path: Path) -> None:
+    path = tmp_path / "red.jpg"
+    solid(RED).save(path, quality=92)
+    sources = [path, str(path), jpeg_bytes(solid(GREEN)), solid(BLUE), None]
+    sheet = toolkit.contact_sheet(sources, columns=5, thumb=THUMB)
+    assert isinstance(sheet, Image.Image) and sheet.mode == "RGB"
+    assert sheet.count == 5 and sheet.pages == 1
+    got = [tile_centre(sheet, i, 5) for i in range(5)]
+    assert close(got[0], RED) and close(got[1], RED) and close(got[2], GREEN) and close(got[3], BLUE)
+    assert tile_corner(sheet, 4, 5) == mod._TILE_BACKGROUND  # person without photo: a grey "no photo" tile
+    assert sheet.failed == []  # no photo is not a failure
+
+
+def test_exif_orientation_is_applied(tmp_path: Path) -> None:
+    # stored landscape: left half red, right half blue; orientation 6 = rotate 90° clockwise to display
+    img = Image.new("RGB", (200, 100), RED)
+    img.paste(BLUE, (100, 0, 200, 100))
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    path = tmp_path / "rotated.jpg"
+    img.save(path, quality=95, exif=exif.tobytes())
+    tile = load_thumbnail(path, thumb=100).image
+    assert tile is not None
+    assert tile.size == (50, 100)  # portrait after rotation
+    assert close(tile.getpixel((25, 10)), RED) and close(tile.getpixel((25, 90)), BLUE)
+
+
+def test_caller_image_is_not_changed_and_orientation_applies_to_pil_images() -> None:
+    img = Image.new("RGB", (200, 100), RED)
+    exif = img.getexif()
+    exif[0x0112] = 8  # rotate 90° counter-clockwise to display
+    img.info["exif"] = exif.tobytes()
+    tile = load_thumbnail(img, thumb=100).image
+    assert tile is not None and tile.size == (50, 100)
+    assert img.size == (200, 100)
+
+
+def test_jpeg_is_decoded_at_reduced_size_and_looks_the_same(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    big = Image.linear_gradient("L").resize((1600, 1200)).convert("RGB")
+    big.paste(RED, (0, 0, 800, 600))
+    path = tmp_path / "big.jpg"
+    big.save(path, quality=90)
+    seen: list[tuple[int, int]] = []
+    real_finish = mod._finish
+
+    def spy(img: Image.Image, thumb: int) -> Image.Image:
+        seen.append(img.size)
+        return real_finish(img, thumb)
+
+    monkeypatch.setattr(mod, "_finish", spy)
+    tile = load_thumbnail(path, thumb=160).image
+    assert tile is not None and tile.size == (160, 120)
+    # the decoder was asked for a reduced size: at most 1/2 of 1600 wide, still >= 2x the thumbnail
+    assert seen and 320 <= seen[0][0] <= 800, seen
+    # and the result matches a thumbnail made from the fully decoded image
+    full = Image.open(path).convert("RGB")
+    full.thumbnail((160, 160))
+    diff = ImageStat.Stat(ImageChops.difference(tile, full)).mean
+    assert max(diff) < 6, diff
+
+
+def test_labels_are_masked_before_drawing(monkeypatch: pytest.MonkeyPatch) -> None:
+    drawn: list[str] = []
+    real = mod._draw_label
+
+    def spy(draw, xy, text, font, width):  # type: ignore[no-untyped-def]
+        drawn.append(text)
+        real(draw, xy, text, font, width)
+
+    monkeypatch.setattr(mod, "_draw_label", spy)
+    contact_sheet([solid(RED), solid(GREEN), None], labels=["0101901234", "Jens 010190-1234", "3112991234"],
+                  thumb=THUMB)
+    joined = " | ".join(drawn)
+    assert "010190-****" in joined and "311299-****" in joined and "Jens" in joined
+    assert "1234" not in joined
+
+
+def test_default_labels_are_file_names(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    drawn: list[str] = []
+    monkeypatch.setattr(mod, "_draw_label", lambda draw, xy, text, font, width: drawn.append(text))
+    path = tmp_path / "portrait.jpg"
+    solid(RED).save(path)
+    contact_sheet([path, solid(GREEN)], thumb=THUMB)
+    assert drawn == ["portrait.jpg", "#2"]
+
+
+def test_one_label_per_image_is_required() -> None:
+    with pytest.raises(ValidationError, match="2 images but 1 labels"):
+        contact_sheet([solid(RED), solid(GREEN)], labels=["a"])
+
+
+def test_broken_images_become_placeholders_and_the_rest_is_there(tmp_path: Path) -> None:
+    good = tmp_path / "good.jpg"
+    solid(GREEN).save(good)
+    truncated = tmp_path / "truncated.jpg"
+    truncated.write_bytes(jpeg_bytes(solid(RED, (400, 300)))[:300])
+    sources = [good, b"this is not an image", tmp_path / "missing.jpg", truncated, solid(BLUE)]
+    sheet = contact_sheet(sources, labels=["a", "b", "c", "d", "e"], columns=5, thumb=THUMB)
+    assert close(tile_centre(sheet, 0, 5), GREEN) and close(tile_centre(sheet, 4, 5), BLUE)
+    for i in (1, 2, 3):
+        assert tile_corner(sheet, i, 5) == mod._PLACEHOLDER_BACKGROUND
+    assert dict(sheet.failed) == {"b": "not an image", "c": "file not found", "d": "could not decode"}
+
+
+def test_a_url_is_never_fetched_nor_shown() -> None:
+    url = "https://cdn.example.org/p.jpg?token=sekret-abc-123"
+    grid = image_grid([url, solid(RED)])
+    assert grid.pages[0].failed == [("#1", "a URL: download it first")]
+    state = json.dumps([x.get_state() for x in all_widgets(grid) if not isinstance(x, w.Image)], default=str)
+    assert "sekret-abc-123" not in state and "http" not in state
+
+
+def test_every_page_fits_the_byte_budget_with_noisy_images() -> None:
+    noisy = [Image.effect_noise((200, 200), 120).convert("RGB") for _ in range(6)]
+    noisy = [Image.merge("RGB", (n.getchannel(0), n.getchannel(0).rotate(90), n.getchannel(0).rotate(180)))
+             for n in noisy] * 6
+    pages = contact_sheets(noisy, per_page=36, thumb=160, max_bytes=300_000)
+    sheet = pages[0]
+    plain = io.BytesIO()
+    sheet.save(plain, "JPEG", quality=85)
+    assert len(plain.getvalue()) > 300_000  # without the budget this page would be too big
+    assert len(pages.jpeg(0)) <= 300_000
+    assert Image.open(io.BytesIO(pages.jpeg(0))).format == "JPEG"
+    # a budget so small that only shrinking the page can meet it
+    tight = contact_sheets(noisy, per_page=36, thumb=160, max_bytes=40_000)
+    data = tight.jpeg(0)
+    assert len(data) <= 40_000
+    assert Image.open(io.BytesIO(data)).width < sheet.width
+
+
+def test_sheet_shows_in_a_notebook_as_the_budgeted_jpeg_only() -> None:
+    from IPython.core.formatters import DisplayFormatter
+
+    sheet = contact_sheet([solid(RED), solid(BLUE)], thumb=THUMB, max_bytes=50_000)
+    assert isinstance(sheet, ContactSheet)
+    data, _ = DisplayFormatter().format(sheet)
+    assert "image/png" not in data
+    assert data["image/jpeg"] and len(sheet.jpeg) <= 50_000
+
+
+def test_paging_updates_the_one_image_widget() -> None:
+    colours = [solid((i * 3 % 256, 100, 200 - i * 2 % 200)) for i in range(80)]
+    grid = image_grid(colours, per_page=36, columns=6, thumb=THUMB)
+    images = [x for x in all_widgets(grid) if isinstance(x, w.Image)]
+    assert len(images) == 1 and images[0] is grid.image
+    assert len(grid.pages) == 3
+    assert grid.prev_button.disabled and not grid.next_button.disabled
+    first = grid.image.value
+    assert "Page 1 of 3" in grid.status.value and "1–36 of 80" in grid.status.value
+    count = len(w.widgets.widget._instances) if hasattr(w.widgets.widget, "_instances") else None
+    grid.next_button.click()
+    assert grid.page == 1 and grid.image.value != first
+    grid.next()
+    assert grid.page == 2 and "73–80 of 80" in grid.status.value
+    assert grid.next_button.disabled
+    grid.next()  # past the end: stays on the last page
+    assert grid.page == 2
+    grid.prev()
+    assert grid.page == 1
+    assert [x for x in all_widgets(grid) if isinstance(x, w.Image)] == [grid.image]
+    if count is not None:
+        assert len(w.widgets.widget._instances) == count  # paging made no new widgets
+    assert len(grid.image.value) <= 300_000
+
+
+def test_labels_are_escaped_in_the_grid_html() -> None:
+    grid = image_grid([b"broken", solid(RED)], labels=["<script>alert(1)</script> 0101901234", "ok"])
+    status = grid.status.value
+    assert "<script>" not in status
+    assert "&lt;script&gt;" in status and "010190-****" in status and "0101901234" not in status

@@ -1,0 +1,330 @@
+"""The one resource class of the Dokus client, and the table of resources it serves.
+
+``dk.products``, ``dk.customers``, ``dk.customer_groups``, ``dk.invoices`` (drafts), ``dk.sent_invoices``
+(read-only), ``dk.recurring_invoices`` and ``dk.vat_classes`` are all a :class:`Resource`; what differs
+(path, envelope keys, columns, relations, editable fields) is one row of :data:`RESOURCES`.
+
+    df = dk.products.list(product_number="BOK-")      # DataFrame indexed by id (filters: substring match)
+    dk.products.get(3)                                  # one product as a Series
+    dk.products.create(name="Kaffe", price="49.90", product_number="KAF-9", default_vat_class=2)
+    dk.products.update(3, price=Decimal("209.48"))      # partial: only these fields are sent
+    dk.products.delete(3)
+    plan = dk.products.diff(df, edited)                 # nothing sent
+    dk.products.apply(plan)                             # one result row per product
+
+Relations come back flattened: ``default_vat_class`` → ``default_vat_class_id`` and
+``default_vat_class_name``; ``creation_by`` → ``creation_by_id`` / ``creation_by_name``. On input a
+relation is an id (``default_vat_class=2`` or ``default_vat_class_id=2``) or the full object.
+Money columns hold :class:`decimal.Decimal` values and are sent back as strings with two decimals.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any, Mapping
+
+import pandas as pd
+
+from ..core.errors import ValidationError
+from ..core.frames import ToolkitFrame, ToolkitSeries, frame
+from ..core.redact import get_logger
+from ..core.sync import sync_wrappable
+from . import edits
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .client import AsyncClient
+
+__all__ = ["ResourceSpec", "RESOURCES", "Resource", "flatten"]
+
+log = get_logger("toolkit.dokus")
+
+_USER = {"id": "{f}_id", "first_name": "{f}_name"}
+_REF = {"id": "{f}_id", "name": "{f}_name"}
+
+
+def _rel(fieldname: str, template: Mapping[str, str]) -> dict[str, str]:
+    return {sub: col.format(f=fieldname) for sub, col in template.items()}
+
+
+_STAMPS = {"creation_time": "datetime", "modification_time": "datetime", "creation_by_id": "Int64",
+           "creation_by_name": "string", "modification_by_id": "Int64", "modification_by_name": "string"}
+_STAMP_RELATIONS = {"creation_by": _rel("creation_by", _USER), "modification_by": _rel("modification_by", _USER)}
+
+
+@dataclass(frozen=True)
+class ResourceSpec:
+    """One row of the resource table: where a resource lives and what its columns are."""
+
+    name: str                                   #: attribute of the client, e.g. "products"
+    label: str                                  #: one item in messages, e.g. "product"
+    path: str                                   #: base path, e.g. "/products/"
+    list_key: str                               #: envelope key of a list, e.g. "products"
+    item_key: str                               #: envelope key of one item, e.g. "product"
+    schema: Mapping[str, str]                   #: flattened column → dtype ("id" first)
+    relations: Mapping[str, Mapping[str, str]] = field(default_factory=dict)       #: field → {key: column}
+    list_relations: Mapping[str, Mapping[str, str]] = field(default_factory=dict)  #: e.g. group members
+    editable: tuple[str, ...] = ()              #: columns an analyst may change
+    money: tuple[str, ...] = ()                 #: Decimal columns sent with two decimals
+    required: tuple[str, ...] = ()              #: columns a new item must have
+    natural_key: str | None = None              #: column that identifies an item besides its id
+    read_only: bool = False                     #: the service refuses every change
+    read_only_reason: str = ""
+    strict: bool = False                        #: refuse fields the table does not know (documented resources)
+
+    def wire_field(self, column: str) -> str:
+        """The JSON field a column is sent as (``default_vat_class_id`` → ``default_vat_class``)."""
+        for fieldname, cols in {**self.relations, **self.list_relations}.items():
+            if cols.get("id") == column:
+                return fieldname
+        return column
+
+    def column_for(self, name: str) -> str:
+        """The column of a field name given by the analyst (``default_vat_class`` → ``…_id``)."""
+        rel = self.relations.get(name) or self.list_relations.get(name)
+        return rel["id"] if rel else name
+
+    def is_editable(self, column: str) -> bool:
+        if column in self.editable:
+            return True
+        return not self.strict and column not in self.schema and column != "id"
+
+
+_INVOICE_SCHEMA = {
+    "id": "Int64", "recipient_id": "Int64", "recipient_type": "string", "recipient_name": "string",
+    "recipient_email": "string", "recipient_address1": "string", "recipient_contact": "string",
+    "recipient_zip_code": "string", "recipient_zip_place": "string", "recipient_country_id": "Int64",
+    "description": "string", "sender_ref": "string", "recipient_ref": "string", "send_date": "date",
+    "due_days": "Int64", "items": "object",
+}
+_INVOICE_RELATIONS = {"recipient": {"id": "recipient_id"},
+                      "recipient_country": _rel("recipient_country", _REF), **_STAMP_RELATIONS}
+_INVOICE_EDITABLE = ("recipient_id", "recipient_type", "recipient_name", "recipient_email", "recipient_address1",
+                     "recipient_contact", "recipient_zip_code", "recipient_zip_place", "recipient_country_id",
+                     "description", "sender_ref", "recipient_ref", "send_date", "due_days", "items")
+
+_DRAFTS = ResourceSpec(
+    name="invoices", label="draft invoice", path="/invoices/", list_key="invoices", item_key="invoice",
+    schema={**_INVOICE_SCHEMA, "recipient_country_name": "string", **_STAMPS},
+    relations=_INVOICE_RELATIONS, editable=_INVOICE_EDITABLE, required=("recipient_name",),
+)
+
+#: the resource table: paths, envelope keys and columns of every resource (api-contracts §5.4)
+RESOURCES: dict[str, ResourceSpec] = {
+    "products": ResourceSpec(
+        name="products", label="product", path="/products/", list_key="products", item_key="product",
+        schema={"id": "Int64", "name": "string", "comment": "string", "price": "decimal",
+                "product_number": "string", "default_vat_class_id": "Int64", "default_vat_class_name": "string",
+                **_STAMPS},
+        relations={"default_vat_class": _rel("default_vat_class", _REF), **_STAMP_RELATIONS},
+        editable=("name", "comment", "price", "product_number", "default_vat_class_id"),
+        money=("price",), required=("name", "price"), natural_key="product_number", strict=True,
+    ),
+    "customers": ResourceSpec(
+        name="customers", label="customer", path="/customers/", list_key="customers", item_key="customer",
+        schema={"id": "Int64", "name": "string", "email": "string", "org_number": "string", "address1": "string",
+                "zip_code": "string", "zip_place": "string", "country_id": "Int64", "country_name": "string",
+                **_STAMPS},
+        relations={"country": _rel("country", _REF), **_STAMP_RELATIONS},
+        editable=("name", "email", "org_number", "address1", "zip_code", "zip_place", "country_id"),
+        required=("name",), natural_key="org_number",
+    ),
+    "customer_groups": ResourceSpec(
+        name="customer_groups", label="customer group", path="/customers/groups/", list_key="groups",
+        item_key="group",
+        schema={"id": "Int64", "name": "string", "members_id": "object", "members_name": "object", **_STAMPS},
+        relations=_STAMP_RELATIONS, list_relations={"members": _rel("members", _REF)},
+        editable=("name", "members_id"), required=("name",),
+    ),
+    "invoices": _DRAFTS,
+    "recurring_invoices": replace(_DRAFTS, name="recurring_invoices", label="recurring invoice",
+                                  path="/invoices/recurring/", list_key="recurring_invoices", item_key="invoice"),
+    "sent_invoices": replace(
+        _DRAFTS, name="sent_invoices", label="sent invoice", path="/invoices/sent/", list_key="sent_invoices",
+        item_key="sent_invoice", editable=(), required=(),
+        schema={**_INVOICE_SCHEMA, "invoice_number": "Int64", "sent_date": "date",
+                "recipient_country_name": "string", **_STAMPS},
+        read_only=True,
+        read_only_reason="Sent invoices cannot be changed or deleted in Dokus; to correct one, make a credit note "
+                         "in Dokus."),
+    "vat_classes": ResourceSpec(
+        name="vat_classes", label="VAT class", path="/vat_classes/", list_key="vat_classes", item_key="vat_class",
+        schema={"id": "Int64", "name": "string"}, read_only=True,
+        read_only_reason="VAT classes are fixed by Dokus: read them, and use their ids in products and invoices."),
+}
+
+
+def flatten(spec: ResourceSpec, record: Mapping[str, Any]) -> dict[str, Any]:
+    """One JSON object → one flat row: relations become ``<field>_id`` / ``<field>_name`` columns."""
+    out: dict[str, Any] = {}
+    for key, value in record.items():
+        if key in spec.relations:
+            cols = spec.relations[key]
+            if isinstance(value, Mapping):
+                for sub, col in cols.items():
+                    out[col] = value.get(sub)
+            else:  # the service gave only the id
+                out[cols["id"]] = value
+        elif key in spec.list_relations:
+            cols = spec.list_relations[key]
+            members = list(value or [])
+            for sub, col in cols.items():
+                out[col] = [m.get(sub) if isinstance(m, Mapping) else (m if sub == "id" else None) for m in members]
+        elif isinstance(value, Mapping) and "id" in value and f"{key}_id" not in record:
+            out[f"{key}_id"] = value.get("id")
+            out[f"{key}_name"] = value.get("name", value.get("first_name"))
+        else:
+            out[key] = value
+    return out
+
+
+@sync_wrappable
+class Resource:
+    """One Dokus resource (products, customers, …): list, get, create, update, delete, diff, apply."""
+
+    def __init__(self, client: "AsyncClient", spec: ResourceSpec) -> None:
+        self._client = client
+        self.spec = spec
+
+    # -- frames -----------------------------------------------------------------------------------------
+    def to_frame(self, records: list[Mapping[str, Any]]) -> ToolkitFrame:
+        """JSON objects of this resource → a DataFrame indexed by id with the declared columns."""
+        rows = [flatten(self.spec, r) for r in records]
+        return frame(rows, self.spec.schema, index="id", extra="keep")
+
+    def _series(self, record: Mapping[str, Any]) -> ToolkitSeries:
+        return self.to_frame([record]).iloc[0]
+
+    @property
+    def columns(self) -> list[str]:
+        """The declared columns of :meth:`list` (the index ``id`` excluded)."""
+        return [c for c in self.spec.schema if c != "id"]
+
+    # -- raw calls (JSON in, JSON out) ------------------------------------------------------------------
+    def _refuse_if_read_only(self, doing: str) -> None:
+        if self.spec.read_only:
+            raise ValidationError(f"cannot {doing}: {self.spec.name.replace('_', ' ')} are read-only",
+                                  service="dokus", hint=self.spec.read_only_reason or None)
+
+    def _item_path(self, id: Any, suffix: str = "") -> str:
+        return f"{self.spec.path}{_id(id, self.spec)}/{suffix}"
+
+    def _unwrap(self, body: Any, key: str, what: str) -> Any:
+        if isinstance(body, Mapping) and key in body:
+            return body[key]
+        if key == self.spec.item_key and isinstance(body, Mapping) and "id" in body:
+            return body
+        if key == self.spec.list_key and isinstance(body, list):
+            return body
+        from ..core.errors import APIError
+
+        raise APIError(f"could not {what}: the answer has no {key!r} field", service="dokus",
+                       hint="The service answered in an unexpected shape: check the base URL.")
+
+    async def _list_raw(self, filters: Mapping[str, Any] | None = None, *, find: bool = False) -> list[dict]:
+        params = _filter_params(self.spec, filters or {})
+        path = self.spec.path + ("find/" if find else "")
+        what = f"list {self.spec.name.replace('_', ' ')}"
+        body = await self._client.request("GET", path, params=params or None, what=what)
+        return list(self._unwrap(body, self.spec.list_key, what) or [])
+
+    async def _get_raw(self, id: Any) -> dict:
+        what = f"read {self.spec.label} {id}"
+        body = await self._client.request("GET", self._item_path(id), what=what)
+        return dict(self._unwrap(body, self.spec.item_key, what))
+
+    async def _create_raw(self, body: Mapping[str, Any]) -> dict:
+        what = f"create the {self.spec.label}"
+        answer = await self._client.request("POST", self.spec.path + "create/", json=dict(body), what=what,
+                                            idempotent=False)
+        return dict(self._unwrap(answer, self.spec.item_key, what))
+
+    async def _update_raw(self, id: Any, body: Mapping[str, Any]) -> dict:
+        what = f"update {self.spec.label} {id}"
+        # sending the same fields twice gives the same result, so a lost answer may be retried
+        answer = await self._client.request("POST", self._item_path(id), json=dict(body), what=what,
+                                            idempotent=True)
+        return dict(self._unwrap(answer, self.spec.item_key, what))
+
+    async def _delete_raw(self, id: Any) -> None:
+        await self._client.request("POST", self._item_path(id, "delete/"), what=f"delete {self.spec.label} {id}",
+                                   idempotent=False)
+
+    async def _find_by(self, column: str, value: Any) -> list[dict]:
+        """Items whose ``column`` equals ``value`` exactly (the service's filter is a substring match)."""
+        wanted = edits.text_key(value)
+        records = await self._list_raw({column: value})
+        return [r for r in records if edits.text_key(flatten(self.spec, r).get(column)) == wanted]
+
+    # -- public API -------------------------------------------------------------------------------------
+    async def list(self, **filters: Any) -> ToolkitFrame:
+        """All items as a DataFrame indexed by id; ``filters`` are substring matches done by Dokus,
+        e.g. ``list(name="kaffe")`` or ``list(product_number="BOK-")``."""
+        return self.to_frame(await self._list_raw(filters))
+
+    async def find(self, **criteria: Any) -> ToolkitFrame:
+        """Like :meth:`list`, through the ``find/`` URL some Dokus clients use."""
+        return self.to_frame(await self._list_raw(criteria, find=True))
+
+    async def get(self, id: Any) -> ToolkitSeries:
+        """One item as a Series (its name is the id); :class:`toolkit.NotFound` when it does not exist."""
+        return self._series(await self._get_raw(id))
+
+    async def create(self, **fields: Any) -> ToolkitSeries:
+        """Create one item; returns it as Dokus stored it. Values are checked before sending."""
+        self._refuse_if_read_only(f"create a {self.spec.label}")
+        body = edits.fields_to_body(self.spec, fields, creating=True)
+        return self._series(await self._create_raw(body))
+
+    async def update(self, id: Any, **fields: Any) -> ToolkitSeries:
+        """Change only the given fields of one item (partial update); returns the updated item."""
+        self._refuse_if_read_only(f"update {self.spec.label} {id}")
+        body = edits.fields_to_body(self.spec, fields, creating=False)
+        if not body:
+            raise ValidationError(f"nothing to update for {self.spec.label} {id}: give at least one field",
+                                  service="dokus")
+        return self._series(await self._update_raw(id, body))
+
+    async def delete(self, id: Any) -> None:
+        """Delete one item (Dokus answers 204); :class:`toolkit.NotFound` when it does not exist."""
+        self._refuse_if_read_only(f"delete {self.spec.label} {id}")
+        await self._delete_raw(id)
+
+    def diff(self, original: pd.DataFrame, edited: pd.DataFrame, *, allow_delete: bool = False) -> ToolkitFrame:
+        """The plan of changes from ``original`` (as read) to ``edited``: nothing is sent.
+
+        See :func:`toolkit.dokus.edits.diff`."""
+        self._refuse_if_read_only(f"plan changes to {self.spec.name.replace('_', ' ')}")
+        return edits.diff(self.spec, original, edited, allow_delete=allow_delete)
+
+    async def apply(self, plan: pd.DataFrame, *, dry_run: bool = False, concurrency: int = 4,
+                    progress: bool = True) -> ToolkitFrame:
+        """Send a plan made by :meth:`diff`; one result row per item. See :func:`toolkit.dokus.edits.apply`."""
+        self._refuse_if_read_only(f"apply changes to {self.spec.name.replace('_', ' ')}")
+        return await edits.apply(self, plan, dry_run=dry_run, concurrency=concurrency, progress=progress)
+
+    def __repr__(self) -> str:
+        return f"<Dokus {self.spec.name} at {self.spec.path}{' (read-only)' if self.spec.read_only else ''}>"
+
+
+def _id(value: Any, spec: ResourceSpec) -> int:
+    try:
+        if isinstance(value, bool):
+            raise ValueError
+        if isinstance(value, float) and not value.is_integer():
+            raise ValueError
+        return int(value)
+    except (TypeError, ValueError):
+        raise ValidationError(f"{value!r} is not a {spec.label} id: ids are whole numbers", service="dokus",
+                              hint=f"Use the index of dk.{spec.name}.list().") from None
+
+
+def _filter_params(spec: ResourceSpec, filters: Mapping[str, Any]) -> dict[str, str]:
+    params: dict[str, str] = {}
+    known = set(spec.schema) | set(spec.relations) | set(spec.list_relations)
+    for name, value in filters.items():
+        if value is None:
+            continue
+        if name not in known:
+            log.debug("Dokus: filter %r is not a known field of %s; sent as given", name, spec.name)
+        params[spec.wire_field(name)] = edits.filter_text(value)
+    return params

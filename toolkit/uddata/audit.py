@@ -1,0 +1,205 @@
+"""Audit: which CPR numbers lack a photo in Uddata+.
+
+``await audit(client, cprs, concurrency=16)`` (or ``ud.audit(cprs)``) accepts a list, a pandas Series,
+a DataFrame (its ``cpr``/``cpr_nr`` column, else its first column) or a path to a CSV/Excel/text file
+(CPR numbers read as text, leading zeros kept). Every input becomes one row, in input order:
+
+=============  ==========================================================================================
+``cpr``        the normalised 10-digit number (the input as given when it is not a CPR number)
+``valid``      whether it is a CPR number (modulus 11 is not required); invalid ones are not sent
+``has_image``  True/False from the service (a 404 is a result: no photo); empty when not checked
+``http_status``  the service's answer (200, 404 …)
+``width``, ``height``, ``bytes``  of the stored photo (width/height from the JPEG header only)
+``error``      why a row has no answer (invalid number, service error), or a note for duplicates
+=============  ==========================================================================================
+
+A CPR given twice is checked once; the later rows copy the result and say ``duplicate of input row N``.
+The one-line summary (checked / with photo / missing / invalid / errors / duplicates) is printed and kept
+in ``df.attrs["summary"]``. CPR numbers are masked on display, in the progress bar and in the summary.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterable
+
+import pandas as pd
+
+from ..core.bulk import run_bulk
+from ..core.errors import APIError, ToolkitError, ValidationError
+from ..core.frames import ToolkitFrame, frame
+from ..core.redact import redact
+from . import cpr as _cpr
+
+if TYPE_CHECKING:
+    from .client import AsyncClient
+
+__all__ = ["audit", "read_cprs", "AUDIT_SCHEMA", "missing"]
+
+AUDIT_SCHEMA = {
+    "cpr": "string", "valid": "boolean", "has_image": "boolean", "http_status": "Int64", "width": "Int64",
+    "height": "Int64", "bytes": "Int64", "error": "string",
+}
+LABELS = ("with photo", "missing", "invalid", "error", "duplicate", "deferred")
+_CPR_COLUMNS = ("cpr", "cpr_nr", "cprnr", "cpr_nummer", "cpr-nr", "personnummer")
+
+
+def _pick_column(df: pd.DataFrame) -> pd.Series:
+    if df.shape[1] == 0:
+        return pd.Series([], dtype=object)
+    by_name = {str(c).strip().lower(): c for c in df.columns}
+    for name in _CPR_COLUMNS:
+        if name in by_name:
+            return df[by_name[name]]
+    return df.iloc[:, 0]
+
+
+def _read_table(path: Path) -> pd.DataFrame:
+    suffix = path.suffix.lower()
+    if suffix in (".xlsx", ".xlsm", ".xls"):
+        df = pd.read_excel(path, dtype=str)
+        if df.shape[1] and _cpr.validate(str(df.columns[0])).valid:  # no header row
+            df = pd.read_excel(path, dtype=str, header=None)
+        return df
+    with open(path, encoding="utf-8-sig", errors="replace") as fh:
+        first = fh.readline()
+    sep = next((s for s in (";", "\t", ",") if s in first), ",")
+    kwargs: dict[str, Any] = dict(dtype=str, keep_default_na=False, skipinitialspace=True, sep=sep,
+                                  encoding="utf-8-sig")
+    df = pd.read_csv(path, **kwargs)
+    if df.shape[1] and _cpr.validate(str(df.columns[0])).valid:  # no header row
+        df = pd.read_csv(path, header=None, **kwargs)
+    return df
+
+
+def read_cprs(source: Any) -> list[Any]:
+    """The CPR values of ``source`` (list, Series, DataFrame, Index or file path), raw, in order."""
+    if isinstance(source, (str, os.PathLike)) and not (isinstance(source, str) and _looks_like_cpr(source)):
+        path = Path(source).expanduser()
+        if not path.is_file():
+            raise ValidationError(f"no such file: {path.name}", service="uddata",
+                                  hint="Give a CSV/Excel file with one CPR number per row, or a list of numbers.")
+        return list(_pick_column(_read_table(path)))
+    if isinstance(source, str):
+        return [source]
+    if isinstance(source, pd.DataFrame):
+        return list(_pick_column(source))
+    if isinstance(source, (pd.Series, pd.Index)):
+        return list(source)
+    if isinstance(source, Iterable):
+        return list(source)
+    raise ValidationError(f"cannot read CPR numbers from a {type(source).__name__}", service="uddata",
+                          hint="Give a list, a Series, a DataFrame column or a CSV/Excel path.")
+
+
+def _looks_like_cpr(text: str) -> bool:
+    stripped = text.strip().replace("-", "").replace(" ", "")
+    return stripped.isdigit() and len(stripped) <= 12
+
+
+def _header_size(data: bytes) -> tuple[int | None, int | None, str | None]:
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(io.BytesIO(data)) as img:  # reads the header only, no decoding
+            return img.width, img.height, None
+    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError):
+        return None, None, "the stored photo is not a readable image"
+
+
+def _error_row(number: str, exc: BaseException) -> dict[str, Any]:
+    if isinstance(exc, ToolkitError):
+        message = str(exc.message)
+        if exc.hint:
+            message += f" — {exc.hint}"
+        status = exc.status if isinstance(exc, APIError) else None
+    else:
+        message = f"unexpected error ({type(exc).__name__}): {redact(exc)}"
+        status = None
+    return {"cpr": number, "valid": True, "has_image": None, "http_status": status, "width": None, "height": None,
+            "bytes": None, "error": redact(message), "outcome": "error"}
+
+
+async def audit(client: "AsyncClient", cprs: Any, concurrency: int = 16, progress: bool = True) -> ToolkitFrame:
+    """Check which CPR numbers have a photo; one row per input (see the module docstring)."""
+    values = read_cprs(cprs)
+    checks = [_cpr.validate(v) for v in values]
+    first_row: dict[str, int] = {}
+    duplicates: dict[str, int] = {}
+    for i, check in enumerate(checks):
+        if check.valid:
+            if check.cpr in first_row:
+                duplicates[check.cpr] = duplicates.get(check.cpr, 0) + 1
+            else:
+                first_row[check.cpr] = i
+    futures: dict[str, asyncio.Future] = {c: asyncio.get_running_loop().create_future() for c in duplicates}
+    items = list(enumerate(checks))
+
+    async def fetch(number: str) -> dict[str, Any]:
+        response = await client.http.request("GET", client.path(f"billeder/{number}"), allow=(404,),
+                                             what="check the photo")
+        if response.status_code == 404:
+            return {"cpr": number, "valid": True, "has_image": False, "http_status": 404, "width": None,
+                    "height": None, "bytes": None, "error": None, "outcome": "missing"}
+        data = response.content
+        width, height, problem = _header_size(data)
+        return {"cpr": number, "valid": True, "has_image": True, "http_status": response.status_code,
+                "width": width, "height": height, "bytes": len(data), "error": problem, "outcome": "with photo"}
+
+    async def worker(item: tuple[int, Any]) -> dict[str, Any]:
+        i, check = item
+        if not check.valid:
+            return {"cpr": check.cpr or None, "valid": False, "error": f"{check.error}; not sent",
+                    "outcome": "invalid"}
+        number = check.cpr
+        if first_row[number] != i:
+            try:
+                first = await asyncio.shield(futures[number])
+            except BaseException as exc:  # noqa: BLE001 - the first row carries the error; note it here
+                if isinstance(exc, asyncio.CancelledError):
+                    raise
+                first = _error_row(number, exc)
+            return {**first, "error": f"duplicate of input row {first_row[number] + 1}; checked once"
+                    + (f" ({first['error']})" if first.get("error") else ""), "outcome": "duplicate"}
+        try:
+            row = await fetch(number)
+        except BaseException as exc:
+            if number in futures and not futures[number].done():
+                futures[number].set_result(_error_row(number, exc) if not isinstance(exc, asyncio.CancelledError)
+                                           else _error_row(number, ToolkitError("cancelled", service="uddata")))
+            raise
+        if number in futures and not futures[number].done():
+            futures[number].set_result(row)
+        return row
+
+    def on_error(item: tuple[int, Any], exc: BaseException) -> dict[str, Any]:
+        return _error_row(item[1].cpr, exc)
+
+    def on_deferred(item: tuple[int, Any]) -> dict[str, Any]:
+        i, check = item
+        if check.cpr in futures and not futures[check.cpr].done():
+            futures[check.cpr].set_result({"cpr": check.cpr, "valid": True, "error": "deferred",
+                                           "outcome": "deferred"})
+        return {"cpr": check.cpr, "valid": check.valid, "has_image": None,
+                "error": "not checked: the service failed repeatedly, re-run the audit later", "outcome": "deferred"}
+
+    await client.http.ensure_pool(concurrency)
+    outcome = await run_bulk(items, worker, service="uddata", desc="photo audit", concurrency=concurrency,
+                             on_error=on_error, on_deferred=on_deferred, progress=progress, summary_labels=LABELS)
+    counts = outcome.counts
+    summary = (f"Uddata+ photo audit: {len(values)} checked — {counts.get('with photo', 0)} with photo, "
+               f"{counts.get('missing', 0)} missing, {counts.get('invalid', 0)} invalid, "
+               f"{counts.get('error', 0) + counts.get('deferred', 0)} errors"
+               + (f", {sum(duplicates.values())} duplicates" if duplicates else "")
+               + f" ({outcome.seconds:.1f} s)")
+    return frame(outcome.rows, AUDIT_SCHEMA, masked=["cpr"], summary=summary)
+
+
+def missing(result: pd.DataFrame) -> pd.DataFrame:
+    """The rows of an audit result whose person has no photo (valid, checked, ``has_image`` False)."""
+    mask = result["has_image"].fillna(True).eq(False) & result["valid"].fillna(False)
+    out = result[mask.astype(bool)]
+    return out.drop_duplicates("cpr")

@@ -1,0 +1,390 @@
+"""Folder upload of ``<cpr>.jpg`` photos — the replacement for the vendor's ``image-uploader-1.0.0.jar``.
+
+``await upload_folder(client, folder, concurrency=8, dry_run=False, journal=None)`` (or
+``ud.upload_folder(folder)``) checks every file before anything is sent, then uploads the good ones
+concurrently and returns **one row per file** (``file, cpr, outcome, http_status, message``).
+
+Files: every non-hidden file directly in ``folder`` (sub-folders and names starting with ``.``, such as
+the journal, are ignored). A file is sent only when
+
+* its name is ``<cpr>.jpg`` or ``<cpr>.jpeg`` in any case, ``DDMMYYSSSS`` or ``DDMMYY-SSSS``, and the CPR
+  number is valid (a real date, not in the future; modulus 11 is not required);
+* no other file in the folder is for the same CPR (all files of such a CPR are flagged ``duplicate``:
+  keep the right one and run again);
+* it is a real JPEG: not empty, at most 10 MB, opened by Pillow with only the JPEG format allowed,
+  at most ``max_pixels`` pixels, and a reduced-size decode succeeds (this catches truncated files).
+
+Outcomes: ``uploaded`` (201), ``already_uploaded`` (the journal says this exact photo was stored; not
+sent again), ``would_upload`` (dry run), ``invalid_name``, ``invalid_image``, ``duplicate``,
+``unknown_cpr`` (404), ``forbidden`` (403), ``unauthorized`` (401), ``rejected`` (400/413 from the
+service), ``failed`` (no answer or a service error after the retries), ``deferred`` (not tried: the
+service failed repeatedly, run again later).
+
+Resumable: a SQLite journal (WAL mode), by default ``<folder>/.uddata-upload.sqlite``, keyed by CPR
+and the SHA-256 of the photo. A re-run skips photos already uploaded, sends a changed photo again, and
+retries failures. A photo whose upload was interrupted (sent, answer not received) is first looked up on
+the service and not sent again when the stored photo is the same. ``dry_run=True`` sends nothing and
+writes nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import hashlib
+import io
+import os
+import re
+import sqlite3
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..core.bulk import is_transient, run_bulk
+from ..core.errors import (APIError, BadRequest, Forbidden, NotFound, ToolkitError, Unauthorized,
+                           ValidationError)
+from ..core.frames import ToolkitFrame, ToolkitSeries, frame
+from ..core.redact import get_logger, redact
+from . import cpr as _cpr
+
+if TYPE_CHECKING:
+    from .client import AsyncClient
+
+__all__ = ["upload_folder", "put_one", "Journal", "UPLOAD_SCHEMA", "MAX_BYTES", "JOURNAL_NAME", "check_image",
+           "EXIT_CODES", "exit_code"]
+
+log = get_logger("toolkit.uddata.upload")
+
+UPLOAD_SCHEMA = {"file": "string", "cpr": "string", "outcome": "string", "http_status": "Int64", "message": "string"}
+MASKED = {"cpr": "cpr", "file": "text"}
+MAX_BYTES = 10 * 1024 * 1024
+JOURNAL_NAME = ".uddata-upload.sqlite"
+NAME_RE = re.compile(r"^(\d{6})-?(\d{4})$")
+JPEG_SUFFIXES = (".jpg", ".jpeg")
+LABELS = ("uploaded", "already_uploaded", "would_upload", "invalid_name", "invalid_image", "duplicate",
+          "unknown_cpr", "forbidden", "unauthorized", "rejected", "failed", "deferred")
+INVALID = {"invalid_name", "invalid_image", "duplicate"}
+FAILED = {"unknown_cpr", "forbidden", "unauthorized", "rejected", "failed", "deferred"}
+#: the command line's exit codes
+EXIT_CODES = {"ok": 0, "failed": 1, "invalid": 2}
+
+MESSAGES = {
+    201: "uploaded: Uddata+ stored the photo (201)",
+    404: "not uploaded: Uddata+ has no person with this CPR number (404); check the number, or enrol the "
+         "student first",
+    401: "not uploaded: Uddata+ did not accept the credentials (401); check the client id and secret",
+    403: "not uploaded: the credentials lack the right to upload pictures (403); ask Uddata+ support for it",
+    400: "not uploaded: Uddata+ says the file is not a JPEG (400)",
+    413: "not uploaded: the photo is larger than Uddata+ accepts (10 MB) (413)",
+}
+
+
+# -- local checks ----------------------------------------------------------------------------------------
+def check_image(data: bytes, max_pixels: int = 40_000_000) -> str | None:
+    """``None`` when ``data`` is a JPEG the service will accept, else the plain reason."""
+    from PIL import Image, UnidentifiedImageError
+
+    if not data:
+        return "the file is empty"
+    if len(data) > MAX_BYTES:
+        return f"the file is {len(data) / 1024 / 1024:.1f} MB; Uddata+ accepts at most 10 MB"
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            img = Image.open(io.BytesIO(data), formats=["JPEG"])
+    except Image.DecompressionBombError:
+        return f"the picture has too many pixels (at most {max_pixels:,} allowed)"
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
+        return "not a JPEG picture (only JPEG files can be uploaded)"
+    with img:
+        width, height = img.size
+        if width <= 0 or height <= 0:
+            return "the JPEG has no size"
+        if width * height > max_pixels:
+            return f"the picture has too many pixels ({width}×{height}; at most {max_pixels:,} allowed)"
+        try:
+            img.draft("RGB", (max(1, width // 8), max(1, height // 8)))  # decode at 1/8 size: cheap
+            img.load()
+        except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
+            return "the JPEG is damaged or truncated (it could not be decoded)"
+    return None
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+@dataclass
+class Candidate:
+    """One file of the folder and what its name says."""
+
+    path: Path
+    cpr: str | None = None
+    outcome: str | None = None  # set when the file is refused by name or as a duplicate
+    message: str | None = None
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+
+def _parse_name(path: Path) -> Candidate:
+    suffix = path.suffix.lower()
+    if suffix not in JPEG_SUFFIXES:
+        return Candidate(path, None, "invalid_name", "not sent: only <cpr>.jpg / <cpr>.jpeg files are uploaded")
+    stem = path.stem.strip()
+    if not NAME_RE.match(stem):
+        return Candidate(path, None, "invalid_name",
+                         "not sent: the name must be the CPR number, e.g. 0101901234.jpg or 010190-1234.jpg")
+    check = _cpr.validate(stem)
+    if not check.valid:
+        return Candidate(path, None, "invalid_name", f"not sent: the name is {check.error}")
+    return Candidate(path, check.cpr)
+
+
+def scan_folder(folder: Path) -> list[Candidate]:
+    """The candidates of ``folder`` sorted by name, duplicates of one CPR flagged."""
+    entries = sorted((e for e in os.scandir(folder) if not e.name.startswith(".") and e.is_file()),
+                     key=lambda e: e.name)
+    candidates = [_parse_name(Path(e.path)) for e in entries]
+    by_cpr: dict[str, list[Candidate]] = {}
+    for c in candidates:
+        if c.cpr:
+            by_cpr.setdefault(c.cpr, []).append(c)
+    for group in by_cpr.values():
+        if len(group) > 1:
+            for c in group:
+                c.outcome = "duplicate"
+                c.message = (f"not sent: {len(group)} files in the folder are for the same CPR number; "
+                             "keep the right one and run again")
+    return candidates
+
+
+# -- journal -------------------------------------------------------------------------------------------------
+class Journal:
+    """SQLite journal (WAL) of uploads, keyed by CPR and the photo's SHA-256.
+
+    States: ``sending`` (the request went out, no answer yet), ``uploaded``, ``failed`` (the service
+    refused it), ``in_doubt`` (no answer after the retries: it may or may not have been stored).
+    """
+
+    def __init__(self, path: "str | os.PathLike[str]", readonly: bool = False) -> None:
+        self.path = Path(path)
+        self.readonly = readonly
+        if readonly:
+            self._db: sqlite3.Connection | None = (
+                sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, check_same_thread=False)
+                if self.path.exists() else None)
+            return
+        self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS uploads (cpr TEXT NOT NULL, sha256 TEXT NOT NULL, file TEXT, "
+            "state TEXT NOT NULL, http_status INTEGER, message TEXT, attempts INTEGER NOT NULL DEFAULT 0, "
+            "updated TEXT NOT NULL, PRIMARY KEY (cpr, sha256))")
+
+    def get(self, cpr: str, sha: str) -> dict[str, Any] | None:
+        if self._db is None:
+            return None
+        try:
+            cur = self._db.execute("SELECT state, http_status, message, attempts, updated FROM uploads "
+                                   "WHERE cpr = ? AND sha256 = ?", (cpr, sha))
+        except sqlite3.OperationalError:  # read-only journal without the table
+            return None
+        row = cur.fetchone()
+        if row is None:
+            return None
+        return dict(zip(("state", "http_status", "message", "attempts", "updated"), row))
+
+    def mark(self, cpr: str, sha: str, file: str, state: str, http_status: int | None = None,
+             message: str | None = None, attempt: bool = False) -> None:
+        if self._db is None or self.readonly:
+            return
+        now = dt.datetime.now().isoformat(timespec="seconds")
+        self._db.execute(
+            "INSERT INTO uploads (cpr, sha256, file, state, http_status, message, attempts, updated) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (cpr, sha256) DO UPDATE SET file = excluded.file, "
+            "state = excluded.state, http_status = excluded.http_status, message = excluded.message, "
+            "attempts = uploads.attempts + excluded.attempts, updated = excluded.updated",
+            (cpr, sha, file, state, http_status, message, 1 if attempt else 0, now))
+
+    def rows(self) -> list[dict[str, Any]]:
+        if self._db is None:
+            return []
+        cur = self._db.execute("SELECT cpr, sha256, file, state, http_status, message, attempts, updated "
+                               "FROM uploads ORDER BY updated")
+        cols = [d[0] for d in cur.description]
+        return [dict(zip(cols, r)) for r in cur.fetchall()]
+
+    def close(self) -> None:
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+
+    def __repr__(self) -> str:
+        return f"<Journal {self.path.name}{' read-only' if self.readonly else ''}>"
+
+
+# -- sending -----------------------------------------------------------------------------------------------
+def _row(file: str | None, cpr: str | None, outcome: str, status: int | None, message: str) -> dict[str, Any]:
+    return {"file": file, "cpr": cpr, "outcome": outcome, "http_status": status, "message": redact(message)}
+
+
+def _classify(exc: BaseException) -> tuple[str, int | None, str]:
+    """(outcome, http status, plain message) of a failed upload."""
+    status = getattr(exc, "status", None) if isinstance(exc, APIError) else None
+    if isinstance(exc, NotFound):
+        return "unknown_cpr", 404, MESSAGES[404]
+    if isinstance(exc, Forbidden):
+        return "forbidden", 403, MESSAGES[403]
+    if isinstance(exc, Unauthorized):
+        return "unauthorized", 401, MESSAGES[401]
+    if status == 413:
+        return "rejected", 413, MESSAGES[413]
+    if isinstance(exc, BadRequest):
+        return "rejected", 400, f"{MESSAGES[400]}: {exc.message}"
+    if isinstance(exc, ToolkitError):
+        text = str(exc.message)
+        return "failed", status, f"not uploaded: {text}" + (f" — {exc.hint}" if exc.hint else "")
+    return "failed", None, f"not uploaded: unexpected {type(exc).__name__}: {redact(exc)}"
+
+
+async def _put(client: "AsyncClient", cpr: str, data: bytes) -> int:
+    """PUT one photo (the one retry policy of HttpClient applies); returns the status or raises."""
+    response = await client.http.request(
+        "PUT", client.path("billeder"), params={"cpr": cpr},
+        body=lambda: {"files": {"billede": (f"{cpr}.jpg", data, "image/jpeg")}},
+        what="upload the photo", hints={403: MESSAGES[403], 404: MESSAGES[404]})
+    return response.status_code
+
+
+async def put_one(client: "AsyncClient", cpr: Any, path_or_bytes: Any) -> ToolkitSeries:
+    """Upload one photo; a result row for every answer of the service. Our own checks (an invalid CPR,
+    a file that is not an acceptable JPEG) raise :class:`toolkit.ValidationError` before sending."""
+    number = _cpr.normalize(cpr)
+    if isinstance(path_or_bytes, (bytes, bytearray, memoryview)):
+        data, file = bytes(path_or_bytes), None
+    else:
+        path = Path(path_or_bytes).expanduser()
+        if not path.is_file():
+            raise ValidationError(f"no such file: {redact(path.name)}", service="uddata",
+                                  hint="Give the path of a JPEG file, or its bytes.")
+        if path.stat().st_size > MAX_BYTES:
+            raise ValidationError("the file is larger than 10 MB", service="uddata",
+                                  hint="Uddata+ accepts photos up to 10 MB: make it smaller.")
+        data, file = await asyncio.to_thread(path.read_bytes), path.name
+    problem = await asyncio.to_thread(check_image, data, client.max_pixels)
+    if problem:
+        raise ValidationError(f"the photo was not sent: {problem}", service="uddata",
+                              hint="Give a JPEG photo of at most 10 MB.")
+    try:
+        status = await _put(client, number, data)
+        row = _row(file, number, "uploaded", status, MESSAGES[201] if status == 201 else f"uploaded ({status})")
+    except Exception as exc:  # noqa: BLE001 - every answer is a row
+        row = _row(file, number, *_classify(exc))
+    return _series(row)
+
+
+def _series(row: dict[str, Any]) -> ToolkitSeries:
+    df = frame([row], UPLOAD_SCHEMA, masked=MASKED)
+    out = df.iloc[0]
+    out.attrs.update(df.attrs)
+    return out
+
+
+def exit_code(result: Any) -> int:
+    """The command line's exit code for an upload result: 0 all uploaded, 1 some failed, 2 some invalid."""
+    outcomes = set(result["outcome"].dropna())
+    if outcomes & FAILED:
+        return EXIT_CODES["failed"]
+    if outcomes & INVALID:
+        return EXIT_CODES["invalid"]
+    return EXIT_CODES["ok"]
+
+
+async def upload_folder(client: "AsyncClient", folder: "str | os.PathLike[str]", concurrency: int = 8,
+                        dry_run: bool = False, journal: "str | os.PathLike[str] | None" = None,
+                        progress: bool = True) -> ToolkitFrame:
+    """Check and upload every ``<cpr>.jpg`` of ``folder``; one row per file (see the module docstring)."""
+    root = Path(folder).expanduser()
+    if not root.is_dir():
+        raise ValidationError(f"no such folder: {root.name}", service="uddata",
+                              hint="Give the folder that holds the <cpr>.jpg photos.")
+    candidates = scan_folder(root)
+    journal_path = Path(journal).expanduser() if journal else root / JOURNAL_NAME
+    book = Journal(journal_path, readonly=dry_run)
+    token_problem: tuple[str, int | None, str] | None = None
+    if not dry_run and any(c.outcome is None for c in candidates):
+        try:  # one token fetch up front: bad credentials give one clear answer, not one per file
+            await client.auth.headers(client.http)
+        except ToolkitError as exc:
+            token_problem = _classify(exc)
+
+    async def worker(c: Candidate) -> dict[str, Any]:
+        if c.outcome:
+            return _row(c.name, c.cpr, c.outcome, None, c.message or "")
+        assert c.cpr is not None
+        cpr = c.cpr
+        size = c.path.stat().st_size
+        if size > MAX_BYTES:
+            return _row(c.name, cpr, "invalid_image", None,
+                        f"not sent: the file is {size / 1024 / 1024:.1f} MB; Uddata+ accepts at most 10 MB")
+        data = await asyncio.to_thread(c.path.read_bytes)
+        problem = await asyncio.to_thread(check_image, data, client.max_pixels)
+        if problem:
+            return _row(c.name, cpr, "invalid_image", None, f"not sent: {problem}")
+        sha = _sha256(data)
+        before = book.get(cpr, sha)
+        if before and before["state"] == "uploaded":
+            return _row(c.name, cpr, "already_uploaded", None,
+                        f"not sent again: this photo was uploaded on {before['updated'][:10]} (see the journal)")
+        if dry_run:
+            why = "a new photo" if before is None else "an earlier attempt did not finish"
+            return _row(c.name, cpr, "would_upload", None, f"would be sent ({why}); dry run: nothing sent")
+        if token_problem is not None:
+            outcome, status, message = token_problem
+            return _row(c.name, cpr, outcome, status, message.replace("not uploaded", "not sent", 1))
+        if before and before["state"] in ("sending", "in_doubt"):
+            # an earlier run sent it without getting the answer: look before sending it again
+            try:
+                stored = await client.get_image_bytes(cpr)
+            except ToolkitError:
+                stored = None
+            if stored is not None and _sha256(stored) == sha:
+                book.mark(cpr, sha, c.name, "uploaded", 201, "found on the service")
+                return _row(c.name, cpr, "already_uploaded", 200,
+                            "not sent again: an earlier run was interrupted after sending it, and Uddata+ "
+                            "already holds this photo")
+        book.mark(cpr, sha, c.name, "sending", attempt=True)
+        try:
+            status = await _put(client, cpr, data)
+        except Exception as exc:
+            outcome, status_, message = _classify(exc)
+            book.mark(cpr, sha, c.name, "in_doubt" if outcome == "failed" else "failed", status_, message)
+            if is_transient(exc):
+                raise  # the bulk runner counts it (circuit breaker) and makes the row with on_error
+            return _row(c.name, cpr, outcome, status_, message)
+        book.mark(cpr, sha, c.name, "uploaded", status, MESSAGES.get(201))
+        return _row(c.name, cpr, "uploaded", status, MESSAGES[201] if status == 201 else f"uploaded ({status})")
+
+    def on_error(c: Candidate, exc: BaseException) -> dict[str, Any]:
+        return _row(c.name, c.cpr, *_classify(exc))
+
+    def on_deferred(c: Candidate) -> dict[str, Any]:
+        if c.outcome:
+            return _row(c.name, c.cpr, c.outcome, None, c.message or "")
+        return _row(c.name, c.cpr, "deferred", None, "not sent: Uddata+ failed repeatedly, so the rest was "
+                    "stopped; run the upload again later (nothing is sent twice)")
+
+    try:
+        if not dry_run:
+            await client.http.ensure_pool(concurrency)
+        outcome = await run_bulk(candidates, worker, service="uddata",
+                                 desc="photo upload (dry run)" if dry_run else "photo upload",
+                                 concurrency=concurrency, on_error=on_error, on_deferred=on_deferred,
+                                 progress=progress, summary_labels=LABELS)
+    finally:
+        book.close()
+    return frame(outcome.rows, UPLOAD_SCHEMA, masked=MASKED, summary=outcome.summary)

@@ -1,0 +1,266 @@
+"""``toolkit.doctor()``: is this notebook environment healthy? Versions, widgets, nest_asyncio, sandbox.
+
+    toolkit.doctor()      # a small table; each line says what is wrong and what to do
+
+Checks:
+
+* versions of the toolkit, Python, ipywidgets, jupyterlab_widgets, pandas, httpx, Pillow;
+* whether widgets can render here: ipywidgets and its JupyterLab extension are installed with matching
+  major versions, and the code runs in a Jupyter kernel;
+* whether ``nest_asyncio`` was applied in this process (the toolkit does not need it and never applies
+  it; it can break other async libraries);
+* whether the sandbox answers: every sandbox started in this process and the one described by the file
+  in ``TOOLKIT_SANDBOX_FILE`` (``./run lab`` sets it) get one GET with a short timeout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import json
+import os
+import platform
+import sys
+from dataclasses import dataclass
+from importlib import metadata
+from typing import Any, Callable
+
+from ..core.redact import redact
+
+__all__ = ["doctor", "DoctorReport", "Check"]
+
+OK, WARN, FAIL, INFO = "ok", "warning", "problem", "info"
+_ICONS = {OK: "✔", WARN: "⚠", FAIL: "✖", INFO: "ℹ"}
+
+#: (distribution, shown name, needed) — needed ones are reported as a problem when missing
+PACKAGES = (
+    ("toolkit", "toolkit", True),
+    ("ipywidgets", "ipywidgets", True),
+    ("jupyterlab_widgets", "jupyterlab_widgets", True),
+    ("pandas", "pandas", True),
+    ("httpx", "httpx", True),
+    ("pillow", "Pillow", True),
+    ("jupyterlab", "jupyterlab", False),
+)
+
+#: ipywidgets major version → the jupyterlab_widgets major version that renders it
+WIDGET_PAIRS = {8: 3, 7: 1}
+
+
+@dataclass(frozen=True)
+class Check:
+    """One line of the report: what was checked, the outcome, and what to do about it."""
+
+    name: str
+    status: str
+    detail: str
+    todo: str = ""
+
+
+def _version(dist: str) -> str | None:
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def _major(version: str | None) -> int | None:
+    try:
+        return int(str(version).split(".")[0])
+    except ValueError:
+        return None
+
+
+def check_versions(version: Callable[[str], str | None] = _version) -> list[Check]:
+    checks = [Check("Python", OK if sys.version_info >= (3, 11) else FAIL, platform.python_version(),
+                    "" if sys.version_info >= (3, 11) else "Use Python 3.11 or newer (./run setup).")]
+    for dist, shown, needed in PACKAGES:
+        found = version(dist)
+        if dist == "toolkit" and found is None:
+            from .. import __version__
+
+            found = f"{__version__} (not installed, imported from source)"
+        if found:
+            checks.append(Check(shown, OK, found))
+        else:
+            checks.append(Check(shown, FAIL if needed else INFO, "not installed",
+                                f"Install it: ./run setup (or pip install -e '.[lab]')." if needed else ""))
+    return checks
+
+
+def _kernel_name() -> str | None:
+    """The IPython shell class when running in IPython, else None."""
+    ipython = sys.modules.get("IPython")
+    if ipython is None:
+        return None
+    try:
+        shell = ipython.get_ipython()
+    except Exception:  # noqa: BLE001
+        return None
+    return type(shell).__name__ if shell is not None else None
+
+
+def check_widgets(version: Callable[[str], str | None] = _version, shell: str | None | bool = False) -> Check:
+    """ipywidgets and jupyterlab_widgets present with matching majors, and a Jupyter kernel running."""
+    shell_name = _kernel_name() if shell is False else shell
+    widgets, lab = version("ipywidgets"), version("jupyterlab_widgets")
+    if not widgets or not lab:
+        missing = " and ".join(n for n, v in (("ipywidgets", widgets), ("jupyterlab_widgets", lab)) if not v)
+        return Check("widgets render", FAIL, f"{missing} not installed",
+                     "Install them in the kernel's environment (./run setup), then restart JupyterLab.")
+    want = WIDGET_PAIRS.get(_major(widgets) or 0)
+    if want is not None and _major(lab) != want:
+        return Check("widgets render", FAIL,
+                     f"ipywidgets {widgets} needs jupyterlab_widgets {want}.x, found {lab}",
+                     f"pip install 'jupyterlab_widgets>={want},<{want + 1}' and restart JupyterLab; otherwise "
+                     "widgets show as text ('VBox(...)') instead of controls.")
+    if shell_name != "ZMQInteractiveShell":
+        where = "plain Python" if shell_name is None else f"IPython ({shell_name}), not a Jupyter kernel"
+        return Check("widgets render", WARN, f"ipywidgets {widgets} + jupyterlab_widgets {lab}, but this is {where}",
+                     "Widgets show only in JupyterLab / Notebook 7 / VS Code; functions still return DataFrames "
+                     "and images here.")
+    return Check("widgets render", OK, f"Jupyter kernel, ipywidgets {widgets} + jupyterlab_widgets {lab}",
+                 "If a form shows as text, reload the browser page (the widget extension loads with the page).")
+
+
+def nest_asyncio_applied() -> bool:
+    """True when ``nest_asyncio`` (or ``nest_asyncio2``) patched asyncio in this process."""
+    if getattr(asyncio, "_nest_patched", False):
+        return True
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return bool(getattr(type(loop), "_nest_patched", False) or getattr(loop, "_nest_patched", False))
+
+
+def check_nest_asyncio() -> Check:
+    if nest_asyncio_applied():
+        return Check("nest_asyncio", WARN, "applied in this kernel",
+                     "Not needed by the toolkit (it runs on its own loop thread). If other async libraries "
+                     "misbehave, remove nest_asyncio.apply() and restart the kernel.")
+    return Check("nest_asyncio", OK, "not applied (good: the toolkit never needs it)")
+
+
+def _sandbox_file_urls(path: str) -> tuple[dict[str, str], str]:
+    """The ``urls`` of a sandbox JSON file (only those: the file also holds demo credentials)."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            line = fh.readline()
+        urls = json.loads(line).get("urls") or {}
+        return {str(k): str(v) for k, v in urls.items()}, ""
+    except FileNotFoundError:
+        return {}, "file not found"
+    except (OSError, ValueError, AttributeError):
+        return {}, "not a sandbox file (expected one JSON line with 'urls')"
+
+
+async def _probe(service: str, url: str, timeout: float) -> tuple[int | None, str]:
+    from ..core.http import HttpClient, RetryPolicy, Timeouts
+    from ..core.errors import ToolkitError
+
+    http = HttpClient("sandbox", url, retry=RetryPolicy(attempts=1),
+                      timeouts=Timeouts(connect=timeout, read=timeout, write=timeout, pool=timeout))
+    try:
+        response = await http.request("GET", "/", allow=range(100, 600), authenticate=False,
+                                      what=f"reach the {service} sandbox")
+        return response.status_code, ""
+    except ToolkitError as exc:
+        return None, exc.message
+    finally:
+        await http.aclose()
+
+
+def check_sandbox(timeout: float = 2.0, env: dict[str, str] | None = None) -> list[Check]:
+    from ..core.sync import run
+    from ..sandbox import running_sandboxes
+
+    env = dict(os.environ) if env is None else env
+    targets: list[tuple[str, str, str]] = []  # (where, service, url)
+    for sb in running_sandboxes():
+        targets += [("this kernel", svc, url) for svc, url in sb.urls.items()]
+    checks: list[Check] = []
+    path = env.get("TOOLKIT_SANDBOX_FILE")
+    if path:
+        urls, problem = _sandbox_file_urls(path)
+        if problem:
+            checks.append(Check("sandbox file", WARN, f"TOOLKIT_SANDBOX_FILE: {problem}",
+                                "Start JupyterLab with ./run lab (it starts the sandbox and writes the file)."))
+        targets += [("./run lab", svc, url) for svc, url in urls.items()]
+    if not targets:
+        return checks + [Check("sandbox", INFO, "no sandbox running in this kernel",
+                               "Start one: sb = toolkit.sandbox.start() (the notebooks do this in their first cell).")]
+
+    async def probe_all() -> list[tuple[int | None, str]]:
+        return list(await asyncio.gather(*(_probe(svc, url, timeout) for _, svc, url in targets)))
+
+    for (where, svc, url), (status, error) in zip(targets, run(probe_all())):
+        name = f"sandbox {svc} ({where})"
+        if status is not None:
+            checks.append(Check(name, OK, f"answers at {url} (HTTP {status})"))
+        else:
+            todo = ("Restart it: sb = toolkit.sandbox.start()." if where == "this kernel"
+                    else "Restart JupyterLab with ./run lab, or run ./run sandbox in a terminal.")
+            checks.append(Check(name, FAIL, f"does not answer at {url}: {error}", todo))
+    return checks
+
+
+class DoctorReport:
+    """The checks of :func:`doctor`; prints as plain lines, shows as a table in a notebook."""
+
+    def __init__(self, checks: list[Check]) -> None:
+        self.checks = checks
+
+    @property
+    def ok(self) -> bool:
+        """True when nothing is a problem (warnings allowed)."""
+        return all(c.status != FAIL for c in self.checks)
+
+    def __iter__(self) -> Any:
+        return iter(self.checks)
+
+    def __len__(self) -> int:
+        return len(self.checks)
+
+    def __getitem__(self, name: str) -> Check:
+        for check in self.checks:
+            if check.name == name:
+                return check
+        raise KeyError(name)
+
+    def to_frame(self) -> Any:
+        from ..core.frames import frame
+
+        return frame([c.__dict__ for c in self.checks],
+                     schema={"name": "string", "status": "string", "detail": "string", "todo": "string"})
+
+    def __str__(self) -> str:
+        width = max((len(c.name) for c in self.checks), default=0)
+        lines = [f"{_ICONS[c.status]} {c.name.ljust(width)}  {c.detail}" + (f"\n  {' ' * width}  → {c.todo}"
+                                                                             if c.todo else "")
+                 for c in self.checks]
+        lines.append("All good." if self.ok else "Something needs attention: see the lines marked ✖.")
+        return redact("\n".join(lines))
+
+    def __repr__(self) -> str:
+        return str(self)
+
+    def _repr_html_(self) -> str:
+        colours = {OK: "#1a7f37", WARN: "#9a6700", FAIL: "#cf222e", INFO: "#57606a"}
+        rows = "".join(
+            f"<tr><td style='color:{colours[c.status]}'>{_ICONS[c.status]}</td><td>{html.escape(c.name)}</td>"
+            f"<td>{html.escape(redact(c.detail))}</td><td>{html.escape(redact(c.todo))}</td></tr>"
+            for c in self.checks)
+        summary = "All good." if self.ok else "Something needs attention: see the lines marked ✖."
+        return (f"<table class='toolkit-doctor'><thead><tr><th></th><th>check</th><th>result</th>"
+                f"<th>what to do</th></tr></thead><tbody>{rows}</tbody></table><p>{html.escape(summary)}</p>")
+
+
+def doctor(*, sandbox: bool = True, timeout: float = 2.0) -> DoctorReport:
+    """Check the notebook environment: versions, widgets, nest_asyncio and (``sandbox=True``) the sandbox."""
+    checks = check_versions()
+    checks.append(check_widgets())
+    checks.append(check_nest_asyncio())
+    if sandbox:
+        checks += check_sandbox(timeout)
+    return DoctorReport(checks)

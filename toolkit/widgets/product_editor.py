@@ -1,0 +1,223 @@
+"""Product editor for a notebook: choose products, edit fields, preview the plan, apply on confirm.
+
+    editor = toolkit.widgets.product_editor(dk.products)     # shows itself as the last value of a cell
+
+A form (ipywidgets only, so it renders in any current JupyterLab without extensions): pick products in
+the list, edit their fields in the text boxes (or tick "delete"), optionally fill in a new product, press
+**Preview plan** to see exactly what would be sent, then **Apply** to send it and see one result row per
+product. All the logic is ``dk.products.diff`` / ``dk.products.apply`` (:mod:`toolkit.dokus.edits`); the
+widget only builds the edited table from the boxes. Editing anything after a preview disables Apply until
+you preview again, so what you apply is always what you saw.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import pandas as pd
+
+from ..core.errors import ToolkitError
+from ..core.frames import masked_view
+from ..core.redact import redact
+from ..core.sync import SyncWrapper
+
+__all__ = ["product_editor", "ProductEditor"]
+
+LABELS = {"name": "Name", "comment": "Comment", "price": "Price", "product_number": "Product no.",
+          "default_vat_class_id": "VAT class id"}
+
+
+def _sync(resource: Any) -> Any:
+    if isinstance(resource, SyncWrapper):
+        return resource
+    if getattr(type(resource), "_toolkit_sync", False):
+        return SyncWrapper(resource)
+    return resource
+
+
+def _text(value: Any) -> str:
+    if value is None or value is pd.NA or (isinstance(value, float) and value != value):
+        return ""
+    try:
+        if pd.isna(value):
+            return ""
+    except (TypeError, ValueError):
+        pass
+    return str(value)
+
+
+def _table(df: pd.DataFrame | None, empty: str) -> str:
+    if df is None:
+        return ""
+    if df.empty:
+        return f"<p>{empty}</p>"
+    return masked_view(df).to_html(index=False, na_rep="", escape=True)
+
+
+class ProductEditor:
+    """The editor; ``.widget`` is the ipywidgets box (the object displays itself as that box)."""
+
+    def __init__(self, resource: Any, *, filters: Mapping[str, Any] | None = None, max_rows: int = 20) -> None:
+        import ipywidgets as w
+
+        self.resource = _sync(resource)
+        self.spec = self.resource.spec
+        self.columns = [c for c in self.spec.editable]
+        self.filters = dict(filters or {})
+        self.max_rows = max_rows
+        self.original: pd.DataFrame = pd.DataFrame()
+        self.plan: pd.DataFrame | None = None
+        self.results: pd.DataFrame | None = None
+        self.fields: dict[tuple[int, str], Any] = {}
+        self.delete_boxes: dict[int, Any] = {}
+
+        self.filter_text = w.Text(description="Name has", placeholder="part of the name (empty: all)")
+        self.reload_button = w.Button(description="Reload", icon="refresh")
+        self.selector = w.SelectMultiple(options=[], rows=8, description="Products",
+                                         layout=w.Layout(width="95%"))
+        self.rows_box = w.VBox()
+        self.new_fields = {c: w.Text(description=LABELS.get(c, c), placeholder="new product")
+                           for c in self.columns}
+        self.add_new = w.Checkbox(description="Create this new product", value=False)
+        self.preview_button = w.Button(description="Preview plan", button_style="info", icon="eye")
+        self.apply_button = w.Button(description="Apply", button_style="danger", icon="check", disabled=True)
+        self.message = w.HTML()
+        self.plan_view = w.HTML()
+        self.results_view = w.HTML()
+
+        self.reload_button.on_click(lambda _: self.reload())
+        self.selector.observe(lambda _: self._build_rows(), names="value")
+        self.preview_button.on_click(lambda _: self.preview())
+        self.apply_button.on_click(lambda _: self.apply())
+        for box in [*self.new_fields.values(), self.add_new]:
+            box.observe(self._stale, names="value")
+
+        new_box = w.VBox([w.HTML("<b>New product</b>"), *self.new_fields.values(), self.add_new])
+        self.widget = w.VBox([
+            w.HTML(f"<b>Dokus {self.spec.name}</b>: choose rows, edit, <i>Preview plan</i>, then <i>Apply</i>."),
+            w.HBox([self.filter_text, self.reload_button]), self.selector, self.rows_box, new_box,
+            w.HBox([self.preview_button, self.apply_button]), self.message,
+            w.HTML("<b>Plan</b>"), self.plan_view, w.HTML("<b>Results</b>"), self.results_view,
+        ])
+        self.reload()
+
+    # -- display --------------------------------------------------------------------------------------
+    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
+        return self.widget._repr_mimebundle_(**kwargs)
+
+    def __repr__(self) -> str:
+        return f"<ProductEditor {self.spec.name}: {len(self.original)} rows, {len(self.selector.value)} chosen>"
+
+    # -- state ----------------------------------------------------------------------------------------
+    def _say(self, text: str, error: bool = False) -> None:
+        import html
+
+        colour = "#b00020" if error else "#333"
+        self.message.value = f"<pre style='color:{colour};white-space:pre-wrap'>{html.escape(redact(text))}</pre>"
+
+    def _stale(self, *_: Any) -> None:
+        if self.plan is not None:
+            self.plan = None
+            self.plan_view.value = ""
+            self.apply_button.disabled = True
+            self._say("Changed since the preview: press Preview plan again.")
+
+    def reload(self) -> None:
+        """Read the products again (keeps the chosen ids that still exist)."""
+        filters = dict(self.filters)
+        if self.filter_text.value.strip():
+            filters["name"] = self.filter_text.value.strip()
+        try:
+            self.original = self.resource.list(**filters)
+        except ToolkitError as exc:
+            self._say(str(exc), error=True)
+            return
+        chosen = [i for i in self.selector.value if i in self.original.index]
+        options = [(f"{pid} — {_text(row.get('name'))} ({_text(row.get('price'))})", int(pid))
+                   for pid, row in self.original.iterrows()]
+        self.selector.value = ()
+        self.selector.options = options
+        self.selector.value = tuple(chosen)
+        self._build_rows()
+        self._stale()
+
+    def _build_rows(self) -> None:
+        import ipywidgets as w
+
+        chosen = list(self.selector.value)[: self.max_rows]
+        self.fields, self.delete_boxes = {}, {}
+        rows = []
+        for pid in chosen:
+            current = self.original.loc[pid]
+            boxes = []
+            for column in self.columns:
+                box = w.Text(value=_text(current.get(column)), description=LABELS.get(column, column),
+                             layout=w.Layout(width="auto"))
+                box.observe(self._stale, names="value")
+                self.fields[(pid, column)] = box
+                boxes.append(box)
+            delete = w.Checkbox(description="delete", value=False, indent=False, layout=w.Layout(width="80px"))
+            delete.observe(self._stale, names="value")
+            self.delete_boxes[pid] = delete
+            rows.append(w.VBox([w.HTML(f"<b>#{pid}</b>"), w.HBox(boxes[:3]), w.HBox([*boxes[3:], delete])]))
+        if len(self.selector.value) > self.max_rows:
+            rows.append(w.HTML(f"<i>Only the first {self.max_rows} chosen rows are shown.</i>"))
+        self.rows_box.children = rows
+        self._stale()
+
+    # -- the edited table -----------------------------------------------------------------------------
+    def edited(self) -> tuple[pd.DataFrame, bool]:
+        """The edited table built from the boxes, and whether it deletes rows."""
+        edited = self.original.astype(object).copy()
+        for (pid, column), box in self.fields.items():
+            if box.value != _text(self.original.loc[pid].get(column)):
+                edited.at[pid, column] = box.value.strip() or None
+        deleting = [pid for pid, box in self.delete_boxes.items() if box.value]
+        edited = edited.drop(index=deleting)
+        if self.add_new.value:
+            new = {c: (box.value.strip() or None) for c, box in self.new_fields.items()}
+            edited = pd.concat([edited, pd.DataFrame([new], index=pd.Index(["new 1"], name=edited.index.name))])
+        return edited, bool(deleting)
+
+    def preview(self) -> pd.DataFrame | None:
+        """Make the plan from the boxes and show it (nothing is sent)."""
+        edited, deleting = self.edited()
+        try:
+            plan = self.resource.diff(self.original, edited, allow_delete=deleting)
+        except ToolkitError as exc:
+            self.plan, self.apply_button.disabled = None, True
+            self.plan_view.value = ""
+            self._say(str(exc), error=True)
+            return None
+        self.plan = plan
+        self.plan_view.value = _table(plan[["id", "field", "old", "new", "action", "message"]], "No changes.")
+        ready = not plan.empty
+        self.apply_button.disabled = not ready
+        self._say(f"{plan.attrs.get('summary', '')}\n" + ("Press Apply to send exactly this." if ready else ""))
+        return plan
+
+    def apply(self) -> pd.DataFrame | None:
+        """Send the previewed plan; show one result row per product and read the products again."""
+        if self.plan is None or self.plan.empty:
+            self._say("Nothing to apply: press Preview plan first.", error=True)
+            return None
+        plan, self.plan = self.plan, None
+        self.apply_button.disabled = True
+        try:
+            results = self.resource.apply(plan, progress=False)
+        except ToolkitError as exc:
+            self._say(str(exc), error=True)
+            return None
+        self.results = results
+        self.results_view.value = _table(results, "Nothing was sent.")
+        self.add_new.value = False
+        for box in self.new_fields.values():
+            box.value = ""
+        self.reload()
+        self._say(results.attrs.get("summary", "Done."))
+        return results
+
+
+def product_editor(resource: Any, *, filters: Mapping[str, Any] | None = None, max_rows: int = 20) -> ProductEditor:
+    """An editor for ``dk.products`` (see :class:`ProductEditor`)."""
+    return ProductEditor(resource, filters=filters, max_rows=max_rows)
