@@ -390,3 +390,19 @@ class HttpClient:
 
     def __repr__(self) -> str:
         return f"<HttpClient {service_name(self.service)} {redact(self.base_url)} pool={self._max_connections}>"
+
+
+class ServiceClient:
+    """Base of the async service clients: owns one :class:`HttpClient` as ``self.http`` and closes it
+    (``await client.aclose()`` or ``async with``)."""
+
+    http: HttpClient
+
+    async def aclose(self) -> None:
+        await self.http.aclose()
+
+    async def __aenter__(self) -> "ServiceClient":
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        await self.aclose()

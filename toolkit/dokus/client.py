@@ -22,8 +22,8 @@ from typing import Any, Mapping
 
 from ..core.credentials import Secret, load_credentials, reveal
 from ..core.errors import Unauthorized, ValidationError
-from ..core.http import HttpClient, Timeouts
-from ..core.redact import get_logger, register_secret
+from ..core.http import HttpClient, ServiceClient, Timeouts
+from ..core.redact import get_logger, redact, register_secret
 from ..core.sync import SyncWrapper
 from .resources import RESOURCES, Resource, ResourceSpec
 
@@ -77,7 +77,7 @@ def field_errors(body: Any) -> dict[str, list[str]] | None:
     return None
 
 
-class AsyncClient:
+class AsyncClient(ServiceClient):
     """Async Dokus client; ``dk.products``, ``dk.customers``, … are :class:`~toolkit.dokus.resources.Resource`."""
 
     service = "dokus"
@@ -177,17 +177,8 @@ class AsyncClient:
                            hint="Check the subdomain or base URL: it should point at your Dokus address.")
         return body
 
-    async def aclose(self) -> None:
-        await self.http.aclose()
-
-    async def __aenter__(self) -> "AsyncClient":
-        return self
-
-    async def __aexit__(self, *exc: Any) -> None:
-        await self.aclose()
-
     def __repr__(self) -> str:
-        return f"<Dokus AsyncClient {self.base_url} user={self.email}>"
+        return redact(f"<Dokus client {self.base_url} user={self.email}>")
 
 
 def _parse(content: bytes) -> Any:

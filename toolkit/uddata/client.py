@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Mapping
 from ..core.credentials import Secret, reveal
 from ..core.errors import ValidationError
 from ..core.frames import ToolkitFrame, ToolkitSeries, frame
-from ..core.http import HttpClient, RetryPolicy, Timeouts, TokenAuth
+from ..core.http import HttpClient, RetryPolicy, ServiceClient, Timeouts, TokenAuth
 from ..core.redact import get_logger, redact
 from ..core.sync import SyncWrapper
 from . import cpr as _cpr
@@ -140,7 +140,7 @@ def resolve_base_url(environment: str | None, base_url: str | None,
     return mapping[name].rstrip("/")
 
 
-class AsyncClient:
+class AsyncClient(ServiceClient):
     """Async Uddata+ client (``await`` its methods); see the module docstring and :func:`connect`."""
 
     def __init__(
@@ -254,15 +254,6 @@ class AsyncClient:
                                    progress=progress)
 
     # -- lifecycle --------------------------------------------------------------------------------------
-    async def aclose(self) -> None:
-        await self.http.aclose()
-
-    async def __aenter__(self) -> "AsyncClient":
-        return self
-
-    async def __aexit__(self, *exc: Any) -> None:
-        await self.aclose()
-
     def __repr__(self) -> str:
         return redact(f"<Uddata+ client {self.base_url} institution={self.institution} "
                       f"api_version={self.api_version} client_id={self.client_id}>")
