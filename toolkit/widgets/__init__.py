@@ -18,6 +18,7 @@ _EXPORTS = {
     "image_grid": ".images",
     "ImageGrid": ".images",
     "contact_sheet": ".images",
+    "contact_sheets": ".images",
     "product_editor": ".product_editor",
     "ProductEditor": ".product_editor",
     "doctor": ".doctor",

@@ -84,7 +84,7 @@ def check_versions(version: Callable[[str], str | None] = _version) -> list[Chec
             checks.append(Check(shown, OK, found))
         else:
             checks.append(Check(shown, FAIL if needed else INFO, "not installed",
-                                f"Install it: ./run setup (or pip install -e '.[lab]')." if needed else ""))
+                                "Install it: ./run setup (or pip install -e '.[lab]')." if needed else ""))
     return checks
 
 
