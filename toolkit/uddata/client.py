@@ -49,7 +49,7 @@ ENVIRONMENTS: dict[str, str] = {
 DEFAULT_PATH_PREFIX = "{api_version}/{institution}"
 
 STUDENT_SCHEMA = {
-    "cpr": "string", "indi_id": "string", "fornavn": "string", "efternavn": "string", "stamhold": "string",
+    "cpr": "string", "cpr_nr": "string", "indi_id": "string", "fornavn": "string", "efternavn": "string", "stamhold": "string",
     "uddannelse": "string", "startdato": "date", "slutdato": "date",
 }
 
@@ -185,7 +185,8 @@ class AsyncClient(ServiceClient):
 
     # -- roster -----------------------------------------------------------------------------------------
     async def students(self, expand: str | None = None) -> ToolkitFrame:
-        """The institution's students (``/elever``) as a DataFrame; ``cpr`` (``cpr_nr``) is text, masked on
+        """The institution's students (``/elever``) as a DataFrame. ``cpr`` is the CPR number as 10 digits
+        (text, leading zeros kept), ``cpr_nr`` the value exactly as Uddata+ delivered it; both are masked on
         display. ``expand="uddannelser"`` adds the educations as a list column."""
         params = {"expand": expand} if expand else None
         response = await self.http.request("GET", self.path("elever"), params=params, what="read the students")
@@ -198,14 +199,15 @@ class AsyncClient(ServiceClient):
         records = []
         for item in body or []:
             record = dict(item)
-            if "cpr" not in record:
-                record["cpr"] = record.pop("cpr_nr", None)
-            else:
-                record.pop("cpr_nr", None)
-            if record.get("cpr") is not None:
-                record["cpr"] = _cpr._text(record["cpr"]).strip()
+            raw = record.get("cpr_nr", record.get("cpr"))
+            text = _cpr._text(raw).strip() if raw is not None else None
+            record["cpr_nr"] = text  # as the service delivered it
+            try:  # the normalised 10 digits, which audit() and upload_folder() use
+                record["cpr"] = _cpr.normalize(text) if text else None
+            except ValidationError:
+                record["cpr"] = text
             records.append(record)
-        return frame(records, STUDENT_SCHEMA, masked=["cpr"], extra="keep")
+        return frame(records, STUDENT_SCHEMA, masked=["cpr", "cpr_nr"], extra="keep")
 
     # -- photos -----------------------------------------------------------------------------------------
     async def get_image_bytes(self, cpr: Any) -> bytes | None:
