@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import json as _json
+import logging
 import random
 import time
 from dataclasses import dataclass, field
@@ -322,10 +323,10 @@ class HttpClient:
                 raise self._transport_error(exc, method, url, what, attempt) from None
             except httpx.HTTPError as exc:  # anything else httpx may raise (invalid URL, decoding …)
                 raise self._transport_error(exc, method, url, what, attempt) from None
-            elapsed = (time.perf_counter() - started) * 1000
             status = response.status_code
-            log.debug("%s %s %s -> %s in %.0f ms (attempt %d)", service_name(self.service), method,
-                      redact(str(response.request.url)), status, elapsed, attempt)
+            if log.isEnabledFor(logging.DEBUG):  # the filter redacts the rendered line
+                log.debug("%s %s %s -> %s in %.0f ms (attempt %d)", service_name(self.service), method,
+                          response.request.url, status, (time.perf_counter() - started) * 1000, attempt)
             if status == 401 and authenticate and self.auth is not None and refreshed_generation is None \
                     and status not in allowed:
                 refreshed_generation = generation
