@@ -136,7 +136,7 @@ def _parse_name(path: Path) -> Candidate:
     stem = path.stem.strip()
     if not NAME_RE.match(stem):
         return Candidate(path, None, "invalid_name",
-                         "not sent: the name must be the CPR number, e.g. 0101901234.jpg or 010190-1234.jpg")
+                         "not sent: the name must be the CPR number, as DDMMYYSSSS.jpg or DDMMYY-SSSS.jpg")
     check = _cpr.validate(stem)
     if not check.valid:
         return Candidate(path, None, "invalid_name", f"not sent: the name is {check.error}")
