@@ -33,6 +33,8 @@ CELLS = [
     "grid",
     "form = toolkit.widgets.credentials_form('uddata', institution='123456')\nform",
     "sb = toolkit.sandbox.start()\ntoolkit.doctor()",
+    "dk = toolkit.dokus.connect(**sb.credentials('dokus'))\neditor = toolkit.widgets.product_editor(dk.products)\n"
+    "editor",
 ]
 
 
@@ -159,9 +161,17 @@ def test_widgets_render_in_jupyterlab(chromium: str, lab: tuple[str, str]) -> No
             doctor = page.wait_for_selector(".jp-OutputArea-output table.toolkit-doctor")
             text = doctor.inner_text()
             assert "Jupyter kernel, ipywidgets" in text and "answers at http://127.0.0.1:" in text, text
+            # the Dokus product editor renders as a form with its product list and buttons
+            page.wait_for_selector(".jp-OutputArea-output button.widget-button:has-text('Preview plan')")
+            apply = page.wait_for_selector(".jp-OutputArea-output button.widget-button:has-text('Apply')")
+            assert apply.is_disabled()  # nothing to apply before a plan was previewed
+            assert page.locator(".jp-OutputArea-output .widget-select-multiple option").count() > 0
+            apply.scroll_into_view_if_needed()
+            page.screenshot(path=str(SCREENSHOT.with_name(SCREENSHOT.stem + "-editor.png")))
             # no widget came out as plain text (what a missing front-end extension shows)
             outputs = page.locator(".jp-OutputArea-output").all_inner_texts()
-            assert not any(t.startswith(("VBox(", "ImageGrid(", "CredentialsForm(")) for t in outputs), outputs
+            assert not any(t.startswith(("VBox(", "ImageGrid(", "CredentialsForm(", "ProductEditor("))
+                           for t in outputs), outputs
         finally:
             try:
                 page.screenshot(path=str(SCREENSHOT), full_page=True)  # to look at, passed or failed
