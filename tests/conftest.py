@@ -46,3 +46,13 @@ def assert_clean(text: str, forbidden: list[str], where: str = "output") -> None
     """Fail if any forbidden value (a secret or a raw CPR) appears in ``text``."""
     leaks = sorted({value for value in forbidden if value and value in text})
     assert not leaks, f"{len(leaks)} secret/personal value(s) leaked into {where}"
+
+
+def widget_tree(root: Any) -> list[Any]:
+    """The widget and all its descendants (``children`` recursively)."""
+    found, stack = [], [root]
+    while stack:
+        widget = stack.pop()
+        found.append(widget)
+        stack.extend(getattr(widget, "children", ()))
+    return found

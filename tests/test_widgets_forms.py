@@ -14,19 +14,14 @@ import toolkit
 from toolkit.core.credentials import FIELDS, Secret
 from toolkit.core.errors import ValidationError
 from toolkit.widgets.forms import CredentialsForm, credentials_form
+from .conftest import widget_tree
 
 FAKE_SECRET = "fake-client-secret-Zq81xP"  # what the analyst "types"
 ENV_SECRET = "env-secret-never-prefilled-7Hk2"  # in the environment: must not reach the form
 CLIENT_ID = "visible-client-id-4821"
 
 
-def descendants(root: w.Widget) -> list[w.Widget]:
-    found, stack = [], [root]
-    while stack:
-        widget = stack.pop()
-        found.append(widget)
-        stack.extend(getattr(widget, "children", ()))
-    return found
+descendants = widget_tree
 
 
 def synced_state(form: w.Widget) -> str:

@@ -14,6 +14,7 @@ import toolkit
 from toolkit.core.errors import ValidationError
 from toolkit.widgets import images as mod
 from toolkit.widgets.images import ContactSheet, contact_sheet, contact_sheets, image_grid, load_thumbnail
+from .conftest import widget_tree
 
 RED, GREEN, BLUE = (220, 20, 20), (20, 200, 20), (20, 20, 220)
 THUMB = 64
@@ -47,13 +48,7 @@ def close(a: tuple, b: tuple, tol: int = 30) -> bool:
     return all(abs(int(x) - int(y)) <= tol for x, y in zip(a, b))
 
 
-def all_widgets(root: w.Widget) -> list[w.Widget]:
-    found, stack = [], [root]
-    while stack:
-        widget = stack.pop()
-        found.append(widget)
-        stack.extend(getattr(widget, "children", ()))
-    return found
+all_widgets = widget_tree
 
 
 def test_accepts_pil_images_paths_bytes_and_none(tmp_path: Path) -> None:

@@ -150,14 +150,7 @@ class _Invalid(Exception):
 
 
 def _money(value: Any) -> Decimal:
-    if isinstance(value, bool) or value is None:
-        raise _Invalid("Enter a number.")
-    try:
-        amount = Decimal(str(value).strip())
-    except InvalidOperation:
-        raise _Invalid("Enter a number.") from None
-    if not amount.is_finite():
-        raise _Invalid("Enter a number.")
+    amount = _decimal(value)
     if amount.as_tuple().exponent < -2:  # type: ignore[operator]
         raise _Invalid("Ensure that there are no more than 2 decimal places.")
     if abs(amount) >= Decimal("100000000"):
