@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import socket
 import subprocess
@@ -11,7 +12,7 @@ from pathlib import Path
 import pytest
 
 import toolkit
-from toolkit.widgets import doctor as mod
+mod = importlib.import_module("toolkit.widgets.doctor")  # the module (the package exports the function)
 from toolkit.widgets.doctor import FAIL, INFO, OK, WARN, Check, DoctorReport
 
 

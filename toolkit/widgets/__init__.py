@@ -5,33 +5,17 @@
 * ``contact_sheet(images, labels=None)`` — one contact sheet as a ``PIL.Image.Image``
 * ``product_editor(dk.products)`` — edit Dokus products, see the plan, apply on confirm
 * ``doctor()`` — versions and health of the notebook environment
+
+The names are imported eagerly: two of them (``doctor``, ``product_editor``) are also module names, and a
+lazily loaded submodule would be bound on the package under the same name, shadowing the function.
 """
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from .doctor import DoctorReport, doctor
+from .forms import CredentialsForm, credentials_form
+from .images import ContactSheet, ImageGrid, contact_sheet, contact_sheets, image_grid
+from .product_editor import ProductEditor, product_editor
 
-_EXPORTS = {
-    "credentials_form": ".forms",
-    "CredentialsForm": ".forms",
-    "image_grid": ".images",
-    "ImageGrid": ".images",
-    "contact_sheet": ".images",
-    "contact_sheets": ".images",
-    "product_editor": ".product_editor",
-    "ProductEditor": ".product_editor",
-    "doctor": ".doctor",
-}
-
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name], __name__), name)
-    raise AttributeError(f"module 'toolkit.widgets' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return __all__
+__all__ = ["credentials_form", "CredentialsForm", "image_grid", "ImageGrid", "contact_sheet", "contact_sheets",
+           "ContactSheet", "product_editor", "ProductEditor", "doctor", "DoctorReport"]
