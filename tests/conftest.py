@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import logging
+import os
+import signal
+import subprocess
 from typing import Any, Iterator
 
 import pytest
@@ -56,3 +59,13 @@ def widget_tree(root: Any) -> list[Any]:
         found.append(widget)
         stack.extend(getattr(widget, "children", ()))
     return found
+
+
+def stop_process_group(proc: "subprocess.Popen[Any]", timeout: float = 20) -> None:
+    """Stop a process started with ``start_new_session=True`` and everything it started (TERM, then KILL)."""
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(5)

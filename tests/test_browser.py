@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import signal
 import socket
 import subprocess
 import sys
@@ -20,6 +19,7 @@ from pathlib import Path
 from typing import Iterator
 
 import pytest
+from .conftest import stop_process_group
 
 CHROMIUM = os.environ.get("TOOLKIT_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
@@ -110,12 +110,7 @@ def lab(tmp_path: Path) -> Iterator[tuple[str, str]]:
             time.sleep(0.3)
         yield f"{base}/lab/tree/smoke.ipynb", token
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(5)
+        stop_process_group(proc, 15)
         log.close()
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import signal
 import socket
 import subprocess
 import time
@@ -14,6 +13,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from .conftest import stop_process_group
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -60,9 +60,5 @@ def test_run_lab_starts_jupyterlab_and_the_sandbox(tmp_path: Path) -> None:
             except urllib.error.HTTPError as exc:
                 assert exc.code < 600
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
+        stop_process_group(proc, 20)
         log.close()
