@@ -69,3 +69,11 @@ def stop_process_group(proc: "subprocess.Popen[Any]", timeout: float = 20) -> No
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(5)
+
+
+@pytest.fixture
+def dk(dks: Sandbox) -> Iterator[Any]:
+    """A Dokus client on the requesting module's own ``dks`` sandbox (each module picks its seed)."""
+    client = toolkit.dokus.connect(**dks.credentials("dokus"))
+    yield client
+    client.close()

@@ -6,7 +6,7 @@ import asyncio
 import base64
 import json
 from decimal import Decimal
-from typing import Any, Iterator
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -26,13 +26,6 @@ PRODUCT_COLUMNS = ["name", "comment", "price", "product_number", "default_vat_cl
 def dks(make_sandbox: Any) -> Sandbox:
     """A private Dokus sandbox (tests here change data)."""
     return make_sandbox(services=["dokus"], seed=3)
-
-
-@pytest.fixture
-def dk(dks: Sandbox) -> Iterator[Any]:
-    client = toolkit.dokus.connect(**dks.credentials("dokus"))
-    yield client
-    client.close()
 
 
 def posts(sandbox: Sandbox, path_part: str = "") -> list[Any]:

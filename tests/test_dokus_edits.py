@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Any, Iterator
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -19,13 +19,6 @@ pytestmark = pytest.mark.integration
 @pytest.fixture
 def dks(make_sandbox: Any) -> Sandbox:
     return make_sandbox(services=["dokus"], seed=5)
-
-
-@pytest.fixture
-def dk(dks: Sandbox) -> Iterator[Any]:
-    client = toolkit.dokus.connect(**dks.credentials("dokus"))
-    yield client
-    client.close()
 
 
 def writes(sandbox: Sandbox) -> list[Any]:

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import io
 import json
 
 import pandas as pd
 import pytest
 
 import toolkit
-from toolkit import Forbidden, Secret, Unauthorized, ValidationError
+from toolkit import Secret, Unauthorized, ValidationError
 from toolkit.core.http import ASGITransport, HTTPResponse, MockTransport
 from toolkit.sandbox.uddata import UddataEmulator
 from toolkit.sandbox.uddata_data import make_photo

@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import io
-import logging
-import os
 from pathlib import Path
 
 import pandas as pd

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
-from .errors import ValidationError, service_name
+from .errors import ValidationError
 from .redact import register_secret
 
 __all__ = ["Secret", "reveal", "Field", "FIELDS", "Credentials", "env_name", "load_credentials"]
