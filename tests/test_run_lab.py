@@ -54,6 +54,15 @@ def test_run_lab_starts_jupyterlab_and_the_sandbox(tmp_path: Path) -> None:
         assert get(f"http://127.0.0.1:{port}/lab?token={token}")[0] == 200
         urls = json.loads(sandbox_file.read_text())["urls"]
         assert urls and all(u.startswith("http://127.0.0.1:") for u in urls.values())
+        # the terminal names every service with its address (once a blank "Sandbox running:" line) and
+        # never prints the demo credentials that sandbox.json also holds
+        printed = (tmp_path / "lab.log").read_text()
+        assert "Sandbox running" in printed, printed[-2000:]
+        for name, url in urls.items():
+            assert any(name in line and url in line for line in printed.splitlines()), (name, url, printed[-2000:])
+        creds = json.loads(sandbox_file.read_text())["credentials"]
+        values = [str(v) for c in creds.values() for k, v in c.items() if k not in ("base_url", "api_version")]
+        assert not [v for v in values if len(v) > 6 and v in printed], "credentials printed by ./run lab"
         for url in urls.values():  # every emulator answers (any HTTP status counts)
             try:
                 get(url)
@@ -62,3 +71,22 @@ def test_run_lab_starts_jupyterlab_and_the_sandbox(tmp_path: Path) -> None:
     finally:
         stop_process_group(proc, 20)
         log.close()
+
+
+@pytest.mark.parametrize("args", [[], ["help"], ["--help"]])
+def test_run_without_a_command_prints_readable_help(args: list[str]) -> None:
+    result = subprocess.run([str(ROOT / "run"), *args], cwd=ROOT, capture_output=True, text=True, timeout=30)
+    assert result.returncode == 0, result.stderr
+    text = result.stdout
+    assert text.startswith("Usage: ./run COMMAND"), text
+    for command in ("lab", "test", "sandbox", "bench", "setup"):  # each command with what it does
+        assert any(line.strip().startswith(command + " ") and len(line.split()) > 3 for line in text.splitlines()), \
+            (command, text)
+    assert "set -euo" not in text and "$VENV" not in text and "#" not in text  # words, not shell lines
+
+
+def test_run_with_an_unknown_command_names_it_and_shows_the_help() -> None:
+    result = subprocess.run([str(ROOT / "run"), "labb"], cwd=ROOT, capture_output=True, text=True, timeout=30)
+    assert result.returncode == 2
+    assert "unknown command 'labb'" in result.stderr and "Usage: ./run COMMAND" in result.stderr, result.stderr
+    assert result.stdout == ""  # nothing started, nothing installed
