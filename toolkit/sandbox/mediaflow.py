@@ -1,0 +1,548 @@
+"""Mediaflow emulator: implements Part 1 of the contract exactly (``/work/shared/api-contracts.md``, §4).
+
+Every API route exists under ``/1/…`` and, for a deployment behind a proxy, under ``/proxy/mf/1/…``;
+``credentials()["base_url"]`` is the documented form that ends in the API version (``…/1``).
+
+* ``GET /1/oauth2/token?grant_type=refresh_token&client_id&client_secret&refresh_token`` (as documented)
+  and the same ``POST`` form-encoded; ``grant_type=password`` with ``username``/``password`` of the demo
+  user too → ``{"access_token", "token_type": "Bearer", "expires_in"}`` (plus a new ``refresh_token`` when
+  ``rotate_refresh_tokens`` is on; the old one then stops working). Wrong client id, client secret,
+  refresh token or password → ``401 {"status": 401, "error": "…"}`` saying which.
+* Calls carry ``Authorization: Bearer …`` (the documented ``access_token`` query parameter works too and
+  is recorded in ``query_token_uses``); invalid or expired → ``401 {"status", "error"}``.
+* Errors are always ``{"status", "error"}``; every successful GET is a JSON array. ``fields=`` (lower-case,
+  comma-separated; ``all``/``any`` for every field) selects fields, ``id`` always comes back.
+* ``GET /1/file/latest`` (``processed``, ``page`` from 1, ``per_page`` default 20 max 100, ``type``),
+  ``GET /1/file/{id}``, ``GET /1/folders`` (alias ``/1/folder``), ``GET /1/foldertree``,
+  ``GET /1/folders/{id}/children``, ``GET /1/folder/{id}/files`` and ``/1/folders/{id}/files``.
+* Previews without auth at ``/previews/{file_id}/{thumb|small|medium}.jpg``.
+* Upload: ``POST /1/file`` ``{"filename", "filesize", "toFolder"}`` → ``{"expiresIn", "uploadURL"}``; then
+  ``PUT`` (or ``POST``) of the raw bytes (or one multipart file part) to ``uploadURL``, no auth needed →
+  ``201 [file]`` with ``processed: false`` (true ``processing_seconds`` later). A repeated PUT to the same
+  valid URL replaces the bytes of the same file; every ``POST /1/file`` is a new pending upload.
+
+Test truth: ``files``, ``stored_count()``, ``uploads_requested``, ``upload_puts``, ``token_requests``,
+``query_token_uses``, ``expire_tokens()``, ``expire_upload_urls()``, ``reset_uploads()``.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import hashlib
+import hmac
+import json
+import secrets as _secrets
+import time
+from typing import Any
+from urllib.parse import parse_qs
+
+from .mediaflow_data import PREVIEW_SIZES, file_type_for, make_files, make_folders, make_preview
+from .server import Emulator
+
+__all__ = ["MediaflowEmulator", "FILE_FIELDS", "FOLDER_FIELDS", "PROXY_PREFIX"]
+
+PROXY_PREFIX = "/proxy/mf"
+
+#: public file fields (camelCase), in output order
+FILE_FIELDS = ("id", "name", "filename", "type", "filesize", "checksum", "width", "height", "uploaded",
+               "uploadedBy", "addedToFolder", "photographer", "description", "processed", "hasPreview", "icon",
+               "previews", "smallPreview", "mediumPreview", "thumbPreview", "gdprStatus", "alttext", "folderId")
+DEFAULT_FILE_FIELDS = ("id", "name", "filename", "type", "filesize", "uploaded", "processed", "hasPreview")
+FOLDER_FIELDS = ("id", "name", "type", "depth", "parent", "created", "createdBy", "hasChildren", "archived",
+                 "viewLayout", "separator", "parents")
+DEFAULT_FOLDER_FIELDS = ("id", "name", "type", "parent", "depth")
+TREE_FIELDS = ("id", "name", "type", "depth", "archived", "parent", "hasChildren", "separator")
+
+FORBIDDEN_MESSAGE = "You don't have permission to upload to this folder"
+EXPIRED_MESSAGE = "Upload URL has expired"
+MAX_UPLOAD = 200 * 1024 * 1024
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _derive(seed: int, label: str, n: int) -> str:
+    digest = hashlib.sha256(f"toolkit-sandbox-mediaflow-{seed}-{label}".encode()).digest()
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+    value = int.from_bytes(digest, "big")
+    out = []
+    for _ in range(n):
+        value, r = divmod(value, len(alphabet))
+        out.append(alphabet[r])
+    return "".join(out)
+
+
+class MediaflowEmulator(Emulator):
+    name = "mediaflow"
+    api_version = "1"
+
+    def __init__(self, seed: int = 0, files: int = 60) -> None:
+        super().__init__(seed)
+        self.client_id = "sbx" + hashlib.sha256(f"mediaflow-id-{seed}".encode()).hexdigest()[:6]
+        self.client_secret = _derive(seed, "client-secret", 31)
+        self.refresh_token = _derive(seed, "refresh-token", 30)  # the one credentials() hands out first
+        self.username = "demo@sandbox.example"
+        self.password = _derive(seed, "demo-password", 16)
+        #: seconds announced in ``expires_in`` (and enforced)
+        self.token_lifetime: float = 7200
+        #: seconds an upload URL stays valid (``expiresIn``)
+        self.upload_url_lifetime: float = 600
+        #: seconds after a stored upload until the file is ``processed``
+        self.processing_seconds: float = 0.3
+        #: when True each refresh_token grant answers a new refresh token and revokes the old one
+        self.rotate_refresh_tokens: bool = False
+        self._key = hashlib.sha256(f"mediaflow-signing-{seed}".encode()).digest()
+        self._valid_refresh: set[str] = {self.refresh_token}
+        self.current_refresh_token = self.refresh_token
+        self.issued_refresh_tokens: list[str] = [self.refresh_token]
+        self._tokens: dict[str, float] = {}  # access token → monotonic expiry
+        self.issued_tokens: list[str] = []
+        #: every token call: {"method", "grant_type", "secrets_in_query", "form_keys", "query_keys", "status", "time"}
+        self.token_requests: list[dict[str, Any]] = []
+        #: paths of API calls that authenticated with the ``access_token`` query parameter
+        self.query_token_uses: list[str] = []
+        self.folders: list[dict[str, Any]] = make_folders(seed)
+        self._folders = {f["id"]: f for f in self.folders}
+        self._seeded = make_files(seed, files)
+        #: file id → file dict (the public camelCase fields, ``folderId``, and ``data``: stored bytes or None)
+        self.files: dict[int, dict[str, Any]] = {}
+        self._ready_at: dict[int, float] = {}  # uploaded file id → monotonic time it becomes processed
+        self._order: dict[int, int] = {}  # file id → insertion counter (ties in ``uploaded``)
+        self._counter = 0
+        self.uploads: dict[str, dict[str, Any]] = {}  # upload id → pending/used upload
+        self.issued_upload_urls: list[str] = []
+        self.uploads_requested = 0  # POST /1/file that answered an upload URL
+        self.upload_puts = 0  # PUT/POST to an upload URL that stored bytes
+        self._previews: dict[tuple[int, str], bytes] = {}
+        self._next_file_id = 1_000_001
+        self.reset_uploads()
+
+    # -- truth for tests --------------------------------------------------------------------------------
+    def credentials(self) -> dict[str, Any]:
+        return {"base_url": f"{self.base_url}/{self.api_version}", "client_id": self.client_id,
+                "client_secret": self.client_secret, "refresh_token": self.current_refresh_token}
+
+    def proxied_base_url(self) -> str:
+        """The base URL of the same API behind the path prefix ``/proxy/mf``."""
+        return f"{self.base_url}{PROXY_PREFIX}/{self.api_version}"
+
+    def secrets(self) -> list[str]:
+        sigs = [u["signature"] for u in self.uploads.values()]
+        return [self.client_secret, self.password, *self.issued_refresh_tokens, *self.issued_tokens,
+                *self.issued_upload_urls, *sigs]
+
+    def personal_data(self) -> list[str]:
+        return []
+
+    def stored_count(self, filename: str, folder_id: int) -> int:
+        """How many distinct files named ``filename`` the folder holds."""
+        return sum(1 for f in self.files.values() if f["filename"] == filename and f["folderId"] == int(folder_id))
+
+    def uploaded_files(self) -> list[dict[str, Any]]:
+        """Files stored through the upload URLs (not the seeded ones), oldest first."""
+        return [self.files[i] for i in sorted(self._ready_at, key=lambda i: self._order[i]) if i in self.files]
+
+    def folder(self, folder_id: int) -> dict[str, Any]:
+        return self._folders[int(folder_id)]
+
+    def forbidden_folder_id(self) -> int:
+        """A folder where uploads answer 403."""
+        return next(f["id"] for f in self.folders if not f["uploadAllowed"])
+
+    def expire_tokens(self) -> None:
+        """Every issued access token is expired from now on (the next call answers 401)."""
+        for token in self._tokens:
+            self._tokens[token] = 0.0
+
+    def expire_upload_urls(self) -> None:
+        """Every issued upload URL is past its lifetime from now on (403 "Upload URL has expired")."""
+        for upload in self.uploads.values():
+            upload["expires"] = 0.0
+
+    def reset_uploads(self) -> None:
+        """Forget uploaded files, upload URLs and counters; the seeded files stay."""
+        self.files = {}
+        self._order = {}
+        for f in self._seeded:
+            self._add_file(dict(f))
+        self._ready_at.clear()
+        self.uploads.clear()
+        self.uploads_requested = 0
+        self.upload_puts = 0
+        self._previews = {k: v for k, v in self._previews.items() if k[0] in self.files}
+
+    # -- helpers ------------------------------------------------------------------------------------------
+    def _add_file(self, f: dict[str, Any]) -> None:
+        self._counter += 1
+        self.files[f["id"]] = f
+        self._order[f["id"]] = self._counter
+
+    def _refresh(self, f: dict[str, Any]) -> dict[str, Any]:
+        ready = self._ready_at.get(f["id"])
+        if ready is not None and not f["processed"] and time.monotonic() >= ready:
+            f["processed"] = True
+            f["hasPreview"] = f["type"]["type"] in ("image", "video")
+        return f
+
+    def _public(self, f: dict[str, Any]) -> dict[str, Any]:
+        out = {k: f[k] for k in FILE_FIELDS if k in f}
+        if f["hasPreview"]:
+            urls = {s: f"{self.base_url}/previews/{f['id']}/{s}.jpg" for s in PREVIEW_SIZES}
+            out["previews"] = [{"name": s, "size": PREVIEW_SIZES[s], "url": u} for s, u in urls.items()]
+            out["smallPreview"], out["mediumPreview"], out["thumbPreview"] = urls["small"], urls["medium"], urls["thumb"]
+        else:
+            out["previews"], out["smallPreview"], out["mediumPreview"], out["thumbPreview"] = [], "", "", ""
+        return {k: out[k] for k in FILE_FIELDS}
+
+    def _newest_first(self, files: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return sorted(files, key=lambda f: (f["uploaded"], self._order[f["id"]]), reverse=True)
+
+    def _issue_token(self) -> str:
+        self._counter += 1
+        exp = int(time.time() + self.token_lifetime)
+        header = _b64(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
+        payload = _b64(json.dumps({"serv": "17", "sub": self.client_id, "exp": exp, "jti": self._counter,
+                                   "nonce": _secrets.token_hex(4)}).encode())
+        sig = _b64(hmac.new(self._key, f"{header}.{payload}".encode(), hashlib.sha256).digest())
+        token = f"{header}.{payload}.{sig}"
+        self._tokens[token] = time.monotonic() + float(self.token_lifetime)
+        self.issued_tokens.append(token)
+        return token
+
+    # -- app ------------------------------------------------------------------------------------------------
+    def build_app(self) -> Any:
+        from starlette.applications import Starlette
+        from starlette.requests import Request
+        from starlette.responses import Response
+        from starlette.routing import Mount, Route
+
+        def respond(body: Any, status: int = 200) -> Response:
+            return Response(json.dumps(body, ensure_ascii=False), status_code=status,
+                            media_type="application/json; charset=utf-8")
+
+        def error(status: int, message: str) -> Response:
+            return respond({"status": status, "error": message}, status)
+
+        # token ------------------------------------------------------------------------------------------
+        async def token(request: Request) -> Response:
+            query = {k: v[-1] for k, v in parse_qs(request.url.query, keep_blank_values=True).items()}
+            form: dict[str, str] = {}
+            if request.method == "POST":
+                ctype = request.headers.get("content-type", "")
+                raw = await request.body()
+                if ctype.startswith("application/json"):
+                    try:
+                        loaded = json.loads(raw or b"{}")
+                        form = {str(k): str(v) for k, v in loaded.items()} if isinstance(loaded, dict) else {}
+                    except ValueError:
+                        return error(400, "the body is not valid JSON")
+                else:
+                    form = {k: v[-1] for k, v in parse_qs(raw.decode("utf-8", "replace"),
+                                                         keep_blank_values=True).items()}
+            params = {**query, **form}
+            secret_values = {self.client_secret, self.password, *self.issued_refresh_tokens}
+            rec = {"method": request.method, "grant_type": params.get("grant_type"),
+                   "secrets_in_query": any(v in secret_values for v in query.values()) or
+                   any(k in query for k in ("client_secret", "refresh_token", "password")),
+                   "query_keys": sorted(query), "form_keys": sorted(form), "status": None, "time": time.time()}
+            self.token_requests.append(rec)
+
+            def done(resp: Response) -> Response:
+                rec["status"] = resp.status_code
+                return resp
+
+            grant = params.get("grant_type")
+            if grant not in ("refresh_token", "password"):
+                return done(error(400, "grant_type must be refresh_token (or password)"))
+            if not params.get("client_id"):
+                return done(error(400, "the client_id parameter is missing"))
+            if params["client_id"] != self.client_id:
+                return done(error(401, "Unknown client id"))
+            if not hmac.compare_digest(params.get("client_secret", ""), self.client_secret):
+                return done(error(401, "The client secret is wrong for this client id"))
+            body: dict[str, Any] = {}
+            if grant == "refresh_token":
+                old = params.get("refresh_token", "")
+                if old not in self._valid_refresh:
+                    return done(error(401, "The refresh token is not valid: it is wrong, or it was replaced "
+                                           "by a newer one"))
+                if self.rotate_refresh_tokens:
+                    self._counter += 1
+                    new = _derive(self.seed, f"refresh-token-{self._counter}-{_secrets.token_hex(4)}", 30)
+                    self._valid_refresh.discard(old)
+                    self._valid_refresh.add(new)
+                    self.issued_refresh_tokens.append(new)
+                    self.current_refresh_token = new
+                    body["refresh_token"] = new
+            else:
+                if params.get("username") != self.username or not hmac.compare_digest(
+                        params.get("password", ""), self.password):
+                    return done(error(401, "The username or password is wrong"))
+            out = {"access_token": self._issue_token(), "token_type": "Bearer", "expires_in": self.token_lifetime}
+            out.update(body)
+            return done(respond(out))
+
+        def check(request: Request) -> Response | None:
+            header = request.headers.get("authorization", "")
+            scheme, _, value = header.partition(" ")
+            value = value.strip()
+            if scheme.lower() != "bearer" or not value:
+                value = request.query_params.get("access_token", "")
+                if value:
+                    self.query_token_uses.append(request.url.path)
+            if not value:
+                return error(401, "No access token: send the header Authorization: Bearer <access_token>")
+            exp = self._tokens.get(value)
+            if exp is None:
+                return error(401, "The access token is not valid")
+            if time.monotonic() >= exp:
+                return error(401, "The access token has expired")
+            return None
+
+        def select(request: Request, item: dict[str, Any], allowed: tuple[str, ...],
+                   default: tuple[str, ...]) -> dict[str, Any]:
+            raw = request.query_params.get("fields", "")
+            names = [n.strip().lower() for n in raw.split(",") if n.strip()]
+            if not names:
+                keep = set(default)
+            elif any(n in ("all", "any") for n in names):
+                keep = set(allowed)
+            else:
+                lower = {k.lower(): k for k in allowed}
+                keep = {lower[n] for n in names if n in lower}
+            keep.add("id")
+            return {k: item[k] for k in allowed if k in keep and k in item}
+
+        def file_filter(request: Request) -> Response | Any:
+            ftype = request.query_params.get("type", "any").strip().lower() or "any"
+            processed = request.query_params.get("processed", "").strip().lower() in ("true", "1", "yes")
+
+            def keep(f: dict[str, Any]) -> bool:
+                self._refresh(f)
+                if processed and not f["processed"]:
+                    return False
+                return ftype in ("any", "all") or f["type"]["type"] == ftype
+            return keep
+
+        def paging(request: Request, default: int | None) -> tuple[int, int | None] | Response:
+            page_s = request.query_params.get("page")
+            per_s = request.query_params.get("per_page")
+            try:
+                page = int(page_s) if page_s not in (None, "") else 1
+                per = int(per_s) if per_s not in (None, "") else default
+            except ValueError:
+                return error(400, "page and per_page must be whole numbers")
+            if page < 1 or (per is not None and per < 1):
+                return error(400, "page starts at 1 and per_page must be at least 1")
+            if per is not None:
+                per = min(per, 100)
+            return page, per
+
+        def file_list(request: Request, files: list[dict[str, Any]], default_per: int | None) -> Response:
+            pg = paging(request, default_per)
+            if isinstance(pg, Response):
+                return pg
+            page, per = pg
+            keep = file_filter(request)
+            chosen = self._newest_first([f for f in files if keep(f)])
+            if per is not None:
+                chosen = chosen[(page - 1) * per: page * per]
+            return respond([select(request, self._public(f), FILE_FIELDS, DEFAULT_FILE_FIELDS) for f in chosen])
+
+        def parse_id(text: str) -> int | None:
+            try:
+                return int(text)
+            except ValueError:
+                return None
+
+        async def latest(request: Request) -> Response:
+            return check(request) or file_list(request, list(self.files.values()), 20)
+
+        async def one_file(request: Request) -> Response:
+            denied = check(request)
+            if denied:
+                return denied
+            fid = parse_id(request.path_params["file_id"])
+            f = self.files.get(fid) if fid is not None else None
+            if f is None:
+                return error(404, f"File {request.path_params['file_id']} does not exist")
+            self._refresh(f)
+            return respond([select(request, self._public(f), FILE_FIELDS, DEFAULT_FILE_FIELDS)])
+
+        async def folders(request: Request) -> Response:
+            return check(request) or respond([select(request, f, FOLDER_FIELDS, DEFAULT_FOLDER_FIELDS)
+                                              for f in self.folders])
+
+        async def foldertree(request: Request) -> Response:
+            return check(request) or respond([select(request, f, FOLDER_FIELDS, TREE_FIELDS) for f in self.folders])
+
+        def get_folder(request: Request) -> dict[str, Any] | Response:
+            fid = parse_id(request.path_params["folder_id"])
+            folder = self._folders.get(fid) if fid is not None else None
+            if folder is None:
+                return error(404, f"Folder {request.path_params['folder_id']} does not exist")
+            return folder
+
+        async def children(request: Request) -> Response:
+            denied = check(request)
+            if denied:
+                return denied
+            folder = get_folder(request)
+            if isinstance(folder, Response):
+                return folder
+            return respond([select(request, f, FOLDER_FIELDS, DEFAULT_FOLDER_FIELDS)
+                            for f in self.folders if f["parent"] == folder["id"]])
+
+        async def folder_files(request: Request) -> Response:
+            denied = check(request)
+            if denied:
+                return denied
+            folder = get_folder(request)
+            if isinstance(folder, Response):
+                return folder
+            return file_list(request, [f for f in self.files.values() if f["folderId"] == folder["id"]], None)
+
+        async def request_upload(request: Request) -> Response:
+            denied = check(request)
+            if denied:
+                return denied
+            try:
+                body = json.loads(await request.body() or b"null")
+            except ValueError:
+                return error(400, "The body is not valid JSON; send {\"filename\", \"filesize\", \"toFolder\"}")
+            if not isinstance(body, dict):
+                return error(400, "Send a JSON object {\"filename\", \"filesize\", \"toFolder\"}")
+            filename, filesize, to_folder = body.get("filename"), body.get("filesize"), body.get("toFolder")
+            if not isinstance(filename, str) or not filename.strip() or "/" in filename or "\\" in filename:
+                return error(400, "filename must be a file name (text without a path)")
+            if isinstance(filesize, bool) or not isinstance(filesize, int) or not 0 <= filesize <= MAX_UPLOAD:
+                return error(400, f"filesize must be a whole number of bytes from 0 to {MAX_UPLOAD}")
+            if isinstance(to_folder, str) and to_folder.lstrip("-").isdigit():
+                to_folder = int(to_folder)
+            if isinstance(to_folder, bool) or not isinstance(to_folder, int):
+                return error(400, "toFolder must be a folder id (a whole number)")
+            folder = self._folders.get(to_folder)
+            if folder is None:
+                return error(404, f"Folder {to_folder} does not exist")
+            if not folder["uploadAllowed"]:
+                return error(403, FORBIDDEN_MESSAGE)
+            upload_id = _secrets.token_hex(8)
+            signature = _b64(hmac.new(self._key, f"upload-{upload_id}".encode(), hashlib.sha256).digest())
+            self.uploads[upload_id] = {"signature": signature, "filename": filename, "filesize": filesize,
+                                       "folder_id": to_folder,
+                                       "expires": time.monotonic() + float(self.upload_url_lifetime),
+                                       "file_id": None, "puts": 0}
+            url = f"{self.base_url}/upload/{upload_id}?signature={signature}"
+            self.issued_upload_urls.append(url)
+            self.uploads_requested += 1
+            return respond({"expiresIn": self.upload_url_lifetime, "uploadURL": url})
+
+        async def receive_upload(request: Request) -> Response:
+            upload = self.uploads.get(request.path_params["upload_id"])
+            sig = request.query_params.get("signature", "")
+            if upload is None or not hmac.compare_digest(sig, upload["signature"]):
+                return error(403, "The upload URL is not valid (unknown upload or bad signature)")
+            if time.monotonic() >= upload["expires"]:
+                return error(403, EXPIRED_MESSAGE)
+            ctype = request.headers.get("content-type", "")
+            if ctype.startswith("multipart/form-data"):
+                form = await request.form(max_files=1, max_fields=8, max_part_size=MAX_UPLOAD + 1)
+                parts = [v for v in form.values() if hasattr(v, "read")]
+                if len(parts) != 1:
+                    return error(400, "Send exactly one file part")
+                data = await parts[0].read()
+            else:
+                length = request.headers.get("content-length")
+                if length is None:
+                    return error(400, f"Content-Length is required and must equal filesize ({upload['filesize']})")
+                if not length.isdigit() or int(length) != upload["filesize"]:
+                    return error(400, f"Content-Length {length} does not equal filesize {upload['filesize']}")
+                data = await request.body()
+            if len(data) != upload["filesize"]:
+                return error(400, f"Received {len(data)} bytes but filesize is {upload['filesize']}")
+            upload["puts"] += 1
+            self.upload_puts += 1
+            now = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+            fid = upload["file_id"]
+            if fid is None or fid not in self.files:
+                fid = self._next_file_id
+                self._next_file_id += 1
+                upload["file_id"] = fid
+                name = upload["filename"].rsplit(".", 1)[0]
+                width = height = 0
+                ftype = file_type_for(upload["filename"])
+                self._add_file({
+                    "id": fid, "name": name, "filename": upload["filename"], "type": ftype,
+                    "filesize": len(data), "checksum": "", "width": width, "height": height,
+                    "uploaded": now, "uploadedBy": "api.integration", "addedToFolder": now, "photographer": "",
+                    "description": "", "processed": False, "hasPreview": False,
+                    "gdprStatus": "NOT_CHECKED", "alttext": "", "folderId": upload["folder_id"],
+                    "icon": f"https://static.mediaflowpro.com/images/icon{ftype['id']}.gif", "data": None,
+                })
+            f = self.files[fid]
+            f.update({"data": data, "filesize": len(data), "checksum": hashlib.md5(data).hexdigest(),
+                      "processed": False, "hasPreview": False})
+            f["width"], f["height"] = _dimensions(data)
+            self._ready_at[fid] = time.monotonic() + float(self.processing_seconds)
+            for size in PREVIEW_SIZES:
+                self._previews.pop((fid, size), None)
+            return respond([self._public(f)], 201)
+
+        async def preview(request: Request) -> Response:
+            fid = parse_id(request.path_params["file_id"])
+            size = request.path_params["size"]
+            f = self.files.get(fid) if fid is not None else None
+            if f is None or size not in PREVIEW_SIZES:
+                return error(404, "No such preview")
+            self._refresh(f)
+            if not f["hasPreview"]:
+                return error(404, "This file has no preview")
+            key = (fid, size)
+            if key not in self._previews:
+                self._previews[key] = make_preview(f"{self.seed}-{fid}", f["width"], f["height"], size, f.get("data"))
+            return Response(self._previews[key], media_type="image/jpeg",
+                            headers={"cache-control": "public, max-age=3600"})
+
+        api = [
+            Route("/oauth2/token", token, methods=["GET", "POST"]),
+            Route("/file/latest", latest, methods=["GET"]),
+            Route("/file/{file_id}", one_file, methods=["GET"]),
+            Route("/file", request_upload, methods=["POST"]),
+            Route("/files/{file_id}", one_file, methods=["GET"]),
+            Route("/folders", folders, methods=["GET"]),
+            Route("/folder", folders, methods=["GET"]),
+            Route("/foldertree", foldertree, methods=["GET"]),
+            Route("/folders/{folder_id}/children", children, methods=["GET"]),
+            Route("/folder/{folder_id}/children", children, methods=["GET"]),
+            Route("/folder/{folder_id}/files", folder_files, methods=["GET"]),
+            Route("/folders/{folder_id}/files", folder_files, methods=["GET"]),
+        ]
+        routes = [
+            Mount(f"/{self.api_version}", routes=api),
+            Mount(f"{PROXY_PREFIX}/{self.api_version}", routes=api),
+            Route("/upload/{upload_id}", receive_upload, methods=["PUT", "POST"]),
+            Route("/previews/{file_id}/{size}.jpg", preview, methods=["GET"]),
+        ]
+
+        async def not_found(request: Request, exc: Exception) -> Response:
+            return error(404, "No such endpoint")
+
+        async def not_allowed(request: Request, exc: Exception) -> Response:
+            return error(405, "Method not allowed")
+
+        return Starlette(routes=routes, exception_handlers={404: not_found, 405: not_allowed})
+
+
+def _dimensions(data: bytes) -> tuple[int, int]:
+    """Width and height of an uploaded picture (0, 0 when it is not one Pillow reads)."""
+    import io
+
+    from PIL import Image
+
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            return img.width, img.height
+    except Exception:  # noqa: BLE001
+        return 0, 0
