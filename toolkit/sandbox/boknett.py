@@ -1,0 +1,477 @@
+"""Boknett emulator: implements Part 1 of the contract exactly (``/work/shared/api-contracts.md``, §3).
+
+One app serves the login and the metadata paths (``credentials()`` gives the same URL for both):
+
+* ``POST /v1/tickets`` (form ``username``, ``password``) → ``201``, empty body, headers ``Boknett-TGT`` and
+  ``Location``; wrong credentials → ``401`` error XML. ``DELETE /v1/tickets/{tgt}`` logs out. A TGT lives
+  ``tgt_lifetime`` seconds (server clock); unknown or expired → ``401``.
+* Every metadata call needs ``Authorization: Boknett TGT-…`` and an RFC 1123 ``Date`` (``GMT``/``UTC``) within
+  15 minutes of the server clock, else ``400`` (codes ``MISSING_DATE``, ``INVALID_DATE``, ``DATE_SKEW``).
+  The server clock is ``time.time() + clock_offset``; every response carries it in its ``Date`` header.
+* ``GET /metadata/export/object?after=yyyyMMddHHmmss | next=<cursor>[&pagesize=N]`` → ``application/xml``
+  ``<OBJECTS>…</OBJECTS>``. The cursor is a position in the list of changes (opaque, urlsafe base64), so a
+  pull gets exactly what it missed; every page has ``Next``, pages with more to come also ``Link``.
+* ``GET /metadata/export/object/download?id=…`` (``Accept: application/octet-stream``) → the file with
+  ``Content-Disposition``; ``406`` other Accept, ``403`` another user's id, ``404`` unknown, ``410`` expired.
+
+Test hooks: ``object_count`` (settable), ``add_objects(n)``, ``tgt_lifetime``, ``download_lifetime``,
+``clock_offset``, ``hostile_names``, ``big_object_bytes`` / ``big_object_reference()``,
+``cut_download_after``, ``logins`` / ``failed_logins``, ``download_counts``, ``expire_tickets()``,
+``object_record(i)``, ``reference(i)``, ``cursor(position)``, ``second_user_credentials()``.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import bisect
+import hashlib
+import re
+import secrets as _secrets
+import string
+import struct
+import time
+from collections import Counter
+from datetime import datetime, timezone
+from email.utils import formatdate
+from typing import Any, Callable, Iterator
+from urllib.parse import quote
+
+from .boknett_data import (HOSTILE_NAMES, audio_bytes, cover_bytes, file_extension, object_fields,
+                           render_objects)
+from .server import Emulator
+
+__all__ = ["BoknettEmulator", "MAX_PAGESIZE", "MAX_AGE_DAYS", "MAX_SKEW_SECONDS"]
+
+MAX_PAGESIZE = 5000
+MAX_AGE_DAYS = 180
+MAX_SKEW_SECONDS = 15 * 60
+SPREAD_DAYS = 90
+_DAY = 86400.0
+
+_DATE_RE = re.compile(r"^(Mon|Tue|Wed|Thu|Fri|Sat|Sun), (\d{1,2}) (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) "
+                      r"(\d{4}) (\d{2}):(\d{2}):(\d{2}) (GMT|UTC)$")
+_MONTHS = {m: k + 1 for k, m in enumerate("Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec".split())}
+_ALNUM = string.ascii_letters + string.digits
+
+
+def http_date(epoch: float) -> str:
+    """RFC 1123 date of an epoch time, ``GMT`` suffix."""
+    return formatdate(epoch, usegmt=True)
+
+
+def parse_http_date(text: str) -> float | None:
+    m = _DATE_RE.match(text.strip())
+    if not m:
+        return None
+    try:
+        dt = datetime(int(m[4]), _MONTHS[m[3]], int(m[2]), int(m[5]), int(m[6]), int(m[7]), tzinfo=timezone.utc)
+    except ValueError:
+        return None
+    return dt.timestamp()
+
+
+def _error_xml(code: str, message: str) -> bytes:
+    from xml.sax.saxutils import escape
+
+    return (f'<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n<errors><error><code>{escape(code)}</code>'
+            f"<message>{escape(message)}</message></error></errors>\n").encode()
+
+
+class _Cut(Exception):
+    """Raised mid-response to make uvicorn close the connection (``cut_download_after``)."""
+
+
+class _Body:
+    """A streamed ASGI response: the full ``Content-Length`` is announced, chunks are sent one by one."""
+
+    def __init__(self, status: int, headers: dict[str, str], chunks: Iterator[bytes], length: int,
+                 cut: int | None) -> None:
+        self.status, self.headers, self.chunks, self.length, self.cut = status, headers, chunks, length, cut
+
+    async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
+        headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in self.headers.items()]
+        headers.append((b"content-length", str(self.length).encode()))
+        await send({"type": "http.response.start", "status": self.status, "headers": headers})
+        sent = 0
+        for chunk in self.chunks:
+            if self.cut is not None and sent + len(chunk) > self.cut:
+                await send({"type": "http.response.body", "body": chunk[: self.cut - sent], "more_body": True})
+                raise _Cut("download cut by the emulator (cut_download_after)")
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            sent += len(chunk)
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+def _chunks(data: bytes, size: int = 64 * 1024) -> Iterator[bytes]:
+    for start in range(0, len(data), size):
+        yield data[start:start + size]
+
+
+def _big_chunks(total: int, size: int = 256 * 1024) -> Iterator[bytes]:
+    block = (b"ID3\x03\x00\x00\x00\x00\x00\x00" + bytes(range(256)) * (size // 256))[:size]
+    sent = 0
+    while sent < total:
+        n = min(size, total - sent)
+        yield block if n == size else block[:n]
+        sent += n
+
+
+def content_disposition(name: str) -> str:
+    """``attachment; filename="…"`` for printable ASCII names, else RFC 5987 ``filename*=UTF-8''…``."""
+    if all(32 <= ord(c) < 127 for c in name):
+        return 'attachment; filename="{}"'.format(name.replace("\\", "\\\\").replace('"', '\\"'))
+    return "attachment; filename*=UTF-8''" + quote(name, safe="")
+
+
+class BoknettEmulator(Emulator):
+    name = "boknett"
+
+    def __init__(self, seed: int = 0, object_count: int = 300) -> None:
+        super().__init__(seed)
+        digest = hashlib.sha256(f"toolkit-sandbox-boknett-{seed}".encode()).hexdigest()
+        self.username = "sandbox.boknett"
+        #: form-encoding test: contains & = % + and a space
+        self.password = f"Bok&nett={digest[:6]}% +{digest[6:12]} sikker"
+        self.other_username = "sandbox.boknett.other"
+        self.other_password = f"Annen %{digest[12:18]}&+= {digest[18:24]}"
+        self._users = {self.username: (0, self.password), self.other_username: (1, self.other_password)}
+        self._key = hashlib.sha256(f"boknett-ids-{seed}".encode()).digest()[:32]
+        #: seconds a TGT lives (the contract: 2 hours)
+        self.tgt_lifetime: float = 7200.0
+        #: seconds a download id lives after the report named it (the contract: 24 hours)
+        self.download_lifetime: float = 86400.0
+        #: the server's clock runs this many seconds ahead of the real one
+        self.clock_offset: float = 0.0
+        self.hostile_names = False
+        self.big_object_bytes: int | None = None
+        self.cut_download_after: int | None = None
+        self.logins = 0
+        self.failed_logins = 0
+        self.logouts = 0
+        self.issued_tgts: list[str] = []
+        self._tickets: dict[str, tuple[int, float]] = {}  # TGT → (user index, issued at, server clock)
+        self._tgt_serial = 151
+        self.download_counts: Counter[str] = Counter()    # download id (as received) → 200 answers
+        self.downloads_by_position: Counter[int] = Counter()
+        self.pages_served = 0
+        self._created = time.time()
+        self._initial = int(object_count)
+        self._batch_starts: list[int] = []     # positions where add_objects batches start
+        self._batch_times: list[float] = []    # their timestamps
+        self._added = 0
+
+    # -- clock ------------------------------------------------------------------------------------------------
+    def now(self) -> float:
+        """The server's clock (epoch seconds)."""
+        return time.time() + self.clock_offset
+
+    # -- the list of changes --------------------------------------------------------------------------------------
+    @property
+    def object_count(self) -> int:
+        """Number of changes in the report (settable: resets to that many changes over the last 90 days)."""
+        return self._initial + self._added
+
+    @object_count.setter
+    def object_count(self, value: int) -> None:
+        self._initial = int(value)
+        self._batch_starts.clear()
+        self._batch_times.clear()
+        self._added = 0
+
+    def add_objects(self, n: int) -> tuple[int, int]:
+        """Append ``n`` new changes stamped "now" (server clock); returns their positions ``(start, stop)``."""
+        start = self.object_count
+        stamp = max(self.now(), self.timestamp(start - 1) if start else 0.0)
+        self._batch_starts.append(start)
+        self._batch_times.append(stamp)
+        self._added += int(n)
+        return start, start + int(n)
+
+    def timestamp(self, i: int) -> float:
+        """When change ``i`` happened (epoch seconds; non-decreasing in ``i``)."""
+        if i < self._initial:
+            spread = SPREAD_DAYS * _DAY
+            return self._created - spread + spread * (i + 1) / max(self._initial, 1)
+        k = bisect.bisect_right(self._batch_starts, i) - 1
+        return self._batch_times[k]
+
+    def _first_after(self, epoch: float) -> int:
+        return bisect.bisect_right(range(self.object_count), epoch, key=self.timestamp)
+
+    def filename(self, i: int) -> str:
+        isbn, _, _, _, kind, book = object_fields(self.seed, i)
+        if self.hostile_names and i % 7 == 3:
+            return HOSTILE_NAMES[(i // 7) % len(HOSTILE_NAMES)]
+        return f"{isbn}_{kind}.{file_extension(kind, book)}"
+
+    # -- opaque ids and cursors -------------------------------------------------------------------------------------
+    def _sign(self, payload: bytes) -> bytes:
+        return hashlib.blake2b(payload, key=self._key, digest_size=6).digest()
+
+    def _seal(self, payload: bytes) -> bytes:
+        """``mac + payload`` masked with a keyed stream: opaque and unforgeable."""
+        mac = self._sign(payload)
+        mask = hashlib.blake2b(mac, key=self._key, digest_size=len(payload)).digest()
+        return mac + bytes(a ^ b for a, b in zip(payload, mask))
+
+    def _open(self, raw: bytes, size: int) -> bytes | None:
+        if len(raw) != size + 6:
+            return None
+        mac = raw[:6]
+        mask = hashlib.blake2b(mac, key=self._key, digest_size=size).digest()
+        payload = bytes(a ^ b for a, b in zip(raw[6:], mask))
+        return payload if _secrets.compare_digest(self._sign(payload), mac) else None
+
+    def _make_id(self, user: int, i: int, issued_ms: int) -> str:
+        return base64.b64encode(self._seal(struct.pack(">BIQ", user, i, issued_ms))).decode()
+
+    def _read_id(self, value: str) -> tuple[int, int, int] | None:
+        try:
+            payload = self._open(base64.b64decode(value.encode(), validate=True), 13)
+        except (binascii.Error, ValueError):
+            return None
+        return None if payload is None else struct.unpack(">BIQ", payload)
+
+    def cursor(self, position: int, issued: float | None = None) -> str:
+        """The opaque cursor of ``position`` (``issued``: server-clock time it was made, for expiry tests)."""
+        payload = struct.pack(">QQ", position, int((self.now() if issued is None else issued) * 1000))
+        return base64.urlsafe_b64encode(self._seal(payload)).decode().rstrip("=")
+
+    def _read_cursor(self, value: str) -> tuple[int, float] | None:
+        try:
+            payload = self._open(base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)), 16)
+        except (binascii.Error, ValueError):
+            return None
+        if payload is None:
+            return None
+        position, issued_ms = struct.unpack(">QQ", payload)
+        return position, issued_ms / 1000
+
+    def reference(self, i: int, user: int = 0, issued: float | None = None) -> str:
+        """The download URL of change ``i`` for user 0 (main) or 1 (the second user)."""
+        issued_ms = int((self.now() if issued is None else issued) * 1000)
+        return f"{self.base_url}/metadata/export/object/download?id={quote(self._make_id(user, i, issued_ms), safe='')}"
+
+    def object_record(self, i: int, user: int = 0, issued: float | None = None) -> dict[str, str]:
+        """Change ``i`` as the report serves it (keys: isbn13, ean, fssn, vareeier_kode, type, reference)."""
+        isbn, ean, fssn, owner, kind, _ = object_fields(self.seed, i)
+        return {"isbn13": isbn, "ean": ean, "fssn": fssn, "vareeier_kode": owner, "type": kind,
+                "reference": self.reference(i, user, issued)}
+
+    def records(self, start: int = 0, stop: int | None = None) -> list[dict[str, str]]:
+        """Changes ``start … stop`` (the truth tests compare a pull with; references issued now)."""
+        stop = self.object_count if stop is None else min(stop, self.object_count)
+        return [self.object_record(i) for i in range(start, stop)]
+
+    def big_object_reference(self, user: int = 0) -> str:
+        """Download URL of the object that streams ``big_object_bytes`` bytes (change 0)."""
+        return self.reference(0, user)
+
+    def big_object_record(self, user: int = 0) -> dict[str, str]:
+        return self.object_record(0, user)
+
+    def _page(self, start: int, stop: int, user: int) -> bytes:
+        issued_ms = int(self.now() * 1000)
+        ref = f"{self.base_url}/metadata/export/object/download?id="
+        seed, make_id = self.seed, self._make_id
+
+        def rows() -> Iterator[tuple[str, str, str, str, str, str]]:
+            for i in range(start, stop):
+                isbn, ean, fssn, owner, kind, _ = object_fields(seed, i)
+                yield isbn, ean, fssn, owner, kind, ref + quote(make_id(user, i, issued_ms), safe="")
+
+        return render_objects(rows())
+
+    # -- truth for tests ------------------------------------------------------------------------------------------
+    def credentials(self) -> dict[str, Any]:
+        return {"username": self.username, "password": self.password, "login_url": self.base_url,
+                "base_url": self.base_url}
+
+    def second_user_credentials(self) -> dict[str, Any]:
+        """Valid credentials of another user (downloading the first user's ids answers 403)."""
+        return {**self.credentials(), "username": self.other_username, "password": self.other_password}
+
+    def secrets(self) -> list[str]:
+        return [self.password, self.other_password, *self.issued_tgts]
+
+    def personal_data(self) -> list[str]:
+        return []
+
+    def expire_tickets(self) -> None:
+        """Forget every TGT (the next call answers 401, as with an expired ticket)."""
+        self._tickets.clear()
+
+    def body(self, i: int) -> bytes:
+        """The file change ``i`` downloads as (without ``big_object_bytes``)."""
+        isbn, _, _, _, kind, book = object_fields(self.seed, i)
+        if kind == "ly":
+            return audio_bytes(isbn)
+        return cover_bytes(isbn, kind, file_extension(kind, book))
+
+    # -- app --------------------------------------------------------------------------------------------------------
+    def build_app(self) -> Any:
+        from starlette.applications import Starlette
+        from starlette.requests import Request
+        from starlette.responses import Response
+        from starlette.routing import Route
+
+        def error(status: int, code: str, message: str) -> Response:
+            return Response(_error_xml(code, message), status_code=status, media_type="application/xml")
+
+        def user_of(request: Request) -> int | Response:
+            """The user index of a valid call, or the error response (401 ticket, 400 Date)."""
+            header = request.headers.get("authorization", "")
+            scheme, _, value = header.strip().partition(" ")
+            if not header:
+                return error(401, "MISSING_AUTHORIZATION", "the Authorization header (Boknett TGT-…) is missing")
+            if scheme != "Boknett" or not value.strip().startswith("TGT-"):
+                return error(401, "INVALID_AUTHORIZATION", "the Authorization header must be 'Boknett TGT-…'")
+            ticket = self._tickets.get(value.strip())
+            if ticket is None:
+                return error(401, "INVALID_TICKET", "the ticket is unknown or was logged out; log in again")
+            user, issued = ticket
+            now = self.now()
+            if now - issued > self.tgt_lifetime:
+                return error(401, "TICKET_EXPIRED", "the ticket has expired; log in again")
+            date = request.headers.get("date")
+            if date is None or not date.strip():
+                return error(400, "MISSING_DATE", "the Date header (RFC 1123) is missing")
+            when = parse_http_date(date)
+            if when is None:
+                return error(400, "INVALID_DATE", "the Date header is not an RFC 1123 date such as "
+                                                  "'Thu, 12 Jun 2014 13:46:16 GMT'")
+            if abs(when - now) > MAX_SKEW_SECONDS:
+                return error(400, "DATE_SKEW", f"the Date header differs from the server time {http_date(now)} "
+                                               f"by more than 15 minutes")
+            return user
+
+        async def login(request: Request) -> Response:
+            form = await request.form()
+            username, password = form.get("username"), form.get("password")
+            if not isinstance(username, str) or not isinstance(password, str) or not username:
+                self.failed_logins += 1
+                return error(400, "MISSING_CREDENTIALS", "the form fields username and password are required")
+            known = self._users.get(username)
+            if known is None or not _secrets.compare_digest(known[1].encode(), password.encode()):
+                self.failed_logins += 1
+                return error(401, "INVALID_CREDENTIALS", "wrong user name or password")
+            self._tgt_serial += 1
+            tgt = f"TGT-{self._tgt_serial}-{''.join(_secrets.choice(_ALNUM) for _ in range(40))}-login.boknett.no"
+            self._tickets[tgt] = (known[0], self.now())
+            self.issued_tgts.append(tgt)
+            self.logins += 1
+            return Response(b"", status_code=201, headers={"Boknett-TGT": tgt,
+                                                           "Location": f"{self.base_url}/v1/tickets/{tgt}"})
+
+        async def logout(request: Request) -> Response:
+            tgt = request.path_params["tgt"]
+            if self._tickets.pop(tgt, None) is None:
+                return error(404, "INVALID_TICKET", "no such ticket")
+            self.logouts += 1
+            return Response(b"", status_code=200)
+
+        async def report(request: Request) -> Response:
+            user = user_of(request)
+            if isinstance(user, Response):
+                return user
+            q = request.query_params
+            after, nxt, size_text = q.get("after"), q.get("next"), q.get("pagesize")
+            if (after is None) == (nxt is None):
+                return error(400, "INVALID_PARAMETERS", "give exactly one of the parameters after and next")
+            size = MAX_PAGESIZE
+            if size_text is not None:
+                if not size_text.isdigit() or int(size_text) < 1:
+                    return error(400, "INVALID_PAGESIZE", "pagesize must be a positive whole number")
+                size = int(size_text)
+                if size > MAX_PAGESIZE:
+                    return error(400, "INVALID_PAGESIZE", f"pagesize must be at most {MAX_PAGESIZE}")
+            now = self.now()
+            oldest = now - MAX_AGE_DAYS * _DAY
+            if after is not None:
+                if not re.fullmatch(r"\d{14}", after):
+                    return error(400, "INVALID_AFTER", "after must be a timestamp yyyyMMddHHmmss")
+                try:
+                    epoch = datetime.strptime(after, "%Y%m%d%H%M%S").replace(tzinfo=timezone.utc).timestamp()
+                except ValueError:
+                    return error(400, "INVALID_AFTER", "after must be a timestamp yyyyMMddHHmmss")
+                if epoch < oldest:
+                    return error(400, "AFTER_TOO_OLD", f"after must be within the last {MAX_AGE_DAYS} days")
+                start = self._first_after(epoch)
+            else:
+                parsed = self._read_cursor(nxt or "")
+                if parsed is None:
+                    return error(400, "INVALID_CURSOR", "the next cursor is not valid")
+                start, issued = parsed
+                if issued < oldest:
+                    return error(400, "CURSOR_EXPIRED", f"the next cursor is older than {MAX_AGE_DAYS} days; "
+                                                        "start again with after")
+            total = self.object_count
+            start = min(start, total)
+            stop = min(start + size, total)
+            self.pages_served += 1
+            body = self._page(start, stop, user)
+            cursor = self.cursor(stop)
+            headers = {"Next": cursor}
+            if stop < total:
+                headers["Link"] = f'<{self.base_url}/metadata/export/object?next={cursor}&pagesize={size}>; rel="next"'
+            return Response(body, media_type="application/xml", headers=headers)
+
+        async def download(request: Request) -> Any:
+            user = user_of(request)
+            if isinstance(user, Response):
+                return user
+            accept = [part.split(";")[0].strip().lower() for part in request.headers.get("accept", "").split(",")]
+            if "application/octet-stream" not in accept:
+                return error(406, "NOT_ACCEPTABLE", "the Accept header must be application/octet-stream")
+            raw = request.query_params.get("id", "")
+            parsed = self._read_id(raw)
+            if parsed is None or parsed[1] >= self.object_count:
+                return error(404, "NOT_FOUND", "no object with this id")
+            owner, i, issued_ms = parsed
+            if owner != user:
+                return error(403, "FORBIDDEN", "the id belongs to another user")
+            if self.now() - issued_ms / 1000 > self.download_lifetime:
+                return error(410, "GONE", "the id has expired; request the object report again")
+            self.download_counts[raw] += 1
+            self.downloads_by_position[i] += 1
+            headers = {"Content-Disposition": content_disposition(self.filename(i)),
+                       "Content-Type": "application/octet-stream"}
+            if i == 0 and self.big_object_bytes is not None:
+                total = int(self.big_object_bytes)
+                return _Body(200, headers, _big_chunks(total), total, self.cut_download_after)
+            data = self.body(i)
+            return _Body(200, headers, _chunks(data), len(data), self.cut_download_after)
+
+        routes = [
+            Route("/v1/tickets", login, methods=["POST"]),
+            Route("/v1/tickets/{tgt}", logout, methods=["DELETE"]),
+            Route("/metadata/export/object", report, methods=["GET"]),
+            Route("/metadata/export/object/download", download, methods=["GET"]),
+        ]
+
+        async def not_found(request: Request, exc: Exception) -> Response:
+            return error(404, "NOT_FOUND", "no such endpoint")
+
+        async def not_allowed(request: Request, exc: Exception) -> Response:
+            return error(405, "METHOD_NOT_ALLOWED", "method not allowed")
+
+        app = Starlette(routes=routes, exception_handlers={404: not_found, 405: not_allowed})
+        emulator = self
+
+        async def with_date(scope: dict, receive: Callable, send: Callable) -> None:
+            """Every response carries the server clock's ``Date``."""
+            if scope["type"] != "http":
+                await app(scope, receive, send)
+                return
+
+            async def send_dated(message: dict) -> None:
+                if message["type"] == "http.response.start":
+                    headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"date"]
+                    headers.append((b"date", http_date(emulator.now()).encode()))
+                    message = {**message, "headers": headers}
+                await send(message)
+
+            await app(scope, receive, send_dated)
+
+        return with_date
