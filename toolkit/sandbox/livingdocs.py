@@ -147,7 +147,10 @@ class LivingdocsEmulator(Emulator):
 
     # -- truth for tests ----------------------------------------------------------------------------------
     def reset(self) -> None:
-        """Forget jobs, the media library, counters, webhooks, the fetch cache and the day's usage."""
+        """Forget jobs, the media library, counters, webhooks, the fetch cache and the day's usage.
+
+        Jobs still running when this is called end without storing anything or sending their webhook."""
+        self._generation = getattr(self, "_generation", 0) + 1
         #: (systemName, externalId) → media library entry
         self.media: dict[tuple[str, str], dict[str, Any]] = {}
         self._by_media_id: dict[str, dict[str, Any]] = {}
@@ -290,7 +293,8 @@ class LivingdocsEmulator(Emulator):
         job = {"id": job_id, "system_name": body["systemName"], "webhook": body.get("webhook"),
                "context": body.get("context"), "images": images, "state": "started", "finished": False,
                "created_at": now, "started_at": now, "finished_at": None, "startedAt": _now_text(now),
-               "results": None, "will_fail": fail, "job_seconds": float(self.job_seconds)}
+               "results": None, "will_fail": fail, "job_seconds": float(self.job_seconds),
+               "generation": self._generation}
         self.jobs[job_id] = job
         self._spawn(self._run_job(job))
         return job
@@ -306,6 +310,8 @@ class LivingdocsEmulator(Emulator):
         rest = job["job_seconds"] - (loop.time() - t0)
         if rest > 0:
             await asyncio.sleep(rest)
+        if job["generation"] != self._generation:
+            return  # reset() forgot this job while it ran
         if job["will_fail"] or fetched is None:
             job["state"] = "failed"
             job["results"] = []
