@@ -350,7 +350,8 @@ def test_job_survives_a_dropped_answer(lsb: Any, em: LivingdocsEmulator) -> None
     lsb.set_faults("livingdocs", drop=1.0)
     for k in range(8):
         with pytest.raises((urllib.error.URLError, http.client.HTTPException, OSError)):
-            call(em, "POST", "/api/v1/import/images", {"systemName": "archive", "images": [img(em, "ok-1.png", f"d{k}")]})
+            call(em, "POST", "/api/v1/import/images",
+                 {"systemName": "archive", "images": [img(em, "ok-1.png", f"d{k}")]})
     lsb.set_faults("livingdocs")
     assert em.jobs, "no request was processed before its answer was lost"
     for job_id in list(em.jobs):

@@ -124,7 +124,9 @@ class LivingdocsEmulator(Emulator):
 
     def __init__(self, seed: int = 0) -> None:
         super().__init__(seed)
-        digest = lambda kind: hashlib.sha256(f"toolkit-sandbox-livingdocs-{kind}-{seed}".encode()).hexdigest()  # noqa: E731
+        def digest(kind: str) -> str:
+            return hashlib.sha256(f"toolkit-sandbox-livingdocs-{kind}-{seed}".encode()).hexdigest()
+
         self.write_token = "ldpat_" + digest("write")[:40]
         self.read_token = "ldpat_" + digest("read")[:40]
         self.expired_token = "ldpat_" + digest("expired")[:40]
