@@ -145,6 +145,7 @@ def test_expired_or_missing_token_answers_401(em: MediaflowEmulator) -> None:
     status, body = api(em, "folders", {})
     assert status == 401 and set(body) == {"status", "error"}
     assert api(em, "folders", {"Authorization": "Bearer made-up"})[0] == 401
+    assert [r["reason"] for r in em.rejected_token_uses[-4:]] == ["expired", "expired", "missing", "invalid"]
 
 
 def test_documented_access_token_query_parameter_works_and_is_recorded(em: MediaflowEmulator) -> None:

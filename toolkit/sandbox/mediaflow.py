@@ -22,7 +22,7 @@ Every API route exists under ``/1/…`` and, for a deployment behind a proxy, un
   valid URL replaces the bytes of the same file; every ``POST /1/file`` is a new pending upload.
 
 Test truth: ``files``, ``stored_count()``, ``uploads_requested``, ``upload_puts``, ``token_requests``,
-``query_token_uses``, ``expire_tokens()``, ``expire_upload_urls()``, ``reset_uploads()``.
+``query_token_uses``, ``rejected_token_uses``, ``expire_tokens()``, ``expire_upload_urls()``, ``reset_uploads()``.
 """
 
 from __future__ import annotations
@@ -103,6 +103,8 @@ class MediaflowEmulator(Emulator):
         self.token_requests: list[dict[str, Any]] = []
         #: paths of API calls that authenticated with the ``access_token`` query parameter
         self.query_token_uses: list[str] = []
+        #: API calls answered 401: {"path", "reason": "missing" | "invalid" | "expired", "time"}
+        self.rejected_token_uses: list[dict[str, Any]] = []
         self.folders: list[dict[str, Any]] = make_folders(seed)
         self._folders = {f["id"]: f for f in self.folders}
         self._seeded = make_files(seed, files)
@@ -292,14 +294,15 @@ class MediaflowEmulator(Emulator):
                 value = request.query_params.get("access_token", "")
                 if value:
                     self.query_token_uses.append(request.url.path)
-            if not value:
-                return error(401, "No access token: send the header Authorization: Bearer <access_token>")
-            exp = self._tokens.get(value)
-            if exp is None:
-                return error(401, "The access token is not valid")
-            if time.monotonic() >= exp:
-                return error(401, "The access token has expired")
-            return None
+            exp = self._tokens.get(value) if value else None
+            reason = "missing" if not value else "invalid" if exp is None else \
+                "expired" if time.monotonic() >= exp else None
+            if reason is None:
+                return None
+            self.rejected_token_uses.append({"path": request.url.path, "reason": reason, "time": time.time()})
+            return error(401, {"missing": "No access token: send the header Authorization: Bearer <access_token>",
+                               "invalid": "The access token is not valid",
+                               "expired": "The access token has expired"}[reason])
 
         def select(request: Request, item: dict[str, Any], allowed: tuple[str, ...],
                    default: tuple[str, ...]) -> dict[str, Any]:
