@@ -351,3 +351,23 @@ def test_async_client_for_await(sb: Sandbox) -> None:
             return len(products), len(vat)
 
     assert asyncio.run(main()) == (len(sb.emulator("dokus").store["products"]), 4)
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("price, says", [("1,500", "1500.00 or 1,50"), ("1e3", "1000.00"), ("1e400", "exponent"),
+                                         ("NaN", "not a number"), ("-10.00", "negative price")])
+def test_create_and_update_refuse_risky_prices_and_send_nothing(dk: Any, dks: Sandbox, price: str, says: str) -> None:
+    pid = int(dks.emulator("dokus").records("products")[0]["id"])
+    for call in (lambda: dk.products.create(name="Risiko", price=price, product_number="R-1"),
+                 lambda: dk.products.update(pid, price=price)):
+        with pytest.raises(toolkit.ValidationError) as info:
+            call()
+        assert says in info.value.errors["price"][0]
+    assert posts(dks) == []
+
+
+@pytest.mark.integration
+def test_create_reads_an_unambiguous_decimal_comma(dk: Any, dks: Sandbox) -> None:
+    made = dk.products.create(name="Komma", price="1 299,50", product_number="K-1")
+    assert made["price"] == Decimal("1299.50")
+    assert dks.emulator("dokus").record("products", int(made.name))["price"] == "1299.50"

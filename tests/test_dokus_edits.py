@@ -293,3 +293,65 @@ def test_plan_and_results_hold_no_secret(dk: Any, dks: Sandbox) -> None:
     plan = dk.products.diff(original, edited)
     results = dk.products.apply(plan, progress=False)
     assert_clean(plan.to_string() + results.to_string() + results.summary, dks.secrets(), "plan/results")
+
+
+def test_price_forms_in_a_plan_ambiguous_and_exponent_are_invalid_decimal_comma_is_read(dk: Any, dks: Sandbox) -> None:
+    original = dk.products.list(product_number="KAF-")
+    a, b, c, d = (int(i) for i in original.index[:4])
+    edited = original.copy().astype({"price": object})
+    edited.loc[a, "price"] = "1,500"
+    edited.loc[b, "price"] = "1e3"
+    edited.loc[c, "price"] = "1e400"
+    edited.loc[d, "price"] = "199,50"
+    plan = dk.products.diff(original, edited).set_index("id")
+    assert plan.loc[a, "action"] == "invalid" and "1500.00 or 1,50" in plan.loc[a, "message"]
+    assert plan.loc[b, "action"] == "invalid" and "1000.00" in plan.loc[b, "message"]
+    assert plan.loc[c, "action"] == "invalid" and "exponent" in plan.loc[c, "message"]
+    assert plan.loc[d, "action"] == "update" and plan.loc[d, "new"] == Decimal("199.50")
+    results = dk.products.apply(plan.reset_index(), progress=False).set_index("id")
+    assert results.loc[[a, b, c], "outcome"].tolist() == ["invalid"] * 3
+    emulator = dks.emulator("dokus")
+    assert [r.path for r in writes(dks)] == [f"/products/{d}/"] and emulator.record("products", d)["price"] == "199.50"
+
+
+def test_negative_price_is_marked_in_the_plan_and_sent_only_when_marked(dk: Any, dks: Sandbox) -> None:
+    original = dk.products.list(product_number="KAF-")
+    a, b = (int(i) for i in original.index[:2])
+    edited = original.copy()
+    edited.loc[a, "price"] = Decimal("-20.00")
+    edited.loc[b, "comment"] = "rabatt"
+    plan = dk.products.diff(original, edited)
+    assert "note" in plan.columns
+    row = plan[plan["id"] == a].iloc[0]
+    assert row["action"] == "update" and row["note"] == "negative price"
+    assert (plan.loc[plan["id"] == b, "note"].fillna("") == "").all()
+    # a plan whose negative price is not marked (made or changed by hand) is not sent
+    unmarked = plan.copy()
+    unmarked.loc[unmarked["id"] == a, "note"] = ""
+    results = dk.products.apply(unmarked, progress=False).set_index("id")
+    assert results.loc[a, "outcome"] == "invalid" and "negative price" in results.loc[a, "message"]
+    assert dks.emulator("dokus").record("products", a)["price"] == format(original.loc[a, "price"], "f")
+    results = dk.products.apply(plan, progress=False).set_index("id")
+    assert results.loc[a, "outcome"] == "updated"
+    assert dks.emulator("dokus").record("products", a)["price"] == "-20.00"
+
+
+def test_new_rows_keep_the_analysts_labels_in_plan_and_results(dk: Any, dks: Sandbox) -> None:
+    original = dk.products.list(product_number="KAF-")
+    edited = original.copy()
+    edited.loc["new 2"] = {"name": "Kaffe to", "price": Decimal("20.00"), "product_number": "KAF-L2"}
+    edited.loc["espresso"] = {"name": "Espresso", "price": "35,00", "product_number": "KAF-L3"}
+    plan = dk.products.diff(original, edited)
+    assert plan["row"].unique().tolist() == ["new 2", "espresso"]
+    results = dk.products.apply(plan, progress=False).set_index("row")
+    assert results.loc[["new 2", "espresso"], "outcome"].tolist() == ["created", "created"]
+    made = {r["product_number"]: r["id"] for r in dks.emulator("dokus").records("products")}
+    assert results.loc["new 2", "id"] == made["KAF-L2"] and results.loc["espresso", "id"] == made["KAF-L3"]
+
+
+def test_new_rows_with_the_same_label_twice_are_refused(dk: Any) -> None:
+    original = dk.products.list(product_number="KAF-")
+    extra = pd.DataFrame([{"name": "A", "price": Decimal("1.00")}, {"name": "B", "price": Decimal("2.00")}],
+                         index=pd.Index(["ny", "ny"], name="id"))
+    with pytest.raises(toolkit.ValidationError, match="more than once"):
+        dk.products.diff(original, pd.concat([original, extra]))

@@ -38,215 +38,65 @@ Apply (``id, action, outcome, message, fields, row`` — ``row`` is the plan's r
 
 from __future__ import annotations
 
-import json
-import math
 from dataclasses import dataclass, field
-from datetime import date, datetime
-from decimal import ROUND_HALF_UP, Decimal
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import Any, Mapping, Protocol
 
-import numpy as np
 import pandas as pd
 
 from ..core.bulk import run_bulk
 from ..core.errors import NotFound, ToolkitError, TransportError, ValidationError
-from ..core.frames import ToolkitFrame, frame, to_decimal
+from ..core.frames import ToolkitFrame, frame
 from ..core.redact import redact
+from .values import MONEY_STEP, NEGATIVE_NOTE, TIME_FORMAT, FieldSpec, check, is_missing, is_negative_money, \
+    normalize, round_money, same, to_wire
+from .values import BadValue as _Bad
+from .values import as_id as _as_id
+from .values import plain as _plain
+from .values import read_only_message as _read_only_message
+from .values import stamp as _stamp
 
-if TYPE_CHECKING:  # pragma: no cover
-    from .resources import Resource, ResourceSpec
 
-__all__ = ["diff", "apply", "round_money", "PLAN_SCHEMA", "RESULT_SCHEMA", "OUTCOMES", "fields_to_body"]
+class EditableSpec(FieldSpec, Protocol):
+    """What a plan needs to know of a resource beyond its values (a ``ResourceSpec`` has it)."""
 
-MONEY_STEP = Decimal("0.01")
+    natural_key: str | None
+
+    def wire_field(self, column: str) -> str: ...
+
+    def column_for(self, name: str) -> str: ...
+
+    def is_editable(self, column: str) -> bool: ...
+
+
+class RawResource(Protocol):
+    """The public raw API of a resource that :func:`apply` works through (``toolkit.dokus.Resource`` has it)."""
+
+    spec: EditableSpec
+
+    def flatten(self, record: Mapping[str, Any]) -> dict[str, Any]: ...
+
+    async def raw_get(self, id: Any) -> dict: ...
+
+    async def raw_create(self, body: Mapping[str, Any]) -> dict: ...
+
+    async def raw_update(self, id: Any, body: Mapping[str, Any]) -> dict: ...
+
+    async def raw_delete(self, id: Any) -> None: ...
+
+    async def raw_find_by(self, column: str, value: Any) -> list[dict]: ...
+
+
+__all__ = ["diff", "apply", "round_money", "PLAN_SCHEMA", "RESULT_SCHEMA", "OUTCOMES", "fields_to_body",
+           "RawResource", "EditableSpec", "MONEY_STEP", "TIME_FORMAT"]
+
 PLAN_SCHEMA = {"id": "Int64", "field": "string", "old": "object", "new": "object", "action": "string",
-               "message": "string", "row": "string", "seen_modified": "string"}
+               "message": "string", "note": "string", "row": "string", "seen_modified": "string"}
 RESULT_SCHEMA = {"id": "Int64", "action": "string", "outcome": "string", "message": "string", "fields": "string",
                  "row": "string"}
 OUTCOMES = ("updated", "created", "deleted", "conflict", "invalid", "failed")
-TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 
 
-class _Bad(ValueError):
-    """A value that cannot be sent; the message says why."""
-
-
-# -- values -----------------------------------------------------------------------------------------------
-def round_money(value: Any) -> Decimal | None:
-    """An amount rounded half up to whole øre (two decimals): ``Decimal("209.475")`` → ``209.48``."""
-    amount = to_decimal(value)
-    return None if amount is None else amount.quantize(MONEY_STEP, ROUND_HALF_UP)
-
-
-def is_missing(value: Any) -> bool:
-    if value is None or value is pd.NA or value is pd.NaT:
-        return True
-    if isinstance(value, float) and math.isnan(value):
-        return True
-    if isinstance(value, Decimal) and value.is_nan():
-        return True
-    if isinstance(value, np.generic) and pd.isna(value):
-        return True
-    return False
-
-
-def _plain(value: Any) -> Any:
-    """numpy scalars → Python scalars."""
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
-
-
-def normalize(spec: "ResourceSpec", column: str, value: Any) -> tuple[Any, str | None]:
-    """The canonical value of a cell (for comparing and sending) and a note when it had to be rounded."""
-    value = _plain(value)
-    if is_missing(value):
-        return None, None
-    dtype = spec.schema.get(column, "object")
-    if column in spec.money or dtype == "decimal":
-        try:
-            amount = to_decimal(value)
-        except ValueError:
-            raise _Bad(f"{value!r} is not an amount") from None
-        if amount is None:
-            return None, None
-        if not amount.is_finite():
-            raise _Bad(f"{value!r} is not an amount")
-        if column not in spec.money:
-            return amount, None
-        rounded = amount.quantize(MONEY_STEP, ROUND_HALF_UP)
-        note = None
-        if isinstance(value, float):
-            note = f"a float ({value!r}) reached the table: sent as {rounded} (rounded half up to øre)"
-        elif rounded != amount:
-            note = f"{amount} rounded half up to øre: {rounded}"
-        return rounded, note
-    if dtype == "Int64":
-        if isinstance(value, bool):
-            raise _Bad(f"{value!r} is not a whole number")
-        if isinstance(value, Mapping) and "id" in value:  # a relation given as the full object
-            value = value["id"]
-        try:
-            number = Decimal(str(value).strip())
-        except ArithmeticError:
-            raise _Bad(f"{value!r} is not a whole number") from None
-        if not number.is_finite() or number != number.to_integral_value():
-            raise _Bad(f"{value!r} is not a whole number")
-        return int(number), None
-    if dtype == "string":
-        text = str(value)
-        return (text if text.strip() else None), None
-    if dtype in ("datetime", "date"):
-        try:
-            stamp = pd.Timestamp(value)
-        except (TypeError, ValueError):
-            raise _Bad(f"{value!r} is not a {'date' if dtype == 'date' else 'time'}") from None
-        if stamp is pd.NaT:
-            return None, None
-        return (stamp.normalize() if dtype == "date" else stamp), None
-    if dtype == "boolean":
-        return bool(value), None
-    if isinstance(value, np.ndarray):
-        value = value.tolist()
-    return value, None
-
-
-def _canon(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, default=str, ensure_ascii=False)
-
-
-def same(a: Any, b: Any) -> bool:
-    if a is None or b is None:
-        return a is None and b is None
-    if isinstance(a, (list, dict, tuple)) or isinstance(b, (list, dict, tuple)):
-        return _canon(a) == _canon(b)
-    try:
-        return bool(a == b)
-    except (TypeError, ValueError):
-        return _canon(a) == _canon(b)
-
-
-def to_wire(spec: "ResourceSpec", column: str, value: Any) -> Any:
-    """A canonical value → JSON for Dokus (money "209.48", dates "YYYY-MM-DD", relations by id)."""
-    dtype = spec.schema.get(column, "object")
-    if value is None:
-        return "" if dtype == "string" else None
-    if isinstance(value, Decimal):
-        return format(value.quantize(MONEY_STEP, ROUND_HALF_UP), "f") if column in spec.money else format(value, "f")
-    if isinstance(value, (pd.Timestamp, datetime)):
-        return value.strftime("%Y-%m-%d") if dtype == "date" else value.strftime(TIME_FORMAT)
-    if isinstance(value, date):
-        return value.isoformat()
-    if isinstance(value, (list, tuple, dict)):
-        return json.loads(json.dumps(value, default=_json_default))
-    return _plain(value)
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, Decimal):
-        return format(value, "f")
-    if isinstance(value, (pd.Timestamp, datetime, date)):
-        return value.isoformat()
-    if isinstance(value, np.generic):
-        return value.item()
-    return str(value)
-
-
-def check(spec: "ResourceSpec", column: str, value: Any, *, creating: bool) -> str | None:
-    """Checks made before sending (the service checks again and answers with field errors)."""
-    if value is None:
-        if column in spec.required:
-            return f"{column} is required"
-        return None
-    if spec.schema.get(column) == "Int64" and column.endswith("_id") and value <= 0:
-        return f"{column} must be a positive id"
-    if column == "email" or column.endswith("_email"):
-        text = str(value)
-        if "@" not in text or text.startswith("@") or text.endswith("@"):
-            return f"{value!r} is not an e-mail address"
-    return None
-
-
-def text_key(value: Any) -> str:
-    """A value as text for exact matching (``1234``, ``1234.0`` and ``"1234 "`` all give ``"1234"``)."""
-    value = _plain(value)
-    if is_missing(value):
-        return ""
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    return str(value).strip()
-
-
-def filter_text(value: Any) -> str:
-    """A filter value as sent on the list URL."""
-    value = _plain(value)
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, Decimal):
-        return format(value, "f")
-    if isinstance(value, (pd.Timestamp, datetime)):
-        return value.strftime("%Y-%m-%d") if value == value.replace(hour=0, minute=0, second=0) \
-            else value.strftime(TIME_FORMAT)
-    if isinstance(value, date):
-        return value.isoformat()
-    if isinstance(value, Mapping) and "id" in value:
-        return str(value["id"])
-    return text_key(value)
-
-
-def _read_only_message(spec: "ResourceSpec", column: str) -> str:
-    for fieldname, cols in {**spec.relations, **spec.list_relations}.items():
-        if column in cols.values() and cols.get("id") != column:
-            target = cols.get("id")
-            if target in spec.editable:
-                return f"read-only (it follows the relation): edit {target} instead"
-            return "read-only: set by Dokus"
-    if column in spec.schema:
-        return "read-only: set by Dokus, it cannot be changed"
-    return f"not a field of a Dokus {spec.label}; editable: {', '.join(spec.editable)}"
-
-
-def fields_to_body(spec: "ResourceSpec", fields: Mapping[str, Any], *, creating: bool) -> dict[str, Any]:
+def fields_to_body(spec: EditableSpec, fields: Mapping[str, Any], *, creating: bool) -> dict[str, Any]:
     """Keyword arguments of ``create``/``update`` → the JSON body, checked; ValidationError lists every problem.
 
     Amounts must already have at most two decimals here (``round_money`` rounds them): nothing unexpected
@@ -268,6 +118,10 @@ def fields_to_body(spec: "ResourceSpec", fields: Mapping[str, Any], *, creating:
         if note and column in spec.money:
             errors[name] = [f"{raw!r} has more than two decimals: round it first (toolkit.dokus.round_money)"]
             continue
+        if is_negative_money(spec, column, value):
+            errors[name] = [f"{raw!r} is a {NEGATIVE_NOTE}: it is sent only through a plan that marks it, so "
+                            f"the sign is seen before sending (dk.{spec.name}.diff(original, edited), then apply)"]
+            continue
         problem = check(spec, column, value, creating=creating)
         if problem:
             errors[name] = [problem]
@@ -284,19 +138,6 @@ def fields_to_body(spec: "ResourceSpec", fields: Mapping[str, Any], *, creating:
 
 
 # -- diff -------------------------------------------------------------------------------------------------
-def _as_id(value: Any) -> int | None:
-    value = _plain(value)
-    if is_missing(value) or isinstance(value, bool):
-        return None
-    try:
-        number = Decimal(str(value).strip())
-    except ArithmeticError:
-        return None
-    if not number.is_finite() or number != number.to_integral_value():
-        return None
-    return int(number)
-
-
 def _indexed(df: pd.DataFrame, what: str) -> tuple[pd.DataFrame, list[int | None]]:
     """The table indexed by its rows, and each row's Dokus id (None for a new row)."""
     if not isinstance(df, pd.DataFrame):
@@ -308,16 +149,7 @@ def _indexed(df: pd.DataFrame, what: str) -> tuple[pd.DataFrame, list[int | None
     return table, ids
 
 
-def _stamp(value: Any) -> str:
-    value = _plain(value)
-    if is_missing(value):
-        return ""
-    if isinstance(value, (pd.Timestamp, datetime)):
-        return value.strftime(TIME_FORMAT)
-    return str(value)
-
-
-def diff(spec: "ResourceSpec", original: pd.DataFrame, edited: pd.DataFrame, *,
+def diff(spec: EditableSpec, original: pd.DataFrame, edited: pd.DataFrame, *,
          allow_delete: bool = False) -> ToolkitFrame:
     """The plan of changes from ``original`` to ``edited`` (see the module docstring). Nothing is sent."""
     orig, orig_ids = _indexed(original, "original")
@@ -337,15 +169,14 @@ def diff(spec: "ResourceSpec", original: pd.DataFrame, edited: pd.DataFrame, *,
                               service="dokus",
                               hint="Give new rows an empty id (pd.NA) or a label such as 'new 1', not a number "
                                    "(pd.concat gives 0, 1, …, which may be ids of existing items).")
+    labels = _new_labels(ed, ed_ids, known)
     has_stamp = "modification_time" in orig.columns
     rows: list[dict[str, Any]] = []
     refused: dict[str, list[str]] = {}
-    new_count = 0
     for pos, item_id in enumerate(ed_ids):
         row = ed.iloc[pos]
         if item_id is None or item_id not in known:
-            new_count += 1
-            rows.extend(_create_rows(spec, row, f"new {new_count}" if item_id is None else f"new {ed.index[pos]}"))
+            rows.extend(_create_rows(spec, row, labels[pos]))
             continue
         base = orig.loc[item_id]
         if not has_stamp:
@@ -375,7 +206,7 @@ def diff(spec: "ResourceSpec", original: pd.DataFrame, edited: pd.DataFrame, *,
                 continue
             problem = check(spec, column, new, creating=False)
             rows.append(_plan_row(item_id, column, old, new, "invalid" if problem else "update",
-                                  problem or note or "", seen))
+                                  problem or note or "", seen, note=_note(spec, column, new)))
     removed = [i for i in orig.index if i not in set(ed_ids)]
     if allow_delete:
         for item_id in removed:
@@ -401,13 +232,44 @@ def diff(spec: "ResourceSpec", original: pd.DataFrame, edited: pd.DataFrame, *,
     return plan
 
 
+def _new_labels(ed: pd.DataFrame, ids: list[int | None], known: set[int | None]) -> list[str | None]:
+    """The analyst's label of each new row ("new 2", "espresso"); "new N" only for an empty label (pd.NA)."""
+    labels: list[str | None] = [None] * len(ids)
+    given: list[str] = []
+    for pos, item_id in enumerate(ids):
+        if item_id is None or item_id not in known:
+            label = _plain(ed.index[pos])
+            text = "" if is_missing(label) else str(label).strip()
+            labels[pos] = text or None
+            if text:
+                given.append(text)
+    twice = sorted({t for t in given if given.count(t) > 1})
+    if twice:
+        raise ValidationError(f"the edited table has the new-row label(s) {', '.join(map(repr, twice[:10]))} more "
+                              f"than once", service="dokus",
+                              hint="Give each new row its own label (e.g. 'new 1', 'new 2') or an empty id (pd.NA), "
+                                   "so each result can be read back by its label.")
+    used, count = set(given), 0
+    for pos, item_id in enumerate(ids):
+        if (item_id is None or item_id not in known) and labels[pos] is None:
+            count += 1
+            while f"new {count}" in used:
+                count += 1
+            labels[pos] = f"new {count}"
+    return labels
+
+
+def _note(spec: EditableSpec, column: str | None, value: Any) -> str:
+    return NEGATIVE_NOTE if column is not None and is_negative_money(spec, column, value) else ""
+
+
 def _plan_row(item_id: int | None, column: str | None, old: Any, new: Any, action: str, message: str,
-              seen: str, ref: str | None = None) -> dict[str, Any]:
+              seen: str, ref: str | None = None, note: str = "") -> dict[str, Any]:
     return {"id": item_id, "field": column, "old": old, "new": new, "action": action, "message": message,
-            "row": ref or str(item_id), "seen_modified": seen}
+            "note": note, "row": ref or str(item_id), "seen_modified": seen}
 
 
-def _create_rows(spec: "ResourceSpec", row: pd.Series, ref: str) -> list[dict[str, Any]]:
+def _create_rows(spec: EditableSpec, row: pd.Series, ref: str) -> list[dict[str, Any]]:
     rows = []
     given: set[str] = set()
     for column, raw in row.items():
@@ -425,7 +287,7 @@ def _create_rows(spec: "ResourceSpec", row: pd.Series, ref: str) -> list[dict[st
         given.add(column)
         problem = check(spec, column, value, creating=True)
         rows.append(_plan_row(None, column, None, value, "invalid" if problem else "create", problem or note or "",
-                              "", ref))
+                              "", ref, note=_note(spec, column, value)))
     for column in spec.required:
         if column not in given:
             rows.append(_plan_row(None, column, None, None, "invalid",
@@ -448,7 +310,7 @@ class _Item:
     problems: list[str] = field(default_factory=list)
 
 
-def _items(plan: pd.DataFrame) -> list[_Item]:
+def _items(spec: EditableSpec, plan: pd.DataFrame) -> list[_Item]:
     missing = [c for c in ("id", "field", "new", "action") if c not in plan.columns]
     if missing:
         raise ValidationError(f"this is not a plan made by diff(): it lacks {', '.join(missing)}", service="dokus",
@@ -474,7 +336,19 @@ def _items(plan: pd.DataFrame) -> list[_Item]:
         if action not in ("update", "create"):
             raise ValidationError(f"unknown action {action!r} in the plan", service="dokus")
         if column is not None:
-            item.fields[column] = None if is_missing(rec.get("new")) else _plain(rec.get("new"))
+            value = None if is_missing(rec.get("new")) else _plain(rec.get("new"))
+            if column in spec.money:  # the same rules as diff: a plan changed by hand is checked again
+                try:
+                    value, _ = normalize(spec, column, value)
+                except _Bad as exc:
+                    item.problems.append(f"{column}: {exc}")
+                    continue
+                note = "" if "note" not in rec or is_missing(rec.get("note")) else str(rec["note"])
+                if is_negative_money(spec, column, value) and NEGATIVE_NOTE not in note:
+                    item.problems.append(f"{column}: {value} is a {NEGATIVE_NOTE} the plan does not mark (its note "
+                                         f"column does not say '{NEGATIVE_NOTE}'): make the plan again with diff()")
+                    continue
+            item.fields[column] = value
             item.old[column] = None if "old" not in rec or is_missing(rec.get("old")) else _plain(rec.get("old"))
     return list(items.values())
 
@@ -503,7 +377,7 @@ def _error_text(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
-async def apply(resource: "Resource", plan: pd.DataFrame, *, dry_run: bool = False, concurrency: int = 4,
+async def apply(resource: RawResource, plan: pd.DataFrame, *, dry_run: bool = False, concurrency: int = 4,
                 progress: bool = True) -> ToolkitFrame:
     """Send a plan made by :func:`diff`; one result row per item, in plan order (see the module docstring)."""
     spec = resource.spec
@@ -511,7 +385,7 @@ async def apply(resource: "Resource", plan: pd.DataFrame, *, dry_run: bool = Fal
     if owner and owner != spec.name:
         raise ValidationError(f"this plan was made for {owner}, not {spec.name}", service="dokus",
                               hint=f"Apply it with dk.{owner}.apply(plan).")
-    items = _items(plan)
+    items = _items(spec, plan)
 
     async def work(item: _Item) -> dict[str, Any]:
         if item.problems:
@@ -532,7 +406,7 @@ async def apply(resource: "Resource", plan: pd.DataFrame, *, dry_run: bool = Fal
     return frame(outcome.rows, RESULT_SCHEMA, summary=outcome.summary)
 
 
-def _differences(spec: "ResourceSpec", current: Mapping[str, Any], wanted: Mapping[str, Any]) -> list[str]:
+def _differences(spec: EditableSpec, current: Mapping[str, Any], wanted: Mapping[str, Any]) -> list[str]:
     out = []
     for column, value in wanted.items():
         try:
@@ -544,15 +418,13 @@ def _differences(spec: "ResourceSpec", current: Mapping[str, Any], wanted: Mappi
     return out
 
 
-async def _apply_update(resource: "Resource", item: _Item, dry_run: bool) -> dict[str, Any]:
-    from .resources import flatten
-
+async def _apply_update(resource: RawResource, item: _Item, dry_run: bool) -> dict[str, Any]:
     spec = resource.spec
     try:
-        raw = await resource._get_raw(item.id)
+        raw = await resource.raw_get(item.id)
     except NotFound:
         return _result(item, "conflict", f"the {spec.label} was deleted on Dokus after you read it; nothing sent")
-    current = flatten(spec, raw)
+    current = resource.flatten(raw)
     moved = not _same_time(item.seen, current.get("modification_time"))
     changed_fields = _differences(spec, current, item.old)
     if moved or changed_fields:
@@ -567,12 +439,12 @@ async def _apply_update(resource: "Resource", item: _Item, dry_run: bool) -> dic
     if dry_run:
         return _result(item, "would update", "dry run: nothing sent")
     try:
-        await resource._update_raw(item.id, body)
+        await resource.raw_update(item.id, body)
     except ValidationError as exc:
         return _result(item, "invalid", "Dokus refused the values: " + _error_text(exc))
     except TransportError as exc:
         try:
-            after = flatten(spec, await resource._get_raw(item.id))
+            after = resource.flatten(await resource.raw_get(item.id))
         except ToolkitError:
             return _result(item, "failed", f"{_error_text(exc)}; could not check whether the change was made")
         if not _differences(spec, after, item.fields):
@@ -581,14 +453,14 @@ async def _apply_update(resource: "Resource", item: _Item, dry_run: bool) -> dic
     return _result(item, "updated", "")
 
 
-async def _lookup(resource: "Resource", item: _Item) -> tuple[str | None, list[dict]]:
+async def _lookup(resource: RawResource, item: _Item) -> tuple[str | None, list[dict]]:
     key = resource.spec.natural_key
     if not key or item.fields.get(key) in (None, ""):
         return None, []
-    return key, await resource._find_by(key, item.fields[key])
+    return key, await resource.raw_find_by(key, item.fields[key])
 
 
-async def _apply_create(resource: "Resource", item: _Item, dry_run: bool) -> dict[str, Any]:
+async def _apply_create(resource: RawResource, item: _Item, dry_run: bool) -> dict[str, Any]:
     spec = resource.spec
     key, existing = await _lookup(resource, item)
     if existing:
@@ -599,7 +471,7 @@ async def _apply_create(resource: "Resource", item: _Item, dry_run: bool) -> dic
     if dry_run:
         return _result(item, "would create", "dry run: nothing sent")
     try:
-        created = await resource._create_raw(body)
+        created = await resource.raw_create(body)
     except ValidationError as exc:
         return _result(item, "invalid", "Dokus refused the values: " + _error_text(exc))
     except TransportError as exc:
@@ -621,12 +493,10 @@ async def _apply_create(resource: "Resource", item: _Item, dry_run: bool) -> dic
     return _result(item, "created", "", item_id=_as_id(created.get("id")))
 
 
-async def _apply_delete(resource: "Resource", item: _Item, dry_run: bool) -> dict[str, Any]:
-    from .resources import flatten
-
+async def _apply_delete(resource: RawResource, item: _Item, dry_run: bool) -> dict[str, Any]:
     spec = resource.spec
     try:
-        current = flatten(spec, await resource._get_raw(item.id))
+        current = resource.flatten(await resource.raw_get(item.id))
     except NotFound:
         return _result(item, "deleted", "already gone from Dokus; nothing sent")
     if item.seen and not _same_time(item.seen, current.get("modification_time")):
@@ -635,12 +505,12 @@ async def _apply_delete(resource: "Resource", item: _Item, dry_run: bool) -> dic
     if dry_run:
         return _result(item, "would delete", "dry run: nothing sent")
     try:
-        await resource._delete_raw(item.id)
+        await resource.raw_delete(item.id)
     except NotFound:
         return _result(item, "deleted", "already gone from Dokus")
     except TransportError as exc:
         try:
-            await resource._get_raw(item.id)
+            await resource.raw_get(item.id)
         except NotFound:
             return _result(item, "deleted", "the answer was lost, but it is gone from Dokus (checked)")
         except ToolkitError:

@@ -21,7 +21,7 @@ Money columns hold :class:`decimal.Decimal` values and are sent back as strings 
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import Any, Mapping, Protocol
 
 import pandas as pd
 
@@ -30,11 +30,9 @@ from ..core.frames import ToolkitFrame, ToolkitSeries, frame
 from ..core.redact import get_logger
 from ..core.sync import sync_wrappable
 from . import edits
+from .values import filter_text, text_key
 
-if TYPE_CHECKING:  # pragma: no cover
-    from .client import AsyncClient
-
-__all__ = ["ResourceSpec", "RESOURCES", "Resource", "flatten"]
+__all__ = ["ResourceSpec", "RESOURCES", "Resource", "Requester", "flatten"]
 
 log = get_logger("toolkit.dokus")
 
@@ -177,15 +175,31 @@ def flatten(spec: ResourceSpec, record: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+class Requester(Protocol):
+    """What a resource needs of its client: one JSON call (``toolkit.dokus.AsyncClient`` has it)."""
+
+    async def request(self, method: str, path: str, *, params: Mapping[str, Any] | None = None, json: Any = None,
+                      idempotent: bool | None = None, what: str) -> Any: ...
+
+
 @sync_wrappable
 class Resource:
-    """One Dokus resource (products, customers, …): list, get, create, update, delete, diff, apply."""
+    """One Dokus resource (products, customers, …): list, get, create, update, delete, diff, apply.
 
-    def __init__(self, client: "AsyncClient", spec: ResourceSpec) -> None:
+    Besides the DataFrame API it has a small public *raw* API, JSON in and JSON out, with no checks of
+    the values (that is what :mod:`toolkit.dokus.edits` builds on): :meth:`raw_list`, :meth:`raw_get`,
+    :meth:`raw_create`, :meth:`raw_update`, :meth:`raw_delete`, :meth:`raw_find_by`, and
+    :meth:`flatten` / :meth:`to_frame` to turn the JSON into rows and tables."""
+
+    def __init__(self, client: Requester, spec: ResourceSpec) -> None:
         self._client = client
         self.spec = spec
 
     # -- frames -----------------------------------------------------------------------------------------
+    def flatten(self, record: Mapping[str, Any]) -> dict[str, Any]:
+        """One JSON object of this resource → one flat row (relations as ``<field>_id`` / ``<field>_name``)."""
+        return flatten(self.spec, record)
+
     def to_frame(self, records: list[Mapping[str, Any]]) -> ToolkitFrame:
         """JSON objects of this resource → a DataFrame indexed by id with the declared columns."""
         rows = [flatten(self.spec, r) for r in records]
@@ -220,60 +234,65 @@ class Resource:
         raise APIError(f"could not {what}: the answer has no {key!r} field", service="dokus",
                        hint="The service answered in an unexpected shape: check the base URL.")
 
-    async def _list_raw(self, filters: Mapping[str, Any] | None = None, *, find: bool = False) -> list[dict]:
+    async def raw_list(self, filters: Mapping[str, Any] | None = None, *, find: bool = False) -> list[dict]:
+        """The JSON objects of a list (``find=True``: through the ``find/`` URL); filters are substring matches."""
         params = _filter_params(self.spec, filters or {})
         path = self.spec.path + ("find/" if find else "")
         what = f"list {self.spec.name.replace('_', ' ')}"
         body = await self._client.request("GET", path, params=params or None, what=what)
         return list(self._unwrap(body, self.spec.list_key, what) or [])
 
-    async def _get_raw(self, id: Any) -> dict:
+    async def raw_get(self, id: Any) -> dict:
+        """One item as Dokus sends it (JSON object); :class:`toolkit.NotFound` when it does not exist."""
         what = f"read {self.spec.label} {id}"
         body = await self._client.request("GET", self._item_path(id), what=what)
         return dict(self._unwrap(body, self.spec.item_key, what))
 
-    async def _create_raw(self, body: Mapping[str, Any]) -> dict:
+    async def raw_create(self, body: Mapping[str, Any]) -> dict:
+        """POST a JSON body as it is (not checked, never retried); returns the created item's JSON."""
         what = f"create the {self.spec.label}"
         answer = await self._client.request("POST", self.spec.path + "create/", json=dict(body), what=what,
                                             idempotent=False)
         return dict(self._unwrap(answer, self.spec.item_key, what))
 
-    async def _update_raw(self, id: Any, body: Mapping[str, Any]) -> dict:
+    async def raw_update(self, id: Any, body: Mapping[str, Any]) -> dict:
+        """POST a partial JSON body as it is (not checked; retried, as sending it twice changes nothing)."""
         what = f"update {self.spec.label} {id}"
         # sending the same fields twice gives the same result, so a lost answer may be retried
         answer = await self._client.request("POST", self._item_path(id), json=dict(body), what=what,
                                             idempotent=True)
         return dict(self._unwrap(answer, self.spec.item_key, what))
 
-    async def _delete_raw(self, id: Any) -> None:
+    async def raw_delete(self, id: Any) -> None:
+        """Delete one item (not retried); :class:`toolkit.NotFound` when it does not exist."""
         await self._client.request("POST", self._item_path(id, "delete/"), what=f"delete {self.spec.label} {id}",
                                    idempotent=False)
 
-    async def _find_by(self, column: str, value: Any) -> list[dict]:
-        """Items whose ``column`` equals ``value`` exactly (the service's filter is a substring match)."""
-        wanted = edits.text_key(value)
-        records = await self._list_raw({column: value})
-        return [r for r in records if edits.text_key(flatten(self.spec, r).get(column)) == wanted]
+    async def raw_find_by(self, column: str, value: Any) -> list[dict]:
+        """JSON objects whose ``column`` equals ``value`` exactly (the service's filter is a substring match)."""
+        wanted = text_key(value)
+        records = await self.raw_list({column: value})
+        return [r for r in records if text_key(flatten(self.spec, r).get(column)) == wanted]
 
     # -- public API -------------------------------------------------------------------------------------
     async def list(self, **filters: Any) -> ToolkitFrame:
         """All items as a DataFrame indexed by id; ``filters`` are substring matches done by Dokus,
         e.g. ``list(name="kaffe")`` or ``list(product_number="BOK-")``."""
-        return self.to_frame(await self._list_raw(filters))
+        return self.to_frame(await self.raw_list(filters))
 
     async def find(self, **criteria: Any) -> ToolkitFrame:
         """Like :meth:`list`, through the ``find/`` URL some Dokus clients use."""
-        return self.to_frame(await self._list_raw(criteria, find=True))
+        return self.to_frame(await self.raw_list(criteria, find=True))
 
     async def get(self, id: Any) -> ToolkitSeries:
         """One item as a Series (its name is the id); :class:`toolkit.NotFound` when it does not exist."""
-        return self._series(await self._get_raw(id))
+        return self._series(await self.raw_get(id))
 
     async def create(self, **fields: Any) -> ToolkitSeries:
         """Create one item; returns it as Dokus stored it. Values are checked before sending."""
         self._refuse_if_read_only(f"create a {self.spec.label}")
         body = edits.fields_to_body(self.spec, fields, creating=True)
-        return self._series(await self._create_raw(body))
+        return self._series(await self.raw_create(body))
 
     async def update(self, id: Any, **fields: Any) -> ToolkitSeries:
         """Change only the given fields of one item (partial update); returns the updated item."""
@@ -282,12 +301,12 @@ class Resource:
         if not body:
             raise ValidationError(f"nothing to update for {self.spec.label} {id}: give at least one field",
                                   service="dokus")
-        return self._series(await self._update_raw(id, body))
+        return self._series(await self.raw_update(id, body))
 
     async def delete(self, id: Any) -> None:
         """Delete one item (Dokus answers 204); :class:`toolkit.NotFound` when it does not exist."""
         self._refuse_if_read_only(f"delete {self.spec.label} {id}")
-        await self._delete_raw(id)
+        await self.raw_delete(id)
 
     def diff(self, original: pd.DataFrame, edited: pd.DataFrame, *, allow_delete: bool = False) -> ToolkitFrame:
         """The plan of changes from ``original`` (as read) to ``edited``: nothing is sent.
@@ -326,5 +345,5 @@ def _filter_params(spec: ResourceSpec, filters: Mapping[str, Any]) -> dict[str, 
             continue
         if name not in known:
             log.debug("Dokus: filter %r is not a known field of %s; sent as given", name, spec.name)
-        params[spec.wire_field(name)] = edits.filter_text(value)
+        params[spec.wire_field(name)] = filter_text(value)
     return params
