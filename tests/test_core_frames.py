@@ -43,6 +43,7 @@ def test_cpr_masked_on_display_but_raw_in_data() -> None:
 def test_series_row_masks() -> None:
     row = series(ROWS[0], SCHEMA, masked=["cpr"])
     assert row["cpr"] == "0101901234" and "0101901234" not in repr(row)
+    assert "010190-****" in repr(row) and "010190-****" in row.to_frame()._repr_html_()
 
 
 def test_to_decimal_is_exact() -> None:
@@ -51,3 +52,48 @@ def test_to_decimal_is_exact() -> None:
     assert to_decimal(0.1) == Decimal("0.1")  # shortest repr, not the binary expansion
     with pytest.raises(ValueError):
         to_decimal("twelve")
+
+
+def _shows_raw(obj: object) -> bool:
+    texts = [repr(obj)] + [t for t in (getattr(obj, "_repr_html_", lambda: "")(),) if t]
+    return any("0101901234" in t for t in texts)
+
+
+def test_cpr_mask_travels_with_the_data_not_the_subclass() -> None:
+    df = frame(ROWS, SCHEMA, masked=["cpr"])
+    other = frame([{"cpr": "0101901234", "valid": True}], {"cpr": "string", "valid": "boolean"}, masked=["cpr"])
+    plain = pd.DataFrame({"cpr": ["0101901234"], "note": ["x"]})
+    results = {
+        "merge": df.merge(other, on="cpr"), "join": df.set_index("cpr").join(other.set_index("cpr").add_suffix("_r")),
+        "concat": pd.concat([df, plain]), "rename": df.rename(columns={"cpr": "CPR"}),
+        "set_index": df.set_index("cpr"), "groupby": df.groupby("cpr")["width"].sum(),
+        "value_counts": df["cpr"].value_counts(), "unique": df["cpr"].unique(), "DataFrame": pd.DataFrame(df),
+        "transpose": df.T, "style": df.style.to_html(),
+    }
+    for name, result in results.items():
+        assert not _shows_raw(result), name
+        assert "010190-****" in repr(result), name
+    assert df.merge(other, on="cpr")["cpr"].tolist() == ["0101901234"]
+
+
+def test_masked_text_columns_and_schema_dtype_cpr() -> None:
+    df = frame([{"file": "0101901234.jpg", "cpr": "0101901234"}], {"file": "string", "cpr": "cpr"},
+               masked={"file": "text"})
+    assert str(df["cpr"].dtype) == "cpr" and str(df["file"].dtype) == "redacted"
+    plain = pd.DataFrame(df)
+    assert "0101901234" not in repr(plain) and "010190-****.jpg" in plain._repr_html_()
+    assert plain["file"].tolist() == ["0101901234.jpg"]
+
+
+def test_free_text_shown_in_full_left_aligned_and_wrapped() -> None:
+    advice = "the photo is larger than 10 MB: " + "resize it " * 10 + "and upload it again (what to do)"
+    df = frame([{"cpr": "0101901234", "message": advice, "error": None}],
+               {"cpr": "string", "message": "string", "error": "string"}, masked=["cpr"])
+    html = df._repr_html_()
+    assert advice in html and "0101901234" not in html and "010190-****" in html
+    cell = html[html.index("<td", html.index("</thead>")):]
+    message_cell = [c for c in cell.split("<td")[1:] if advice in c][0]
+    assert "toolkit-text" in message_cell and "text-align: left" in html and "pre-wrap" in html
+    # the summary and a declared free-text column
+    custom = frame([{"hint": advice}], {"hint": "string"}, text=["hint"])
+    assert advice in custom._repr_html_() and "toolkit-text" in custom._repr_html_()

@@ -2,50 +2,106 @@
 
 * Columns and dtypes are declared per result kind, so an empty result keeps its columns and every
   column has the same dtype whatever the data (pandas 2 and 3).
-* Columns holding personal data (CPR numbers) are *masked on display only*: ``repr``, the notebook's
-  HTML view and ``to_string`` show ``010190-****``; the raw value stays in the data for the code that
-  needs it (``df["cpr"].tolist()``, ``to_csv``). The mask survives filtering, slicing and column access.
-* A bulk result carries its one-line summary in ``df.attrs["summary"]``.
+* Columns holding personal data are masked *by their dtype* (:mod:`toolkit.core.cpr_dtype`): a CPR column
+  has dtype ``"cpr"`` (shown ``010190-****``), free text that may hold a CPR (file names such as
+  ``0101901234.jpg``) has dtype ``"redacted"`` (shown through :func:`toolkit.core.redact.redact`). The mask
+  therefore survives merge, join, concat, rename, set_index, groupby, value_counts and the rest of pandas,
+  also on a plain ``pd.DataFrame``; the raw value stays in the data for the code that needs it
+  (``df["cpr"].tolist()``, ``to_csv``). Which operations keep the mask is listed in that module.
+* Free text columns (``message``, ``error``, ``reason``, ``details`` by default, or ``text=[...]``) are
+  shown in full, left-aligned and wrapped in the notebook's HTML view of a toolkit frame (not cut at
+  pandas' 50 characters).
+* A bulk result carries its one-line summary in ``df.attrs["summary"]`` (``df.summary``).
 """
 
 from __future__ import annotations
 
+import html as _html
 from decimal import Decimal, InvalidOperation
 from typing import Any, Iterable, Mapping, Sequence
 
 import pandas as pd
 
+from .cpr_dtype import CprArray, CprDtype, RedactedArray, RedactedDtype, is_masked_dtype
 from .redact import mask_cpr, redact
 
-__all__ = ["ToolkitFrame", "ToolkitSeries", "frame", "series", "Schema", "to_decimal", "masked_view"]
+__all__ = ["ToolkitFrame", "ToolkitSeries", "frame", "series", "Schema", "to_decimal", "masked_view",
+           "CprDtype", "RedactedDtype", "FREE_TEXT", "free_text_html"]
 
-#: mask kinds: "cpr" masks a whole CPR value; "text" redacts CPRs/secrets inside free text (e.g. file names)
+#: mask kinds → the dtype that masks them: "cpr" a whole CPR value; "text" CPRs/secrets inside free text
 MASKS = {"cpr": mask_cpr, "text": lambda v: redact(v) if isinstance(v, str) else v}
-_ATTR = "toolkit_masked"
+MASK_DTYPES = {"cpr": "cpr", "text": "redacted"}
+#: columns shown in full (wrapped, left-aligned) in the HTML view unless ``text=`` says otherwise
+FREE_TEXT = ("message", "error", "reason", "details")
+_TEXT_ATTR = "toolkit_text_columns"
 
 #: a schema is an ordered mapping column → dtype. Dtypes: "string", "Int64", "Float64", "boolean",
-#: "datetime" (naive datetime64), "date" (datetime64 at midnight), "decimal" (object of Decimal), "object".
+#: "datetime" (naive datetime64), "date" (datetime64 at midnight), "decimal" (object of Decimal), "object",
+#: "cpr" (CPR numbers, masked on display), "redacted" or "text" (free text, redacted on display).
 Schema = Mapping[str, str]
 
 
-def _masked_columns(obj: Any) -> dict[str, str]:
-    return dict(getattr(obj, "attrs", {}).get(_ATTR, {}) or {})
-
-
 def masked_view(df: pd.DataFrame) -> pd.DataFrame:
-    """A plain DataFrame copy for display with the personal-data columns masked."""
-    masked = _masked_columns(df)
+    """A plain DataFrame copy for display: masked-dtype columns (and index) replaced by their masked text."""
     view = pd.DataFrame(df).copy()
     view.attrs = {}
-    for column, kind in masked.items():
-        if column in view.columns:
-            view[column] = view[column].map(MASKS[kind]).astype("string")
-    if view.index.name in masked:
-        view.index = view.index.map(MASKS[masked[view.index.name]])
+    for position, dtype in enumerate(list(view.dtypes)):
+        if is_masked_dtype(dtype):
+            column = view.iloc[:, position]
+            formatter = column.array._formatter(boxed=True)
+            view.isetitem(position, pd.Series([None if v is pd.NA else formatter(v) for v in column.array],
+                                              index=view.index, dtype="string"))
+    if is_masked_dtype(view.index.dtype):
+        formatter = view.index.array._formatter(boxed=True)
+        view.index = pd.Index([formatter(v) for v in view.index.array], name=view.index.name, dtype="string")
     return view
 
 
+_INLINE = "text-align: left; white-space: pre-wrap; word-break: break-word;"
+_CSS = ("<style>.toolkit-frame td.toolkit-text, .toolkit-frame th.toolkit-text "
+        "{text-align: left; white-space: pre-wrap; word-break: break-word; max-width: 48em;}</style>")
+
+
+def free_text_html(df: pd.DataFrame, text: Sequence[str] | None = None) -> str:
+    """The notebook HTML of ``df`` with free-text columns in full, left-aligned and wrapped (mask kept)."""
+    columns = [c for c in (text if text is not None else FREE_TEXT) if c in df.columns]
+    with pd.option_context("display.max_colwidth", None):
+        body = pd.DataFrame(df).to_html(
+            max_rows=pd.get_option("display.max_rows"), max_cols=pd.get_option("display.max_columns"),
+            show_dimensions=pd.get_option("display.show_dimensions"), notebook=True, border=1,
+            classes="toolkit-frame")
+    if not columns:
+        return body
+    # mark the cells of free-text columns (by position in the header) so the CSS aligns and wraps them
+    import re
+
+    header = re.search(r"<thead>.*?</thead>", body, re.S)
+    if header is None:
+        return body
+    last_row = re.findall(r"<tr[^>]*>(.*?)</tr>", header.group(0), re.S)[-1 if df.columns.nlevels == 1 else 0]
+    names = [_html.unescape(re.sub(r"<[^>]+>", "", cell)).strip()
+             for cell in re.findall(r"<th[^>]*>.*?</th>", last_row, re.S)]
+    wanted = {i for i, name in enumerate(names) if name in {str(c) for c in columns}}
+    if not wanted:
+        return body
+
+    def mark_row(match: "re.Match[str]") -> str:
+        cells = re.findall(r"<t[hd][^>]*>.*?</t[hd]>", match.group(2), re.S)
+        out = []
+        for i, cell in enumerate(cells):
+            if i in wanted:
+                cell = re.sub(r"^<(t[hd])", r'<\1 class="toolkit-text" style="%s"' % _INLINE, cell, count=1) \
+                    if 'class="' not in cell.split(">", 1)[0] else cell.replace('class="', 'class="toolkit-text ', 1)
+            out.append(cell)
+        return match.group(1) + "\n".join(out) + match.group(3)
+
+    body = re.sub(r"(<tr[^>]*>\s*)(.*?)(\s*</tr>)", mark_row, body, flags=re.S)
+    return _CSS + body
+
+
 class ToolkitSeries(pd.Series):
+    """A result row or column of the toolkit (masking comes from the dtypes, not from this class)."""
+
     @property
     def _constructor(self) -> type:
         return ToolkitSeries
@@ -54,27 +110,18 @@ class ToolkitSeries(pd.Series):
     def _constructor_expanddim(self) -> type:
         return ToolkitFrame
 
-    def _display(self) -> pd.Series:
-        masked = _masked_columns(self)
-        plain = pd.Series(self).copy()
-        plain.attrs = {}
-        if self.name in masked:
-            return plain.map(MASKS[masked[self.name]]).astype("string")
-        hit = [c for c in masked if c in plain.index]
-        if hit:
-            plain = plain.astype(object)
-            for c in hit:
-                plain[c] = MASKS[masked[c]](plain[c])
-        return plain
-
-    def __repr__(self) -> str:
-        return repr(self._display())
-
-    def to_string(self, *args: Any, **kwargs: Any) -> str:  # type: ignore[override]
-        return self._display().to_string(*args, **kwargs)
+    @property
+    def summary(self) -> str:
+        return str(self.attrs.get("summary", ""))
 
 
 class ToolkitFrame(pd.DataFrame):
+    """A result table of the toolkit: ``.summary``, and free text shown in full in the notebook.
+
+    The CPR mask does not depend on this class: it is the columns' dtype, so ``pd.DataFrame(df)`` and every
+    pandas operation keep it.
+    """
+
     @property
     def _constructor(self) -> type:
         return ToolkitFrame
@@ -87,17 +134,11 @@ class ToolkitFrame(pd.DataFrame):
     def summary(self) -> str:
         return str(self.attrs.get("summary", ""))
 
-    def __repr__(self) -> str:
-        return repr(masked_view(self))
-
     def _repr_html_(self) -> str | None:  # type: ignore[override]
-        return masked_view(self)._repr_html_()
-
-    def to_string(self, *args: Any, **kwargs: Any) -> str:  # type: ignore[override]
-        return masked_view(self).to_string(*args, **kwargs)
-
-    def to_html(self, *args: Any, **kwargs: Any) -> str:  # type: ignore[override]
-        return masked_view(self).to_html(*args, **kwargs)
+        if not pd.get_option("display.notebook_repr_html"):
+            return None
+        text = self.attrs.get(_TEXT_ATTR)
+        return free_text_html(self, list(text) if text is not None else None)
 
 
 def to_decimal(value: Any) -> Decimal | None:
@@ -125,6 +166,11 @@ def to_decimal(value: Any) -> Decimal | None:
 
 
 def _cast(values: pd.Series, dtype: str) -> pd.Series:
+    if dtype == "cpr":
+        return pd.Series(CprArray._from_sequence(list(values)), index=values.index)
+    if dtype in ("redacted", "text"):
+        return pd.Series(RedactedArray._from_sequence(
+            [None if v is None or (isinstance(v, float) and v != v) else v for v in values]), index=values.index)
     if dtype == "string":
         return values.map(lambda v: None if v is None or (isinstance(v, float) and v != v) else str(v)) \
             .astype("string")
@@ -148,39 +194,49 @@ def frame(
     masked: Mapping[str, str] | Sequence[str] = (),
     summary: str | None = None,
     extra: str = "drop",
+    text: Sequence[str] | None = None,
 ) -> ToolkitFrame:
     """Build a :class:`ToolkitFrame` with exactly the declared columns (in order) and dtypes.
 
-    ``masked`` names columns holding CPR numbers (or maps column → mask kind). ``extra="keep"`` keeps
-    undeclared fields as object columns after the declared ones.
+    ``masked`` names columns holding CPR numbers (or maps column → mask kind: ``"cpr"`` or ``"text"``);
+    they get the dtype ``"cpr"`` / ``"redacted"`` whose display is masked wherever pandas shows them. A
+    schema may also declare ``"cpr"`` or ``"redacted"`` directly. ``extra="keep"`` keeps undeclared fields
+    as object columns after the declared ones. ``text`` names the free-text columns shown in full in the
+    notebook (default: those of :data:`FREE_TEXT` that exist).
     """
+    masks = dict(masked) if isinstance(masked, Mapping) else {c: "cpr" for c in masked}
+    unknown = set(masks.values()) - set(MASK_DTYPES)
+    if unknown:
+        raise ValueError(f"unknown mask kind {sorted(unknown)!r}: use 'cpr' or 'text'")
     rows = records if isinstance(records, pd.DataFrame) else pd.DataFrame.from_records(list(records))
     data: dict[str, pd.Series] = {}
     for column, dtype in schema.items():
         values = rows[column] if column in rows.columns else pd.Series([None] * len(rows), dtype=object)
+        if column in masks:
+            dtype = MASK_DTYPES[masks[column]]
         data[column] = _cast(values.reset_index(drop=True).astype(object), dtype)
     df = ToolkitFrame(data, columns=list(schema))
     if extra == "keep":
         for column in rows.columns:
             if column not in schema:
-                df[column] = rows[column].reset_index(drop=True).astype(object)
-    if isinstance(masked, Mapping):
-        masks = dict(masked)
-    else:
-        masks = {c: "cpr" for c in masked}
-    df.attrs[_ATTR] = masks
+                values = rows[column].reset_index(drop=True).astype(object)
+                df[column] = _cast(values, MASK_DTYPES[masks[column]]) if column in masks else values
+    if text is not None:
+        df.attrs[_TEXT_ATTR] = list(text)
     if summary:
         df.attrs["summary"] = summary
     if index:
+        attrs = dict(df.attrs)
         df = df.set_index(index, drop=True)
-        df.attrs[_ATTR] = masks
-        if summary:
-            df.attrs["summary"] = summary
+        df.attrs.update(attrs)
     return df
 
 
-def series(record: Mapping[str, Any], schema: Schema, *, masked: Sequence[str] = ()) -> ToolkitSeries:
-    """One result row as a Series with the schema's fields (e.g. ``put_image``'s result)."""
-    row = frame([record], schema, masked=masked).iloc[0]
-    row.attrs[_ATTR] = {c: "cpr" for c in masked}
-    return row
+def series(record: Mapping[str, Any], schema: Schema, *, masked: Mapping[str, str] | Sequence[str] = ()
+           ) -> ToolkitSeries:
+    """One result row as a Series with the schema's fields (e.g. ``put_image``'s result).
+
+    A row mixes dtypes, so it is of object dtype: its CPR value is a :class:`toolkit.core.cpr_dtype.CprStr`
+    (equal to the raw text, shown masked).
+    """
+    return frame([record], schema, masked=masked).iloc[0]
