@@ -29,7 +29,8 @@ def test_edit_preview_and_apply(dks: Sandbox) -> None:
     editor.selector.value = (a, b)
     assert set(editor.delete_boxes) == {a, b}
     old_price = Decimal(emulator.record("products", a)["price"])
-    editor.fields[(a, "price")].value = str(old_price + Decimal("10.005"))
+    # four decimals (three would be ambiguous: "209.505" may be read as 209505): rounded half up to øre
+    editor.fields[(a, "price")].value = str(old_price + Decimal("10.0050"))
     editor.delete_boxes[b].value = True
     editor.new_fields["name"].value = "Widgetkaffe"
     editor.new_fields["price"].value = "45,50"
@@ -41,7 +42,7 @@ def test_edit_preview_and_apply(dks: Sandbox) -> None:
     assert plan is not None and not editor.apply_button.disabled
     assert sorted(plan["action"].unique()) == ["create", "delete", "update"]
     upd = plan[plan["action"] == "update"].iloc[0]
-    assert upd["id"] == a and upd["new"] == (old_price + Decimal("10.005")).quantize(Decimal("0.01"),
+    assert upd["id"] == a and upd["new"] == (old_price + Decimal("10.0050")).quantize(Decimal("0.01"),
                                                                                     rounding="ROUND_HALF_UP")
     assert "rounded half up" in editor.plan_view.value
     assert not [r for r in emulator.requests if r.method == "POST"]
@@ -72,9 +73,52 @@ def test_editing_after_preview_disables_apply_and_errors_are_shown(dks: Sandbox)
     editor.fields[(pid, "price")].value = "gratis"
     editor.preview_button.click()
     assert editor.plan is not None and "invalid" in editor.plan_view.value
+    assert editor.apply_button.disabled  # the product's one valid change goes only with its invalid price
     editor.apply_button.click()
-    assert editor.results["outcome"].tolist() == ["invalid"]
+    assert editor.results is None
     assert dks.emulator("dokus").record("products", pid)["comment"] != "Nyere"
     editor.filter_text.value = "kaffe"
     editor.reload_button.click()
     assert 0 < len(editor.selector.options) < len(dks.emulator("dokus").store["products"])
+
+
+def test_a_plan_with_nothing_valid_offers_no_apply(dks: Sandbox) -> None:
+    dk = toolkit.dokus.connect(**dks.credentials("dokus"))
+    editor = toolkit.widgets.product_editor(dk.products)
+    pid = editor.selector.options[0][1]
+    editor.selector.value = (pid,)
+    editor.fields[(pid, "price")].value = "1,500"  # ambiguous: refused with what to write
+    editor.preview_button.click()
+    assert editor.plan is not None and editor.plan["action"].tolist() == ["invalid"]
+    assert "1500.00 or 1,50" in editor.plan_view.value
+    assert editor.apply_button.disabled
+    assert "Press Apply" not in editor.message.value and "nothing" in editor.message.value.lower()
+    assert editor.apply() is None and editor.results is None
+    assert not [r for r in dks.emulator("dokus").requests if r.method == "POST"]
+    editor.fields[(pid, "price")].value = "1 500,00"
+    editor.preview_button.click()
+    assert not editor.apply_button.disabled and "Press Apply" in editor.message.value
+
+
+def test_old_plan_leaves_the_screen_after_apply(dks: Sandbox) -> None:
+    dk = toolkit.dokus.connect(**dks.credentials("dokus"))
+    editor = toolkit.widgets.product_editor(dk.products)
+    pid = editor.selector.options[0][1]
+    editor.selector.value = (pid,)
+    editor.fields[(pid, "comment")].value = "Etter Apply"
+    editor.preview_button.click()
+    assert "Etter Apply" in editor.plan_view.value
+    editor.apply_button.click()
+    assert editor.results["outcome"].tolist() == ["updated"]
+    assert editor.plan is None and editor.plan_view.value == ""
+    assert "updated" in editor.results_view.value and editor.apply_button.disabled
+
+
+def test_a_stopped_service_is_said_in_plain_words(make_sandbox: Any) -> None:
+    sandbox = make_sandbox(services=["dokus"], seed=8)
+    dk = toolkit.dokus.connect(**sandbox.credentials("dokus"), timeout=2)
+    editor = toolkit.widgets.product_editor(dk.products)
+    sandbox.stop()
+    editor.reload_button.click()
+    text = editor.message.value
+    assert "could not reach Dokus" in text and "sandbox" in text and "start" in text

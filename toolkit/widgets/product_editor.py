@@ -16,7 +16,7 @@ from typing import Any, Mapping
 
 import pandas as pd
 
-from ..core.errors import ToolkitError
+from ..core.errors import ToolkitError, TransportError
 from ..core.frames import masked_view
 from ..core.redact import redact
 from ..core.sync import SyncWrapper
@@ -44,6 +44,23 @@ def _text(value: Any) -> str:
     except (TypeError, ValueError):
         pass
     return str(value)
+
+
+def _sendable(plan: pd.DataFrame | None) -> int:
+    """How many items of a plan would be sent (an item with an invalid value is not sent at all)."""
+    if plan is None or plan.empty:
+        return 0
+    refs = plan["row"].astype(str) if "row" in plan.columns else plan["id"].astype(str)
+    bad = set(refs[plan["action"] == "invalid"])
+    return len({r for r, action in zip(refs, plan["action"]) if action != "invalid" and r not in bad})
+
+
+def _problem_text(exc: ToolkitError) -> str:
+    if isinstance(exc, TransportError):
+        return (f"{exc}\n\nThe editor could not reach Dokus. If you use the sandbox and stopped it (sb.stop()) or "
+                f"restarted the kernel, start it again: run the notebook's connect cell (it starts the sandbox) and "
+                f"then the editor cell. With the real Dokus, check the network and the subdomain.")
+    return str(exc)
 
 
 def _table(df: pd.DataFrame | None, empty: str) -> str:
@@ -130,7 +147,7 @@ class ProductEditor:
         try:
             self.original = self.resource.list(**filters)
         except ToolkitError as exc:
-            self._say(str(exc), error=True)
+            self._say(_problem_text(exc), error=True)
             return
         chosen = [i for i in self.selector.value if i in self.original.index]
         options = [(f"{pid} — {_text(row.get('name'))} ({_text(row.get('price'))})", int(pid))
@@ -187,13 +204,23 @@ class ProductEditor:
         except ToolkitError as exc:
             self.plan, self.apply_button.disabled = None, True
             self.plan_view.value = ""
-            self._say(str(exc), error=True)
+            self._say(_problem_text(exc), error=True)
             return None
         self.plan = plan
-        self.plan_view.value = _table(plan[["id", "field", "old", "new", "action", "message"]], "No changes.")
-        ready = not plan.empty
+        shown = [c for c in ("row", "id", "field", "old", "new", "action", "message", "note") if c in plan.columns]
+        self.plan_view.value = _table(plan[shown], "No changes.")
+        ready = _sendable(plan)
         self.apply_button.disabled = not ready
-        self._say(f"{plan.attrs.get('summary', '')}\n" + ("Press Apply to send exactly this." if ready else ""))
+        summary = plan.attrs.get("summary", "")
+        if ready:
+            invalid = plan["action"].eq("invalid").any()
+            self._say(f"{summary}\nPress Apply to send exactly this"
+                      + (" (the products marked invalid are not sent)." if invalid else "."))
+        elif plan.empty:
+            self._say(f"{summary}\nNothing to send: change a box (or tick delete, or fill in a new product) first.")
+        else:
+            self._say(f"{summary}\nNothing in this plan can be sent: correct the values marked invalid (the "
+                      f"message column says what to write) and press Preview plan again.", error=True)
         return plan
 
     def apply(self) -> pd.DataFrame | None:
@@ -201,12 +228,17 @@ class ProductEditor:
         if self.plan is None or self.plan.empty:
             self._say("Nothing to apply: press Preview plan first.", error=True)
             return None
+        if not _sendable(self.plan):
+            self._say("Nothing in this plan can be sent: correct the values marked invalid and press Preview plan "
+                      "again.", error=True)
+            return None
         plan, self.plan = self.plan, None
         self.apply_button.disabled = True
+        self.plan_view.value = ""  # the plan is done: what counts now is the results
         try:
             results = self.resource.apply(plan, progress=False)
         except ToolkitError as exc:
-            self._say(str(exc), error=True)
+            self._say(_problem_text(exc), error=True)
             return None
         self.results = results
         self.results_view.value = _table(results, "Nothing was sent.")
