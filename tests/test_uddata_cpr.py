@@ -61,3 +61,52 @@ def test_nothing_shows_the_full_number():
         cpr.normalize("3201901234")
     assert "3201901234" not in str(info.value)
     assert "Uddata+" in str(info.value)
+
+
+@pytest.mark.parametrize("value", [
+    "０１０１９０１２３４",                      # fullwidth digits
+    "٠١٠١٩٠١٢٣٤",                              # Arabic-Indic digits
+    "۰۱۰۱۹۰۱۲۳۴",                              # extended Arabic-Indic digits
+    "010190１２３４",                          # mixed
+])
+def test_only_ascii_digits_make_a_cpr(value):
+    check = cpr.validate(value)
+    assert not check and "digits" in check.error
+    assert not cpr.is_valid(value) and cpr.modulus11(value) is False
+    with pytest.raises(ValidationError):
+        cpr.normalize(value)
+
+
+def test_every_integer_type_is_zero_padded_alike():
+    import numpy as np
+    import pandas as pd
+
+    values = [101901234, np.int64(101901234), np.int32(101901234), np.uint32(101901234), np.uint64(101901234),
+              pd.array([101901234], dtype="Int64")[0], pd.Series([101901234], dtype="Int64").iloc[0],
+              np.array(101901234), 101901234.0, np.float64(101901234.0)]
+    for value in values:
+        assert cpr.normalize(value) == "0101901234", type(value)
+        assert cpr.mask(value) == "010190-****", type(value)
+    # a column read from a CSV loses the leading zero on about a third of the numbers: all come back
+    column = pd.read_csv(__import__("io").StringIO("cpr\n0101901234\n1212121234\n0203041234\n"))["cpr"]
+    assert [cpr.normalize(v) for v in column.to_numpy()] == ["0101901234", "1212121234", "0203041234"]
+    assert all(cpr.validate(v) for v in column)
+    assert not cpr.validate(101901234.5) and not cpr.validate(np.float64("nan"))
+
+
+def test_a_value_from_a_cpr_column_is_its_raw_number():
+    from toolkit.core.frames import frame
+
+    value = frame([{"cpr": "0101901234"}], {"cpr": "cpr"})["cpr"].iloc[0]
+    assert str(value) == "010190-****"  # shown masked …
+    assert cpr.normalize(value) == "0101901234" and type(cpr.normalize(value)) is str  # … but it is the number
+    assert cpr.mask(value) == "010190-****"
+
+
+def test_mask_masks_any_ten_digit_value():
+    assert cpr.mask("3201901234") == "320190-****"  # not a real date: still masked, not shown
+    assert cpr.mask(9999999999) == "999999-****"
+    import numpy as np
+
+    assert cpr.mask(np.int64(101901234)) == "010190-****"  # a numpy integer that lost its leading zero
+    assert "1234" not in cpr.mask("０１０１９０１２３４")

@@ -11,8 +11,10 @@
 
 Rules (the same everywhere in the toolkit):
 
-* a CPR number is **text** of 10 digits (``DDMMYYSSSS``; ``DDMMYY-SSSS`` and spaces are accepted and
-  removed); leading zeros are kept;
+* a CPR number is **text** of 10 ASCII digits (``DDMMYYSSSS``; ``DDMMYY-SSSS`` and spaces are accepted
+  and removed); fullwidth (``０１０１９０１２３４``) or Arabic-Indic digits are not a CPR number;
+* a number given as an integer (Python, numpy, pandas nullable ``Int64``) or a whole float lost its
+  leading zero and is zero-padded to 10 digits, alike for every integer type; leading zeros are kept;
 * the first six digits are a real date, the century comes from the 7th digit (stdnum's rule), and the
   date is not in the future;
 * modulus 11 is **only informational** (``CprCheck.modulus11``): numbers issued since 2007 often fail it,
@@ -26,7 +28,10 @@ from __future__ import annotations
 import datetime as _dt
 import re
 from dataclasses import dataclass
+from decimal import Decimal as _Decimal
 from typing import Any
+
+import numpy as _np
 
 from stdnum.dk import cpr as _stdcpr
 from stdnum.exceptions import ValidationError as _StdnumError
@@ -65,27 +70,46 @@ class CprCheck:
 
 
 def _text(value: Any) -> str:
-    """Text of a CPR given as str, or as an int/float that lost its leading zero (Excel)."""
+    """Text of a CPR given as str, or as an integer/float that lost its leading zero (Excel, CSV).
+
+    Every integer type is padded alike: Python ``int``, numpy ``int64``/``int32``/``uint…``, the scalars of
+    pandas' nullable ``Int64`` and 0-d numpy arrays; a float counts when it is a whole number. A value taken
+    out of a ``cpr`` column (:class:`toolkit.core.cpr_dtype.CprStr`) gives its raw text, not its display.
+    """
     if value is None:
         return ""
-    if isinstance(value, bool):
+    if isinstance(value, str):
+        return str.__str__(value)  # the raw text of a str subclass (a masked CprStr), never its display
+    if isinstance(value, (bool, _np.bool_)):
         return str(value)
-    if isinstance(value, int):
-        return str(value).zfill(10) if 0 <= value < 10**10 else str(value)
-    if isinstance(value, float):
+    if isinstance(value, _np.ndarray) and value.ndim == 0:
+        return _text(value.item())
+    if isinstance(value, (int, _np.integer)):
+        number = int(value)
+        return str(number).zfill(10) if 0 <= number < 10**10 else str(number)
+    if isinstance(value, (float, _np.floating, _Decimal)):
         if value != value:  # NaN
             return ""
-        if value.is_integer() and 0 <= value < 10**10:
+        try:
+            whole = value == int(value)
+        except (OverflowError, ValueError):  # inf
+            return str(value)
+        if whole and 0 <= value < 10**10:
             return str(int(value)).zfill(10)
         return str(value)
     try:
         import pandas as pd
 
-        if value is pd.NA:
+        if value is pd.NA or value is pd.NaT:
             return ""
     except ImportError:  # pragma: no cover
         pass
     return str(value)
+
+
+def _digits(text: str) -> bool:
+    """Only the ASCII digits 0-9 make a CPR (``str.isdigit`` also accepts fullwidth and Arabic-Indic ones)."""
+    return text.isascii() and text.isdigit()
 
 
 def _compact(value: Any) -> str:
@@ -97,7 +121,10 @@ def validate(value: Any) -> CprCheck:
     text = _compact(value)
     if not text:
         return CprCheck(text, False, "empty: no CPR number given")
-    if not text.isdigit():
+    if not _digits(text):
+        if any(ch.isdigit() for ch in text) and all(ch.isdigit() for ch in text):
+            return CprCheck(text, False, "not a CPR number: only the digits 0-9 are allowed (this one is written "
+                                         "with other digits, e.g. fullwidth or Arabic-Indic ones)")
         return CprCheck(text, False, "not a CPR number: only digits (DDMMYYSSSS or DDMMYY-SSSS) are allowed")
     if len(text) != 10:
         return CprCheck(text, False, f"not a CPR number: it has {len(text)} digits, a CPR number has 10")
@@ -130,13 +157,13 @@ def normalize(value: Any) -> str:
 
 def mask(value: Any) -> str:
     """The display form of a CPR number: ``010190-****`` (delegates to ``toolkit.core.redact.mask_cpr``)."""
-    return mask_cpr(_text(value) if not isinstance(value, str) else value)
+    return mask_cpr(_text(value))
 
 
 def modulus11(value: Any) -> bool:
     """Whether the old modulus 11 check holds (information only; never a reason to reject)."""
     text = _compact(value)
-    return len(text) == 10 and text.isdigit() and _stdcpr.checksum(text) == 0
+    return len(text) == 10 and _digits(text) and _stdcpr.checksum(text) == 0
 
 
 def birth_date(value: Any) -> _dt.date:
