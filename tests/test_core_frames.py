@@ -83,6 +83,10 @@ def test_masked_text_columns_and_schema_dtype_cpr() -> None:
     plain = pd.DataFrame(df)
     assert "0101901234" not in repr(plain) and "010190-****.jpg" in plain._repr_html_()
     assert plain["file"].tolist() == ["0101901234.jpg"]
+    odd = frame([{"file": "3201901234.jpg"}, {"file": "０１０１９０１２３４.jpg"}], {"file": "string"},
+                masked={"file": "text"})
+    shown = repr(pd.DataFrame(odd)) + pd.DataFrame(odd)._repr_html_()
+    assert "3201901234" not in shown and "１２３４" not in shown and "320190-****.jpg" in shown
 
 
 def test_free_text_shown_in_full_left_aligned_and_wrapped() -> None:

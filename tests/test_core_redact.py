@@ -60,3 +60,34 @@ def test_prose_about_tokens_keeps_its_words() -> None:
     assert redact("password: hunter2-secret") == "password: ***"
     assert "tok-123456" not in redact('{"token": "tok-123456"}')
     assert "tok-123456" not in redact("token=tok-123456")
+
+
+@pytest.mark.parametrize("name", [
+    "3201901234.jpg",              # ten digits that do not start like a date: still a file named by a CPR
+    "０１０１９０１２３４.jpg",      # fullwidth digits
+    "٠١٠١٩٠١٢٣٤.jpg",              # Arabic-Indic digits
+    "010190１２３４.jpeg",          # mixed
+    "photos/1234567890.JPG",
+])
+def test_any_run_of_ten_digits_in_a_file_name_is_masked(name: str) -> None:
+    from toolkit.core.redact import redact_file_name
+
+    shown = redact_file_name(name)
+    assert shown.endswith(name.rsplit(".", 1)[1]) and "-****" in shown
+    assert not any(shown[i:i + 10] == name[i:i + 10] and name[i:i + 10].isdigit() for i in range(len(name)))
+    assert redact(name, file_name=True) == shown
+
+
+def test_unicode_digit_runs_are_masked_in_free_text_too() -> None:
+    out = redact("no person with CPR ０１０１９０１２３４ (٠١٠١٩٠١٢٣٤)")
+    assert "１２３４" not in out and "٢٣٤" not in out and out.count("-****") == 2
+
+
+def test_ids_timestamps_and_isbns_keep_their_digits() -> None:
+    text = "job 3201901234 at 1764620000, isbn 9788202437930, order 12345678901"
+    assert redact(text) == text
+    # in a file name an ISBN-13 or an 11-digit id is not a CPR either
+    from toolkit.core.redact import redact_file_name
+
+    assert redact_file_name("9788202437930.jpg") == "9788202437930.jpg"
+    assert redact_file_name("12345678901.jpg") == "12345678901.jpg"

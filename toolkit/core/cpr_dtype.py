@@ -90,12 +90,13 @@ class CprStr(str):
 
 
 class RedactedStr(CprStr):
-    """A free-text value (file name, message) shown with CPR numbers and secrets redacted."""
+    """A file name or free-text value shown with secrets and every run of ten digits masked
+    (:func:`toolkit.core.redact.redact_file_name`: ``3201901234.jpg`` → ``320190-****.jpg``)."""
 
     __slots__ = ()
 
     def _shown(self) -> str:
-        return redact(str.__str__(self))
+        return redact(str.__str__(self), file_name=True)
 
 
 def _is_na(value: Any) -> bool:
@@ -158,7 +159,8 @@ class CprDtype(_MaskedDtype):
 
 @register_extension_dtype
 class RedactedDtype(_MaskedDtype):
-    """Dtype ``"redacted"``: free text displayed through :func:`toolkit.core.redact.redact`."""
+    """Dtype ``"redacted"``: file names / free text displayed through ``redact(text, file_name=True)``
+    (secrets and every run of exactly ten digits masked, ASCII or not)."""
 
     name = "redacted"
 

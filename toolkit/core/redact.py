@@ -6,7 +6,11 @@
   TGT and signed upload URL a client receives is registered here),
 * ``Authorization`` header values, token-like query parameters and ``key=value`` pairs,
   Boknett tickets (``TGT-…``), JWT-shaped tokens and passwords in URLs,
-* Danish CPR numbers (``0101901234`` or ``010190-1234`` becomes ``010190-****``).
+* Danish CPR numbers (``0101901234`` or ``010190-1234`` becomes ``010190-****``): in free text a plain
+  run of ten ASCII digits is masked when it starts like a date (``DDMM``), so ids, timestamps and ISBNs
+  keep their digits; a run of ten digits written with any non-ASCII digits (fullwidth ``０１０１…``,
+  Arabic-Indic ``٠١٠١…``) is always masked, and in a *file name* (:func:`redact_file_name`,
+  ``redact(name, file_name=True)``) every run of exactly ten digits is masked, whatever its digits.
 
 It is applied to every exception message (``toolkit.core.errors``), to log records of the toolkit's,
 httpx's, httpcore's and uvicorn's loggers (:func:`install_log_redaction`) and to every ``repr`` of an
@@ -19,7 +23,7 @@ import logging
 import re
 import threading
 
-__all__ = ["redact", "mask_cpr", "register_secret", "get_logger", "install_log_redaction", "RedactingFilter"]
+__all__ = ["redact", "redact_file_name", "mask_cpr", "register_secret", "get_logger", "install_log_redaction", "RedactingFilter"]
 
 MASK = "***"
 
@@ -64,6 +68,8 @@ _PATTERNS: list[tuple[re.Pattern[str], str]] = [
 # CPR: DDMMYY-SSSS always; DDMMYYSSSS when DD and MM look like a day and a month.
 _CPR_DASHED = re.compile(r"(?<![\d])(\d{6})-(\d{4})(?![\d])")
 _CPR_PLAIN = re.compile(r"(?<![\d])((?:0[1-9]|[12]\d|3[01])(?:0[1-9]|1[0-2])\d{2})(\d{4})(?![\d])")
+# any run of exactly ten digits (``\d`` is every Unicode decimal digit): file names, non-ASCII digit runs
+_TEN_DIGITS = re.compile(r"(?<!\d)(\d{6})(\d{4})(?!\d)")
 
 
 def register_secret(value: str | None) -> None:
@@ -102,8 +108,12 @@ def mask_cpr(value: object) -> str:
     return "*" * min(len(text), 10)
 
 
-def redact(text: object) -> str:
-    """Return ``text`` with every secret and every CPR number masked."""
+def redact(text: object, *, file_name: bool = False) -> str:
+    """Return ``text`` with every secret and every CPR number masked.
+
+    ``file_name=True`` masks every run of exactly ten digits (a file is named after the CPR it holds,
+    valid or not); otherwise plain ASCII runs are masked only when they start like a date.
+    """
     if text is None:
         return ""
     out = str(text)
@@ -114,7 +124,15 @@ def redact(text: object) -> str:
         out = regex.sub(repl, out)
     out = _CPR_DASHED.sub(lambda m: f"{m.group(1)}-****", out)
     out = _CPR_PLAIN.sub(lambda m: f"{m.group(1)}-****", out)
+    out = _TEN_DIGITS.sub(lambda m: f"{m.group(1)}-****" if file_name or not m.group(0).isascii() else m.group(0),
+                          out)
     return out
+
+
+def redact_file_name(name: object) -> str:
+    """A file name for display: secrets and every run of exactly ten digits masked (``0101901234.jpg``,
+    ``3201901234.jpg`` and ``０１０１９０１２３４.jpg`` all show ``DDMMYY-****``)."""
+    return redact(name, file_name=True)
 
 
 class RedactingFilter(logging.Filter):
