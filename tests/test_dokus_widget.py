@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
+import nbformat
 import pytest
+from nbclient import NotebookClient
 
 import toolkit
 from toolkit.sandbox import Sandbox
@@ -122,3 +126,48 @@ def test_a_stopped_service_is_said_in_plain_words(make_sandbox: Any) -> None:
     editor.reload_button.click()
     text = editor.message.value
     assert "could not reach Dokus" in text and "sandbox" in text and "start" in text
+
+
+NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "03_dokus_products.ipynb"
+
+
+def test_notebook_03_is_committed_clean_and_stops_no_sandbox_in_run_all() -> None:
+    nb = nbformat.read(NOTEBOOK, as_version=4)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert all(not c.get("outputs") and not c.get("execution_count") for c in code)
+    assert "widgets" not in nb.metadata
+    assert not [c.source for c in code if ".stop(" in c.source], "Run All must not stop the sandbox"
+    assert any("sb.stop()" in c.source for c in nb.cells if c.cell_type == "markdown")
+
+
+@pytest.mark.notebook
+def test_notebook_03_run_all_leaves_the_editor_usable_and_tables_narrow(tmp_path: Path) -> None:
+    nb = nbformat.read(NOTEBOOK, as_version=4)
+    # after Run All the analyst uses the editor the notebook made: edit, preview, apply
+    nb.cells.append(nbformat.v4.new_code_cell(
+        "editor.reload()\n"
+        "pid = editor.selector.options[0][1]\n"
+        "editor.selector.value = (pid,)\n"
+        "editor.fields[(pid, 'comment')].value = 'after Run All'\n"
+        "editor.preview()\n"
+        "print('EDITOR', editor.apply()['outcome'].tolist(), 'could not' in editor.message.value)"))
+    before = os.environ.get("TOOLKIT_MODE")
+    os.environ["TOOLKIT_MODE"] = "sandbox"
+    try:
+        NotebookClient(nb, timeout=300, kernel_name="python3",
+                       resources={"metadata": {"path": str(NOTEBOOK.parent)}}).execute()
+    finally:
+        if before is None:
+            os.environ.pop("TOOLKIT_MODE", None)
+        else:
+            os.environ["TOOLKIT_MODE"] = before
+    last = "".join(o.get("text", "") for o in nb.cells[-1].outputs)
+    assert "EDITOR ['updated'] False" in last, last
+    tables = [o["data"]["text/html"] for c in nb.cells if c.cell_type == "code" for o in c.outputs
+              if o.get("output_type") == "execute_result" and "<table" in o.get("data", {}).get("text/html", "")]
+    assert tables, "the notebook shows no table"
+    header = tables[0].split("</tr>")[0]
+    assert header.count("<th") <= 6, "the first product table is too wide for the screen"
+    plans = [o["data"].get("text/plain", "") for c in nb.cells if c.cell_type == "code" and "texts" in c.source
+             for o in c.outputs if o.get("output_type") == "execute_result"]
+    assert plans and "negative price" in plans[0] and "invalid" in plans[0]
