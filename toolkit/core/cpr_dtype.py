@@ -13,28 +13,39 @@ through ordinary pandas work, and pandas renders it through the array's own form
     >>> print(s.to_string())
     0    010190-****
 
-**Shown masked** (checked by ``tests/test_cpr_dtype.py``): ``repr``/``print``/``to_string`` and the
-notebook's HTML (``_repr_html_``, ``to_html``) of a frame or Series after ``merge`` (also on the CPR column
-as key), ``join``, ``pd.concat`` with a plain frame, ``rename``, ``set_index("cpr")`` (the index shows the
-mask), ``groupby("cpr")`` (result index), ``value_counts()``, ``unique()``, ``pd.DataFrame(df)``, ``head``,
-boolean filtering, ``.loc``/``.iloc``, ``sort_values``, ``drop_duplicates``, ``copy``, ``fillna``,
-``reindex``, ``.T`` (the mixed frame becomes object dtype and holds :class:`CprStr` scalars, whose
-``str``/``repr`` are masked), a row ``df.iloc[0]``, ``describe()``, ``print(df.to_dict())``, ``.style``
-(Styler renders ``str()`` of each cell), a scalar's ``repr``/``str``/f-string, Pickle and Parquet round
-trips (``__arrow_array__``/``__from_arrow__`` give the dtype back).
+**Shown masked** (each checked by ``tests/test_cpr_dtype.py`` / ``tests/test_core_frames.py``):
+``repr``/``print``/``to_string`` and the notebook's HTML (``_repr_html_``, ``to_html``) after ``merge`` of two
+CPR columns (and a CPR frame on the left with a plain one), ``join``, ``pd.concat`` with a plain text frame
+(either order: the common dtype of ``cpr`` and plain text is ``cpr``), ``rename``, ``set_index("cpr")`` (index
+and MultiIndex show the mask), ``groupby("cpr")`` (result index), ``value_counts()``, ``unique()``,
+``pd.DataFrame(df)``, ``pd.Series(col)``, ``head``, boolean filtering, ``.loc``/``.iloc``, ``sort_values``,
+``drop_duplicates``, ``fillna``, ``pivot_table``, ``melt``, ``apply``/``map`` (identity), pickling.
+Where pandas falls back to object dtype the values are :class:`CprStr` scalars, shown masked too: ``.T`` of
+a mixed frame, a row ``df.iloc[0]``, ``astype(object)``, ``describe()``, ``print(df.to_dict())`` /
+``to_dict("records")``, ``itertuples``, ``.style`` (the Styler renders ``str()`` of each cell),
+a scalar's ``repr``/``str``/f-string. Parquet through pyarrow gives the dtype back
+(``__arrow_array__``/``__from_arrow__``; the file holds the raw values).
 
 **Raw, for the code that asks**: ``.tolist()``, ``.to_numpy()``, ``np.asarray``, ``astype(str)`` /
-``astype("string")``, ``to_csv``, ``to_json``, ``to_parquet`` (the file holds the values), comparisons
-(``df["cpr"] == "0101901234"``, ``isin``), ``.loc["0101901234"]`` on a CPR index, ``merge`` keys.
-A scalar (``df["cpr"].iloc[0]``, iteration) is a :class:`CprStr`: a ``str`` subclass *equal to, hashing as
-and concatenating as* the raw text (``s + ".jpg"``, ``json.dumps``, ``open``); only its ``str()``,
-``repr()`` and ``format()`` (f-strings) show the mask. ``.raw`` (or :func:`raw`) gives the plain ``str``;
-``toolkit.uddata.cpr.normalize`` accepts it as the raw number.
+``astype("string")``, ``to_csv``, ``to_json``, ``to_parquet``, comparisons (``df["cpr"] == "0101901234"``,
+``isin``), ``.loc["0101901234"]`` on a CPR index, merge keys. A scalar (``df["cpr"].iloc[0]``, iteration) is
+a :class:`CprStr`: a ``str`` subclass *equal to, hashing as and concatenating as* the raw text
+(``v + ".jpg"``, ``json.dumps``, ``open(v)``, dict keys); only its ``str()``, ``repr()`` and ``format()``
+(f-strings, ``%s``, logging) show the mask. ``v.raw`` or :func:`raw` give the plain ``str``;
+``toolkit.uddata.cpr.normalize(v)`` gives the raw number. So build URLs/paths from ``normalize(v)`` or
+``v.raw``, never ``f"{v}"``.
 
-**Cannot keep the mask** (pandas hands the values out as plain strings): ``astype(str)``/``astype(object)``
-followed by display (``astype(object)`` keeps :class:`CprStr` and so stays masked; ``astype(str)`` is
-raw by definition), ``to_markdown``/``to_latex`` after such a cast, ``str`` accessor results
-(``df.cpr.str[:6]`` is a plain string column) and anything built from ``tolist()``/``to_numpy()``.
+**Cannot keep the mask** (pandas or the caller builds plain text from the values):
+
+* ``plain.merge(students, on="cpr")`` with the *plain* frame on the left: pandas casts both keys to object
+  and keeps the left's plain strings (cast first: ``plain.astype({"cpr": "cpr"})``);
+* rebuilding from scalars or rows: ``iterrows()`` (each row is a new Series), ``pd.DataFrame([row])``,
+  ``pd.Series(list_of_values)`` infer pandas' own ``str`` dtype from the ``CprStr`` values, which keeps
+  their content and so displays it raw;
+* anything built from ``tolist()``/``to_numpy()``/``astype(str)`` (raw by definition);
+* ``.str`` methods are not implemented on these dtypes (``AttributeError``): ``astype(str).str…`` is the
+  explicit, raw way;
+* ``to_markdown`` needs ``tabulate`` (not installed here, unchecked).
 """
 
 from __future__ import annotations
@@ -250,7 +261,7 @@ class _MaskedArray(ExtensionArray):
         self._data[key] = value
 
     def isna(self) -> np.ndarray:
-        return np.fromiter((v is pd.NA for v in self._data), dtype=bool, count=len(self._data))
+        return pd.isna(self._data)
 
     def take(self, indices: Sequence[int], *, allow_fill: bool = False, fill_value: Any = None) -> "_MaskedArray":
         if allow_fill and _is_na(fill_value):
