@@ -101,3 +101,14 @@ def test_free_text_shown_in_full_left_aligned_and_wrapped() -> None:
     # the summary and a declared free-text column
     custom = frame([{"hint": advice}], {"hint": "string"}, text=["hint"])
     assert advice in custom._repr_html_() and "toolkit-text" in custom._repr_html_()
+
+
+def test_masked_view_is_plain_masked_text() -> None:
+    from toolkit.core.frames import masked_view
+
+    df = frame([{"cpr": "0101901234", "file": "0101901234.jpg", "width": 1}],
+               {"cpr": "string", "file": "string", "width": "Int64"}, masked={"cpr": "cpr", "file": "text"})
+    view = masked_view(df.set_index("width"))
+    assert view["cpr"].tolist() == ["010190-****"] and view["file"].tolist() == ["010190-****.jpg"]
+    assert "0101901234" not in view.to_html() and str(view["cpr"].dtype) == "string"
+    assert masked_view(df.set_index("cpr")).index.tolist() == ["010190-****"]

@@ -343,7 +343,7 @@ class _MaskedArray(ExtensionArray):
 
     # -- display --------------------------------------------------------------------------------------
     def _shown(self, value: Any) -> str:
-        return self._scalar(value)._shown()
+        return self._scalar(raw(value))._shown()
 
     def _formatter(self, boxed: bool = False) -> Callable[[Any], str | None]:
         def show(value: Any) -> str:
