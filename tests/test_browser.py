@@ -1,174 +1,194 @@
-"""Real-browser smoke test: JupyterLab in headless Chromium renders the toolkit's widgets.
+"""Real-browser tests: every notebook runs top to bottom in JupyterLab in headless Chromium and shows no error,
+no widget as text, no raw CPR and no secret; and the toolkit's widgets render and respond.
 
-Starts ``jupyter lab`` (from this environment) on a temporary folder holding a small notebook, opens it in
-Debian's Chromium through Playwright, runs every cell and checks that the image grid, the credentials form
-and the doctor's table appear as rendered widgets (not as text such as ``VBox(...)``).
-Chromium is ``/usr/bin/chromium`` (CI installs the Debian package); Playwright never downloads a browser.
+One JupyterLab server (on a temporary copy of the notebooks, so the committed files never change) and one
+Chromium serve every notebook, one after the other. ``notebooks/*.ipynb`` is globbed: a new notebook joins.
+Screenshots of each notebook's end state go to ``/tmp/toolkit-browser`` (``TOOLKIT_SCREENSHOTS``).
+Chromium missing: the tests fail under CI (``CI=true``) and are skipped with the reason elsewhere.
 """
 
 from __future__ import annotations
 
-import os
-import secrets
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
+import ast
+import contextlib
+import re
+import shutil
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 import pytest
-from .conftest import stop_process_group
 
-CHROMIUM = os.environ.get("TOOLKIT_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run", "--disable-dev-shm-usage"]
-SCREENSHOT = Path(os.environ.get("TOOLKIT_SCREENSHOT", "/tmp/toolkit-browser-smoke.png"))
+import toolkit
+from .browser_helpers import CHROMIUM_ARGS, SCREENSHOTS, Lab, browser_or_skip, jupyterlab, problems_of, run_notebook
 
-CELLS = [
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+TIMINGS: dict[str, float] = {}
+
+SMOKE_CELLS = [
     "import toolkit\nfrom PIL import Image\n"
     "photos = [Image.new('RGB', (400, 300), (40 + 5 * i, 90, 160)) for i in range(30)]\n"
     "grid = toolkit.widgets.image_grid(photos, labels=[f'010190{i:04d}' for i in range(30)], per_page=12)\n"
     "grid",
     "form = toolkit.widgets.credentials_form('uddata', institution='123456')\nform",
-    "sb = toolkit.sandbox.start()\ntoolkit.doctor()",
+    "sb = toolkit.sandbox.start(seed=0)\ntoolkit.doctor()",
     "dk = toolkit.dokus.connect(**sb.credentials('dokus'))\neditor = toolkit.widgets.product_editor(dk.products)\n"
     "editor",
 ]
 
 
-#: JavaScript run in the page (JupyterLab started with expose_app_in_browser)
-KERNEL_READY = """() => {
-  const app = window.jupyterapp; const panel = app && app.shell.currentWidget;
-  const ctx = panel && panel.sessionContext; const kernel = ctx && ctx.session && ctx.session.kernel;
-  return !!(ctx && ctx.isReady && kernel && kernel.connectionStatus === 'connected' && kernel.status === 'idle');
-}"""
-RUN_ALL = "() => { window.jupyterapp.commands.execute('notebook:run-all-cells'); return true; }"
-STARTED = """() => Array.from(document.querySelectorAll('.jp-Notebook .jp-InputArea-prompt'))
-  .some(p => /\\[(\\*|\\d+)\\]/.test(p.textContent))"""
+@pytest.fixture(scope="module")
+def forbidden() -> list[str]:
+    """The secrets and raw CPR numbers (plain and ``ddmmyy-xxxx``) of the sandbox with seed 0, which every
+    notebook starts in its kernel (see test_notebooks_start_the_sandbox_with_seed_0)."""
+    with toolkit.sandbox.start(seed=0) as sb:
+        cprs = [c for c in sb.personal_data() if re.fullmatch(r"\d{10}", c)]
+        values = list(sb.secrets()) + list(sb.personal_data()) + [f"{c[:6]}-{c[6:]}" for c in cprs]
+    assert cprs and sb.secrets()
+    return sorted(set(values))
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+    browser_or_skip()  # no server at all without a browser
+    with jupyterlab(tmp_path_factory.mktemp("lab")) as server:
+        yield server
 
 
-def write_notebook(folder: Path) -> None:
-    import nbformat
-
-    nb = nbformat.v4.new_notebook()
-    nb.cells = [nbformat.v4.new_code_cell(src) for src in CELLS]
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
-    nbformat.write(nb, folder / "smoke.ipynb")
-
-
-@pytest.fixture
-def chromium() -> str:
-    if not Path(CHROMIUM).exists():
-        message = f"{CHROMIUM} is missing: install Debian's chromium (apt-get install chromium)"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    return CHROMIUM
-
-
-@pytest.fixture
-def lab(tmp_path: Path) -> Iterator[tuple[str, str]]:
-    """JupyterLab on a temporary folder with ``smoke.ipynb``; yields the notebook's URL and the token
-    (sent in a header, never in a URL)."""
-    work = tmp_path / "nb"
-    work.mkdir()
-    write_notebook(work)
-    port, token = free_port(), secrets.token_hex(16)
-    env = {**os.environ, "JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime"), "JUPYTER_CONFIG_DIR": str(tmp_path / "cfg"),
-           "JUPYTERLAB_SETTINGS_DIR": str(tmp_path / "settings"),
-           "JUPYTERLAB_WORKSPACES_DIR": str(tmp_path / "workspaces")}
-    env.pop("TOOLKIT_SANDBOX_FILE", None)
-    jupyter = Path(sys.executable).parent / "jupyter"
-    cmd = [str(jupyter), "lab", "--no-browser", "--ip=127.0.0.1", f"--port={port}", f"--ServerApp.token={token}",
-           f"--ServerApp.root_dir={work}", "--LabApp.expose_app_in_browser=True"]
-    if hasattr(os, "getuid") and os.getuid() == 0:
-        cmd.append("--allow-root")
-    log_path = tmp_path / "lab.log"
-    log = log_path.open("w")
-    proc = subprocess.Popen(cmd, cwd=work, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 45
-        while True:
-            try:
-                request = urllib.request.Request(f"{base}/api/status", headers={"Authorization": f"token {token}"})
-                with urllib.request.urlopen(request, timeout=2) as r:  # noqa: S310 - loopback only
-                    if r.status == 200:
-                        break
-            except OSError:
-                pass
-            assert proc.poll() is None and time.monotonic() < deadline, \
-                f"JupyterLab did not start:\n{log_path.read_text()[-2000:]}"
-            time.sleep(0.3)
-        yield f"{base}/lab/tree/smoke.ipynb", token
-    finally:
-        stop_process_group(proc, 15)
-        log.close()
-
-
-@pytest.mark.browser
-@pytest.mark.timeout(150)
-def test_widgets_render_in_jupyterlab(chromium: str, lab: tuple[str, str]) -> None:
-    url, token = lab
-    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+@pytest.fixture(scope="module")
+def browser(lab: Lab) -> Iterator[Any]:
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+        chromium = pw.chromium.launch(executable_path=browser_or_skip(), args=CHROMIUM_ARGS, headless=True)
         try:
-            page = browser.new_page(viewport={"width": 1400, "height": 1000},
-                                    extra_http_headers={"Authorization": f"token {token}"})
-            page.set_default_timeout(30_000)
-            page.goto(url)
-            page.wait_for_selector(".jp-Notebook .jp-Cell", state="visible")
-            # wait until the notebook's kernel is connected and idle, then run every cell ("Run All Cells");
-            # asked again if the first request found the session not quite ready
-            page.wait_for_function(KERNEL_READY, timeout=60_000)
-            for _ in range(3):
-                page.evaluate(RUN_ALL)
-                try:
-                    page.wait_for_function(STARTED, timeout=15_000)
-                    break
-                except PlaywrightTimeout:
-                    continue
-
-            image = page.wait_for_selector(".jp-OutputArea-output img.widget-image", state="visible")
-            page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=image)
-            natural = page.evaluate("img => [img.naturalWidth, img.naturalHeight]", image)
-            assert natural[0] > 300 and natural[1] > 200  # a decoded contact sheet, not a broken icon
-            page.wait_for_selector(".jp-OutputArea-output .widget-html-content:has-text('Page 1 of 3')")
-            page.wait_for_selector(".jp-OutputArea-output button.widget-button:has-text('Submit')")
-            first_src = image.get_attribute("src")
-            page.locator(".jp-OutputArea-output button", has_text="Next").click()
-            page.wait_for_selector(".widget-html-content:has-text('Page 2 of 3')")
-            page.wait_for_function("([img, src]) => img.getAttribute('src') !== src", arg=[image, first_src])
-            assert page.locator(".jp-OutputArea-output img.widget-image").count() == 1  # one image widget
-            password = page.wait_for_selector(".jp-OutputArea-output .widget-text input[type=password]")
-            assert password.input_value() == ""
-            doctor = page.wait_for_selector(".jp-OutputArea-output table.toolkit-doctor")
-            text = doctor.inner_text()
-            assert "Jupyter kernel, ipywidgets" in text and "answers at http://127.0.0.1:" in text, text
-            # the Dokus product editor renders as a form with its product list and buttons
-            page.wait_for_selector(".jp-OutputArea-output button.widget-button:has-text('Preview plan')")
-            apply = page.wait_for_selector(".jp-OutputArea-output button.widget-button:has-text('Apply')")
-            assert apply.is_disabled()  # nothing to apply before a plan was previewed
-            assert page.locator(".jp-OutputArea-output .widget-select-multiple option").count() > 0
-            apply.scroll_into_view_if_needed()
-            page.screenshot(path=str(SCREENSHOT.with_name(SCREENSHOT.stem + "-editor.png")))
-            # no widget came out as plain text (what a missing front-end extension shows)
-            outputs = page.locator(".jp-OutputArea-output").all_inner_texts()
-            assert not any(t.startswith(("VBox(", "ImageGrid(", "CredentialsForm(", "ProductEditor("))
-                           for t in outputs), outputs
+            yield chromium
         finally:
-            try:
-                page.screenshot(path=str(SCREENSHOT), full_page=True)  # to look at, passed or failed
-            finally:
-                browser.close()
+            chromium.close()
+    if TIMINGS:
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        (SCREENSHOTS / "timings.txt").write_text("".join(f"{k}\t{v:.1f} s\n" for k, v in TIMINGS.items()))
+
+
+def test_notebooks_start_the_sandbox_with_seed_0() -> None:
+    """The browser test knows the raw CPRs and secrets on screen only if each notebook's sandbox has seed 0."""
+    assert NOTEBOOKS
+    for path in NOTEBOOKS:
+        import nbformat
+
+        nb = nbformat.read(path, as_version=4)
+        source = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
+        tree = ast.parse("\n".join(line for line in source.splitlines() if not line.lstrip().startswith(("%", "!"))))
+        names = {t.id: n.value.value for n in ast.walk(tree) if isinstance(n, ast.Assign)
+                 and isinstance(n.value, ast.Constant) for t in n.targets if isinstance(t, ast.Name)}
+        for call in ast.walk(tree):
+            if isinstance(call, ast.Call) and ast.unparse(call.func).endswith("sandbox.start"):
+                seed = next((k.value for k in call.keywords if k.arg == "seed"), ast.Constant(0))
+                value = seed.value if isinstance(seed, ast.Constant) else names.get(getattr(seed, "id", None))
+                assert value == 0, f"{path.name}: {ast.unparse(call)} does not use seed 0"
+
+
+@pytest.mark.browser
+@pytest.mark.timeout(420)
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_notebook_runs_all_cells_in_jupyterlab(notebook: Path, lab: Lab, browser: Any, forbidden: list[str]) -> None:
+    shutil.copy2(notebook, lab.root / notebook.name)  # a copy: the committed notebook never changes
+    try:
+        run = run_notebook(browser, lab, notebook.name, timeout_s=240)
+    finally:
+        lab.shutdown_kernels()
+    TIMINGS[notebook.name] = run.seconds
+    problems = problems_of(run, forbidden)
+    assert not problems, (f"{notebook.name} after Run All Cells in JupyterLab ({run.seconds:.0f} s, "
+                          f"screenshot {run.screenshot}):\n  " + "\n  ".join(problems))
+
+
+@pytest.mark.browser
+@pytest.mark.timeout(300)
+def test_widgets_render_and_respond_in_jupyterlab(lab: Lab, browser: Any, forbidden: list[str]) -> None:
+    """The image grid pages through decoded images, the credentials form starts blank, the doctor's table and
+    the Dokus product editor render as widgets (not as text such as ``VBox(...)``)."""
+    import nbformat
+
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(src) for src in SMOKE_CELLS]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
+    nbformat.write(nb, lab.root / "widget_smoke.ipynb")
+
+    def inspect(page: Any) -> None:
+        image = page.wait_for_selector(".jp-OutputArea-output img.widget-image", state="visible")
+        page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=image)
+        natural = page.evaluate("img => [img.naturalWidth, img.naturalHeight]", image)
+        assert natural[0] > 300 and natural[1] > 200  # a decoded contact sheet, not a broken icon
+        page.wait_for_selector(".jp-OutputArea-output .widget-html-content:has-text('Page 1 of 3')")
+        page.wait_for_selector(".jp-OutputArea-output button.widget-button:has-text('Submit')")
+        first_src = image.get_attribute("src")
+        page.locator(".jp-OutputArea-output button", has_text="Next").first.click()
+        page.wait_for_selector(".widget-html-content:has-text('Page 2 of 3')")
+        page.wait_for_function("([img, src]) => img.getAttribute('src') !== src", arg=[image, first_src])
+        assert page.locator(".jp-OutputArea-output img.widget-image").count() == 1  # one image widget
+        password = page.wait_for_selector(".jp-OutputArea-output .widget-text input[type=password]")
+        assert password.input_value() == ""
+        doctor = page.wait_for_selector(".jp-OutputArea-output table.toolkit-doctor")
+        text = doctor.inner_text()
+        assert "Jupyter kernel, ipywidgets" in text and "answers at http://127.0.0.1:" in text, text
+        page.wait_for_selector(".jp-OutputArea-output button.widget-button:has-text('Preview plan')")
+        apply = page.wait_for_selector(".jp-OutputArea-output button.widget-button:has-text('Apply')")
+        assert apply.is_disabled()  # nothing to apply before a plan was previewed
+        assert page.locator(".jp-OutputArea-output .widget-select-multiple option").count() > 0
+
+    try:
+        run = run_notebook(browser, lab, "widget_smoke.ipynb", timeout_s=120, inspect=inspect)
+    finally:
+        lab.shutdown_kernels()
+    TIMINGS["widget_smoke.ipynb"] = run.seconds
+    problems = problems_of(run, forbidden)
+    assert not problems, f"widget smoke notebook (screenshot {run.screenshot}):\n  " + "\n  ".join(problems)
+
+
+@pytest.mark.browser
+@pytest.mark.timeout(300)
+def test_the_check_finds_a_widget_as_text_a_raw_cpr_and_an_error(tmp_path: Path, lab: Lab, browser: Any,
+                                                                 forbidden: list[str]) -> None:
+    """The notebook check can fail: JupyterLab without the widget front end shows ``VBox(...)``; a printed raw
+    CPR, a printed secret and an exception are each reported, masked, with their cell."""
+    import nbformat
+
+    cpr = next(v for v in forbidden if re.fullmatch(r"\d{10}", v))
+    secret = next(v for v in forbidden if not v.replace("-", "").isdigit())
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(src) for src in [
+        "import ipywidgets\nipywidgets.VBox([ipywidgets.Button(description='x')])",
+        f"print('student', ''.join({list(cpr)!r}))\nprint('secret', ''.join({list(secret)!r}))",
+        "raise KeyError('no such column')",
+    ]]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
+    with jupyterlab(tmp_path, without_widgets=True) as bare:
+        nbformat.write(nb, bare.root / "broken.ipynb")
+        try:
+            run = run_notebook(browser, bare, "broken.ipynb", timeout_s=120)
+        finally:
+            bare.shutdown_kernels()
+    problems = problems_of(run, forbidden)
+    report = "\n".join(problems)
+    assert any(p.startswith("cell 0") and "widget rendered as text" in p and "VBox(" in p for p in problems), report
+    assert any(cpr[:6] + "-**** (raw) visible on the page (cell 1)" in p for p in problems), report
+    assert any(secret[:2] + "*** (raw) visible on the page (cell 1)" in p for p in problems), report
+    assert any(p.startswith("cell 2") and "KeyError" in p for p in problems), report
+    assert cpr not in report and secret not in report  # the failure message itself is masked
+
+
+@pytest.mark.parametrize("ci", ["true", ""])
+def test_a_missing_browser_fails_under_ci_and_is_skipped_with_its_reason_elsewhere(
+        ci: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from . import browser_helpers
+
+    monkeypatch.setattr(browser_helpers, "CHROMIUM", str(tmp_path / "no-chromium"))
+    monkeypatch.setenv("CI", ci)
+    expected = pytest.fail.Exception if ci else pytest.skip.Exception
+    with pytest.warns(pytest.PytestWarning) if not ci else contextlib.nullcontext():
+        with pytest.raises(expected) as raised:
+            browser_helpers.browser_or_skip()
+    message = str(raised.value)
+    assert "no-chromium is missing" in message and "apt-get install chromium" in message, message
+    assert ("CI=true" in message) == bool(ci)
