@@ -68,6 +68,8 @@ def _iterparse(data: bytes, tag: str) -> Any:
 
 
 def _malformed(exc: Exception, what: str) -> ValidationError:
+    if "amplification" in str(exc):  # libxml2's own guard against entity bombs
+        return ValidationError(ENTITY_MESSAGE, service="boknett", hint=_HINT)
     detail = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
     return ValidationError(f"the {what} from Boknett is not well-formed XML ({detail})", service="boknett",
                            hint="Pull it again; if it keeps failing, contact Bokbasen's support.")
