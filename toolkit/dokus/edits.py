@@ -6,11 +6,12 @@
     plan = dk.products.diff(original, edited)                      # one row per changed field; nothing sent
     results = dk.products.apply(plan)                              # one row per product
 
-The plan (``id, field, old, new, action, message, row, seen_modified``):
+The plan (``id, field, old, new, action, message, note, row, seen_modified``):
 
 * a changed cell of an existing row → ``update`` (only changed fields are ever sent);
-* a row whose id is empty (``pd.NA``) or is not a number read from Dokus (e.g. ``edited.loc["new 1"] = {...}``)
-  → ``create``, one plan row per given field;
+* a row whose id is empty (``pd.NA``) or is not a number read from Dokus (e.g. ``edited.loc["new 2"] = {...}``)
+  → ``create``, one plan row per given field; ``row`` keeps the analyst's label (``"new 2"``; ``"new N"`` only
+  for an empty label), in the plan and in apply's results, and a label used twice is refused;
 * a row of ``original`` missing from ``edited`` → ``delete`` only with ``allow_delete=True`` (otherwise it is
   left alone: you may edit a filtered part of the table);
 * a value that fails the checks made before sending → ``invalid`` (that item is not sent at all);
@@ -21,7 +22,9 @@ Money: amounts are :class:`~decimal.Decimal`, compared exactly and sent as strin
 a pandas operation produced more decimals (``199.50 * 1.05 = 209.4750``), the plan rounds **half up to
 whole øre** (``209.48``) and says so in ``message``; a float that reached the table is read from its
 shortest repr (``0.1``, never ``0.1000000000000000055…``) and rounded the same way, so what the plan shows
-is exactly what is sent.
+is exactly what is sent. Text is read by :func:`toolkit.dokus.values.parse_money`: ambiguous (``"1,500"``),
+exponent (``"1e3"``), NaN/inf and too large forms are ``invalid`` with what to write; a negative amount is
+planned with ``note="negative price"``, and apply sends a negative amount only when its plan row says so.
 
 Apply (``id, action, outcome, message, fields, row`` — ``row`` is the plan's row label, e.g. ``"new 1"``; outcomes ``updated``, ``created``, ``deleted``,
 ``conflict``, ``invalid``, ``failed``; with ``dry_run=True`` ``would update`` / ``would create`` /
