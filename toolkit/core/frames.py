@@ -78,10 +78,13 @@ def free_text_html(df: pd.DataFrame, text: Sequence[str] | None = None) -> str:
     header = re.search(r"<thead>.*?</thead>", body, re.S)
     if header is None:
         return body
-    last_row = re.findall(r"<tr[^>]*>(.*?)</tr>", header.group(0), re.S)[-1 if df.columns.nlevels == 1 else 0]
-    names = [_html.unescape(re.sub(r"<[^>]+>", "", cell)).strip()
-             for cell in re.findall(r"<th[^>]*>.*?</th>", last_row, re.S)]
-    wanted = {i for i, name in enumerate(names) if name in {str(c) for c in columns}}
+    # positions counted from the right end of a row: the index cells on the left may span rows
+    wanted: set[int] = set()
+    names_wanted = {str(c) for c in columns}
+    for header_row in re.findall(r"<tr[^>]*>(.*?)</tr>", header.group(0), re.S):
+        names = [_html.unescape(re.sub(r"<[^>]+>", "", cell)).strip()
+                 for cell in re.findall(r"<th[^>]*>.*?</th>", header_row, re.S)]
+        wanted |= {len(names) - i for i, name in enumerate(names) if name in names_wanted}
     if not wanted:
         return body
 
@@ -89,7 +92,7 @@ def free_text_html(df: pd.DataFrame, text: Sequence[str] | None = None) -> str:
         cells = re.findall(r"<t[hd][^>]*>.*?</t[hd]>", match.group(2), re.S)
         out = []
         for i, cell in enumerate(cells):
-            if i in wanted:
+            if len(cells) - i in wanted:
                 cell = re.sub(r"^<(t[hd])", r'<\1 class="toolkit-text" style="%s"' % _INLINE, cell, count=1) \
                     if 'class="' not in cell.split(">", 1)[0] else cell.replace('class="', 'class="toolkit-text ', 1)
             out.append(cell)
