@@ -98,7 +98,10 @@ def test_free_text_shown_in_full_left_aligned_and_wrapped() -> None:
     cell = html[html.index("<td", html.index("</thead>")):]
     message_cell = [c for c in cell.split("<td")[1:] if advice in c][0]
     assert "toolkit-text" in message_cell and "text-align: left" in html and "pre-wrap" in html
-    # the summary and a declared free-text column
+    indexed = df.set_index("cpr")._repr_html_()
+    assert advice in indexed and "0101901234" not in indexed
+    assert [c for c in indexed.split("<td")[1:] if advice in c][0].startswith(' class="toolkit-text"')
+    # a declared free-text column
     custom = frame([{"hint": advice}], {"hint": "string"}, text=["hint"])
     assert advice in custom._repr_html_() and "toolkit-text" in custom._repr_html_()
 
