@@ -18,18 +18,22 @@ from .core.credentials import Credentials, Secret, load_credentials
 
 __version__ = "0.1.0"
 
-__all__ = [
+_CORE_NAMES = [
     "ToolkitError", "APIError", "BadRequest", "Unauthorized", "Forbidden", "NotFound", "Gone", "Conflict",
     "RateLimited", "ServerError", "TransportError", "JobFailed", "JobTimeout", "ValidationError",
-    "Secret", "Credentials", "load_credentials", "contact_sheet", "doctor",
-    "sandbox", "uddata", "dokus", "widgets", "livingdocs", "boknett", "mediaflow",
+    "Secret", "Credentials", "load_credentials", "contact_sheet", "doctor", "sandbox", "widgets", "testing",
 ]
+_PACKAGES = {"sandbox", "widgets", "core", "cli", "testing"}
 
-_SUBMODULES = {"sandbox", "uddata", "dokus", "widgets", "livingdocs", "boknett", "mediaflow", "core", "cli"}
+
+def _services() -> list[str]:
+    from .core.registry import names
+
+    return names()
 
 
 def __getattr__(name: str) -> Any:
-    if name in _SUBMODULES:
+    if name in _PACKAGES or (not name.startswith("_") and name in _services()):
         return importlib.import_module(f".{name}", __name__)
     if name == "contact_sheet":
         from .widgets.images import contact_sheet
@@ -43,4 +47,8 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+    return sorted(set(globals()) | set(_CORE_NAMES) | set(_services()))
+
+
+#: the public names: the core ones and every service package of this installation
+__all__ = _CORE_NAMES + _services()

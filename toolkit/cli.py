@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.util
 import json
 import signal
 import sys
@@ -19,38 +20,56 @@ from typing import Sequence
 from .core.errors import ToolkitError
 from .core.redact import redact
 
-SERVICE_CLIS = ("uddata", "dokus", "livingdocs", "boknett", "mediaflow")
 
 
 def _cmd_sandbox(args: argparse.Namespace) -> int:
+    import os
+
     from .core.credentials import Secret
+    from .core.service import sandbox_file
     from .sandbox import start
 
     faults = json.loads(args.faults) if args.faults else None
-    sb = start(latency_ms=args.latency_ms, faults=faults, seed=args.seed,
-               services=args.services.split(",") if args.services else None)
-    # demo credentials of the sandbox are fake and printed on purpose, so the CLI and other
-    # processes can connect; they are never those of a real service
-    creds = {name: {k: (v.reveal() if isinstance(v, Secret) else v) for k, v in sb.credentials(name).items()}
-             for name in sb.emulators}
-    if args.json:
-        print(json.dumps({"urls": sb.urls, "credentials": creds}), flush=True)
-    else:
-        print("Sandbox running (Ctrl-C stops it):")
-        for name, url in sb.urls.items():
-            print(f"  {name:<11} {url}")
-            for key, value in creds[name].items():
-                if key != "base_url":
-                    print(f"      {key} = {value}")
-        sys.stdout.flush()
+    # the handlers come first: a signal that arrives right after the URLs were printed must stop the
+    # sandbox cleanly (exit 0), not kill the process half-way
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
+    sb = start(latency_ms=args.latency_ms, faults=faults, seed=args.seed,
+               services=args.services.split(",") if args.services else None)
+    path = sandbox_file()
     try:
-        while not stop.wait(0.5):
+        # demo credentials of the sandbox are fake and printed on purpose, so the CLI and other
+        # processes can connect; they are never those of a real service
+        creds = {name: {k: (v.reveal() if isinstance(v, Secret) else v) for k, v in sb.credentials(name).items()}
+                 for name in sb.emulators}
+        line = json.dumps({"urls": sb.urls, "credentials": creds, "pid": os.getpid()})
+        try:  # the discovery file: `toolkit … --environment sandbox` and toolkit.sandbox.discover() read it
+            tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
+            tmp.write_text(line + "\n", encoding="utf-8")
+            os.replace(tmp, path)
+        except OSError as exc:
+            print(f"warning: could not write the sandbox file {path}: {exc}", file=sys.stderr)
+        if args.json:
+            print(line, flush=True)
+        else:
+            print("Sandbox running (Ctrl-C stops it):")
+            for name, url in sb.urls.items():
+                print(f"  {name:<11} {url}")
+                for key, value in creds[name].items():
+                    if key != "base_url":
+                        print(f"      {key} = {value}")
+            print(f"Other processes find it through {path} (TOOLKIT_SANDBOX_FILE).")
+            sys.stdout.flush()
+        while not stop.wait(0.2):
             pass
     finally:
         sb.stop()
+        try:
+            if json.loads(path.read_text(encoding="utf-8").splitlines()[0]).get("pid") == os.getpid():
+                path.unlink()
+        except (OSError, ValueError, IndexError):
+            pass
     return 0
 
 
@@ -64,14 +83,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--services", help="comma-separated subset, default all")
     p.add_argument("--json", action="store_true", help="print URLs and demo credentials as one JSON line")
     p.set_defaults(func=_cmd_sandbox)
-    for service in SERVICE_CLIS:
-        try:
-            module = importlib.import_module(f"toolkit.{service}.cli")
-        except ModuleNotFoundError as exc:
-            if exc.name in (f"toolkit.{service}.cli", f"toolkit.{service}"):
-                continue
-            raise
-        module.register(sub)
+    from .core.registry import names
+
+    for service in names():  # each service package with a cli.py plugs in its verbs
+        if importlib.util.find_spec(f"toolkit.{service}.cli") is None:
+            continue
+        importlib.import_module(f"toolkit.{service}.cli").register(sub)
     return parser
 
 

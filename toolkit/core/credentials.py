@@ -13,12 +13,12 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
-from .errors import ValidationError
+from . import registry
 from .redact import register_secret
+from .registry import Field
 
 __all__ = ["Secret", "reveal", "Field", "FIELDS", "Credentials", "env_name", "load_credentials"]
 
@@ -76,51 +76,23 @@ def reveal(value: "str | Secret | None") -> str | None:
     return str(value)
 
 
-@dataclass(frozen=True)
-class Field:
-    name: str
-    label: str
-    secret: bool = False
-    required: bool = True
-    default: str | None = None
-    help: str = ""
+class _FieldsView(Mapping[str, list[Field]]):
+    """``FIELDS[service]``: the connection fields each service registered (see :mod:`toolkit.core.registry`)."""
+
+    def __getitem__(self, service: str) -> list[Field]:
+        if service not in registry.names():
+            raise KeyError(service)
+        return list(registry.spec(service).fields)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(registry.names())
+
+    def __len__(self) -> int:
+        return len(registry.names())
 
 
-#: the fields of each service's ``connect()``, in form order
-FIELDS: dict[str, list[Field]] = {
-    "uddata": [
-        Field("environment", "Environment", required=False, default="production",
-              help="production, test … (mapped to a base URL); or give the base URL"),
-        Field("base_url", "Base URL", required=False, help="overrides the environment"),
-        Field("institution", "Institution number", help="6 digits"),
-        Field("api_version", "API version", default="0.7.5"),
-        Field("client_id", "Client id"),
-        Field("client_secret", "Client secret", secret=True),
-        Field("token_url", "Token URL", required=False, help="default {base}/oauth/token"),
-    ],
-    "dokus": [
-        Field("subdomain", "Subdomain", required=False, help="https://SUBDOMAIN.dokus.no"),
-        Field("base_url", "Base URL", required=False, help="overrides the subdomain"),
-        Field("email", "E-mail"),
-        Field("password", "Password", secret=True),
-    ],
-    "livingdocs": [
-        Field("base_url", "Base URL", default="https://server.livingdocs.io"),
-        Field("token", "Access token", secret=True),
-    ],
-    "boknett": [
-        Field("base_url", "Metadata base URL", default="https://api.boknett.no"),
-        Field("login_url", "Login base URL", default="https://login.boknett.no"),
-        Field("username", "User name"),
-        Field("password", "Password", secret=True),
-    ],
-    "mediaflow": [
-        Field("base_url", "Base URL", default="https://customerapi.mediaflowpro.com"),
-        Field("client_id", "Client id"),
-        Field("client_secret", "Client secret", secret=True),
-        Field("refresh_token", "Refresh token (server key)", secret=True),
-    ],
-}
+#: the fields of each service's ``connect()``, in form order (registered by each service package)
+FIELDS: Mapping[str, list[Field]] = _FieldsView()
 
 
 def env_name(service: str, field: str) -> str:
@@ -128,10 +100,7 @@ def env_name(service: str, field: str) -> str:
 
 
 def _fields(service: str) -> list[Field]:
-    try:
-        return FIELDS[service]
-    except KeyError:
-        raise ValidationError(f"unknown service {service!r}; known: {', '.join(FIELDS)}", service="sandbox") from None
+    return list(registry.spec(service).fields)
 
 
 class Credentials(Mapping[str, Any]):
@@ -167,6 +136,7 @@ class Credentials(Mapping[str, Any]):
         return dict(self._values)
 
     def connect(self, **overrides: Any) -> Any:
+        """``toolkit.<service>.connect()`` with these fields (and ``overrides``)."""
         import importlib
 
         module = importlib.import_module(f"toolkit.{self.service}")

@@ -24,20 +24,31 @@ __all__ = [
     "JobTimeout", "ValidationError", "error_class_for_status",
 ]
 
-SERVICE_NAMES = {
-    "uddata": "Uddata+",
-    "livingdocs": "Livingdocs",
-    "boknett": "Boknett",
-    "mediaflow": "Mediaflow",
-    "dokus": "Dokus",
-    "sandbox": "Sandbox",
-}
+#: service → display name; each service package registers its own (:mod:`toolkit.core.registry`)
+SERVICE_NAMES: dict[str, str] = {"sandbox": "Sandbox"}
 
 
 def service_name(service: str | None) -> str:
     if not service:
         return "toolkit"
+    if service not in SERVICE_NAMES and service.isidentifier():
+        try:  # the package registers its display name when imported
+            import importlib
+
+            importlib.import_module(f"toolkit.{service}")
+        except Exception:  # noqa: BLE001 - not a service package: use the name as it is
+            pass
     return SERVICE_NAMES.get(service, service)
+
+
+def _redact_details(value: Any) -> Any:
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, Mapping):
+        return {redact(str(k)): _redact_details(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_redact_details(v) for v in value)
+    return value
 
 
 class ToolkitError(Exception):
@@ -61,7 +72,7 @@ class ToolkitError(Exception):
         self.url = redact(url) if url else None
         self.status = status
         self.hint = redact(hint if hint is not None else self.default_hint) or None
-        self.details = details
+        self.details = _redact_details(details)
         self.message = redact(message)
         super().__init__(self._compose())
 

@@ -9,7 +9,11 @@
   base, full jitter, at most 30 s a sleep, ``Retry-After`` honoured up to 60 s. A non-idempotent POST is
   repeated only when it certainly did not reach the service (connection refused, pool timeout) or the
   service said so (429).
-* :class:`TokenAuth` — base for bearer-style auth that fetches a token lazily and renews it once on 401.
+* Paging (:meth:`HttpClient.pages` with :class:`CursorPaging` — a ``Next`` header or ``Link: rel="next"`` —
+  or :class:`PagePaging` — ``page``/``per_page``) as async generators, one page in memory at a time.
+* Streamed downloads (:meth:`HttpClient.download`) to a temporary file renamed when complete, with file
+  names from ``Content-Disposition`` cleaned by :mod:`toolkit.core.files` so they stay in the folder.
+* Credential flows live in :mod:`toolkit.core.auth`; this layer asks them for headers on every attempt.
 """
 
 from __future__ import annotations
@@ -18,18 +22,25 @@ import asyncio
 import email.utils
 import json as _json
 import logging
+import os
 import random
+import tempfile
 import time
+import weakref
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable, Iterable, Mapping
+from pathlib import Path
+from typing import Any, AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 
 import httpx
 
+from .auth import TokenAuth
+from .credentials import Secret
 from .errors import ToolkitError, TransportError, error_class_for_status, service_name
-from .redact import get_logger, redact, register_secret
+from .files import content_disposition_filename, inside, safe_filename
+from .redact import get_logger, redact
 
 __all__ = ["HttpClient", "RetryPolicy", "TokenAuth", "Timeouts", "Response", "MockTransport", "ASGITransport",
-           "redact", "parse_error_body"]
+           "redact", "parse_error_body", "Paging", "CursorPaging", "PagePaging", "Download", "ServiceClient"]
 
 log = get_logger("toolkit.http")
 
@@ -124,66 +135,28 @@ def parse_error_body(response: httpx.Response) -> str:
     return text.strip()[:300]
 
 
-class TokenAuth:
-    """Base class of token-based auth: subclasses implement :meth:`fetch_headers`.
-
-    The token is fetched lazily (on the first request), shared by concurrent requests (one fetch at a
-    time), renewed when it is about to expire, and renewed once when the service answers 401.
-    """
-
-    #: renew this many seconds before the announced expiry
-    leeway: float = 60.0
-
-    def __init__(self) -> None:
-        self._headers: dict[str, str] | None = None
-        self._expires_at: float = 0.0
-        self._lock: asyncio.Lock | None = None
-        self._generation = 0
-
-    async def fetch_headers(self, http: "HttpClient") -> tuple[dict[str, str], float | None]:
-        """Return (headers to send, lifetime in seconds or None)."""
-        raise NotImplementedError
-
-    def _get_lock(self) -> asyncio.Lock:
-        if self._lock is None:
-            self._lock = asyncio.Lock()
-        return self._lock
-
-    async def headers(self, http: "HttpClient") -> tuple[dict[str, str], int]:
-        if self._headers is None or (self._expires_at and time.monotonic() >= self._expires_at):
-            async with self._get_lock():
-                if self._headers is None or (self._expires_at and time.monotonic() >= self._expires_at):
-                    await self._renew(http)
-        assert self._headers is not None
-        return self._headers, self._generation
-
-    async def _renew(self, http: "HttpClient") -> None:
-        headers, lifetime = await self.fetch_headers(http)
-        for value in headers.values():
-            register_secret(value)
-            register_secret(value.split(" ", 1)[-1])
-        self._headers = headers
-        self._expires_at = time.monotonic() + max(1.0, lifetime - self.leeway) if lifetime else 0.0
-        self._generation += 1
-
-    async def invalidate(self, http: "HttpClient", generation: int) -> None:
-        """The service rejected the token of ``generation``: fetch a new one (once per generation)."""
-        async with self._get_lock():
-            if self._generation == generation:
-                await self._renew(http)
-
-    def __repr__(self) -> str:
-        return f"<{type(self).__name__} token={'set' if self._headers else 'not fetched'}>"
-
-
 BodyFactory = Callable[[], Mapping[str, Any]]
+
+
+class _Failure:
+    """What ``HttpClient._send`` hands back instead of raising, so that no frame holding the built request
+    (headers with a token, a form with a secret) is part of the traceback of the error we raise."""
+
+    __slots__ = ("kind", "name")
+
+    def __init__(self, kind: str, name: str) -> None:
+        self.kind, self.name = kind, name
 
 
 class HttpClient:
     """One service connection. Only this class talks to httpx.
 
     ``request()`` returns the response when its status is expected (2xx, or one listed in ``allow``),
-    and raises the toolkit's exception for any other status or a transport failure.
+    and raises the toolkit's exception for any other status or a transport failure. One
+    ``httpx.AsyncClient`` is kept per event loop, so the same connection works from the sync facade's
+    private loop and from the analyst's own loop (``await client.aio.…``), one after another.
+
+    ``attempt_headers`` are callables returning headers computed anew for every attempt (e.g. a ``Date``).
     """
 
     def __init__(
@@ -191,9 +164,9 @@ class HttpClient:
         service: str,
         base_url: str,
         *,
-        auth: TokenAuth | None = None,
+        auth: Any = None,
         headers: Mapping[str, str] | None = None,
-        basic_auth: tuple[str, str] | None = None,
+        basic_auth: "tuple[str, Any] | None" = None,
         timeouts: Timeouts | None = None,
         retry: RetryPolicy | None = None,
         max_connections: int = 16,
@@ -201,6 +174,7 @@ class HttpClient:
         hints: Mapping[int, str] | None = None,
         error_parser: Callable[[httpx.Response], str] = parse_error_body,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        attempt_headers: Sequence[Callable[[], Mapping[str, str]]] = (),
     ) -> None:
         self.service = service
         self.base_url = base_url.rstrip("/") if base_url else ""
@@ -211,12 +185,14 @@ class HttpClient:
         self.error_parser = error_parser
         self._sleep = sleep
         self._headers = {"User-Agent": "toolkit/0.1 (+jupyter)", **dict(headers or {})}
-        self._basic = basic_auth
+        self.attempt_headers = list(attempt_headers)
+        self._basic: tuple[str, Secret] | None = None
         if basic_auth:
-            register_secret(basic_auth[1])
+            self._basic = (str(basic_auth[0]), basic_auth[1] if isinstance(basic_auth[1], Secret)
+                           else Secret(str(basic_auth[1])))
         self._transport = transport
         self._max_connections = max(1, int(max_connections))
-        self._client: httpx.AsyncClient | None = None
+        self._clients: dict[int, tuple[weakref.ref, httpx.AsyncClient]] = {}
         self.requests_sent = 0
 
     # -- pool -------------------------------------------------------------------------------------------
@@ -227,36 +203,83 @@ class HttpClient:
     def _make_client(self) -> httpx.AsyncClient:
         limits = httpx.Limits(max_connections=self._max_connections,
                               max_keepalive_connections=self._max_connections, keepalive_expiry=30.0)
-        auth = httpx.BasicAuth(*self._basic) if self._basic else None
+        auth = httpx.BasicAuth(self._basic[0], self._basic[1].reveal()) if self._basic else None
         return httpx.AsyncClient(base_url=self.base_url, headers=self._headers, timeout=self.timeouts.to_httpx(),
                                  limits=limits, transport=self._transport, auth=auth, follow_redirects=False,
                                  trust_env=False)
 
     @property
     def client(self) -> httpx.AsyncClient:
-        if self._client is None:
-            self._client = self._make_client()
-        return self._client
+        """The httpx client of the running event loop (made on first use in that loop)."""
+        loop = asyncio.get_running_loop()
+        entry = self._clients.get(id(loop))
+        if entry is not None and entry[0]() is loop:
+            return entry[1]
+        self._forget_dead_loops()
+        client = self._make_client()
+        self._clients[id(loop)] = (weakref.ref(loop), client)
+        return client
+
+    def _forget_dead_loops(self) -> None:
+        for key, (ref, _client) in list(self._clients.items()):
+            loop = ref()
+            if loop is None or loop.is_closed():
+                del self._clients[key]
 
     async def ensure_pool(self, concurrency: int) -> None:
         """Size the connection pool to ``concurrency`` (call between bulk runs, not during one)."""
         concurrency = max(1, int(concurrency))
         if concurrency != self._max_connections:
             self._max_connections = concurrency
-            if self._client is not None:
-                old, self._client = self._client, None
-                await old.aclose()
+            await self.aclose()
 
     async def aclose(self) -> None:
-        if self._client is not None:
-            client, self._client = self._client, None
-            await client.aclose()
+        """Close the connections of this event loop; those of other loops are closed on their loop."""
+        try:
+            current = asyncio.get_running_loop()
+        except RuntimeError:  # pragma: no cover - always called from a coroutine
+            current = None
+        for key, (ref, client) in list(self._clients.items()):
+            loop = ref()
+            del self._clients[key]
+            if loop is current:
+                await client.aclose()
+            elif loop is not None and loop.is_running() and not loop.is_closed():
+                asyncio.run_coroutine_threadsafe(client.aclose(), loop)
 
     # -- requests ---------------------------------------------------------------------------------------
     def url_for(self, path: str) -> str:
         if path.startswith(("http://", "https://")):
             return path
         return f"{self.base_url}/{path.lstrip('/')}"
+
+    async def _send(self, method: str, url: str, params: Any, headers: Mapping[str, str] | None,
+                    body: BodyFactory | None, plain: Mapping[str, Any], timeout: float | None, stream: bool
+                    ) -> "tuple[httpx.Response | _Failure, int | None]":
+        """Build and send one attempt. Secrets (auth headers, form values) live only in this frame, which
+        has returned before any error is raised."""
+        send_headers = dict(headers or {})
+        for extra in self.attempt_headers:
+            send_headers.update(extra())
+        generation = None
+        if plain.get("authenticate") and self.auth is not None:
+            auth_headers, generation = await self.auth.headers(self)
+            send_headers.update(auth_headers)
+        kwargs: dict[str, Any] = dict(body()) if body is not None else \
+            {k: v for k, v in plain.items() if k in ("json", "data", "content", "files") and v is not None}
+        try:
+            request = self.client.build_request(method, url, params=params, headers=send_headers, **kwargs,
+                                                **({"timeout": timeout} if timeout is not None else {}))
+            self.requests_sent += 1
+            return await self.client.send(request, stream=stream), generation
+        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+            return _Failure("unsent", type(exc).__name__), generation
+        except (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError) as exc:
+            return _Failure("lost", type(exc).__name__), generation
+        except httpx.HTTPError as exc:  # anything else httpx may raise (invalid URL, decoding …)
+            return _Failure("fatal", type(exc).__name__), generation
+        finally:
+            del kwargs, send_headers
 
     async def request(
         self,
@@ -276,60 +299,42 @@ class HttpClient:
         hints: Mapping[int, str] | None = None,
         timeout: float | None = None,
         what: str | None = None,
+        stream: bool = False,
     ) -> httpx.Response:
         """Send one request with the retry policy; see the class docstring.
 
         ``body`` is a callable returning keyword arguments (``content``/``files``/``data``/``json``) made
-        anew for every attempt, so a body read from a file can be replayed after a retry.
-        ``what`` is a plain description used in messages ("fetch the photo").
+        anew for every attempt, so a body read from a file can be replayed after a retry, and so secrets
+        in a form stay wrapped until the request is built. ``what`` is a plain description used in
+        messages ("fetch the photo"). ``stream=True`` returns the response with its body unread (the
+        caller reads it and closes it).
         """
         method = method.upper()
         url = self.url_for(path)
         retryable = (method in IDEMPOTENT_METHODS) if idempotent is None else idempotent
         allowed = set(allow)
         policy = self.retry
-        refreshed_generation: int | None = None
+        plain = {"json": json, "data": data, "content": content, "files": files, "authenticate": authenticate}
+        refreshed = False
         attempt = 0
         while True:
             attempt += 1
-            send_headers = dict(headers or {})
-            generation = None
-            if authenticate and self.auth is not None:
-                auth_headers, generation = await self.auth.headers(self)
-                send_headers.update(auth_headers)
-            kwargs: dict[str, Any] = {}
-            if body is not None:
-                kwargs.update(body())
-            else:
-                for key, value in (("json", json), ("data", data), ("content", content), ("files", files)):
-                    if value is not None:
-                        kwargs[key] = value
             started = time.perf_counter()
-            try:
-                extra = {"timeout": timeout} if timeout is not None else {}
-                self.requests_sent += 1
-                response = await self.client.request(method, url, params=params, headers=send_headers,
-                                                     **kwargs, **extra)
-            except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
-                # never reached the service: safe to repeat for every method
-                if attempt < policy.attempts:
-                    await self._pause(method, url, attempt, None, type(exc).__name__)
+            outcome, generation = await self._send(method, url, params, headers, body, plain, timeout, stream)
+            if isinstance(outcome, _Failure):
+                may_repeat = outcome.kind == "unsent" or (outcome.kind == "lost" and retryable)
+                if may_repeat and attempt < policy.attempts:
+                    await self._pause(method, url, attempt, None, outcome.name)
                     continue
-                raise self._transport_error(exc, method, url, what, attempt) from None
-            except (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError) as exc:
-                if retryable and attempt < policy.attempts:
-                    await self._pause(method, url, attempt, None, type(exc).__name__)
-                    continue
-                raise self._transport_error(exc, method, url, what, attempt) from None
-            except httpx.HTTPError as exc:  # anything else httpx may raise (invalid URL, decoding …)
-                raise self._transport_error(exc, method, url, what, attempt) from None
+                raise self._transport_error(outcome.name, method, url, what, attempt) from None
+            response = outcome
             status = response.status_code
             if log.isEnabledFor(logging.DEBUG):  # the filter redacts the rendered line
                 log.debug("%s %s %s -> %s in %.0f ms (attempt %d)", service_name(self.service), method,
                           response.request.url, status, (time.perf_counter() - started) * 1000, attempt)
-            if status == 401 and authenticate and self.auth is not None and refreshed_generation is None \
-                    and status not in allowed:
-                refreshed_generation = generation
+            if status == 401 and authenticate and self.auth is not None and not refreshed \
+                    and status not in allowed and getattr(self.auth, "renewable", True):
+                refreshed = True
                 await response.aclose()
                 await self.auth.invalidate(self, generation or 0)
                 attempt -= 1  # a token renewal is not a retry
@@ -338,13 +343,14 @@ class HttpClient:
                     and (retryable or status in policy.safe_for_post):
                 retry_after = parse_retry_after(response.headers.get("retry-after")) \
                     if status in (429, 503) else None
-                await response.aread()
+                await response.aclose()
                 await self._pause(method, url, attempt, retry_after, f"HTTP {status}")
                 continue
             if status < 400 or status in allowed:
                 return response
             await response.aread()
-            raise self.error_for(response, what=what, hints=hints)
+            await response.aclose()
+            raise self.error_for(response, what=what, hints=hints) from None
 
     async def _pause(self, method: str, url: str, attempt: int, retry_after: float | None, reason: str) -> None:
         delay = self.retry.delay(attempt, retry_after)
@@ -352,7 +358,7 @@ class HttpClient:
                   redact(url), reason, delay, attempt + 1, self.retry.attempts)
         await self._sleep(delay)
 
-    def _transport_error(self, exc: Exception, method: str, url: str, what: str | None,
+    def _transport_error(self, name: str, method: str, url: str, what: str | None,
                          attempts: int = 1) -> TransportError:
         kind = {
             "ConnectError": "could not connect to the service",
@@ -365,14 +371,18 @@ class HttpClient:
             "WriteError": "the connection broke while sending the request",
             "UnsupportedProtocol": "the address is not an http(s) URL",
             "InvalidURL": "the address is not a valid URL",
-        }.get(type(exc).__name__, "the request failed before an answer arrived")
+        }.get(name, "the request failed before an answer arrived")
         prefix = f"could not {what}: " if what else ""
         hint = None
-        if isinstance(exc, httpx.TimeoutException):
+        if "Timeout" in name:
             hint = "The service is slow or unreachable: try again later, lower the concurrency or raise the timeout."
+        elif name == "ConnectError" and _is_loopback(url):
+            hint = ("Nothing answers at this local address: if it is the toolkit's sandbox, it was stopped "
+                    "(a notebook's last cell or sb.stop()) — start it again with toolkit.sandbox.start() and "
+                    "connect again.")
         err = TransportError(f"{prefix}{kind} (after {attempts} attempt{'s' if attempts != 1 else ''})",
                              service=self.service, method=method, url=url, hint=hint)
-        err.original_type = type(exc).__name__  # type: ignore[attr-defined]
+        err.original_type = name  # type: ignore[attr-defined]
         return err
 
     def error_for(self, response: httpx.Response, *, what: str | None = None,
@@ -389,14 +399,180 @@ class HttpClient:
         return cls(text, service=self.service, method=response.request.method, url=str(response.request.url),
                    status=status, hint=hint, details=detail)
 
+    # -- paging -----------------------------------------------------------------------------------------
+    async def pages(self, path: str, paging: "Paging", *, params: Mapping[str, Any] | None = None,
+                    headers: Mapping[str, str] | None = None, what: str | None = None,
+                    allow: Iterable[int] = (), hints: Mapping[int, str] | None = None,
+                    max_pages: int | None = None) -> AsyncIterator[httpx.Response]:
+        """GET page after page (an async generator of responses, one page in memory at a time)."""
+        query: dict[str, Any] | None = paging.first(dict(params or {}))
+        url = self.url_for(path)
+        count = 0
+        while query is not None:
+            response = await self.request("GET", url, params=query, headers=headers, what=what, allow=allow,
+                                          hints=hints)
+            count += 1
+            yield response
+            if max_pages is not None and count >= max_pages:
+                return
+            step = paging.next(response, query)
+            if step is None:
+                return
+            if isinstance(step, tuple):  # an absolute next URL on the same origin, with its own query
+                next_url, query = step
+                url = next_url if _same_origin(next_url, self.url_for(path)) else url
+            else:
+                query = step
+
+    # -- downloads --------------------------------------------------------------------------------------
+    async def download(self, path: str, folder: "str | os.PathLike[str]", *, params: Mapping[str, Any] | None = None,
+                       headers: Mapping[str, str] | None = None, filename: str | None = None,
+                       default_name: str = "download", overwrite: bool = False,
+                       progress: Callable[[int], None] | None = None, chunk_size: int = 1 << 18,
+                       what: str = "download the file", hints: Mapping[int, str] | None = None) -> "Download":
+        """Stream one GET to ``folder``: written to a temporary file next to the target and renamed when
+        complete, so a body cut mid-way leaves no partial file under the final name. The file name is
+        ``filename``, else the ``Content-Disposition`` one, cleaned so it stays inside ``folder``. An
+        existing file is kept (and its body not read) unless ``overwrite``. Error statuses raise."""
+        root = Path(folder).expanduser()
+        root.mkdir(parents=True, exist_ok=True)
+        attempt = 0
+        while True:
+            attempt += 1
+            response = await self.request("GET", path, params=params, headers=headers, what=what, hints=hints,
+                                          stream=True)
+            tmp: Path | None = None
+            try:
+                suggested = filename or content_disposition_filename(response.headers.get("content-disposition"))
+                target = inside(root, safe_filename(suggested or default_name, default_name))
+                if target.exists() and not overwrite:
+                    return Download(target, target.name, target.stat().st_size, response.status_code, skipped=True)
+                fd, name = tempfile.mkstemp(prefix=f".{target.name[:40]}.", suffix=".part", dir=root)
+                tmp = Path(name)
+                written = 0
+                with os.fdopen(fd, "wb") as fh:
+                    async for chunk in response.aiter_bytes(chunk_size):
+                        fh.write(chunk)
+                        written += len(chunk)
+                        if progress is not None:
+                            progress(len(chunk))
+                expected = response.headers.get("content-length")
+                if expected is not None and expected.isdigit() and int(expected) != written \
+                        and "content-encoding" not in response.headers:
+                    raise httpx.RemoteProtocolError("incomplete body")
+                os.replace(tmp, target)
+                tmp = None
+                return Download(target, target.name, written, response.status_code)
+            except (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError) as exc:
+                name_ = type(exc).__name__
+            finally:
+                await response.aclose()
+                if tmp is not None:
+                    tmp.unlink(missing_ok=True)
+            if attempt < self.retry.attempts:
+                await self._pause("GET", self.url_for(path), attempt, None, name_)
+                continue
+            raise self._transport_error(name_, "GET", self.url_for(path), what, attempt) from None
+
     def __repr__(self) -> str:
         return f"<HttpClient {service_name(self.service)} {redact(self.base_url)} pool={self._max_connections}>"
 
 
+@dataclass(frozen=True)
+class Download:
+    """The outcome of :meth:`HttpClient.download`."""
+
+    path: Path
+    filename: str
+    bytes: int
+    status: int
+    skipped: bool = False
+
+
+def _is_loopback(url: str) -> bool:
+    host = (httpx.URL(url).host if url.startswith(("http://", "https://")) else "") or ""
+    return host in ("localhost", "::1") or host.startswith("127.")
+
+
+def _same_origin(a: str, b: str) -> bool:
+    ua, ub = httpx.URL(a), httpx.URL(b)
+    return (ua.scheme, ua.host, ua.port) == (ub.scheme, ub.host, ub.port)
+
+
+# -- paging strategies ----------------------------------------------------------------------------------
+class Paging:
+    """How to get from one page to the next: :meth:`first` gives the first query, :meth:`next` the next
+    one (a dict of query parameters, or ``(absolute_url, query)``), or ``None`` after the last page."""
+
+    def first(self, params: dict[str, Any]) -> dict[str, Any]:
+        return params
+
+    def next(self, response: httpx.Response, params: dict[str, Any]) -> Any:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+@dataclass
+class CursorPaging(Paging):
+    """Cursor paging. The next page is the ``Link: <…>; rel="next"`` URL when there is one; otherwise the
+    cursor from header ``header`` sent as query parameter ``param``. With ``link_means_more`` a page
+    without a ``Link`` is the last one. Paging also stops when the cursor is missing or unchanged, or
+    when ``is_empty(response)`` says the page held nothing. ``drop`` lists query parameters the first
+    request had that a cursor request must not repeat (e.g. ``after``)."""
+
+    header: str | None = "Next"
+    param: str = "next"
+    link_means_more: bool = True
+    is_empty: Callable[[httpx.Response], bool] | None = None
+    drop: tuple[str, ...] = ()
+    last_cursor: str | None = None
+
+    def next(self, response: httpx.Response, params: dict[str, Any]) -> Any:
+        cursor = response.headers.get(self.header) if self.header else None
+        if cursor:
+            self.last_cursor = cursor
+        link = response.links.get("next", {}).get("url") if "link" in response.headers else None
+        if self.is_empty is not None and self.is_empty(response):
+            return None
+        if link:
+            return (str(response.request.url.join(link)), None)
+        if self.link_means_more or not cursor or cursor == params.get(self.param):
+            return None
+        query = {k: v for k, v in params.items() if k not in self.drop}
+        query[self.param] = cursor
+        return query
+
+
+@dataclass
+class PagePaging(Paging):
+    """``page`` / ``per_page`` paging: stops after a page with fewer than ``size`` items (``count`` says
+    how many a response holds) or when ``limit`` items have been fetched."""
+
+    count: Callable[[httpx.Response], int]
+    size: int = 100
+    page_param: str = "page"
+    size_param: str = "per_page"
+    start: int = 1
+    limit: int | None = None
+    _seen: int = 0
+
+    def first(self, params: dict[str, Any]) -> dict[str, Any]:
+        self._seen = 0
+        size = self.size if self.limit is None else max(1, min(self.size, self.limit))
+        return {**params, self.page_param: self.start, self.size_param: size}
+
+    def next(self, response: httpx.Response, params: dict[str, Any]) -> Any:
+        n = self.count(response)
+        self._seen += n
+        if n < int(params[self.size_param]) or n == 0 or (self.limit is not None and self._seen >= self.limit):
+            return None
+        return {**params, self.page_param: int(params[self.page_param]) + 1}
+
+
 class ServiceClient:
     """Base of the async service clients: owns one :class:`HttpClient` as ``self.http`` and closes it
-    (``await client.aclose()`` or ``async with``)."""
+    (``await client.aclose()`` or ``async with``). Subclasses set ``service`` (the registered name)."""
 
+    service: str = ""
     http: HttpClient
 
     async def aclose(self) -> None:
@@ -407,3 +583,8 @@ class ServiceClient:
 
     async def __aexit__(self, *exc: Any) -> None:
         await self.aclose()
+
+    async def check_credentials(self) -> None:
+        """Fetch the credential now (one token request): raises the service's refusal in plain words."""
+        if getattr(self.http, "auth", None) is not None:
+            await self.http.auth.headers(self.http)

@@ -17,7 +17,7 @@ from typing import Any, AsyncIterator, Awaitable, Iterator, TypeVar
 
 from .redact import redact
 
-__all__ = ["run", "iterate", "loop_thread", "SyncWrapper", "sync_wrappable"]
+__all__ = ["run", "iterate", "loop_thread", "SyncWrapper", "sync_wrappable", "sync_class", "wrap"]
 
 T = TypeVar("T")
 
@@ -98,17 +98,24 @@ def sync_wrappable(cls: type) -> type:
 
 class SyncWrapper:
     """Sync facade over an async object: coroutine methods run on the private loop, async generators
-    become generators, attributes that are themselves async objects (``sync_wrappable``) are wrapped."""
+    become iterators, attributes that are themselves async objects (``sync_wrappable``) are wrapped.
+
+    :func:`sync_class` generates a subclass per async class whose methods are real attributes with the
+    async methods' signatures and docstrings (``help()``, Jupyter's Shift-Tab, IDEs); ``__getattr__``
+    remains the fallback for anything else.
+    """
 
     def __init__(self, async_obj: Any) -> None:
         object.__setattr__(self, "_async", async_obj)
 
     @property
     def aio(self) -> Any:
-        """The async object underneath."""
+        """The async object underneath (``await`` its methods in your own event loop)."""
         return self._async
 
     def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):
+            raise AttributeError(name)
         attr = getattr(self._async, name)
         return _wrap(attr)
 
@@ -128,16 +135,84 @@ class SyncWrapper:
         self.close()
 
     def close(self) -> None:
+        """Close the connections (the sync client can be used as ``with … as client:``)."""
         closer = getattr(self._async, "aclose", None)
         if closer is not None:
             run(closer())
+
+
+_GENERATED: dict[type, type] = {}
+
+
+def _sync_method(name: str, func: Any) -> Any:
+    if inspect.iscoroutinefunction(func):
+        @functools.wraps(func)
+        def method(self: SyncWrapper, *args: Any, **kwargs: Any) -> Any:
+            return _wrap_value(run(getattr(self._async, name)(*args, **kwargs)))
+    elif inspect.isasyncgenfunction(func):
+        @functools.wraps(func)
+        def method(self: SyncWrapper, *args: Any, **kwargs: Any) -> Any:
+            return iterate(getattr(self._async, name)(*args, **kwargs))
+    else:
+        @functools.wraps(func)
+        def method(self: SyncWrapper, *args: Any, **kwargs: Any) -> Any:
+            return _wrap_value(getattr(self._async, name)(*args, **kwargs))
+    method.__qualname__ = f"{name}"
+    return method
+
+
+def _sync_property(name: str, prop: property) -> property:
+    def getter(self: SyncWrapper) -> Any:
+        return _wrap_value(getattr(self._async, name))
+
+    getter.__doc__ = prop.__doc__
+    getter.__name__ = name
+    return property(getter, doc=prop.__doc__)
+
+
+def sync_class(async_cls: type, name: str | None = None, doc: str | None = None, module: str | None = None) -> type:
+    """Generate the sync facade class of ``async_cls``: a :class:`SyncWrapper` subclass with one real
+    method per public method of the async class (same signature and docstring; coroutines run on the
+    private loop, async generators become iterators) and one property per public property."""
+    if async_cls in _GENERATED and name is None:
+        return _GENERATED[async_cls]
+    namespace: dict[str, Any] = {}
+    for klass in reversed(async_cls.__mro__):
+        if klass is object:
+            continue
+        for attr, value in vars(klass).items():
+            if attr.startswith("_") or attr in ("aio", "close"):
+                continue
+            if isinstance(value, property):
+                namespace[attr] = _sync_property(attr, value)
+            elif isinstance(value, (staticmethod, classmethod)):
+                namespace[attr] = value
+            elif inspect.isfunction(value):
+                namespace[attr] = _sync_method(attr, value)
+    for attr, value in list(namespace.items()):
+        if inspect.isfunction(value):
+            value.__qualname__ = f"{name or async_cls.__name__}.{attr}"
+    namespace["__doc__"] = doc or (f"Sync facade of :class:`{async_cls.__module__}.{async_cls.__name__}` "
+                                   f"(each call blocks until done; Ctrl-C cancels it).\n\n"
+                                   + (inspect.getdoc(async_cls) or ""))
+    namespace["__module__"] = module or async_cls.__module__
+    namespace["_async_class"] = async_cls
+    cls = type(name or f"Sync{async_cls.__name__}", (SyncWrapper,), namespace)
+    if name is None:
+        _GENERATED[async_cls] = cls
+    return cls
+
+
+def wrap(async_obj: Any) -> SyncWrapper:
+    """The sync facade of one async object (its class's generated facade)."""
+    return sync_class(type(async_obj))(async_obj)
 
 
 def _wrap(attr: Any) -> Any:
     if inspect.iscoroutinefunction(attr):
         @functools.wraps(attr)
         def call(*args: Any, **kwargs: Any) -> Any:
-            return _wrap(run(attr(*args, **kwargs)))
+            return _wrap_value(run(attr(*args, **kwargs)))
         return call
     if inspect.isasyncgenfunction(attr):
         @functools.wraps(attr)
@@ -145,7 +220,7 @@ def _wrap(attr: Any) -> Any:
             return iterate(attr(*args, **kwargs))
         return gen
     if getattr(type(attr), "_toolkit_sync", False):
-        return SyncWrapper(attr)
+        return wrap(attr)
     if callable(attr) and not isinstance(attr, type):
         # a plain method may return an async object (e.g. a job): wrap its result
         if inspect.ismethod(attr) or inspect.isfunction(attr):
@@ -158,6 +233,5 @@ def _wrap(attr: Any) -> Any:
 
 def _wrap_value(value: Any) -> Any:
     if getattr(type(value), "_toolkit_sync", False):
-        return SyncWrapper(value)
+        return wrap(value)
     return value
-

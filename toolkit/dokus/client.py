@@ -20,14 +20,16 @@ import json
 import re
 from typing import Any, Mapping
 
-from ..core.credentials import Secret, load_credentials, reveal
-from ..core.errors import Unauthorized, ValidationError
+from ..core import service as _service
+from ..core.credentials import Secret, reveal
+from ..core.errors import APIError, Unauthorized, ValidationError
 from ..core.http import HttpClient, ServiceClient, Timeouts
 from ..core.redact import get_logger, redact, register_secret
-from ..core.sync import SyncWrapper
+from ..core.registry import Field, ServiceSpec, register
+from ..core.sync import sync_class
 from .resources import RESOURCES, Resource, ResourceSpec
 
-__all__ = ["AsyncClient", "Client", "connect", "base_url_for"]
+__all__ = ["AsyncClient", "Client", "connect", "base_url_for", "FIELDS"]
 
 log = get_logger("toolkit.dokus")
 
@@ -41,6 +43,14 @@ HINTS = {
     415: "Dokus needs Content-Type: application/json on create and update.",
 }
 _FIELD_ERROR_STATUSES = (400, 401, 422)
+
+#: the connection fields (``connect()`` arguments, ``TOOLKIT_DOKUS_<NAME>``, CLI flags, the form)
+FIELDS = [
+    Field("subdomain", "Subdomain", required=False, help="https://SUBDOMAIN.dokus.no"),
+    Field("base_url", "Base URL", required=False, help="overrides the subdomain"),
+    Field("email", "E-mail"),
+    Field("password", "Password", secret=True),
+]
 
 
 def base_url_for(subdomain: str | None = None, base_url: str | None = None) -> str:
@@ -94,18 +104,17 @@ class AsyncClient(ServiceClient):
         transport: Any = None,
         resources: Mapping[str, Mapping[str, Any] | ResourceSpec] | None = None,
     ) -> None:
-        if not email or not password:
-            raise ValidationError("give the e-mail and password of your Dokus user", service="dokus",
-                                  hint="connect(subdomain=…, email=…, password=…), or set TOOLKIT_DOKUS_EMAIL and "
-                                       "TOOLKIT_DOKUS_PASSWORD (environment or .env) and call connect().")
+        missing = [n for n, v in (("email", email), ("password", password)) if not v]
+        if missing:
+            raise _service.missing_fields_error(SPEC, missing)
         self.base_url = base_url_for(subdomain, base_url)
         self.email = str(email)
-        raw_password = reveal(password) or ""
-        register_secret(base64.b64encode(f"{self.email}:{raw_password}".encode()).decode())
+        secret = password if isinstance(password, Secret) else Secret(reveal(password) or "")
+        register_secret(base64.b64encode(f"{self.email}:{secret.reveal()}".encode()).decode())
         timeouts = Timeouts() if timeout is None else Timeouts(connect=min(10.0, timeout), read=timeout,
                                                                write=timeout, pool=max(timeout, 30.0))
         self.http = HttpClient("dokus", self.base_url, headers={"Accept": "application/json"},
-                               basic_auth=(self.email, raw_password), timeouts=timeouts,
+                               basic_auth=(self.email, secret), timeouts=timeouts,
                                max_connections=max_connections, transport=transport, hints=HINTS)
         self.specs = _specs(resources)
         self._resources = {name: Resource(self, spec) for name, spec in self.specs.items()}
@@ -170,8 +179,6 @@ class AsyncClient(ServiceClient):
         if status == 204 or not response.content:
             return None
         if body is None:
-            from ..core.errors import APIError
-
             raise APIError(f"could not {what}: the answer is not JSON", service="dokus", method=method.upper(),
                            url=str(response.request.url), status=status,
                            hint="Check the subdomain or base URL: it should point at your Dokus address.")
@@ -205,27 +212,35 @@ def _specs(overrides: Mapping[str, Mapping[str, Any] | ResourceSpec] | None) -> 
     return specs
 
 
-class Client(SyncWrapper):
-    """Sync Dokus client for notebooks (each call blocks until done; Ctrl-C cancels).
+Client = sync_class(AsyncClient, "Client", module=__name__, doc="""Sync Dokus client for notebooks (each call
+blocks until done; Ctrl-C cancels).
 
-    ``dk.products``, ``dk.customers``, ``dk.customer_groups``, ``dk.invoices``, ``dk.sent_invoices``,
-    ``dk.recurring_invoices``, ``dk.vat_classes``: ``list(**filters)``, ``get(id)``, ``create(**fields)``,
-    ``update(id, **fields)``, ``delete(id)``, ``diff(original, edited)``, ``apply(plan)``.
-    ``dk.aio`` is the :class:`AsyncClient` underneath.
-    """
+``dk.products``, ``dk.customers``, ``dk.customer_groups``, ``dk.invoices``, ``dk.sent_invoices``,
+``dk.recurring_invoices``, ``dk.vat_classes``: ``list(**filters)``, ``get(id)``, ``create(**fields)``,
+``update(id, **fields)``, ``delete(id)``, ``diff(original, edited)``, ``apply(plan)``.
+``dk.aio`` is the :class:`AsyncClient` underneath.""")
+
+SPEC = register(ServiceSpec(name="dokus", title="Dokus", fields=FIELDS, client=AsyncClient, sync=Client,
+                            url_fields=("base_url", "subdomain")))
 
 
 def connect(subdomain: str | None = None, email: str | None = None, password: "str | Secret | None" = None,
-            base_url: str | None = None, **kwargs: Any) -> Client:
-    """Connect to Dokus (sync client). Missing arguments are read with ``toolkit.load_credentials("dokus")``
-    (``TOOLKIT_DOKUS_SUBDOMAIN``/``_BASE_URL``/``_EMAIL``/``_PASSWORD`` from the environment or ``.env``).
+            base_url: str | None = None, **kwargs: Any) -> Any:
+    """Connect to Dokus and return the sync :class:`Client`.
 
-    ``timeout`` (seconds), ``max_connections``, ``transport`` and ``resources`` (per-resource overrides of
-    paths and envelope keys, e.g. ``{"customer_groups": {"path": "/groups/"}}``) are passed on."""
-    if not (email and password and (subdomain or base_url)):
-        found = load_credentials("dokus")
-        subdomain = subdomain or (found.get("subdomain") if not base_url else None)
-        base_url = base_url or found.get("base_url")
-        email = email or found.get("email")
-        password = password or found.get("password")
-    return Client(AsyncClient(subdomain, email=email, password=password, base_url=base_url, **kwargs))
+    Parameters
+    ----------
+    subdomain : the part before ``.dokus.no`` (or give ``base_url``).
+    email, password : your Dokus user (``password`` a str or a :class:`toolkit.Secret`).
+    kwargs : ``timeout`` (seconds), ``max_connections``, ``transport`` and ``resources`` (per-resource
+        overrides of paths and envelope keys, e.g. ``{"customer_groups": {"path": "/groups/"}}``).
+
+    Missing fields are read from ``TOOLKIT_DOKUS_SUBDOMAIN``/``_BASE_URL``/``_EMAIL``/``_PASSWORD``
+    (environment or ``.env``) or the keyring.
+
+    Raises
+    ------
+    toolkit.ValidationError — the e-mail or password is missing, or the subdomain is not one.
+    """
+    return _service.connect("dokus", subdomain=subdomain, email=email, password=password, base_url=base_url,
+                            **kwargs)

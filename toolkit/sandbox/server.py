@@ -18,22 +18,68 @@ import time
 from dataclasses import dataclass, replace
 from typing import Any, Callable, Mapping
 
+from ..core import service as _service
 from ..core.errors import ToolkitError
 from ..core.redact import get_logger, install_log_redaction, redact
 
 __all__ = ["Emulator", "FaultConfig", "FaultMiddleware", "RecordedRequest", "Sandbox", "start", "EMULATORS",
-           "running_sandboxes"]
+           "running_sandboxes", "discover"]
 
 log = get_logger("toolkit.sandbox")
 
-#: service → "module:Class" of its emulator; services whose module is missing are skipped
-EMULATORS: dict[str, str] = {
-    "uddata": "toolkit.sandbox.uddata:UddataEmulator",
-    "dokus": "toolkit.sandbox.dokus:DokusEmulator",
-    "livingdocs": "toolkit.sandbox.livingdocs:LivingdocsEmulator",
-    "boknett": "toolkit.sandbox.boknett:BoknettEmulator",
-    "mediaflow": "toolkit.sandbox.mediaflow:MediaflowEmulator",
-}
+class _Emulators(dict):
+    """service → ``"module:Class"`` of its emulator, found by scanning this package: every module of
+    ``toolkit/sandbox/`` that defines an :class:`Emulator` subclass with a ``name`` serves that service
+    (adding a service's emulator is adding its module). Tests may add entries of their own."""
+
+    _scanned = False
+
+    def _scan(self) -> None:
+        if self._scanned:
+            return
+        self._scanned = True
+        import pkgutil
+
+        package = __name__.rsplit(".", 1)[0]
+        for info in pkgutil.iter_modules(importlib.import_module(package).__path__):
+            if info.name in ("server",) or info.name.endswith("_data") or info.name.startswith("_"):
+                continue
+            try:
+                module = importlib.import_module(f"{package}.{info.name}")
+            except Exception as exc:  # noqa: BLE001 - one broken emulator must not stop the others
+                log.warning("sandbox: the emulator module %s could not be loaded: %s", info.name, redact(exc))
+                continue
+            for value in vars(module).values():
+                if isinstance(value, type) and issubclass(value, Emulator) and value is not Emulator \
+                        and value.__module__ == module.__name__ and value.name != Emulator.name:
+                    dict.setdefault(self, value.name, f"{module.__name__}:{value.__name__}")
+
+    def __getitem__(self, key: str) -> str:
+        self._scan()
+        return dict.__getitem__(self, key)
+
+    def __contains__(self, key: object) -> bool:
+        self._scan()
+        return dict.__contains__(self, key)
+
+    def __iter__(self):  # type: ignore[override]
+        self._scan()
+        return dict.__iter__(self)
+
+    def keys(self):  # type: ignore[override]
+        self._scan()
+        return dict.keys(self)
+
+    def items(self):  # type: ignore[override]
+        self._scan()
+        return dict.items(self)
+
+    def __len__(self) -> int:
+        self._scan()
+        return dict.__len__(self)
+
+
+EMULATORS: dict[str, str] = _Emulators()
 
 _running: "list[Sandbox]" = []
 
@@ -47,6 +93,14 @@ except ImportError:  # pragma: no cover - h11 comes with uvicorn
 
 def running_sandboxes() -> "list[Sandbox]":
     return [sb for sb in _running if sb.running]
+
+
+def discover(service: str | None = None) -> Any:
+    """The running sandbox: one started in this process, else one started in another process
+    (``toolkit sandbox``, ``./run lab``) found through its file — ``TOOLKIT_SANDBOX_FILE``, by default
+    ``<temp dir>/toolkit-sandbox-<user>.json``. ``None`` when none runs. It has ``urls`` and
+    ``credentials(service)``."""
+    return _service.discover(service)
 
 
 @dataclass
@@ -299,6 +353,7 @@ class Sandbox:
             self.stop()
             raise ToolkitError(f"the sandbox did not start ({errors[0] if errors else 'timeout'})", service="sandbox")
         _running.append(self)
+        _service.announce(self)
         log.info("sandbox serving %s", ", ".join(f"{k} at {v}" for k, v in self.urls.items()))
 
     @property
@@ -317,6 +372,7 @@ class Sandbox:
                 pass
         if self in _running:
             _running.remove(self)
+        _service.withdraw(self)
 
     def __enter__(self) -> "Sandbox":
         return self
@@ -341,10 +397,14 @@ class Sandbox:
 
     def credentials(self, service: str) -> dict[str, Any]:
         """Keyword arguments for ``toolkit.<service>.connect()`` (secrets wrapped in ``Secret``)."""
-        from ..core.credentials import Secret, FIELDS
+        from ..core.credentials import Secret
+        from ..core.registry import spec
 
         creds = dict(self.emulator(service).credentials())
-        secret_fields = {f.name for f in FIELDS.get(service, []) if f.secret}
+        try:
+            secret_fields = {f.name for f in spec(service).fields if f.secret}
+        except ToolkitError:  # an emulator without a client (tests)
+            secret_fields = set()
         return {k: Secret(v) if k in secret_fields and not isinstance(v, Secret) else v for k, v in creds.items()}
 
     def secrets(self) -> list[str]:
@@ -356,10 +416,11 @@ class Sandbox:
     def set_faults(self, service: str | None = None, **spec: Any) -> None:
         """Change fault injection at run time, e.g. ``sb.set_faults("uddata", **{"503": 0.1})``;
         no spec turns faults off (latency is kept unless given)."""
+        spec = dict(spec)
+        latency = spec.pop("latency_ms", None)
         for name in ([service] if service else list(self.emulators)):
             old = self.faults[name]
-            new = FaultConfig.parse(spec, spec.pop("latency_ms", old.latency_ms) if "latency_ms" in spec
-                                    else old.latency_ms)
+            new = FaultConfig.parse(spec, old.latency_ms if latency is None else float(latency))
             self.faults[name] = new
             if name in self._middlewares:
                 self._middlewares[name].config = new

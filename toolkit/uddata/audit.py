@@ -35,7 +35,7 @@ from ..core.redact import redact
 from . import cpr as _cpr
 
 if TYPE_CHECKING:
-    from .client import AsyncClient
+    from .interface import PhotoClient
 
 __all__ = ["audit", "read_cprs", "AUDIT_SCHEMA", "missing"]
 
@@ -123,7 +123,7 @@ def _error_row(number: str, exc: BaseException) -> dict[str, Any]:
             "bytes": None, "error": redact(message), "outcome": "error"}
 
 
-async def audit(client: "AsyncClient", cprs: Any, concurrency: int = 16, progress: bool = True) -> ToolkitFrame:
+async def audit(client: "PhotoClient", cprs: Any, concurrency: int = 16, progress: bool = True) -> ToolkitFrame:
     """Check which CPR numbers have a photo; one row per input (see the module docstring)."""
     values = read_cprs(cprs)
     checks = [_cpr.validate(v) for v in values]

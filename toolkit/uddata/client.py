@@ -15,23 +15,27 @@ defaults and each can be changed on ``connect()``.
 from __future__ import annotations
 
 import io
-import json
 import os
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
 
+from ..core import service as _service
+from ..core.auth import ClientCredentials
 from ..core.credentials import Secret, reveal
 from ..core.errors import ValidationError
 from ..core.frames import ToolkitFrame, ToolkitSeries, frame
-from ..core.http import HttpClient, RetryPolicy, ServiceClient, Timeouts, TokenAuth
+from ..core.http import HttpClient, RetryPolicy, ServiceClient, Timeouts
+from ..core.journal import destination
 from ..core.redact import get_logger, redact
-from ..core.sync import SyncWrapper
+from ..core.registry import Field, ServiceSpec, register
+from ..core.sync import sync_class
+from . import audit as _audit
 from . import cpr as _cpr
+from . import upload as _upload
 
 if TYPE_CHECKING:
     from PIL import Image
 
-__all__ = ["AsyncClient", "Client", "connect", "ENVIRONMENTS", "UddataAuth", "STUDENT_SCHEMA"]
+__all__ = ["AsyncClient", "Client", "connect", "ENVIRONMENTS", "UddataAuth", "STUDENT_SCHEMA", "FIELDS"]
 
 log = get_logger("toolkit.uddata")
 
@@ -39,7 +43,7 @@ SERVICE = "uddata"
 
 #: environment name → base URL. The vendor's host names are not public: set yours here, in
 #: ``TOOLKIT_UDDATA_ENVIRONMENTS`` (JSON object) or pass ``environments=`` / ``base_url=`` to ``connect()``.
-#: ``"sandbox"`` means the toolkit's running sandbox (in this process, or ``TOOLKIT_SANDBOX_FILE``).
+#: ``"sandbox"`` means the toolkit's running sandbox (``toolkit.sandbox.discover()``).
 ENVIRONMENTS: dict[str, str] = {
     "production": "https://api.uddataplus.dk",
     "test": "https://api.test.uddataplus.dk",
@@ -60,94 +64,47 @@ HINTS = {
 }
 
 
-class UddataAuth(TokenAuth):
-    """OAuth2 client credentials: ``POST {token_url}`` form → ``Authorization: Bearer …``."""
+#: the connection fields (``connect()`` arguments, ``TOOLKIT_UDDATA_<NAME>``, CLI flags, the form)
+FIELDS = [
+    Field("environment", "Environment", required=False, default="production",
+          help="production, test … (mapped to a base URL), or sandbox; or give the base URL"),
+    Field("base_url", "Base URL", required=False, help="overrides the environment"),
+    Field("institution", "Institution number", help="6 digits"),
+    Field("api_version", "API version", default="0.7.5"),
+    Field("client_id", "Client id"),
+    Field("client_secret", "Client secret", secret=True),
+    Field("token_url", "Token URL", required=False, help="default {base}/oauth/token"),
+]
+
+TOKEN_HINTS = {401: "The client id or client secret is wrong: check them (Uddata+ support issues them).",
+               400: "The token service refused the request: check the token URL and the client id."}
+
+
+class UddataAuth(ClientCredentials):
+    """OAuth2 client credentials of Uddata+ (``POST {token_url}`` form → ``Authorization: Bearer …``)."""
 
     def __init__(self, token_url: str, client_id: str, client_secret: "str | Secret") -> None:
-        super().__init__()
-        self.token_url = token_url
-        self.client_id = client_id
-        self._secret = client_secret if isinstance(client_secret, Secret) else Secret(client_secret)
-
-    async def fetch_headers(self, http: HttpClient) -> tuple[dict[str, str], float | None]:
-        response = await http.request(
-            "POST", self.token_url, authenticate=False, idempotent=True, what="get an access token for the client",
-            data={"grant_type": "client_credentials", "client_id": self.client_id,
-                  "client_secret": self._secret.reveal()},
-            hints={401: "The client id or client secret is wrong: check them (Uddata+ support issues them).",
-                   400: "The token service refused the request: check the token URL and the client id."})
-        try:
-            body = response.json()
-            token = str(body["access_token"])
-        except (ValueError, KeyError, TypeError):
-            raise ValidationError("the token service answered without an access_token", service=SERVICE,
-                                  url=self.token_url, hint="Check the token URL (token_url=…).") from None
-        Secret(token)  # registers it for redaction
-        lifetime = body.get("expires_in")
-        try:
-            seconds = float(lifetime) if lifetime is not None else None
-        except (TypeError, ValueError):
-            seconds = None
-        scheme = str(body.get("token_type") or "Bearer")
-        scheme = "Bearer" if scheme.lower() == "bearer" else scheme
-        return {"Authorization": f"{scheme} {token}"}, seconds
-
-
-def _sandbox_url() -> str | None:
-    try:
-        from ..sandbox.server import running_sandboxes
-
-        for sb in running_sandboxes():
-            if SERVICE in sb.urls:
-                return sb.urls[SERVICE]
-    except ImportError:  # pragma: no cover
-        pass
-    path = os.environ.get("TOOLKIT_SANDBOX_FILE")
-    if path and Path(path).is_file():
-        try:
-            return json.loads(Path(path).read_text().splitlines()[0])["urls"][SERVICE]
-        except (ValueError, KeyError, IndexError):
-            return None
-    return None
+        super().__init__(token_url, client_id, client_secret, hints=TOKEN_HINTS)
 
 
 def resolve_base_url(environment: str | None, base_url: str | None,
                      environments: Mapping[str, str] | None = None) -> str:
-    """The base URL from ``base_url``, else the ``environment`` name through the mapping."""
-    if base_url:
-        return str(base_url).rstrip("/")
-    mapping = dict(ENVIRONMENTS)
-    extra = os.environ.get("TOOLKIT_UDDATA_ENVIRONMENTS")
-    if extra:
-        try:
-            mapping.update(json.loads(extra))
-        except ValueError:
-            raise ValidationError("TOOLKIT_UDDATA_ENVIRONMENTS is not a JSON object", service=SERVICE) from None
-    mapping.update(environments or {})
-    name = (environment or "production").strip()
-    if name == "sandbox" and "sandbox" not in mapping:
-        url = _sandbox_url()
-        if url:
-            return url
-        raise ValidationError("no sandbox is running", service=SERVICE,
-                              hint="Start one with toolkit.sandbox.start() or `toolkit sandbox`, or give base_url.")
-    if name.startswith(("http://", "https://")):
-        return name.rstrip("/")
-    if name not in mapping:
-        raise ValidationError(f"unknown environment {name!r}", service=SERVICE,
-                              hint=f"Use one of {', '.join(sorted(mapping))}, pass environments={{name: url}}, "
-                                   "or give base_url=….")
-    return mapping[name].rstrip("/")
+    """The base URL from ``base_url``, else the ``environment`` name (see :mod:`toolkit.core.service`)."""
+    values = _service.resolve_urls(SPEC, {"environment": environment or "production", "base_url": base_url},
+                                   environments)
+    return str(values["base_url"]).rstrip("/")
 
 
 class AsyncClient(ServiceClient):
     """Async Uddata+ client (``await`` its methods); see the module docstring and :func:`connect`."""
 
+    service = SERVICE
+
     def __init__(
         self,
         environment: str | None = None,
         institution: str | int | None = None,
-        api_version: str = "0.7.5",
+        api_version: str | None = "0.7.5",
         client_id: str | None = None,
         client_secret: "str | Secret | None" = None,
         base_url: str | None = None,
@@ -163,23 +120,26 @@ class AsyncClient(ServiceClient):
         missing = [n for n, v in (("institution", institution), ("client_id", client_id),
                                   ("client_secret", client_secret)) if v in (None, "")]
         if missing:
-            raise ValidationError("missing connection fields", service=SERVICE,
-                                  errors={m: ["required"] for m in missing},
-                                  hint="Pass them to connect(), or set TOOLKIT_UDDATA_<FIELD> in the environment.")
+            raise _service.missing_fields_error(SPEC, missing)
         self.base_url = resolve_base_url(environment, base_url, environments)
         self.environment = environment
         self.institution = str(institution).strip()
-        self.api_version = str(api_version).strip()
+        self.api_version = str(api_version or "0.7.5").strip()
         self.client_id = str(client_id)
         self.path_prefix = path_prefix.format(api_version=self.api_version, institution=self.institution).strip("/")
         self.token_url = token_url or f"{self.base_url}/oauth/token"
         self.max_pixels = int(max_pixels)
-        secret = client_secret if isinstance(client_secret, Secret) else Secret(reveal(client_secret) or "")
-        self.auth = UddataAuth(self.token_url, self.client_id, secret)
+        self.auth = UddataAuth(self.token_url, self.client_id,
+                               client_secret if isinstance(client_secret, Secret) else Secret(reveal(client_secret) or ""))
         self.http = HttpClient(SERVICE, self.base_url, auth=self.auth, transport=transport, timeouts=timeouts,
                                retry=retry, hints=HINTS, max_connections=16)
 
     # -- paths ------------------------------------------------------------------------------------------
+    @property
+    def destination(self) -> str:
+        """Where uploads go, as the journal keys it: service, base URL, API version and institution."""
+        return destination(SERVICE, self.base_url, api_version=self.api_version, institution=self.institution)
+
     def path(self, resource: str) -> str:
         return f"{self.path_prefix}/{resource.lstrip('/')}" if self.path_prefix else resource.lstrip("/")
 
@@ -237,22 +197,16 @@ class AsyncClient(ServiceClient):
     async def put_image(self, cpr: Any, path_or_bytes: "str | os.PathLike[str] | bytes") -> ToolkitSeries:
         """Upload (or replace) one person's photo; returns one result row
         (``file, cpr, outcome, http_status, message``) like a row of :meth:`upload_folder`."""
-        from .upload import put_one
-
-        return await put_one(self, cpr, path_or_bytes)
+        return await _upload.put_one(self, cpr, path_or_bytes)
 
     async def audit(self, cprs: Any, concurrency: int = 16, progress: bool = True) -> ToolkitFrame:
         """Which CPR numbers lack a photo; see :func:`toolkit.uddata.audit.audit`."""
-        from .audit import audit
-
-        return await audit(self, cprs, concurrency=concurrency, progress=progress)
+        return await _audit.audit(self, cprs, concurrency=concurrency, progress=progress)
 
     async def upload_folder(self, folder: "str | os.PathLike[str]", concurrency: int = 8, dry_run: bool = False,
                             journal: "str | os.PathLike[str] | None" = None, progress: bool = True) -> ToolkitFrame:
         """Upload every ``<cpr>.jpg`` of a folder, resumably; see :func:`toolkit.uddata.upload.upload_folder`."""
-        from .upload import upload_folder
-
-        return await upload_folder(self, folder, concurrency=concurrency, dry_run=dry_run, journal=journal,
+        return await _upload.upload_folder(self, folder, concurrency=concurrency, dry_run=dry_run, journal=journal,
                                    progress=progress)
 
     # -- lifecycle --------------------------------------------------------------------------------------
@@ -261,28 +215,42 @@ class AsyncClient(ServiceClient):
                       f"api_version={self.api_version} client_id={self.client_id}>")
 
 
-class Client(SyncWrapper):
-    """Sync Uddata+ client for notebooks (what :func:`connect` returns); ``.aio`` is the async client.
+Client = sync_class(AsyncClient, "Client", module=__name__, doc="""Sync Uddata+ client for notebooks (what
+:func:`connect` returns); every method is the :class:`AsyncClient` method of the same name, run to the end
+on the toolkit's private event loop (Ctrl-C cancels it). ``.aio`` is the async client underneath.""")
 
-    Methods: ``students()``, ``get_image(cpr)``, ``get_image_bytes(cpr)``, ``put_image(cpr, path_or_bytes)``,
-    ``audit(cprs, concurrency=16)``, ``upload_folder(folder, concurrency=8, dry_run=False, journal=None)``.
-    Ctrl-C cancels a running call.
-    """
-
-    def __init__(self, async_client: AsyncClient) -> None:
-        super().__init__(async_client)
+SPEC = register(ServiceSpec(
+    name=SERVICE, title="Uddata+", fields=FIELDS, client=AsyncClient, sync=Client, environments=ENVIRONMENTS,
+    environment_field="environment", url_fields=("base_url",)))
 
 
-def connect(environment: str | None = None, institution: str | int | None = None, api_version: str = "0.7.5",
+def connect(environment: str | None = None, institution: str | int | None = None, api_version: str | None = None,
             client_id: str | None = None, client_secret: "str | Secret | None" = None,
-            base_url: str | None = None, token_url: str | None = None, **options: Any) -> Client:
-    """Connect to Uddata+ and return the sync client (nothing is sent until the first call).
+            base_url: str | None = None, token_url: str | None = None, **options: Any) -> Any:
+    """Connect to Uddata+ and return the sync :class:`Client` (nothing is sent until the first call).
 
-    ``environment`` (``production``, ``test``, ``sandbox`` …) maps to a base URL through
-    :data:`ENVIRONMENTS`; ``base_url`` overrides it. The token is fetched on first use from ``token_url``
-    (default ``{base_url}/oauth/token``). ``client_secret`` may be a str or a :class:`toolkit.Secret`.
-    Further options: ``environments={name: url}``, ``path_prefix="{api_version}/{institution}"``,
-    ``max_pixels``, ``transport``, ``timeouts``, ``retry``.
+    Parameters
+    ----------
+    environment : ``production``, ``test`` … mapped to a base URL through :data:`ENVIRONMENTS`,
+        ``TOOLKIT_UDDATA_ENVIRONMENTS`` (JSON) or ``environments={name: url}``; ``sandbox`` finds a running
+        sandbox (``toolkit.sandbox.discover()``) and takes its demo credentials for missing fields.
+    institution : the 6-digit institution number. api_version : default ``0.7.5``.
+    client_id, client_secret : the API client (``client_secret`` a str or a :class:`toolkit.Secret`).
+    base_url : overrides the environment. token_url : default ``{base_url}/oauth/token``.
+    options : ``environments``, ``path_prefix``, ``max_pixels``, ``transport``, ``timeouts``, ``retry``.
+
+    Every missing field is read from ``TOOLKIT_UDDATA_<FIELD>`` (environment or ``.env``) or the keyring.
+
+    Returns
+    -------
+    Client — ``students()``, ``get_image(cpr)``, ``put_image(cpr, path_or_bytes)``, ``audit(cprs)``,
+    ``upload_folder(folder)``.
+
+    Raises
+    ------
+    toolkit.ValidationError — a field is missing (the message names the argument, the variable and the
+    CLI flag) or the environment is unknown.
     """
-    return Client(AsyncClient(environment, institution, api_version, client_id, client_secret, base_url,
-                              token_url, **options))
+    return _service.connect(SERVICE, environment=environment, institution=institution, api_version=api_version,
+                            client_id=client_id, client_secret=client_secret, base_url=base_url,
+                            token_url=token_url, **options)

@@ -20,8 +20,11 @@ sent again), ``would_upload`` (dry run), ``invalid_name``, ``invalid_image``, ``
 service), ``failed`` (no answer or a service error after the retries), ``deferred`` (not tried: the
 service failed repeatedly, run again later).
 
-Resumable: a SQLite journal (WAL mode), by default ``<folder>/.uddata-upload.sqlite``, keyed by CPR
-and the SHA-256 of the photo. A re-run skips photos already uploaded, sends a changed photo again, and
+Resumable: the core journal (:mod:`toolkit.core.journal`, SQLite in WAL mode), by default
+``<folder>/.uddata-upload.sqlite``, keyed by destination (base URL, API version, institution), CPR and the
+SHA-256 of the photo: uploading the same folder to another environment or institution sends it there.
+Two runs on one journal (threads, or two kernels) never send a photo twice: each photo is claimed in the
+journal before it is sent, and a run that finds a photo claimed waits for the other run's answer. A re-run skips photos already uploaded, sends a changed photo again, and
 retries failures. A photo whose upload was interrupted (sent, answer not received) is first looked up on
 the service and not sent again when the stored photo is the same. ``dry_run=True`` sends nothing and
 writes nothing.
@@ -30,12 +33,10 @@ writes nothing.
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import hashlib
 import io
 import os
 import re
-import sqlite3
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,14 +46,15 @@ from ..core.bulk import is_transient, run_bulk
 from ..core.errors import (APIError, BadRequest, Forbidden, NotFound, ToolkitError, Unauthorized,
                            ValidationError)
 from ..core.frames import ToolkitFrame, ToolkitSeries, frame
+from ..core.journal import Journal
 from ..core.redact import get_logger, redact
 from . import cpr as _cpr
 
 if TYPE_CHECKING:
-    from .client import AsyncClient
+    from .interface import PhotoClient
 
-__all__ = ["upload_folder", "put_one", "Journal", "UPLOAD_SCHEMA", "MAX_BYTES", "JOURNAL_NAME", "check_image",
-           "EXIT_CODES", "exit_code"]
+__all__ = ["upload_folder", "put_one", "UPLOAD_SCHEMA", "MAX_BYTES", "JOURNAL_NAME", "check_image",
+           "EXIT_CODES", "exit_code", "scan_folder"]
 
 log = get_logger("toolkit.uddata.upload")
 
@@ -161,72 +163,6 @@ def scan_folder(folder: Path) -> list[Candidate]:
     return candidates
 
 
-# -- journal -------------------------------------------------------------------------------------------------
-class Journal:
-    """SQLite journal (WAL) of uploads, keyed by CPR and the photo's SHA-256.
-
-    States: ``sending`` (the request went out, no answer yet), ``uploaded``, ``failed`` (the service
-    refused it), ``in_doubt`` (no answer after the retries: it may or may not have been stored).
-    """
-
-    def __init__(self, path: "str | os.PathLike[str]", readonly: bool = False) -> None:
-        self.path = Path(path)
-        self.readonly = readonly
-        if readonly:
-            self._db: sqlite3.Connection | None = (
-                sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, check_same_thread=False)
-                if self.path.exists() else None)
-            return
-        self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute(
-            "CREATE TABLE IF NOT EXISTS uploads (cpr TEXT NOT NULL, sha256 TEXT NOT NULL, file TEXT, "
-            "state TEXT NOT NULL, http_status INTEGER, message TEXT, attempts INTEGER NOT NULL DEFAULT 0, "
-            "updated TEXT NOT NULL, PRIMARY KEY (cpr, sha256))")
-
-    def get(self, cpr: str, sha: str) -> dict[str, Any] | None:
-        if self._db is None:
-            return None
-        try:
-            cur = self._db.execute("SELECT state, http_status, message, attempts, updated FROM uploads "
-                                   "WHERE cpr = ? AND sha256 = ?", (cpr, sha))
-        except sqlite3.OperationalError:  # read-only journal without the table
-            return None
-        row = cur.fetchone()
-        if row is None:
-            return None
-        return dict(zip(("state", "http_status", "message", "attempts", "updated"), row))
-
-    def mark(self, cpr: str, sha: str, file: str, state: str, http_status: int | None = None,
-             message: str | None = None, attempt: bool = False) -> None:
-        if self._db is None or self.readonly:
-            return
-        now = dt.datetime.now().isoformat(timespec="seconds")
-        self._db.execute(
-            "INSERT INTO uploads (cpr, sha256, file, state, http_status, message, attempts, updated) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (cpr, sha256) DO UPDATE SET file = excluded.file, "
-            "state = excluded.state, http_status = excluded.http_status, message = excluded.message, "
-            "attempts = uploads.attempts + excluded.attempts, updated = excluded.updated",
-            (cpr, sha, file, state, http_status, message, 1 if attempt else 0, now))
-
-    def rows(self) -> list[dict[str, Any]]:
-        if self._db is None:
-            return []
-        cur = self._db.execute("SELECT cpr, sha256, file, state, http_status, message, attempts, updated "
-                               "FROM uploads ORDER BY updated")
-        cols = [d[0] for d in cur.description]
-        return [dict(zip(cols, r)) for r in cur.fetchall()]
-
-    def close(self) -> None:
-        if self._db is not None:
-            self._db.close()
-            self._db = None
-
-    def __repr__(self) -> str:
-        return f"<Journal {self.path.name}{' read-only' if self.readonly else ''}>"
-
-
 # -- sending -----------------------------------------------------------------------------------------------
 def _row(file: str | None, cpr: str | None, outcome: str, status: int | None, message: str) -> dict[str, Any]:
     return {"file": file, "cpr": cpr, "outcome": outcome, "http_status": status, "message": redact(message)}
@@ -251,7 +187,7 @@ def _classify(exc: BaseException) -> tuple[str, int | None, str]:
     return "failed", None, f"not uploaded: unexpected {type(exc).__name__}: {redact(exc)}"
 
 
-async def _put(client: "AsyncClient", cpr: str, data: bytes) -> int:
+async def _put(client: "PhotoClient", cpr: str, data: bytes) -> int:
     """PUT one photo (the one retry policy of HttpClient applies); returns the status or raises."""
     response = await client.http.request(
         "PUT", client.path("billeder"), params={"cpr": cpr},
@@ -260,7 +196,7 @@ async def _put(client: "AsyncClient", cpr: str, data: bytes) -> int:
     return response.status_code
 
 
-async def put_one(client: "AsyncClient", cpr: Any, path_or_bytes: Any) -> ToolkitSeries:
+async def put_one(client: "PhotoClient", cpr: Any, path_or_bytes: Any) -> ToolkitSeries:
     """Upload one photo; a result row for every answer of the service. Our own checks (an invalid CPR,
     a file that is not an acceptable JPEG) raise :class:`toolkit.ValidationError` before sending."""
     number = _cpr.normalize(cpr)
@@ -304,7 +240,7 @@ def exit_code(result: Any) -> int:
     return EXIT_CODES["ok"]
 
 
-async def upload_folder(client: "AsyncClient", folder: "str | os.PathLike[str]", concurrency: int = 8,
+async def upload_folder(client: "PhotoClient", folder: "str | os.PathLike[str]", concurrency: int = 8,
                         dry_run: bool = False, journal: "str | os.PathLike[str] | None" = None,
                         progress: bool = True) -> ToolkitFrame:
     """Check and upload every ``<cpr>.jpg`` of ``folder``; one row per file (see the module docstring)."""
@@ -314,13 +250,20 @@ async def upload_folder(client: "AsyncClient", folder: "str | os.PathLike[str]",
                               hint="Give the folder that holds the <cpr>.jpg photos.")
     candidates = scan_folder(root)
     journal_path = Path(journal).expanduser() if journal else root / JOURNAL_NAME
-    book = Journal(journal_path, readonly=dry_run)
+    book = Journal(journal_path, readonly=dry_run, service="uddata")
+    dest = client.destination
+    run_id = book.start_run("uddata", dest, "photo upload", len(candidates))
     token_problem: tuple[str, int | None, str] | None = None
     if not dry_run and any(c.outcome is None for c in candidates):
         try:  # one token fetch up front: bad credentials give one clear answer, not one per file
-            await client.auth.headers(client.http)
+            await client.check_credentials()
         except ToolkitError as exc:
             token_problem = _classify(exc)
+
+    def done_row(c: Candidate, cpr: str, entry: Any, how: str = "") -> dict[str, Any]:
+        when = str((entry or {}).get("updated") or "")[:10]
+        return _row(c.name, cpr, "already_uploaded", None,
+                    how or f"not sent again: this photo was uploaded on {when} (see the journal)")
 
     async def worker(c: Candidate) -> dict[str, Any]:
         if c.outcome:
@@ -336,37 +279,51 @@ async def upload_folder(client: "AsyncClient", folder: "str | os.PathLike[str]",
         if problem:
             return _row(c.name, cpr, "invalid_image", None, f"not sent: {problem}")
         sha = _sha256(data)
-        before = book.get(cpr, sha)
-        if before and before["state"] == "uploaded":
-            return _row(c.name, cpr, "already_uploaded", None,
-                        f"not sent again: this photo was uploaded on {before['updated'][:10]} (see the journal)")
         if dry_run:
+            before = book.get(dest, cpr, sha)
+            if before and before["state"] == "done":
+                return done_row(c, cpr, before)
             why = "a new photo" if before is None else "an earlier attempt did not finish"
             return _row(c.name, cpr, "would_upload", None, f"would be sent ({why}); dry run: nothing sent")
         if token_problem is not None:
             outcome, status, message = token_problem
             return _row(c.name, cpr, outcome, status, message.replace("not uploaded", "not sent", 1))
-        if before and before["state"] in ("sending", "in_doubt"):
-            # an earlier run sent it without getting the answer: look before sending it again
-            try:
-                stored = await client.get_image_bytes(cpr)
-            except ToolkitError:
-                stored = None
-            if stored is not None and _sha256(stored) == sha:
-                book.mark(cpr, sha, c.name, "uploaded", 201, "found on the service")
-                return _row(c.name, cpr, "already_uploaded", 200,
-                            "not sent again: an earlier run was interrupted after sending it, and Uddata+ "
-                            "already holds this photo")
-        book.mark(cpr, sha, c.name, "sending", attempt=True)
+        claim = book.claim(dest, cpr, sha, run_id=run_id, label=c.name)
+        if claim.state == "busy":  # another run (thread or kernel) is sending this very photo: wait for it
+            settled = await book.wait_settled(dest, cpr, sha)
+            if settled is not None and settled["state"] == "done":
+                return done_row(c, cpr, settled, "not sent again: another run on the same journal uploaded "
+                                                 "this photo at the same time")
+            claim = book.claim(dest, cpr, sha, run_id=run_id, label=c.name)
+            if claim.state == "busy":
+                return _row(c.name, cpr, "deferred", None, "not sent: another run on the same journal is still "
+                            "sending this photo; run the upload again later")
+        if claim.state == "done":
+            return done_row(c, cpr, claim.record)
         try:
+            if claim.needs_check:
+                # an earlier run sent it without getting the answer (or the journal is of an older version
+                # and names no destination): look before sending it again
+                try:
+                    stored = await client.get_image_bytes(cpr)
+                except ToolkitError:
+                    stored = None
+                if stored is not None and _sha256(stored) == sha:
+                    book.finish(dest, cpr, sha, "done", http_status=200, message="found on the service", label=c.name)
+                    return _row(c.name, cpr, "already_uploaded", 200,
+                                "not sent again: an earlier run sent it and Uddata+ already holds this photo")
             status = await _put(client, cpr, data)
         except Exception as exc:
             outcome, status_, message = _classify(exc)
-            book.mark(cpr, sha, c.name, "in_doubt" if outcome == "failed" else "failed", status_, message)
+            book.finish(dest, cpr, sha, "in_doubt" if outcome == "failed" else "failed", http_status=status_,
+                        message=message, label=c.name)
             if is_transient(exc):
                 raise  # the bulk runner counts it (circuit breaker) and makes the row with on_error
             return _row(c.name, cpr, outcome, status_, message)
-        book.mark(cpr, sha, c.name, "uploaded", status, MESSAGES.get(201))
+        except BaseException:  # cancelled (Ctrl-C): it may have been sent
+            book.finish(dest, cpr, sha, "in_doubt", message="interrupted", label=c.name)
+            raise
+        book.finish(dest, cpr, sha, "done", http_status=status, message=MESSAGES.get(201), label=c.name)
         return _row(c.name, cpr, "uploaded", status, MESSAGES[201] if status == 201 else f"uploaded ({status})")
 
     def on_error(c: Candidate, exc: BaseException) -> dict[str, Any]:
@@ -385,6 +342,7 @@ async def upload_folder(client: "AsyncClient", folder: "str | os.PathLike[str]",
                                  desc="photo upload (dry run)" if dry_run else "photo upload",
                                  concurrency=concurrency, on_error=on_error, on_deferred=on_deferred,
                                  progress=progress, summary_labels=LABELS)
+        book.end_run(run_id, outcome.counts, outcome.summary, outcome.rows)
     finally:
         book.close()
     return frame(outcome.rows, UPLOAD_SCHEMA, masked=MASKED, summary=outcome.summary)

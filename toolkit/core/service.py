@@ -1,0 +1,222 @@
+"""The service template: one connect path for every service, environments, and sandbox discovery.
+
+``connect(service, **arguments)`` is what every ``toolkit.<service>.connect()`` calls:
+
+1. **explicit arguments** win; each missing field is read from the environment
+   (``TOOLKIT_<SERVICE>_<FIELD>``), a ``.env`` file, or the keyring (:func:`load_credentials`);
+2. the **environment name** (``production``, ``test`` … and ``sandbox``) maps to the service's URL fields
+   through the service's table, ``TOOLKIT_<SERVICE>_ENVIRONMENTS`` (a JSON object) or
+   ``environments={name: url}``; ``sandbox`` means a running sandbox found by :func:`discover`, whose
+   demo credentials fill the fields still missing;
+3. a **check of what is missing** whose message names, for each field, the argument, the environment
+   variable and the command-line flag;
+4. the async client is built and wrapped in the service's **sync client**.
+
+**Sandbox discovery** (:func:`discover`): a sandbox started in this process (``toolkit.sandbox.start()``)
+announces itself here; one started in another process (``toolkit sandbox``, ``./run lab``) writes one
+JSON line ``{"urls": …, "credentials": …, "pid": …}`` to the file named by ``TOOLKIT_SANDBOX_FILE``, by
+default ``<temp dir>/toolkit-sandbox-<user>.json``, and removes it when it stops. No client imports the
+sandbox package.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Mapping
+
+from .credentials import Secret, env_name, load_credentials
+from .errors import ValidationError, service_name
+from .registry import ServiceSpec, spec
+
+__all__ = ["connect", "resolve_urls", "missing_fields_error", "discover", "announce", "withdraw",
+           "sandbox_file", "SandboxInfo"]
+
+SANDBOX_FILE_VAR = "TOOLKIT_SANDBOX_FILE"
+_announced: list[Any] = []
+
+
+# -- discovery -------------------------------------------------------------------------------------------
+def sandbox_file() -> Path:
+    """The file through which a sandbox in another process is found."""
+    named = os.environ.get(SANDBOX_FILE_VAR)
+    if named:
+        return Path(named)
+    try:
+        user = getpass.getuser()
+    except Exception:  # noqa: BLE001 - no user name (containers)
+        user = str(os.getuid()) if hasattr(os, "getuid") else "user"
+    return Path(tempfile.gettempdir()) / f"toolkit-sandbox-{user}.json"
+
+
+class SandboxInfo:
+    """A sandbox running in another process, as read from its file: ``urls``, ``credentials(service)``."""
+
+    def __init__(self, data: Mapping[str, Any], source: str) -> None:
+        self.urls: dict[str, str] = dict(data.get("urls") or {})
+        self._credentials: dict[str, dict[str, Any]] = dict(data.get("credentials") or {})
+        self.pid = data.get("pid")
+        self.source = source
+        self.running = True
+
+    def credentials(self, service: str) -> dict[str, Any]:
+        found = dict(self._credentials.get(service) or {})
+        secret = {f.name for f in spec(service).fields if f.secret}
+        return {k: Secret(v) if k in secret and isinstance(v, str) else v for k, v in found.items()}
+
+    def __repr__(self) -> str:
+        return f"<sandbox in another process ({self.source}): {', '.join(self.urls)}>"
+
+
+def announce(sandbox: Any) -> None:
+    """A sandbox of this process announces itself (``toolkit.sandbox.start()`` calls this)."""
+    if sandbox not in _announced:
+        _announced.append(sandbox)
+
+
+def withdraw(sandbox: Any) -> None:
+    if sandbox in _announced:
+        _announced.remove(sandbox)
+
+
+def _pid_alive(pid: Any) -> bool:
+    if not isinstance(pid, int):
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True
+    return True
+
+
+def discover(service: str | None = None) -> Any:
+    """The running sandbox (of this process first, else the one named by the sandbox file), or None.
+    With ``service``, only a sandbox that serves it."""
+    for sb in reversed(_announced):
+        if getattr(sb, "running", True) and (service is None or service in sb.urls):
+            return sb
+    path = sandbox_file()
+    try:
+        first = path.read_text(encoding="utf-8").splitlines()[0]
+        data = json.loads(first)
+    except (OSError, IndexError, ValueError):
+        return None
+    if not isinstance(data, Mapping) or not _pid_alive(data.get("pid")):
+        return None
+    info = SandboxInfo(data, str(path))
+    if service is not None and service not in info.urls:
+        return None
+    return info
+
+
+# -- environments ---------------------------------------------------------------------------------------
+def _environments(svc: ServiceSpec, extra: Mapping[str, Any] | None) -> dict[str, Any]:
+    mapping: dict[str, Any] = dict(svc.environments)
+    var = env_name(svc.name, "environments")
+    text = os.environ.get(var)
+    if text:
+        try:
+            loaded = json.loads(text)
+        except ValueError:
+            loaded = None
+        if not isinstance(loaded, Mapping):
+            raise ValidationError(f"{var} is not a JSON object", service=svc.name,
+                                  hint=f'Write it as {var}=\'{{"test": "https://…"}}\'.')
+        mapping.update(loaded)
+    mapping.update(extra or {})
+    return mapping
+
+
+def resolve_urls(svc: ServiceSpec, values: dict[str, Any], environments: Mapping[str, Any] | None = None,
+                 via: str = "python") -> dict[str, Any]:
+    """Fill the service's URL fields from the environment name (see the module docstring)."""
+    out = dict(values)
+    if any(out.get(f) for f in svc.url_fields if f == "base_url"):
+        return out
+    if svc.environment_field is None:
+        return out
+    name = str(out.get(svc.environment_field) or _default(svc, svc.environment_field) or "").strip()
+    if not name:
+        return out
+    if name.startswith(("http://", "https://")):
+        out["base_url"] = name.rstrip("/")
+        return out
+    if name == "sandbox" and "sandbox" not in svc.environments:
+        sb = discover(svc.name)
+        if sb is None:
+            raise ValidationError("no sandbox is running", service=svc.name,
+                                  hint="Start one with toolkit.sandbox.start() in this kernel or `toolkit sandbox` "
+                                       "(./run sandbox) in a terminal, or give the base URL.")
+        demo = sb.credentials(svc.name)
+        for key, value in demo.items():
+            if out.get(key) in (None, "") or key in svc.url_fields:
+                out[key] = value
+        return out
+    mapping = _environments(svc, environments)
+    if name not in mapping:
+        flag = "--base-url" if via == "cli" else "base_url=…"
+        raise ValidationError(f"unknown environment {name!r}", service=svc.name,
+                              hint=f"Use one of {', '.join(sorted([*mapping, 'sandbox']))}, set "
+                                   f"{env_name(svc.name, 'environments')} (a JSON object of name → URL), or give "
+                                   f"{flag}.")
+    target = mapping[name]
+    if isinstance(target, Mapping):
+        for key, value in target.items():
+            out.setdefault(key, value) if out.get(key) else out.__setitem__(key, value)
+    else:
+        out["base_url"] = str(target).rstrip("/")
+    return out
+
+
+def _default(svc: ServiceSpec, name: str) -> Any:
+    for f in svc.fields:
+        if f.name == name:
+            return f.default
+    return None
+
+
+def missing_fields_error(svc: ServiceSpec, missing: list[str], via: str = "python") -> ValidationError:
+    """One error naming, for each missing field, the argument, the environment variable and the flag."""
+    by_name = {f.name: f for f in svc.fields}
+    errors = {}
+    for name in missing:
+        f = by_name[name]
+        how = [f"{f.flag} on the command line" + (" (or leave it out to be asked)" if f.secret else "")
+               if via == "cli" else f"{name}=… in connect()", f"the environment variable {env_name(svc.name, name)}"]
+        errors[name] = [f"{f.label.lower()} is missing: give " + " or ".join(how)]
+    return ValidationError(f"cannot connect: {len(missing)} connection field{'s' if len(missing) != 1 else ''} "
+                           "missing", service=svc.name, errors=errors,
+                           hint="Values may also come from a .env file, the keyring or the credentials form "
+                                f"(toolkit.widgets.credentials_form({svc.name!r})).")
+
+
+def connect(service: str, /, *, via: str = "python", environments: Mapping[str, Any] | None = None,
+            **arguments: Any) -> Any:
+    """Connect to ``service`` (see the module docstring); returns the sync client."""
+    svc = spec(service)
+    field_names = [f.name for f in svc.fields]
+    given = {k: v for k, v in arguments.items() if k in field_names and v not in (None, "")}
+    options = {k: v for k, v in arguments.items() if k not in field_names}
+    found = load_credentials(service, **given)
+    values: dict[str, Any] = dict(found.to_kwargs())
+    values = resolve_urls(svc, values, environments, via=via)
+    for f in svc.fields:
+        if values.get(f.name) in (None, "") and f.default is not None:
+            values[f.name] = f.default
+    missing = [f.name for f in svc.fields if f.required and values.get(f.name) in (None, "")]
+    if missing:
+        raise missing_fields_error(svc, missing, via)
+    values = {k: v for k, v in values.items() if k in field_names}
+    if environments is not None:
+        options.setdefault("environments", environments)
+    client = svc.client(**values, **options)
+    return svc.sync(client) if svc.sync is not None else client
+
+
+def display(service: str) -> str:
+    return service_name(service)

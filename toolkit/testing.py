@@ -1,0 +1,73 @@
+"""What users' tests and the toolkit's own tests share.
+
+* ``toolkit_sandbox`` — a pytest fixture (module scope) that starts the sandbox on 127.0.0.1 and stops it
+  after the module; enable it with ``pytest_plugins = ["toolkit.testing"]`` in a ``conftest.py``.
+  ``sandbox_factory`` starts private ones (faults, latency, another seed) and stops them after the test.
+* :func:`assert_no_secrets` — fail when any secret or raw personal value appears in a text (a log, a
+  repr, a notebook, a DataFrame rendering); the message never repeats the leaked value.
+* :func:`free_port` — a free TCP port on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import socket
+from typing import Any, Iterable, Iterator
+
+__all__ = ["assert_no_secrets", "free_port", "toolkit_sandbox", "sandbox_factory", "leaks"]
+
+
+def leaks(text: str, secrets: Iterable[Any]) -> list[str]:
+    """The secrets (str or :class:`toolkit.Secret`) that appear in ``text``, masked for display."""
+    from .core.credentials import Secret
+    from .core.redact import mask_cpr
+
+    found = []
+    for value in secrets:
+        raw = value.reveal() if isinstance(value, Secret) else str(value or "")
+        if raw and raw in text:
+            found.append(mask_cpr(raw) if raw.isdigit() and len(raw) == 10 else f"{raw[:3]}…({len(raw)} chars)")
+    return sorted(set(found))
+
+
+def assert_no_secrets(text: str, secrets: Iterable[Any], where: str = "output") -> None:
+    """Fail (AssertionError) when any of ``secrets`` appears in ``text``."""
+    found = leaks(str(text), secrets)
+    assert not found, f"{len(found)} secret/personal value(s) leaked into {where}: {', '.join(found)}"
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port nobody listens on right now (bind to port 0 and read what the system gave)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+try:  # the fixtures exist only where pytest is installed
+    import pytest
+except ImportError:  # pragma: no cover
+    pytest = None  # type: ignore[assignment]
+
+if pytest is not None:
+    @pytest.fixture(scope="module")
+    def toolkit_sandbox() -> Iterator[Any]:
+        """A sandbox (seed 0, no faults) for the tests of one module."""
+        from .sandbox import start
+
+        with start(seed=0) as sb:
+            yield sb
+
+    @pytest.fixture
+    def sandbox_factory() -> Iterator[Any]:
+        """``sandbox_factory(latency_ms=…, faults=…, seed=…)`` → a private sandbox, stopped after the test."""
+        from .sandbox import start
+
+        made: list[Any] = []
+
+        def factory(**kwargs: Any) -> Any:
+            sb = start(**kwargs)
+            made.append(sb)
+            return sb
+
+        yield factory
+        for sb in made:
+            sb.stop()
