@@ -1,5 +1,11 @@
 """Boknett (Bokbasen, Norway): the report of changed book objects and their downloads.
 
-The client (``connect``, ``objects``, ``changes``, ``download``) is still to come; the XML report parser
-is :mod:`toolkit.boknett.report`.
+    bk = toolkit.boknett.connect(username=…, password=…)      # or environment="sandbox"
+    objs = bk.objects(after="2026-11-01")
+
+The XML report parser is :mod:`toolkit.boknett.report`.
 """
+
+from .client import AsyncClient, Client, connect
+
+__all__ = ["connect", "AsyncClient", "Client"]

@@ -322,7 +322,8 @@ class Sandbox:
                                  random.Random(f"{self.seed}-{name}-faults"))
             self._middlewares[name] = mw
             config = uvicorn.Config(mw, log_level="critical", access_log=False, lifespan="off", loop="asyncio",
-                                    http=_HTTP_IMPL, ws="none", timeout_keep_alive=60, backlog=1024)
+                                    http=_HTTP_IMPL, ws="none", timeout_keep_alive=60, backlog=1024,
+                                    date_header=False)
             server = uvicorn.Server(config)
             self._servers.append(server)
             configs.append((server, sock))
