@@ -205,7 +205,8 @@ def test_audit_rows_for_invalid_and_duplicates_and_summary():
     roster = emu.roster()
     inputs = [roster[0], "junk", roster[1], roster[0], "3201901234"]
     result = ud.audit(inputs, progress=False)
-    assert list(result.columns) == ["cpr", "valid", "has_image", "http_status", "width", "height", "bytes", "error"]
+    assert list(result.columns) == ["cpr", "valid", "status", "has_image", "http_status", "width", "height", "bytes",
+                                    "error"]
     assert len(result) == 5
     assert result["valid"].tolist() == [True, False, True, True, False]
     assert pd.isna(result["http_status"].iloc[1]) and "not sent" in result["error"].iloc[1]
@@ -213,7 +214,7 @@ def test_audit_rows_for_invalid_and_duplicates_and_summary():
     assert result["has_image"].iloc[3] == result["has_image"].iloc[0]
     # only the unique valid numbers were sent
     assert sum(emu.get_counts.values()) == 2
-    assert "2 invalid" in result.summary and "5 checked" in result.summary
+    assert "invalid 2" in result.summary and "5 items" in result.summary and "duplicate 1" in result.summary
     for c in roster[:2]:
         assert c not in repr(result) and c not in result.summary
     for i, c in ((0, roster[0]), (2, roster[1])):

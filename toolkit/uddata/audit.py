@@ -4,24 +4,42 @@
 a DataFrame (its ``cpr``/``cpr_nr`` column, else its first column) or a path to a CSV/Excel/text file
 (CPR numbers read as text, leading zeros kept). Every input becomes one row, in input order:
 
-=============  ==========================================================================================
-``cpr``        the normalised 10-digit number (the input as given when it is not a CPR number)
-``valid``      whether it is a CPR number (modulus 11 is not required); invalid ones are not sent
-``has_image``  True/False from the service (a 404 is a result: no photo); empty when not checked
+===============  ========================================================================================
+``cpr``          the normalised 10-digit number (the input as given when it is not a CPR number)
+``valid``        whether it is a CPR number (modulus 11 is not required); invalid ones are not sent
+``status``       what the check found, one of :data:`STATUSES` (below)
+``has_image``    True/False: whether Uddata+ holds a photo for the number; empty when not checked
 ``http_status``  the service's answer (200, 404 …)
 ``width``, ``height``, ``bytes``  of the stored photo (width/height from the JPEG header only)
-``error``      why a row has no answer (invalid number, service error), or a note for duplicates
-=============  ==========================================================================================
+``error``        why a row has no answer (invalid number, service error), a note for duplicates, or
+                 that the number is not on the roster
+===============  ========================================================================================
 
-A CPR given twice is checked once; the later rows copy the result and say ``duplicate of input row N``.
-The one-line summary (checked / with photo / missing / invalid / errors / duplicates) is printed and kept
-in ``df.attrs["summary"]``. CPR numbers are masked on display, in the progress bar and in the summary.
+Statuses (the 404 body's ``message`` says whether the person or the photo is missing, contract Part 1):
+
+* ``with_photo`` — 200, the person has a photo (``has_image`` True);
+* ``no_photo`` — 404 "the person has no photo": a student to photograph (``has_image`` False);
+* ``unknown_cpr`` — 404 "no person with this CPR number": not on the institution's roster. ``has_image``
+  is False (Uddata+ holds no photo for the number) and ``error`` says to check the number or enrol the
+  student; :func:`missing` leaves these rows out, since no photo can be uploaded for them;
+* ``not_found`` — a 404 whose message names neither (a real service may word it otherwise):
+  ``has_image`` False, ``error`` quotes the message;
+* ``invalid`` — not a CPR number, not sent; ``error`` — the check failed (a 404 of a wrong API version or
+  endpoint, 401/403, no answer); ``deferred`` — not tried (the service failed repeatedly: re-run later);
+* ``duplicate`` — the CPR was given before: checked once, the row copies the first answer and ``error``
+  says ``duplicate of input row N``.
+
+The one-line summary is the bulk runner's (``Uddata+: photo audit: N items — with_photo …, no_photo …,
+unknown_cpr … in 1.2 s``): printed once when ``progress`` is on (never printed a second time in other
+words) and kept in ``df.attrs["summary"]`` (``df.summary``). CPR numbers are masked on display, in the
+progress bar and in the summary. ``concurrency`` must be an int ≥ 1 (else :class:`toolkit.ValidationError`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import io
+import numbers
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable
@@ -37,13 +55,48 @@ from . import cpr as _cpr
 if TYPE_CHECKING:
     from .interface import PhotoClient
 
-__all__ = ["audit", "read_cprs", "AUDIT_SCHEMA", "missing"]
+__all__ = ["audit", "read_cprs", "AUDIT_SCHEMA", "STATUSES", "missing", "check_concurrency"]
 
 AUDIT_SCHEMA = {
-    "cpr": "string", "valid": "boolean", "has_image": "boolean", "http_status": "Int64", "width": "Int64",
+    "cpr": "string", "valid": "boolean", "status": "string", "has_image": "boolean", "http_status": "Int64", "width": "Int64",
     "height": "Int64", "bytes": "Int64", "error": "string",
 }
-LABELS = ("with photo", "missing", "invalid", "error", "duplicate", "deferred")
+#: the values of the ``status`` column (see the module docstring), in summary order
+STATUSES = ("with_photo", "no_photo", "unknown_cpr", "not_found", "invalid", "error", "duplicate", "deferred")
+LABELS = STATUSES
+UNKNOWN_CPR_NOTE = ("not on the roster: Uddata+ has no person with this CPR number (404); check the number, "
+                    "or enrol the student first")
+
+
+def check_concurrency(value: Any, service: str = "uddata") -> int:
+    """``value`` when it is an int ≥ 1, else a :class:`ValidationError` naming ``concurrency``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise ValidationError(f"concurrency must be a whole number of at least 1, not {value!r}",
+                              service=service, hint="Give e.g. concurrency=8 (how many requests run at once).")
+    number = int(value)
+    if number < 1:
+        raise ValidationError(f"concurrency must be at least 1, not {number}", service=service,
+                              hint="Give e.g. concurrency=8 (how many requests run at once).")
+    return number
+
+
+def _status_of_404(response: Any) -> tuple[str | None, str | None]:
+    """(status, note) of a 404 from ``GET billeder/{cpr}``; status None when it is an error (wrong
+    version or endpoint)."""
+    try:
+        body = response.json()
+        message = str(body.get("message") or "") if isinstance(body, dict) else ""
+    except ValueError:
+        message = ""
+    text = message.lower()
+    if "no person" in text or "cpr" in text:
+        return "unknown_cpr", UNKNOWN_CPR_NOTE
+    if "version" in text or "endpoint" in text:
+        return None, (f"Uddata+ answered 404: {message}; check the API version (the picture endpoints "
+                      "exist since 0.7.5) and the base URL")
+    if "photo" in text or "picture" in text or "billede" in text or "image" in text:
+        return "no_photo", None
+    return "not_found", f"Uddata+ answered 404 ({message or 'no message'}): no photo, or no such person"
 _CPR_COLUMNS = ("cpr", "cpr_nr", "cprnr", "cpr_nummer", "cpr-nr", "personnummer")
 
 
@@ -97,7 +150,7 @@ def read_cprs(source: Any) -> list[Any]:
 
 def _looks_like_cpr(text: str) -> bool:
     stripped = text.strip().replace("-", "").replace(" ", "")
-    return stripped.isdigit() and len(stripped) <= 12
+    return stripped.isascii() and stripped.isdigit() and len(stripped) <= 12
 
 
 def _header_size(data: bytes) -> tuple[int | None, int | None, str | None]:
@@ -120,11 +173,28 @@ def _error_row(number: str, exc: BaseException) -> dict[str, Any]:
         message = f"unexpected error ({type(exc).__name__}): {redact(exc)}"
         status = None
     return {"cpr": number, "valid": True, "has_image": None, "http_status": status, "width": None, "height": None,
-            "bytes": None, "error": redact(message), "outcome": "error"}
+            "bytes": None, "error": redact(message), "outcome": "error", "status": "error"}
 
 
 async def audit(client: "PhotoClient", cprs: Any, concurrency: int = 16, progress: bool = True) -> ToolkitFrame:
-    """Check which CPR numbers have a photo; one row per input (see the module docstring)."""
+    """Check which CPR numbers have a photo; one row per input (see the module docstring).
+
+    Parameters
+    ----------
+    client : an Uddata+ client (``toolkit.uddata.AsyncClient``).
+    cprs : list, Series, DataFrame (``cpr`` column, else the first), Index or CSV/Excel path.
+    concurrency : requests at once, an int ≥ 1. progress : show a progress bar and print the summary.
+
+    Returns
+    -------
+    A frame with one row per input: ``cpr, valid, status, has_image, http_status, width, height, bytes,
+    error``; ``df.attrs["summary"]`` holds the one-line summary.
+
+    Raises
+    ------
+    toolkit.ValidationError — ``concurrency`` is not an int ≥ 1, or the input cannot be read.
+    """
+    concurrency = check_concurrency(concurrency)
     values = read_cprs(cprs)
     checks = [_cpr.validate(v) for v in values]
     first_row: dict[str, int] = {}
@@ -142,18 +212,23 @@ async def audit(client: "PhotoClient", cprs: Any, concurrency: int = 16, progres
         response = await client.http.request("GET", client.path(f"billeder/{number}"), allow=(404,),
                                              what="check the photo")
         if response.status_code == 404:
+            status, note = _status_of_404(response)
+            if status is None:
+                return {"cpr": number, "valid": True, "has_image": None, "http_status": 404, "width": None,
+                        "height": None, "bytes": None, "error": note, "outcome": "error", "status": "error"}
             return {"cpr": number, "valid": True, "has_image": False, "http_status": 404, "width": None,
-                    "height": None, "bytes": None, "error": None, "outcome": "missing"}
+                    "height": None, "bytes": None, "error": note, "outcome": status, "status": status}
         data = response.content
         width, height, problem = _header_size(data)
         return {"cpr": number, "valid": True, "has_image": True, "http_status": response.status_code,
-                "width": width, "height": height, "bytes": len(data), "error": problem, "outcome": "with photo"}
+                "width": width, "height": height, "bytes": len(data), "error": problem, "outcome": "with_photo",
+                "status": "with_photo"}
 
     async def worker(item: tuple[int, Any]) -> dict[str, Any]:
         i, check = item
         if not check.valid:
             return {"cpr": check.cpr or None, "valid": False, "error": f"{check.error}; not sent",
-                    "outcome": "invalid"}
+                    "outcome": "invalid", "status": "invalid"}
         number = check.cpr
         if first_row[number] != i:
             try:
@@ -163,7 +238,8 @@ async def audit(client: "PhotoClient", cprs: Any, concurrency: int = 16, progres
                     raise
                 first = _error_row(number, exc)
             return {**first, "error": f"duplicate of input row {first_row[number] + 1}; checked once"
-                    + (f" ({first['error']})" if first.get("error") else ""), "outcome": "duplicate"}
+                    + (f" ({first['error']})" if first.get("error") else ""), "outcome": "duplicate",
+                    "status": "duplicate"}
         try:
             row = await fetch(number)
         except BaseException as exc:
@@ -182,24 +258,27 @@ async def audit(client: "PhotoClient", cprs: Any, concurrency: int = 16, progres
         i, check = item
         if check.cpr in futures and not futures[check.cpr].done():
             futures[check.cpr].set_result({"cpr": check.cpr, "valid": True, "error": "deferred",
-                                           "outcome": "deferred"})
-        return {"cpr": check.cpr, "valid": check.valid, "has_image": None,
+                                           "outcome": "deferred", "status": "deferred"})
+        if not check.valid:
+            return {"cpr": check.cpr or None, "valid": False, "error": f"{check.error}; not sent",
+                    "outcome": "invalid", "status": "invalid"}
+        return {"cpr": check.cpr, "valid": check.valid, "has_image": None, "status": "deferred",
                 "error": "not checked: the service failed repeatedly, re-run the audit later", "outcome": "deferred"}
 
     await client.http.ensure_pool(concurrency)
     outcome = await run_bulk(items, worker, service="uddata", desc="photo audit", concurrency=concurrency,
                              on_error=on_error, on_deferred=on_deferred, progress=progress, summary_labels=LABELS)
-    counts = outcome.counts
-    summary = (f"Uddata+ photo audit: {len(values)} checked — {counts.get('with photo', 0)} with photo, "
-               f"{counts.get('missing', 0)} missing, {counts.get('invalid', 0)} invalid, "
-               f"{counts.get('error', 0) + counts.get('deferred', 0)} errors"
-               + (f", {sum(duplicates.values())} duplicates" if duplicates else "")
-               + f" ({outcome.seconds:.1f} s)")
-    return frame(outcome.rows, AUDIT_SCHEMA, masked=["cpr"], summary=summary)
+    # the bulk runner's line is the one summary: it printed it (when progress is on); keep the same text
+    return frame(outcome.rows, AUDIT_SCHEMA, masked=["cpr"], summary=redact(outcome.summary))
 
 
 def missing(result: pd.DataFrame) -> pd.DataFrame:
-    """The rows of an audit result whose person has no photo (valid, checked, ``has_image`` False)."""
+    """The rows of an audit result whose person is on the roster and has no photo (``no_photo``, and the
+    ambiguous ``not_found``; also their duplicates' first rows), one per CPR. ``unknown_cpr`` rows are left
+    out: no photo can be uploaded for a number Uddata+ does not know."""
     mask = result["has_image"].fillna(True).eq(False) & result["valid"].fillna(False)
+    if "status" in result.columns:
+        unknown = result.loc[result["status"].eq("unknown_cpr").fillna(False).astype(bool), "cpr"]
+        mask &= ~result["cpr"].isin(list(unknown)).fillna(False)
     out = result[mask.astype(bool)]
     return out.drop_duplicates("cpr")

@@ -4,8 +4,12 @@
 ``ud.upload_folder(folder)``) checks every file before anything is sent, then uploads the good ones
 concurrently and returns **one row per file** (``file, cpr, outcome, http_status, message``).
 
-Files: every non-hidden file directly in ``folder`` (sub-folders and names starting with ``.``, such as
-the journal, are ignored). A file is sent only when
+Rows: **every entry** directly in ``folder`` becomes one row (sorted by name): files, sub-folders (not
+searched: ``not_a_file``), broken links and other non-files (``not_a_file``), names starting with ``.``
+such as ``.0101901234.jpg`` or ``..0101901234.jpg`` (``hidden``, not sent: rename them to upload them).
+Only the journal's own files (``.uddata-upload.sqlite`` and its ``-wal``/``-shm``/``-journal``
+companions, or those of the ``journal=`` file when it lies in the folder) get no row. A link to a file
+counts as that file. A file is sent only when
 
 * its name is ``<cpr>.jpg`` or ``<cpr>.jpeg`` in any case, ``DDMMYYSSSS`` or ``DDMMYY-SSSS``, and the CPR
   number is valid (a real date, not in the future; modulus 11 is not required);
@@ -16,6 +20,7 @@ the journal, are ignored). A file is sent only when
 
 Outcomes: ``uploaded`` (201), ``already_uploaded`` (the journal says this exact photo was stored; not
 sent again), ``would_upload`` (dry run), ``invalid_name``, ``invalid_image``, ``duplicate``,
+``not_a_file`` (a folder, a broken link, a device), ``hidden`` (name starts with a dot),
 ``unknown_cpr`` (404), ``forbidden`` (403), ``unauthorized`` (401), ``rejected`` (400/413 from the
 service), ``failed`` (no answer or a service error after the retries), ``deferred`` (not tried: the
 service failed repeatedly, run again later).
@@ -49,6 +54,7 @@ from ..core.frames import ToolkitFrame, ToolkitSeries, frame
 from ..core.journal import Journal
 from ..core.redact import get_logger, redact
 from . import cpr as _cpr
+from .audit import check_concurrency
 
 if TYPE_CHECKING:
     from .interface import PhotoClient
@@ -65,8 +71,9 @@ JOURNAL_NAME = ".uddata-upload.sqlite"
 NAME_RE = re.compile(r"^(\d{6})-?(\d{4})$")
 JPEG_SUFFIXES = (".jpg", ".jpeg")
 LABELS = ("uploaded", "already_uploaded", "would_upload", "invalid_name", "invalid_image", "duplicate",
-          "unknown_cpr", "forbidden", "unauthorized", "rejected", "failed", "deferred")
-INVALID = {"invalid_name", "invalid_image", "duplicate"}
+          "not_a_file", "hidden", "unknown_cpr", "forbidden", "unauthorized", "rejected", "failed", "deferred")
+INVALID = {"invalid_name", "invalid_image", "duplicate", "not_a_file", "hidden"}
+JOURNAL_SUFFIXES = ("", "-wal", "-shm", "-journal")
 FAILED = {"unknown_cpr", "forbidden", "unauthorized", "rejected", "failed", "deferred"}
 #: the command line's exit codes
 EXIT_CODES = {"ok": 0, "failed": 1, "invalid": 2}
@@ -145,11 +152,42 @@ def _parse_name(path: Path) -> Candidate:
     return Candidate(path, check.cpr)
 
 
-def scan_folder(folder: Path) -> list[Candidate]:
-    """The candidates of ``folder`` sorted by name, duplicates of one CPR flagged."""
-    entries = sorted((e for e in os.scandir(folder) if not e.name.startswith(".") and e.is_file()),
-                     key=lambda e: e.name)
-    candidates = [_parse_name(Path(e.path)) for e in entries]
+def _entry_candidate(entry: "os.DirEntry[str]") -> Candidate:
+    """The candidate of one directory entry: refused at once unless it is a visible file."""
+    path = Path(entry.path)
+    if entry.name.startswith("."):
+        return Candidate(path, None, "hidden", "not sent: a hidden file (its name starts with a dot); rename it "
+                                               "to <cpr>.jpg to upload it")
+    try:
+        is_dir = entry.is_dir()  # follows links: a link to a folder is a folder
+        is_file = entry.is_file()
+    except OSError:
+        is_dir = is_file = False
+    if is_dir:
+        return Candidate(path, None, "not_a_file", "not sent: a folder (sub-folders are not searched; move the "
+                                                   "photos into this folder)")
+    if not is_file:
+        if entry.is_symlink():
+            return Candidate(path, None, "not_a_file", "not sent: a broken link (the file it points to does not "
+                                                       "exist)")
+        return Candidate(path, None, "not_a_file", "not sent: not a regular file")
+    return _parse_name(path)
+
+
+def scan_folder(folder: Path, journal: "Path | None" = None) -> list[Candidate]:
+    """One candidate per entry of ``folder`` sorted by name (see the module docstring), duplicates of one
+    CPR flagged. The journal's own files (``journal``, default ``folder/.uddata-upload.sqlite``) are left out."""
+    folder = Path(folder)
+    skip = {JOURNAL_NAME + s for s in JOURNAL_SUFFIXES}
+    if journal is not None:
+        journal = Path(journal)
+        try:
+            if journal.parent.resolve() == folder.resolve():
+                skip |= {journal.name + s for s in JOURNAL_SUFFIXES}
+        except OSError:
+            pass
+    entries = sorted((e for e in os.scandir(folder) if e.name not in skip), key=lambda e: e.name)
+    candidates = [_entry_candidate(e) for e in entries]
     by_cpr: dict[str, list[Candidate]] = {}
     for c in candidates:
         if c.cpr:
@@ -243,13 +281,17 @@ def exit_code(result: Any) -> int:
 async def upload_folder(client: "PhotoClient", folder: "str | os.PathLike[str]", concurrency: int = 8,
                         dry_run: bool = False, journal: "str | os.PathLike[str] | None" = None,
                         progress: bool = True) -> ToolkitFrame:
-    """Check and upload every ``<cpr>.jpg`` of ``folder``; one row per file (see the module docstring)."""
+    """Check and upload every ``<cpr>.jpg`` of ``folder``; one row per entry (see the module docstring).
+
+    Raises :class:`toolkit.ValidationError` when ``folder`` is not a folder or ``concurrency`` is not an
+    int ≥ 1 (before anything is read or sent)."""
+    concurrency = check_concurrency(concurrency)
     root = Path(folder).expanduser()
     if not root.is_dir():
         raise ValidationError(f"no such folder: {root.name}", service="uddata",
                               hint="Give the folder that holds the <cpr>.jpg photos.")
-    candidates = scan_folder(root)
     journal_path = Path(journal).expanduser() if journal else root / JOURNAL_NAME
+    candidates = scan_folder(root, journal=journal_path)
     book = Journal(journal_path, readonly=dry_run, service="uddata")
     dest = client.destination
     run_id = book.start_run("uddata", dest, "photo upload", len(candidates))
