@@ -107,9 +107,11 @@ def test_secret_may_be_a_Secret_and_repr_hides_it():
 
 def test_students_keep_cpr_as_text_masked_on_display():
     df = client(Fake()).students()
-    assert list(df.columns[:9]) == ["cpr", "cpr_nr", "indi_id", "fornavn", "efternavn", "stamhold", "uddannelse",
+    assert list(df.columns[:8]) == ["cpr", "indi_id", "fornavn", "efternavn", "stamhold", "uddannelse",
                                     "startdato", "slutdato"]
-    assert df["cpr"].iloc[0] == "0101901234" and df["cpr_nr"].iloc[0] == "0101901234"
+    assert df["cpr"].iloc[0] == "0101901234" and str(df["cpr"].dtype) == "cpr"
+    # one CPR column: the delivered value equals the normalised one, so no second column repeats it
+    assert "cpr_nr" not in df.columns and "cpr_as_delivered" not in df.columns
     assert "0101901234" not in repr(df) and "0101901234" not in df._repr_html_()
 
 
@@ -118,7 +120,9 @@ def test_students_normalise_a_dashed_cpr_and_keep_the_delivered_value():
     fake = Fake()
     ud = client(lambda r: HTTPResponse(200, json=roster) if r.url.path.endswith("/elever") else fake(r))
     df = ud.students()
-    assert df["cpr"].tolist()[0] == "0202020202" and df["cpr_nr"].tolist()[0] == "020202-0202"
+    assert df["cpr"].tolist()[0] == "0202020202" and "cpr_nr" not in df.columns
+    # the delivered value is kept only where it differs from the normalised number
+    assert df["cpr_as_delivered"].tolist()[0] == "020202-0202" and pd.isna(df["cpr_as_delivered"].iloc[1])
     assert pd.isna(df["cpr"].iloc[1]) and len(df) == 2
     assert "020202-0202" not in repr(df) and "0202020202" not in repr(df)
 

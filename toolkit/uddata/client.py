@@ -53,7 +53,7 @@ ENVIRONMENTS: dict[str, str] = {
 DEFAULT_PATH_PREFIX = "{api_version}/{institution}"
 
 STUDENT_SCHEMA = {
-    "cpr": "string", "cpr_nr": "string", "indi_id": "string", "fornavn": "string", "efternavn": "string", "stamhold": "string",
+    "cpr": "string", "indi_id": "string", "fornavn": "string", "efternavn": "string", "stamhold": "string",
     "uddannelse": "string", "startdato": "date", "slutdato": "date",
 }
 
@@ -145,9 +145,15 @@ class AsyncClient(ServiceClient):
 
     # -- roster -----------------------------------------------------------------------------------------
     async def students(self, expand: str | None = None) -> ToolkitFrame:
-        """The institution's students (``/elever``) as a DataFrame. ``cpr`` is the CPR number as 10 digits
-        (text, leading zeros kept), ``cpr_nr`` the value exactly as Uddata+ delivered it; both are masked on
-        display. ``expand="uddannelser"`` adds the educations as a list column."""
+        """The institution's students (``/elever``) as a DataFrame.
+
+        ``cpr`` is the one CPR column: the number as 10 digits (text, leading zeros kept, the ``cpr``
+        dtype, masked on display), as :meth:`audit` and :meth:`upload_folder` use it. Uddata+ delivers it
+        as ``cpr_nr``; that field is not repeated as a column of its own. Only when some delivered value
+        differs from its normalised number (e.g. ``010190-1234``) is a column ``cpr_as_delivered`` added,
+        holding the delivered text in those rows only (empty elsewhere; masked too). A value that is not
+        a CPR number stays as delivered in ``cpr``. ``expand="uddannelser"`` adds the educations as a list
+        column."""
         params = {"expand": expand} if expand else None
         response = await self.http.request("GET", self.path("elever"), params=params, what="read the students")
         try:
@@ -157,17 +163,22 @@ class AsyncClient(ServiceClient):
         if isinstance(body, dict):  # tolerate an envelope
             body = next((v for v in body.values() if isinstance(v, list)), [])
         records = []
+        differs = False
         for item in body or []:
             record = dict(item)
-            raw = record.get("cpr_nr", record.get("cpr"))
+            raw = record.pop("cpr_nr", record.get("cpr"))
             text = _cpr._text(raw).strip() if raw is not None else None
-            record["cpr_nr"] = text  # as the service delivered it
             try:  # the normalised 10 digits, which audit() and upload_folder() use
                 record["cpr"] = _cpr.normalize(text) if text else None
             except ValidationError:
                 record["cpr"] = text
+            if text and record["cpr"] != text:
+                record["cpr_as_delivered"] = text
+                differs = True
             records.append(record)
-        return frame(records, STUDENT_SCHEMA, masked=["cpr", "cpr_nr"], extra="keep")
+        schema = {**STUDENT_SCHEMA, "cpr_as_delivered": "string"} if differs else STUDENT_SCHEMA
+        masked = ["cpr", "cpr_as_delivered"] if differs else ["cpr"]
+        return frame(records, schema, masked=masked, extra="keep")
 
     # -- photos -----------------------------------------------------------------------------------------
     async def get_image_bytes(self, cpr: Any) -> bytes | None:
