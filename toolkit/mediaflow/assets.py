@@ -1,0 +1,305 @@
+"""Reading Mediaflow: latest files, folder tree, files of a folder, one file, previews.
+
+Every successful GET of Mediaflow answers a JSON array (even for one object). Files become rows with
+snake_case columns: camelCase keys are converted (``uploadedBy`` → ``uploaded_by``, ``hasPreview`` →
+``has_preview``, ``smallPreview`` → ``small_preview``), the nested ``type`` object becomes ``type`` (its
+``type``: image, video, document …), ``extension``, ``type_description`` and ``type_id``; ``geodata``
+becomes ``latitude``/``longitude`` and ``focus`` ``focus_x``/``focus_y``. Times (``uploaded``,
+``added_to_folder``) are UTC without a time zone. Fields the toolkit does not know are kept with their
+name in snake_case. The columns depend only on the fields asked for, so an empty result keeps them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import re
+from typing import TYPE_CHECKING, Any, Sequence
+
+import pandas as pd
+
+from ..core.errors import ToolkitError, ValidationError
+from ..core.frames import ToolkitFrame, ToolkitSeries, frame
+from ..core.http import PagePaging
+
+if TYPE_CHECKING:
+    from .client import AsyncClient
+
+__all__ = ["FILE_COLUMNS", "FOLDER_SCHEMA", "DEFAULT_FIELDS", "PREVIEW_SIZES", "snake", "file_columns",
+           "file_records", "latest", "folders", "files", "file", "previews"]
+
+SERVICE = "mediaflow"
+PAGE_SIZE = 100  # Mediaflow's largest per_page
+PREVIEW_SIZES = ("thumb", "small", "medium")
+
+#: Mediaflow field (lower-case, as ``fields=`` names it) → the columns it becomes, with their dtypes
+FILE_COLUMNS: dict[str, dict[str, str]] = {
+    "id": {"id": "Int64"},
+    "name": {"name": "string"},
+    "filename": {"filename": "string"},
+    "type": {"type": "string", "extension": "string", "type_description": "string", "type_id": "Int64"},
+    "filesize": {"filesize": "Int64"},
+    "checksum": {"checksum": "string"},
+    "width": {"width": "Int64"},
+    "height": {"height": "Int64"},
+    "length": {"length": "Float64"},
+    "dpi": {"dpi": "Int64"},
+    "rating": {"rating": "Int64"},
+    "nrdownloads": {"nr_downloads": "Int64"},
+    "uploaded": {"uploaded": "datetime"},
+    "uploadedby": {"uploaded_by": "string"},
+    "addedtofolder": {"added_to_folder": "datetime"},
+    "photographer": {"photographer": "string"},
+    "description": {"description": "string"},
+    "instructions": {"instructions": "string"},
+    "processed": {"processed": "boolean"},
+    "haspreview": {"has_preview": "boolean"},
+    "hasversions": {"has_versions": "boolean"},
+    "locked": {"locked": "boolean"},
+    "gdprstatus": {"gdpr_status": "string"},
+    "alttext": {"alttext": "string"},
+    "folderid": {"folder_id": "Int64"},
+    "geodata": {"latitude": "Float64", "longitude": "Float64"},
+    "focus": {"focus_x": "Float64", "focus_y": "Float64"},
+    "icon": {"icon": "string"},
+    "thumbpreview": {"thumb_preview": "string"},
+    "smallpreview": {"small_preview": "string"},
+    "mediumpreview": {"medium_preview": "string"},
+    "previews": {"previews": "object"},
+}
+
+#: what ``latest``/``files``/``file`` ask for when ``fields`` is not given
+DEFAULT_FIELDS = ("id", "name", "filename", "type", "filesize", "width", "height", "uploaded", "uploadedby",
+                  "processed", "haspreview", "thumbpreview", "smallpreview", "mediumpreview")
+
+FOLDER_SCHEMA = {"id": "Int64", "name": "string", "parent": "Int64", "depth": "Int64", "has_children": "boolean",
+                 "archived": "boolean", "type": "string", "path": "string"}
+
+_CAMEL = re.compile(r"(?<=[a-z0-9])([A-Z])")
+
+
+def snake(name: str) -> str:
+    """``uploadedBy`` → ``uploaded_by``; ``hasPreview`` → ``has_preview``."""
+    return _CAMEL.sub(r"_\1", str(name)).lower()
+
+
+def _field_list(fields: "str | Sequence[str] | None") -> list[str] | None:
+    if fields is None:
+        return None
+    names = fields.split(",") if isinstance(fields, str) else [str(f) for f in fields]
+    names = [n.strip().lower() for n in names if str(n).strip()]
+    if not names:
+        raise ValidationError("fields is empty", service=SERVICE,
+                              hint='Give Mediaflow field names, e.g. fields="id,name,uploadedby", or "all".')
+    return names
+
+
+def _fields_param(names: list[str] | None) -> str:
+    return ",".join(names if names is not None else DEFAULT_FIELDS)
+
+
+def file_columns(names: list[str] | None) -> dict[str, str]:
+    """The schema of a file frame for the fields asked for (``id`` always first)."""
+    if names is None:
+        wanted = list(DEFAULT_FIELDS)
+    elif any(n in ("all", "any") for n in names):
+        wanted = list(FILE_COLUMNS)
+    else:
+        wanted = ["id", *[n for n in names if n != "id"]]
+    schema: dict[str, str] = {}
+    for n in wanted:
+        schema.update(FILE_COLUMNS.get(n, {snake(n): "object"}))
+    return schema
+
+
+def _utc_naive(value: Any) -> Any:
+    if value in (None, ""):
+        return None
+    try:
+        ts = pd.Timestamp(value)
+    except (TypeError, ValueError):
+        return None
+    if ts.tzinfo is not None:
+        ts = ts.tz_convert("UTC").tz_localize(None)
+    return ts
+
+
+def file_records(items: Sequence[Any]) -> list[dict[str, Any]]:
+    """Mediaflow file objects → flat snake_case records (see the module docstring)."""
+    out = []
+    for item in items:
+        if not isinstance(item, dict):
+            continue
+        rec: dict[str, Any] = {}
+        for key, value in item.items():
+            low = str(key).lower()
+            if low == "type" and isinstance(value, dict):
+                rec["type"] = value.get("type")
+                rec["extension"] = value.get("extension")
+                rec["type_description"] = value.get("description")
+                rec["type_id"] = value.get("id")
+            elif low == "geodata" and isinstance(value, dict):
+                rec["latitude"], rec["longitude"] = value.get("latitude"), value.get("longitude")
+            elif low == "focus" and isinstance(value, dict):
+                rec["focus_x"], rec["focus_y"] = value.get("x"), value.get("y")
+            elif low in ("uploaded", "addedtofolder"):
+                rec[snake(key)] = _utc_naive(value)
+            elif low in ("thumbpreview", "smallpreview", "mediumpreview", "icon"):
+                rec[snake(key)] = value or None  # "" = no preview
+            else:
+                rec[snake(key)] = value
+        out.append(rec)
+    return out
+
+
+def _file_frame(items: Sequence[Any], names: list[str] | None) -> ToolkitFrame:
+    records = file_records(items)
+    schema = file_columns(names)
+    df = frame(records, schema)
+    df.attrs.update({"kind": "assets", "service": SERVICE})
+    return df
+
+
+def _array(response: Any) -> list[Any]:
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if isinstance(body, dict):  # the documented root is an array; accept one object too
+        body = [body]
+    if not isinstance(body, list):
+        raise ToolkitError("the answer was not the JSON array Mediaflow sends", service=SERVICE,
+                           hint="Check the base URL: it must end in the API version, e.g. …/1.")
+    return body
+
+
+def _int_id(value: Any, what: str) -> int:
+    if isinstance(value, bool):
+        raise ValidationError(f"{what} must be a whole number, not {value!r}", service=SERVICE)
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise ValidationError(f"{what} must be a whole number (ids may be negative), not {value!r}",
+                              service=SERVICE, hint=f"Give the {what} as a number, e.g. 12 or -14.") from None
+    if isinstance(value, float) and number != value:
+        raise ValidationError(f"{what} must be a whole number, not {value!r}", service=SERVICE)
+    return number
+
+
+def _type_param(type: str | None) -> str:
+    return "any" if type in (None, "", "all") else str(type).lower()
+
+
+async def latest(client: "AsyncClient", type: str | None = "image", processed: bool = True, limit: int = 100,
+                 fields: "str | Sequence[str] | None" = None) -> ToolkitFrame:
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+        raise ValidationError(f"limit must be a whole number of at least 1, not {limit!r}", service=SERVICE,
+                              hint="Give limit=100, for example.")
+    names = _field_list(fields)
+    params: dict[str, Any] = {"type": _type_param(type), "fields": _fields_param(names)}
+    if processed:
+        params["processed"] = "true"
+    paging = PagePaging(count=lambda r: len(_array(r)), size=PAGE_SIZE, limit=limit)
+    items: list[Any] = []
+    async for response in client.http.pages("file/latest", paging, params=params, what="list the latest files"):
+        items.extend(_array(response))
+        if len(items) >= limit:
+            break
+    return _file_frame(items[:limit], names)
+
+
+async def folders(client: "AsyncClient") -> ToolkitFrame:
+    response = await client.http.request("GET", "foldertree", params={"fields": "all"}, what="read the folder tree")
+    items = [f for f in _array(response) if isinstance(f, dict)]
+    by_id = {f.get("id"): f for f in items}
+
+    def path(f: dict[str, Any]) -> str:
+        names, seen, node = [], set(), f
+        while node is not None and node.get("id") not in seen:
+            seen.add(node.get("id"))
+            names.append(str(node.get("name", "")))
+            node = by_id.get(node.get("parent")) if node.get("parent") not in (None, 0) else None
+        return " / ".join(reversed(names))
+
+    records = [{"id": f.get("id"), "name": f.get("name"), "parent": f.get("parent"), "depth": f.get("depth"),
+                "has_children": f.get("hasChildren"), "archived": f.get("archived"), "type": f.get("type"),
+                "path": path(f)} for f in items]
+    df = frame(records, FOLDER_SCHEMA)
+    df.attrs.update({"kind": "folders", "service": SERVICE})
+    return df
+
+
+async def files(client: "AsyncClient", folder_id: Any, type: str | None = "any", processed: bool = False,
+                fields: "str | Sequence[str] | None" = None) -> ToolkitFrame:
+    fid = _int_id(folder_id, "folder id")
+    names = _field_list(fields)
+    params: dict[str, Any] = {"type": _type_param(type), "fields": _fields_param(names)}
+    if processed:
+        params["processed"] = "true"
+    response = await client.http.request("GET", f"folder/{fid}/files", params=params,
+                                         what=f"list the files of folder {fid}")
+    return _file_frame(_array(response), names)
+
+
+async def file(client: "AsyncClient", file_id: Any, fields: "str | Sequence[str] | None" = None) -> ToolkitSeries:
+    fid = _int_id(file_id, "file id")
+    names = _field_list(fields)
+    response = await client.http.request("GET", f"file/{fid}", params={"fields": _fields_param(names)},
+                                         what=f"read file {fid}")
+    df = _file_frame(_array(response)[:1], names)
+    if not len(df):
+        from ..core.errors import NotFound
+
+        raise NotFound(f"Mediaflow answered no file for id {fid}", service=SERVICE, status=404,
+                       hint="Check the file id (ids may be negative).")
+    row = df.iloc[0]
+    row.attrs.update(df.attrs)
+    return row
+
+
+def _decode(data: bytes) -> Any:
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        img = Image.open(io.BytesIO(data), formats=["JPEG", "PNG", "GIF", "WEBP"])
+        img.load()
+        return img
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError):
+        return None
+
+
+async def previews(client: "AsyncClient", files_: Any, size: str = "small", concurrency: int = 8) -> list[Any]:
+    if size not in PREVIEW_SIZES:
+        raise ValidationError(f"size must be one of {', '.join(PREVIEW_SIZES)}, not {size!r}", service=SERVICE)
+    if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
+        raise ValidationError(f"concurrency must be a whole number of at least 1, not {concurrency!r}",
+                              service=SERVICE)
+    column = f"{size}_preview"
+    if isinstance(files_, pd.DataFrame):
+        ids = list(files_["id"]) if "id" in files_.columns else [None] * len(files_)
+        urls = list(files_[column]) if column in files_.columns else [None] * len(files_)
+        flags = list(files_["has_preview"]) if "has_preview" in files_.columns else [None] * len(files_)
+        known = column in files_.columns
+    elif isinstance(files_, pd.Series) and "id" in files_.index:
+        ids, urls = [files_["id"]], [files_.get(column)]
+        flags, known = [files_.get("has_preview")], column in files_.index
+    else:
+        ids = list(files_) if isinstance(files_, (list, tuple, pd.Series, pd.Index)) else [files_]
+        urls, flags, known = [None] * len(ids), [None] * len(ids), False
+    semaphore = asyncio.Semaphore(concurrency)
+
+    async def one(file_id: Any, url: Any, flag: Any) -> Any:
+        async with semaphore:
+            if not known and file_id is not None and not pd.isna(file_id):
+                info = await file(client, file_id, fields=[f"{size}preview", "haspreview"])
+                url, flag = info.get(column), info.get("has_preview")
+            if flag is False or not isinstance(url, str) or not url:
+                return None
+            # a public URL, possibly on another host: never send the access token with it
+            response = await client.http.request("GET", url, authenticate=False, allow=(404, 410),
+                                                     headers={"Accept": "image/*"}, what="fetch a preview")
+            if response.status_code != 200:
+                return None
+            return _decode(response.content)
+
+    return list(await asyncio.gather(*(one(i, u, f) for i, u, f in zip(ids, urls, flags))))
