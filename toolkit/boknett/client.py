@@ -3,15 +3,23 @@
 Login is a form POST to ``{login_url}/v1/tickets`` (``201``, the ticket in the ``Boknett-TGT`` header);
 every metadata call carries ``Authorization: Boknett TGT-…`` and ``Date``. The ticket lives 2 hours and is
 renewed after 110 minutes, and once on a 401. Paths are ``{base_url}/metadata/export/object…``.
+
+The clock: Boknett refuses a ``Date`` more than 15 minutes off its own clock (``400 DATE_SKEW``). The
+client then learns the offset from the server's ``Date`` header and repeats the call once; if the server
+still refuses, a :class:`~toolkit.core.errors.ValidationError` names the two clocks.
 """
 
 from __future__ import annotations
 
+import asyncio
+import os
+import time
 from typing import Any, Mapping
 
 from ..core import service as _service
 from ..core.auth import DateHeader, TicketAuth
 from ..core.credentials import Secret
+from ..core.errors import ToolkitError, ValidationError
 from ..core.http import HttpClient, RetryPolicy, ServiceClient, Timeouts
 from ..core.redact import redact
 from ..core.registry import Field, ServiceSpec, register
@@ -36,7 +44,21 @@ FIELDS = [
     Field("password", "Password", secret=True),
 ]
 
-LOGIN_HINTS = {401: "Boknett did not accept the user name and password: check them (Bokbasen issues them)."}
+LOGIN_HINTS = {401: "Boknett did not accept the user name and password: check them (Bokbasen issues them).",
+               400: "Boknett did not accept the login form: check the user name and password."}
+#: statuses of metadata calls → what to do
+HINTS = {401: "Boknett refused the login ticket even after logging in again: check the user name and password.",
+         403: "This Boknett user may not read this: ask Bokbasen for access to the object export."}
+#: 400 codes of the error XML → (plain message, what to do)
+CODE_HINTS = {
+    "INVALID_PAGESIZE": "Give pagesize= from 1 to 5000.",
+    "AFTER_TOO_OLD": "Give an after= date within the last 180 days.",
+    "INVALID_AFTER": "Give after= as a date, a datetime or yyyyMMddHHmmss.",
+    "CURSOR_EXPIRED": "The saved cursor is older than 180 days: delete the state file and pull once with after=….",
+    "INVALID_CURSOR": "The cursor is not one Boknett issued: delete the state file and pull once with after=….",
+    "INVALID_PARAMETERS": "Give exactly one of after= or next=.",
+}
+CLOCK_CODES = ("DATE_SKEW", "MISSING_DATE", "INVALID_DATE")
 TGT_LIFETIME = 2 * 3600
 TGT_RENEW_AFTER = 110 * 60
 
@@ -66,11 +88,181 @@ class AsyncClient(ServiceClient):
         self.http = HttpClient(SERVICE, self.base_url, auth=self.auth, transport=transport, timeouts=timeouts,
                                retry=retry, max_connections=max_connections, attempt_headers=[self.clock])
 
+        self._clock_lock: asyncio.Lock | None = None
+        self._clock_loop: Any = None
+        self.clock_adjustments = 0  #: how often the server's clock was learnt (diagnostics, tests)
+
     def __repr__(self) -> str:
         return redact(f"<Boknett client {self.base_url} user={self.username}>")
 
+    # -- the clock ----------------------------------------------------------------------------------------
+    def _clock_now(self) -> float:
+        """This computer's time corrected by the learnt offset of Boknett's clock (epoch seconds)."""
+        return time.time() + self.clock.offset
 
-Client = sync_class(AsyncClient, "Client", module=__name__)
+    def _lock(self) -> asyncio.Lock:
+        loop = asyncio.get_running_loop()
+        if self._clock_lock is None or self._clock_loop is not loop:
+            self._clock_lock, self._clock_loop = asyncio.Lock(), loop
+        return self._clock_lock
+
+    def _clock_error(self, server_date: str | None) -> ValidationError:
+        return ValidationError(
+            "Boknett refused the Date header of the request: this computer's clock and Boknett's clock "
+            f"(server Date: {server_date or 'not given'}) differ by more than 15 minutes, also after the toolkit "
+            f"adjusted its Date by {self.clock.offset:+.0f} s", service=SERVICE,
+            hint="Set this computer's clock right (automatic time / NTP), then run again.")
+
+    async def _learn_clock(self, response: Any, sent_offset: float) -> bool:
+        """Learn the server's clock from ``response`` (a DATE_SKEW answer); True if the call may be repeated."""
+        async with self._lock():
+            if self.clock.offset != sent_offset:
+                return True  # another request learnt it meanwhile
+            before = self.clock.offset
+            learnt = self.clock.learn(response.headers.get("date"))
+            if learnt is None or abs(learnt - before) < 1:
+                return False
+            self.clock_adjustments += 1
+            from ..core.redact import get_logger
+            get_logger("toolkit.boknett").info("Boknett: the server's clock differs from this computer's by "
+                                               "%+.0f s; the Date header is adjusted", learnt)
+            return True
+
+    def _api_error(self, response: Any, what: str) -> ToolkitError:
+        """The toolkit exception of a 400 answer, with a plain hint per error code."""
+        from .report import parse_errors
+
+        try:
+            codes = parse_errors(response.content)
+        except ToolkitError:
+            codes = []
+        code = codes[0][0] if codes else ""
+        if code in CLOCK_CODES:
+            return self._clock_error(response.headers.get("date"))
+        hint = CODE_HINTS.get(code)
+        err = self.http.error_for(response, what=what, hints={400: hint} if hint else None)
+        err.code = code  # type: ignore[attr-defined]
+        return err
+
+    async def _get(self, path: str, *, params: Mapping[str, Any] | None = None, what: str,
+                  headers: Mapping[str, str] | None = None) -> Any:
+        """GET with the ticket and ``Date``; a clock refusal learns the server's clock and repeats once."""
+        for attempt in (1, 2):
+            offset = self.clock.offset
+            response = await self.http.request("GET", path, params=params, headers=headers, what=what,
+                                               allow=(400,), hints=HINTS)
+            if response.status_code != 400:
+                return response
+            from .report import parse_errors
+
+            try:
+                codes = [c for c, _ in parse_errors(response.content)]
+            except ToolkitError:
+                codes = []
+            if attempt == 1 and "DATE_SKEW" in codes and await self._learn_clock(response, offset):
+                continue
+            raise self._api_error(response, what)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    # -- the API ------------------------------------------------------------------------------------------
+    async def objects(self, after: Any = None, next: str | None = None, pagesize: int = 5000) -> Any:
+        """The report of changed objects (covers, audio samples …) since ``after`` or since a cursor.
+
+        Parameters
+        ----------
+        after:
+            a date, a datetime or a string (``"2026-11-01"``, ``"2026-11-01T08:00"``, ``"20261101080000"``);
+            a date or naive datetime is UTC. At most 180 days ago.
+        next:
+            a cursor from an earlier pull (its ``attrs["next"]``) instead of ``after``.
+        pagesize:
+            objects per page, 1 … 5000.
+
+        Returns
+        -------
+        DataFrame with isbn13, ean, fssn, vareeier_kode, type, type_name, reference — every value text,
+        exactly as Boknett served it. ``attrs["next"]`` is the cursor for the next pull (also when the
+        pull was empty); ``attrs["kind"] == "assets"``.
+
+        Raises
+        ------
+        ValidationError: both or neither of after/next, after older than 180 days, bad pagesize (nothing
+        sent); a cursor Boknett refuses; a clock that Boknett refuses. Unauthorized: a wrong password.
+        """
+        from .objects import pull_objects
+
+        return await pull_objects(self, after=after, next=next, pagesize=pagesize)
+
+    async def changes(self, state: "str | os.PathLike[str]" = "boknett.cursor", after: Any = None,
+                      pagesize: int = 5000) -> Any:
+        """The incremental pull: what changed since the cursor saved in ``state``.
+
+        Parameters
+        ----------
+        state:
+            the file holding the cursor (created on the first pull). It is written — atomically — only
+            after every page arrived; a failure part-way leaves it unchanged, so the next run gets exactly
+            what it missed.
+        after:
+            where to start when ``state`` does not exist yet (a date, datetime or string); ignored once the
+            file holds a cursor.
+        pagesize:
+            objects per page, 1 … 5000.
+
+        Returns
+        -------
+        The DataFrame of :meth:`objects`; ``attrs["state"]`` is the file, ``attrs["previous"]`` the cursor
+        the pull started from.
+
+        Raises
+        ------
+        ValidationError: no state file and no ``after``; a state file without a cursor; an expired cursor.
+        """
+        from .objects import pull_changes
+
+        return await pull_changes(self, state=state, after=after, pagesize=pagesize)
+
+    async def download(self, objs: Any, folder: "str | os.PathLike[str]", concurrency: int = 8,
+                       overwrite: bool = False, progress: bool = True,
+                       journal: "str | os.PathLike[str] | None" = None) -> Any:
+        """Download the files of report rows into ``folder``; one result row per object.
+
+        Parameters
+        ----------
+        objs:
+            the DataFrame of :meth:`objects`/:meth:`changes` (or records with isbn13, type, reference).
+        folder:
+            where the files go (created). Files are named by Boknett's ``Content-Disposition``, cleaned so
+            nothing lands outside ``folder``; a name another object of the run (or a file not written for
+            this object) already holds gets the suffix ``~{isbn13}_{type}`` (the row says so).
+        concurrency:
+            downloads in flight at once (a whole number from 1 to 64).
+        overwrite:
+            fetch every object again, also those the journal says are already on disk.
+        progress:
+            show a progress bar.
+        journal:
+            the journal file (default ``folder/.boknett-downloads.sqlite``).
+
+        Returns
+        -------
+        DataFrame isbn13, type, file, bytes, http_status, outcome, message. Outcomes: ``downloaded``,
+        ``already_downloaded`` (nothing fetched), ``forbidden`` (403), ``not_found`` (404), ``expired``
+        (410: pull the report again), ``refused`` (a reference to another host), ``duplicate`` (the same
+        isbn13/type again in the input), ``invalid``, ``failed``, ``deferred``.
+
+        Raises
+        ------
+        ValidationError: bad ``concurrency`` or ``objs``. Unauthorized: a wrong password (before any file).
+        """
+        from .downloads import download_objects
+
+        return await download_objects(self, objs, folder, concurrency=concurrency, overwrite=overwrite,
+                                      progress=progress, journal=journal)
+
+
+Client = sync_class(AsyncClient, "Client", module=__name__,
+                    doc="Boknett client (sync): objects(), changes(), download(); see toolkit.boknett.connect.")
 
 SPEC = register(ServiceSpec(name=SERVICE, title="Boknett", fields=FIELDS, client=AsyncClient, sync=Client,
                             environments=ENVIRONMENTS, environment_field="environment",

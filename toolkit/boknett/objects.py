@@ -1,0 +1,204 @@
+"""The object report: ``objects(after=… | next=…)`` and the incremental pull ``changes(state=…)``.
+
+* ``after`` is a :class:`datetime.date`, a :class:`datetime.datetime` or a string (``2026-11-01``,
+  ``2026-11-01T08:30``, ``yyyyMMddHHmmss``); it is sent as ``yyyyMMddHHmmss`` in UTC. A date or a naive
+  datetime is taken as UTC (write an aware datetime for another zone). An ``after`` older than 180 days
+  (by the server's clock, as far as it is known) or a ``pagesize`` outside 1…5000 is a
+  :class:`~toolkit.core.errors.ValidationError` before anything is sent.
+* Paging: the first call carries ``after`` (or ``next``), every further call ``next=<the Next header>``
+  and the same ``pagesize``; a page without ``Link: rel="next"`` or with no ``<OBJECT>`` is the last one
+  (the core's :class:`~toolkit.core.http.CursorPaging` decides). ``attrs["next"]`` is the ``Next`` of the
+  last page: pass it as ``next=`` to get only what changed since.
+* ``changes(state=FILE)`` reads the cursor from ``FILE`` (plain text, the cursor on one line), pulls every
+  page, and only then writes the new cursor back atomically (a temporary file in the same folder, then
+  ``os.replace``); a failure part-way leaves the file as it was, byte for byte, so the next run asks again
+  from the same cursor and gets exactly what it missed.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+import time
+from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from ..core.errors import ValidationError
+from ..core.frames import ToolkitFrame, frame
+from ..core.http import CursorPaging
+from ..core.redact import get_logger
+from .report import OBJECT_SCHEMA, parse_objects
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .client import AsyncClient
+
+__all__ = ["format_after", "check_pagesize", "pull_objects", "pull_changes", "read_state", "write_state",
+           "MAX_PAGESIZE", "MAX_AGE_DAYS", "REPORT_PATH"]
+
+log = get_logger("toolkit.boknett")
+
+SERVICE = "boknett"
+MAX_PAGESIZE = 5000
+MAX_AGE_DAYS = 180
+REPORT_PATH = "/metadata/export/object"
+_STAMP = re.compile(r"^\d{14}$")
+
+
+def _as_utc(value: Any) -> datetime:
+    if isinstance(value, pd.Timestamp):
+        value = value.to_pydatetime()
+    if isinstance(value, datetime):
+        return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+    if isinstance(value, date):
+        return datetime(value.year, value.month, value.day, tzinfo=timezone.utc)
+    text = str(value).strip()
+    if _STAMP.match(text):
+        try:
+            return datetime.strptime(text, "%Y%m%d%H%M%S").replace(tzinfo=timezone.utc)
+        except ValueError:
+            pass
+    else:
+        try:
+            return _as_utc(datetime.fromisoformat(text.replace("Z", "+00:00")))
+        except ValueError:
+            pass
+    raise ValidationError(f"after={text[:40]!r} is not a date", service=SERVICE,
+                          hint="Give a date such as '2026-11-01', a datetime, or a timestamp yyyyMMddHHmmss.")
+
+
+def format_after(value: Any, *, now: float | None = None) -> str:
+    """``after`` as Boknett's ``yyyyMMddHHmmss`` (UTC); refuses one older than 180 days."""
+    when = _as_utc(value)
+    now_dt = datetime.fromtimestamp(time.time() if now is None else now, timezone.utc)
+    oldest = now_dt - timedelta(days=MAX_AGE_DAYS)
+    if when < oldest:
+        raise ValidationError(f"after={when:%Y-%m-%d %H:%M} UTC is older than {MAX_AGE_DAYS} days; Boknett "
+                              "refuses that", service=SERVICE,
+                              hint=f"Give a date after {oldest:%Y-%m-%d}; for older changes ask Bokbasen for a "
+                                   "full export.")
+    return when.strftime("%Y%m%d%H%M%S")
+
+
+def check_pagesize(pagesize: Any) -> int:
+    if isinstance(pagesize, bool) or not isinstance(pagesize, int) or not 1 <= pagesize <= MAX_PAGESIZE:
+        raise ValidationError(f"pagesize={pagesize!r} is not allowed", service=SERVICE,
+                              hint=f"Give a whole number from 1 to {MAX_PAGESIZE} (the default is {MAX_PAGESIZE}).")
+    return pagesize
+
+
+def _frame(parts: list[pd.DataFrame], cursor: str | None, pages: int) -> ToolkitFrame:
+    if parts:
+        df = ToolkitFrame(pd.concat(parts, ignore_index=True)) if len(parts) > 1 else parts[0]
+        template = frame([], OBJECT_SCHEMA)
+        df = ToolkitFrame({c: df[c].astype(template[c].dtype) for c in OBJECT_SCHEMA}, columns=list(OBJECT_SCHEMA))
+        df.attrs.update(template.attrs)
+    else:
+        df = frame([], OBJECT_SCHEMA)
+    df.attrs.update({"kind": "assets", "service": SERVICE, "next": cursor, "pages": pages})
+    return df
+
+
+async def pull_objects(client: "AsyncClient", *, after: Any = None, next: str | None = None,
+                       pagesize: int = MAX_PAGESIZE) -> ToolkitFrame:
+    """Every page of the report from ``after`` or ``next``; see the module docstring."""
+    if (after is None) == (next is None or next == ""):
+        raise ValidationError("give exactly one of after= (a date) or next= (a cursor)", service=SERVICE,
+                              hint="Start with after='2026-11-01'; later pass the previous result's "
+                                   "attrs['next'] as next=, or use changes(state=…), which keeps it for you.")
+    size = check_pagesize(pagesize)
+    if after is not None:
+        query: dict[str, Any] = {"after": format_after(after, now=client._clock_now()), "pagesize": size}
+    else:
+        query = {"next": str(next), "pagesize": size}
+    parts: list[pd.DataFrame] = []
+    seen = {"rows": 0}
+    paging = CursorPaging(header="Next", param="next", link_means_more=True, is_empty=lambda r: seen["rows"] == 0,
+                          drop=("after",))
+    cursor: str | None = None if after is not None else str(next)
+    pages = 0
+    while True:
+        response = await client._get(REPORT_PATH, params=query, what="pull the object report")
+        pages += 1
+        df = parse_objects(response.content)
+        seen["rows"] = len(df)
+        if len(df):
+            parts.append(df)
+        step = paging.next(response, query)
+        got = response.headers.get("Next")
+        if got:
+            cursor = got
+        elif len(df):
+            raise ValidationError("Boknett sent a page of the report without a Next cursor", service=SERVICE,
+                                  hint="Pull again; if it keeps happening, contact Bokbasen's support.")
+        log.debug("Boknett: report page %d: %d objects, more=%s", pages, len(df), step is not None)
+        if step is None:
+            break
+        if not got or got == query.get("next"):
+            break  # a Link without a new cursor: stop rather than loop
+        # follow the cursor from ``Next`` (the Link says there is more; the cursor is sent encoded by us)
+        query = {"next": got, "pagesize": size}
+    return _frame(parts, cursor, pages)
+
+
+# -- the state file ---------------------------------------------------------------------------------------
+def read_state(path: "str | os.PathLike[str]") -> str | None:
+    """The cursor saved in ``path``, or None when there is no such file yet."""
+    p = Path(path).expanduser()
+    if p.is_dir():
+        raise ValidationError(f"the state file {p} is a folder", service=SERVICE,
+                              hint="Give state= the path of a file (it is created on the first pull).")
+    if not p.exists():
+        return None
+    text = p.read_text(encoding="utf-8").strip()
+    if text.startswith("{"):
+        import json
+
+        try:
+            text = str(json.loads(text).get("next") or "")
+        except (ValueError, AttributeError):
+            text = ""
+    if not text or any(ch.isspace() for ch in text):
+        raise ValidationError(f"the state file {p.name} does not hold a Boknett cursor", service=SERVICE,
+                              hint="Delete it (or give another state= file) and pull with after=… once.")
+    return text
+
+
+def write_state(path: "str | os.PathLike[str]", cursor: str) -> None:
+    """Write ``cursor`` to ``path`` atomically (temporary file in the same folder, fsync, ``os.replace``)."""
+    p = Path(path).expanduser()
+    p.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(cursor + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, p)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+async def pull_changes(client: "AsyncClient", *, state: "str | os.PathLike[str]" = "boknett.cursor",
+                       after: Any = None, pagesize: int = MAX_PAGESIZE) -> ToolkitFrame:
+    """The incremental pull; see the module docstring."""
+    cursor = read_state(state)
+    if cursor is None:
+        if after is None:
+            raise ValidationError(f"there is no state file {Path(state).name} yet, so there is no cursor to "
+                                  "continue from", service=SERVICE,
+                                  hint="Give after='YYYY-MM-DD' for the first pull; the cursor is then saved "
+                                       "in the state file for the next runs.")
+        df = await pull_objects(client, after=after, pagesize=pagesize)
+    else:
+        df = await pull_objects(client, next=cursor, pagesize=pagesize)
+    new = df.attrs.get("next")
+    if new and new != cursor:
+        write_state(state, str(new))
+    df.attrs["state"] = str(Path(state).expanduser())
+    df.attrs["previous"] = cursor
+    return df
