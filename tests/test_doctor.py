@@ -74,6 +74,9 @@ def test_a_running_sandbox_answers(sb) -> None:  # type: ignore[no-untyped-def]
     lines = [c for c in report if c.name.startswith("sandbox ")]
     assert {c.name for c in lines} >= {f"sandbox {svc} (this kernel)" for svc in sb.urls}
     assert all(c.status == OK and "answers at" in c.detail for c in lines)
+    # plain words next to a green tick, not a bare status code such as "HTTP 404" or "HTTP 401"
+    assert all("HTTP" not in c.detail and "404" not in c.detail and "401" not in c.detail and "is up" in c.detail
+               for c in lines)
 
 
 def free_port() -> int:
@@ -90,9 +93,16 @@ def test_sandbox_file_from_run_lab(sb, tmp_path: Path, monkeypatch: pytest.Monke
     path.write_text(json.dumps({"urls": {"uddata": sb.urls["uddata"], "dokus": dead},
                                 "credentials": {"uddata": {"client_secret": secret}}}) + "\n")
     monkeypatch.setenv("TOOLKIT_SANDBOX_FILE", str(path))
+    monkeypatch.setattr("toolkit.sandbox.running_sandboxes", lambda: [])  # as in a kernel of ./run lab
+    monkeypatch.setattr("toolkit.core.service._announced", [])
+    read = []
+    real_discover = toolkit.sandbox.discover
+    monkeypatch.setattr("toolkit.sandbox.discover", lambda *a: read.append(a) or real_discover(*a))
     report = toolkit.doctor(timeout=1.0)
-    assert report["sandbox uddata (./run lab)"].status == OK
-    dead_line = report["sandbox dokus (./run lab)"]
+    assert read, "the doctor finds the other process's sandbox through core's discovery"
+    assert report["sandbox uddata (another process)"].status == OK
+    assert "is up" in report["sandbox uddata (another process)"].detail
+    dead_line = report["sandbox dokus (another process)"]
     assert dead_line.status == FAIL and dead in dead_line.detail and "./run lab" in dead_line.todo
     assert not report.ok
     assert secret not in str(report) and secret not in report._repr_html_()
@@ -102,6 +112,7 @@ def test_sandbox_file_from_run_lab(sb, tmp_path: Path, monkeypatch: pytest.Monke
 
 def test_no_sandbox_says_how_to_start_one(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("toolkit.sandbox.running_sandboxes", lambda: [])
+    monkeypatch.setattr("toolkit.sandbox.discover", lambda *a: None)
     checks = mod.check_sandbox(env={})
     assert [c.status for c in checks] == [INFO] and "toolkit.sandbox.start()" in checks[0].todo
 

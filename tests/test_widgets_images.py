@@ -137,6 +137,24 @@ def test_default_labels_are_file_names(tmp_path: Path, monkeypatch: pytest.Monke
     assert drawn == ["portrait.jpg", "#2"]
 
 
+def test_default_labels_from_file_names_mask_every_ten_digit_run(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    drawn: list[str] = []
+    monkeypatch.setattr(mod, "_draw_label", lambda draw, xy, text, font, width: drawn.append(text))
+    names = ["3201901234.jpg", "\uff10\uff11\uff10\uff11\uff19\uff10\uff11\uff12\uff13\uff14.jpg", "9999999999.jpg"]
+    paths = []
+    for name in names:  # not dates, or not ASCII: free-text redaction would keep them, a file name must not
+        path = tmp_path / name
+        solid(RED).save(path, "JPEG")
+        paths.append(path)
+    sheet = contact_sheet(paths, thumb=THUMB)
+    assert len(drawn) == 3 and all("****" in text for text in drawn), drawn
+    grid = image_grid(paths + [tmp_path / "1302991234.jpg"])  # the last is missing: its name is in the status
+    assert not any("1234" in text or "9999999999" in text for text in drawn)
+    status = grid.status.value if hasattr(grid, "status") else ""
+    assert "1302991234" not in status and "1302991234" not in str(sheet.failed)
+
+
 def test_one_label_per_image_is_required() -> None:
     with pytest.raises(ValidationError, match="2 images but 1 labels"):
         contact_sheet([solid(RED), solid(GREEN)], labels=["a"])

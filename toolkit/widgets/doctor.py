@@ -9,15 +9,16 @@ Checks:
   major versions, and the code runs in a Jupyter kernel;
 * whether ``nest_asyncio`` was applied in this process (the toolkit does not need it and never applies
   it; it can break other async libraries);
-* whether the sandbox answers: every sandbox started in this process and the one described by the file
-  in ``TOOLKIT_SANDBOX_FILE`` (``./run lab`` sets it) get one GET with a short timeout.
+* whether the sandbox answers: every sandbox started in this process, else the one found in another
+  process (``toolkit sandbox``, ``./run lab``) through core's discovery (:func:`toolkit.sandbox.discover`,
+  the same lookup ``environment="sandbox"`` uses), gets one GET of its root with a short timeout. Any
+  HTTP answer (a 401 or 404 from a service root is normal) means it is up: the line says so in words.
 """
 
 from __future__ import annotations
 
 import asyncio
 import html
-import json
 import os
 import platform
 import sys
@@ -142,19 +143,6 @@ def check_nest_asyncio() -> Check:
     return Check("nest_asyncio", OK, "not applied (good: the toolkit never needs it)")
 
 
-def _sandbox_file_urls(path: str) -> tuple[dict[str, str], str]:
-    """The ``urls`` of a sandbox JSON file (only those: the file also holds demo credentials)."""
-    try:
-        with open(path, encoding="utf-8") as fh:
-            line = fh.readline()
-        urls = json.loads(line).get("urls") or {}
-        return {str(k): str(v) for k, v in urls.items()}, ""
-    except FileNotFoundError:
-        return {}, "file not found"
-    except (OSError, ValueError, AttributeError):
-        return {}, "not a sandbox file (expected one JSON line with 'urls')"
-
-
 async def _probe(service: str, url: str, timeout: float) -> tuple[int | None, str]:
     from ..core.http import HttpClient, RetryPolicy, Timeouts
     from ..core.errors import ToolkitError
@@ -172,21 +160,28 @@ async def _probe(service: str, url: str, timeout: float) -> tuple[int | None, st
 
 
 def check_sandbox(timeout: float = 2.0, env: dict[str, str] | None = None) -> list[Check]:
+    """One line per sandbox service: this kernel's sandboxes, else the one core's discovery finds in
+    another process. ``env`` (default ``os.environ``) only decides whether a named but empty sandbox file
+    is worth a warning."""
+    from .. import sandbox as _sandbox
+    from ..core.service import SANDBOX_FILE_VAR, sandbox_file
     from ..core.sync import run
-    from ..sandbox import running_sandboxes
 
     env = dict(os.environ) if env is None else env
     targets: list[tuple[str, str, str]] = []  # (where, service, url)
-    for sb in running_sandboxes():
+    local = _sandbox.running_sandboxes()
+    for sb in local:
         targets += [("this kernel", svc, url) for svc, url in sb.urls.items()]
     checks: list[Check] = []
-    path = env.get("TOOLKIT_SANDBOX_FILE")
-    if path:
-        urls, problem = _sandbox_file_urls(path)
-        if problem:
-            checks.append(Check("sandbox file", WARN, f"TOOLKIT_SANDBOX_FILE: {problem}",
-                                "Start JupyterLab with ./run lab (it starts the sandbox and writes the file)."))
-        targets += [("./run lab", svc, url) for svc, url in urls.items()]
+    if not local:
+        found = _sandbox.discover()  # core's discovery: the sandbox file of another process
+        if found is not None and found not in local:
+            targets += [("another process", svc, url) for svc, url in found.urls.items()]
+        elif env.get(SANDBOX_FILE_VAR):
+            checks.append(Check("sandbox file", WARN, f"{SANDBOX_FILE_VAR} names {sandbox_file().name}, but no "
+                                "running sandbox was found through it",
+                                "Start JupyterLab with ./run lab, or run ./run sandbox (toolkit sandbox) in a "
+                                "terminal."))
     if not targets:
         return checks + [Check("sandbox", INFO, "no sandbox running in this kernel",
                                "Start one: sb = toolkit.sandbox.start() (the notebooks do this in their first cell).")]
@@ -196,8 +191,8 @@ def check_sandbox(timeout: float = 2.0, env: dict[str, str] | None = None) -> li
 
     for (where, svc, url), (status, error) in zip(targets, run(probe_all())):
         name = f"sandbox {svc} ({where})"
-        if status is not None:
-            checks.append(Check(name, OK, f"answers at {url} (HTTP {status})"))
+        if status is not None:  # any HTTP answer: the server is up (a root often answers 401 or 404)
+            checks.append(Check(name, OK, f"answers at {url} (the sandbox is up)"))
         else:
             todo = ("Restart it: sb = toolkit.sandbox.start()." if where == "this kernel"
                     else "Restart JupyterLab with ./run lab, or run ./run sandbox in a terminal.")

@@ -16,7 +16,8 @@ What makes it fast and small:
   default), so a notebook with a grid in it stays small.
 
 Labels are drawn into the picture; anything that looks like a CPR number or a secret is masked first
-(``toolkit.core.redact.redact``). Where a label appears in HTML (the grid's status line) it is escaped.
+(``toolkit.core.redact.redact``); labels made from file names mask every run of ten digits
+(``toolkit.core.redact.redact_file_name``: ``3201901234.jpg`` shows ``320190-****.jpg``). Where a label appears in HTML (the grid's status line) it is escaped.
 No image is ever shown by URL: the pixels travel as bytes, so no token can leak through an address.
 """
 
@@ -36,7 +37,7 @@ import ipywidgets as w
 from PIL import Image, ImageDraw, ImageFont, ImageOps, UnidentifiedImageError
 
 from ..core.errors import ValidationError
-from ..core.redact import get_logger, redact
+from ..core.redact import get_logger, redact, redact_file_name
 
 __all__ = ["contact_sheet", "contact_sheets", "image_grid", "ImageGrid", "ContactSheet", "SheetPages",
            "encode_jpeg", "load_thumbnail", "DEFAULT_MAX_BYTES"]
@@ -157,8 +158,9 @@ def _draw_label(draw: ImageDraw.ImageDraw, xy: tuple[int, int], text: str, font:
 
 
 def _default_label(source: ImageSource, index: int) -> str:
+    """The label made from a file name (every run of ten digits masked, :func:`redact_file_name`), or ``#n``."""
     if isinstance(source, (str, os.PathLike)) and not str(source).lower().startswith(("http://", "https://")):
-        return Path(os.fspath(source)).name
+        return redact_file_name(Path(os.fspath(source)).name)
     return f"#{index + 1}"
 
 
