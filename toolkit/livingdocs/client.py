@@ -3,23 +3,52 @@
 Written once, async (:class:`AsyncClient`); :func:`connect` returns the sync :class:`Client` generated
 from it. Paths are ``{base_url}/api/{api_version}/…``; a base URL may carry a path prefix (a self-hosted
 server, or the editor's ``…/proxy/api`` form).
+
+    lv = toolkit.livingdocs.connect(base_url=…, token=…, api_version="v1")
+    job = lv.import_images(df, system_name="archive")     # an ImportJob over one server job per chunk
+    job.wait(); job.results()                              # one row per input image
+    lv.job("25bzj8j")                                      # re-attach by id
+    lv.jobs()                                              # the jobs this connection and its journals know
+    lv.media(["img-1", "img-2"], system_name="archive")    # media library entries
+
+Errors: an unknown token is :class:`~toolkit.Unauthorized`, an expired one :class:`~toolkit.Unauthorized`
+saying it expired, a token without the scope an endpoint needs :class:`~toolkit.Forbidden` naming it
+(``public-api:write`` for imports and job status, ``public-api:read`` for the media library).
 """
 
 from __future__ import annotations
 
-from typing import Any
+import asyncio
+import json
+import random
+import time
+from datetime import datetime, timezone
+from typing import Any, Iterable, Mapping
 
 from ..core import service as _service
 from ..core.auth import BearerToken
 from ..core.credentials import Secret
-from ..core.http import HttpClient, RetryPolicy, ServiceClient, Timeouts
-from ..core.redact import redact
+from ..core.errors import Forbidden, Gone, NotFound, RateLimited, ToolkitError, Unauthorized, ValidationError
+from ..core.frames import frame
+from ..core.http import HttpClient, RetryPolicy, ServiceClient, Timeouts, parse_error_body, parse_retry_after
+from ..core.journal import Journal
+from ..core.redact import get_logger, redact, register_secret
 from ..core.registry import Field, ServiceSpec, register
 from ..core.sync import sync_class
+from .imports import ImportJob, ServerJob, parse_status, start_import
 
-__all__ = ["AsyncClient", "Client", "connect", "FIELDS"]
+__all__ = ["AsyncClient", "Client", "connect", "FIELDS", "READ_SCOPE", "WRITE_SCOPE", "MEDIA_SCHEMA",
+           "JOBS_SCHEMA"]
+
+log = get_logger("toolkit.livingdocs")
 
 SERVICE = "livingdocs"
+READ_SCOPE = "public-api:read"
+WRITE_SCOPE = "public-api:write"
+TOKEN_HINT = "Create a token in the Livingdocs editor (Project Admin → Api Clients) and connect again with it."
+#: statuses after which the import POST is repeated (the service did not take it, or an upsert makes a
+#: repeat harmless): see toolkit.livingdocs.imports
+IMPORT_RETRY_STATUSES = (429, 500, 502, 503, 504)
 
 FIELDS = [
     Field("base_url", "Base URL", default="https://server.livingdocs.io",
@@ -28,22 +57,36 @@ FIELDS = [
     Field("api_version", "API version", required=False, default="v1"),
 ]
 
+MEDIA_SCHEMA = {"external_id": "string", "system_name": "string", "found": "boolean", "media_id": "string",
+                "version": "Int64", "media_type": "string", "title": "string", "url": "string",
+                "mime_type": "string", "width": "Int64", "height": "Int64", "size": "Int64",
+                "created_at": "string", "updated_at": "string", "metadata": "object"}
+JOBS_SCHEMA = {"job_id": "string", "system_name": "string", "images": "Int64", "state": "string",
+               "finished": "boolean", "source": "string", "chunk": "string", "recorded_at": "string"}
+
 
 class AsyncClient(ServiceClient):
-    """Async Livingdocs client; see :func:`connect`."""
+    """Async Livingdocs client; see :func:`connect` and the module docstring."""
 
     service = SERVICE
 
     def __init__(self, base_url: str | None = None, token: "str | Secret | None" = None, api_version: str = "v1",
                  *, transport: Any = None, timeouts: Timeouts | None = None, retry: RetryPolicy | None = None,
-                 max_connections: int = 16) -> None:
+                 max_connections: int = 16, import_attempts: int = 5) -> None:
         if not token:
             raise _service.missing_fields_error(SPEC, ["token"])
+        secret = token if isinstance(token, Secret) else Secret(str(token))
+        register_secret(secret.reveal())
         self.base_url = str(base_url or "https://server.livingdocs.io").rstrip("/")
-        self.api_version = str(api_version or "v1")
-        self.auth = BearerToken(token)
+        self.api_version = str(api_version or "v1").strip()
+        self.auth = BearerToken(secret)
         self.http = HttpClient(SERVICE, self.base_url, auth=self.auth, headers={"Accept": "application/json"},
                                transport=transport, timeouts=timeouts, retry=retry, max_connections=max_connections)
+        #: how many times an import POST is tried when the service answers 429 (with Retry-After) or 5xx
+        self.import_attempts = max(1, int(import_attempts))
+        self._rng = random.Random()
+        self._known: dict[str, dict[str, Any]] = {}
+        self._journals: set[str] = set()
 
     def path(self, resource: str) -> str:
         return f"api/{self.api_version}/{resource.lstrip('/')}"
@@ -51,14 +94,331 @@ class AsyncClient(ServiceClient):
     def __repr__(self) -> str:
         return redact(f"<Livingdocs client {self.base_url} api={self.api_version}>")
 
+    # -- requests ---------------------------------------------------------------------------------------
+    async def _request(self, method: str, resource: str, *, scope: str, what: str, **kwargs: Any) -> Any:
+        """One call; 401/403/410 become messages that say what is wrong with the token or version."""
+        try:
+            return await self.http.request(method, self.path(resource), what=what, **kwargs)
+        except Unauthorized as exc:
+            expired = "expire" in str(exc.details or "").lower()
+            if expired:
+                raise Unauthorized(f"the access token expired (could not {what})", service=SERVICE,
+                                   method=exc.method, url=exc.url, status=401, details=exc.details,
+                                   hint="Create a new token in the Livingdocs editor (Project Admin → Api "
+                                        "Clients) and connect again with it.") from None
+            raise Unauthorized(f"the access token was not accepted (could not {what}): "
+                               f"{exc.details or 'unknown or invalid token'}", service=SERVICE, method=exc.method,
+                               url=exc.url, status=401, details=exc.details,
+                               hint="Check that the token is one of this project and server. " + TOKEN_HINT) from None
+        except Forbidden as exc:
+            raise Forbidden(f"the access token lacks the scope {scope} (needed to {what})", service=SERVICE,
+                            method=exc.method, url=exc.url, status=403, details=exc.details,
+                            hint=f"Give the API client the permission {scope} in the Livingdocs editor (Project "
+                                 f"Admin → Api Clients), or use a token that has it.") from None
+        except Gone as exc:
+            raise Gone(f"the API version {self.api_version!r} is not served any more (could not {what})",
+                       service=SERVICE, method=exc.method, url=exc.url, status=410, details=exc.details,
+                       hint="Connect with api_version='v1' or a current dated version (e.g. '2026-01').") from None
 
-Client = sync_class(AsyncClient, "Client", module=__name__)
+    async def _post_import(self, body: Mapping[str, Any]) -> str:
+        """POST one chunk; the job id. Repeated on 429 with Retry-After and 5xx (``import_attempts`` times),
+        on the usage limit (429 with an array body / no Retry-After) at most twice more."""
+        usage_tries = 0
+        attempt = 0
+        while True:
+            attempt += 1
+            response = await self._request("POST", "import/images", scope=WRITE_SCOPE, what="start an image import",
+                                           json=dict(body), idempotent=False, allow=IMPORT_RETRY_STATUSES,
+                                           headers={"Content-Type": "application/json; charset=utf-8"})
+            status = response.status_code
+            if status < 300:
+                try:
+                    data = response.json()
+                except ValueError:
+                    data = None
+                job_id = data.get("id") if isinstance(data, Mapping) else None
+                if not job_id:
+                    raise ToolkitError("the import was answered without a job id", service=SERVICE,
+                                       hint="The server may not be a Livingdocs server: check the base URL.")
+                return str(job_id)
+            retry_after = parse_retry_after(response.headers.get("retry-after"))
+            usage = status == 429 and (_is_array(response) or retry_after is None)
+            if usage:
+                usage_tries += 1
+                if usage_tries > 2:
+                    message = _usage_message(response)
+                    err = RateLimited(f"the usage limit of the plan is reached: {message}", service=SERVICE,
+                                      method="POST", url=str(response.request.url), status=429, details=message,
+                                      hint="The plan's daily import quota is used up: import the rest tomorrow, or "
+                                           "ask Livingdocs for a larger plan. Nothing more was sent.")
+                    err.usage_limit = True  # type: ignore[attr-defined]
+                    raise err
+                delay = 0.5 * usage_tries
+            else:
+                if attempt >= self.import_attempts:
+                    raise self.http.error_for(response, what="start an image import") from None
+                delay = min(retry_after, 10.0) if retry_after is not None else \
+                    self._rng.uniform(0.1, min(4.0, 0.5 * 2 ** (attempt - 1)))
+            log.debug("Livingdocs POST import/images: HTTP %s, trying again in %.2f s", status, delay)
+            await asyncio.sleep(delay)
+
+    async def _job_status(self, job_id: str, *, allow_missing: bool = False) -> dict[str, Any] | None:
+        response = await self._request("GET", "import/images/status", scope=WRITE_SCOPE,
+                                       what="read the status of an import job", params={"id": str(job_id)},
+                                       allow=(404,))
+        if response.status_code == 404:
+            if allow_missing:
+                return None
+            raise NotFound(f"there is no import job {job_id!r} on this server", service=SERVICE, method="GET",
+                           url=str(response.request.url), status=404, details=parse_error_body(response),
+                           hint="Check the id (from job.ids, a webhook or the journal: lv.jobs()); a job of another "
+                                "server or project is not found here.")
+        try:
+            body = response.json()
+        except ValueError:
+            raise ToolkitError("the job status was not JSON", service=SERVICE,
+                               hint="The server may not be a Livingdocs server: check the base URL.") from None
+        return body if isinstance(body, dict) else {}
+
+    def _remember(self, job_id: str, system_name: str | None, images: int | None, *, source: str,
+                  chunk: str | None = None) -> None:
+        self._known.setdefault(job_id, {"job_id": job_id, "system_name": system_name, "images": images,
+                                        "source": source, "chunk": chunk,
+                                        "recorded_at": datetime.now(timezone.utc).isoformat(timespec="seconds")})
+
+    # -- public -----------------------------------------------------------------------------------------
+    async def import_images(self, images: Any, system_name: str, webhook: Any = None, context: Any = None,
+                            chunk_size: int = 100, journal: Any = None, *, concurrency: int = 4,
+                            progress: bool = True) -> ImportJob:
+        """Import images by URL into the media library: one server job per chunk, all under one ImportJob.
+
+        Parameters
+        ----------
+        images:
+            A DataFrame or a list of records with ``url`` (http/https), ``id`` (the image's id in the source
+            system), and optionally ``fileName`` (the title; also ``file_name`` or ``title``), ``metadata``
+            (a dict, JSON text, or ``metadata.<name>`` columns) and ``mediaType`` (also ``media_type``).
+        system_name:
+            The source system; with the id it identifies each image (importing again updates it, or
+            reports it ``skipped`` when nothing changed).
+        webhook:
+            A URL Livingdocs POSTs to when each job is done, or a :class:`WebhookInbox`.
+        context:
+            An object echoed in the webhook (at most 8192 bytes as JSON).
+        chunk_size:
+            Images per import call (one server job each); 100 by default.
+        journal:
+            A journal file path (or :class:`toolkit.core.journal.Journal`): each chunk sent and its job id are
+            recorded, so calling again with the same rows re-attaches instead of sending again.
+        concurrency:
+            Import calls in flight at once (after the first).
+        progress:
+            A progress bar while many chunks are sent.
+
+        Returns
+        -------
+        ImportJob
+            ``ids``, ``status()``, ``wait()``, ``results()`` (one row per input image; bad rows ``invalid``).
+
+        Raises
+        ------
+        ValidationError
+            ``system_name`` missing, ``context`` too large, a bad ``webhook``/``chunk_size``; nothing was sent.
+        Unauthorized, Forbidden
+            The token is unknown or expired, or lacks ``public-api:write`` (nothing was imported).
+        RateLimited
+            The plan's daily usage limit (the service's own message), when no chunk was accepted.
+        """
+        return await start_import(self, images, system_name, webhook, context, chunk_size, journal,
+                                  concurrency=concurrency, progress=progress)
+
+    async def job(self, job_id: "str | Iterable[str]") -> ImportJob:
+        """Re-attach to import jobs by id (from a webhook, a journal, an earlier kernel).
+
+        Parameters
+        ----------
+        job_id:
+            One job id, or several.
+
+        Returns
+        -------
+        ImportJob
+            Its ``results()`` are the service's per-image results, in the service's order.
+
+        Raises
+        ------
+        NotFound
+            The server knows no job with this id.
+        """
+        ids = [job_id] if isinstance(job_id, str) else [str(j) for j in job_id]
+        if not ids or any(not str(j).strip() for j in ids):
+            raise ValidationError("give a job id (text), e.g. lv.job(job.ids[0])", service=SERVICE)
+        bodies = await asyncio.gather(*(self._job_status(j.strip()) for j in ids))
+        jobs = []
+        for j, body in zip(ids, bodies):
+            server = ServerJob(j.strip())
+            parse_status(body, server)
+            if server.images is not None:
+                server.total = len(server.images) or None
+            jobs.append(server)
+            known = self._known.get(server.job_id)
+            if known and server.total is None:
+                server.total = known.get("images")
+            self._remember(server.job_id, None, server.total, source="re-attached")
+            self._known[server.job_id].update(state=server.state, finished=server.finished)
+        return ImportJob(self, jobs=jobs)
+
+    def jobs(self) -> Any:
+        """The import jobs this connection started or re-attached, and those its journals recorded.
+
+        Returns
+        -------
+        DataFrame
+            job_id, system_name, images, state (as last seen; empty when not seen), finished, source
+            (``this connection`` / ``re-attached`` / ``journal``), chunk, recorded_at. ``attrs["kind"] == "jobs"``.
+        """
+        rows: dict[str, dict[str, Any]] = {k: dict(v) for k, v in self._known.items()}
+        prefix = f"{SERVICE}|{self.base_url}|"
+        for path in sorted(self._journals):
+            try:
+                book = Journal(path, readonly=True, service=SERVICE)
+            except ToolkitError:
+                continue
+            try:
+                for entry in book.entries():
+                    if not str(entry.get("destination", "")).startswith(prefix) or not entry.get("remote_id"):
+                        continue
+                    extra = json.loads(entry["extra"]) if entry.get("extra") else {}
+                    job_id = str(entry["remote_id"])
+                    row = rows.setdefault(job_id, {"job_id": job_id, "source": "journal"})
+                    row.setdefault("system_name", extra.get("system_name"))
+                    if row.get("system_name") is None:
+                        row["system_name"] = extra.get("system_name")
+                    if row.get("images") is None:
+                        row["images"] = extra.get("images")
+                    row.setdefault("chunk", entry.get("label"))
+                    row.setdefault("recorded_at", entry.get("updated"))
+                    if entry.get("state") == "failed":
+                        row["state"], row["finished"] = "failed", True
+            finally:
+                book.close()
+        df = frame(list(rows.values()), JOBS_SCHEMA)
+        df.attrs.update(kind="jobs", service=SERVICE)
+        return df
+
+    async def media(self, external_ids: Any, system_name: str, *, concurrency: int = 8) -> Any:
+        """Look images up in the media library by their source-system id.
+
+        Parameters
+        ----------
+        external_ids:
+            One id or several (a list, a Series such as ``results["external_id"]``).
+        system_name:
+            The source system they were imported with.
+
+        Returns
+        -------
+        DataFrame
+            One row per id, in order: external_id, system_name, found, media_id, version, media_type, title,
+            url, mime_type, width, height, size, created_at, updated_at, metadata. ``attrs["kind"] == "assets"``.
+        """
+        if isinstance(external_ids, (str, int)):
+            external_ids = [external_ids]
+        ids = [str(i).strip() for i in list(external_ids) if i is not None and str(i).strip()]
+        if not isinstance(system_name, str) or not system_name.strip():
+            raise ValidationError("system_name is required to look images up by id", service=SERVICE)
+        if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
+            raise ValidationError(f"concurrency must be a whole number of at least 1, not {concurrency!r}",
+                                  service=SERVICE)
+        gate = asyncio.Semaphore(concurrency)
+
+        async def one(ext: str) -> dict[str, Any]:
+            async with gate:
+                response = await self._request("GET", "mediaLibrary", scope=READ_SCOPE,
+                                               what="look up media library entries",
+                                               params={"externalId": ext, "systemName": system_name.strip()})
+            entries = _entries(response)
+            match = next((e for e in entries if str(e.get("externalId", ext)) == ext), None)
+            return _media_row(ext, system_name.strip(), match)
+
+        rows = await asyncio.gather(*(one(i) for i in ids))
+        df = frame(list(rows), MEDIA_SCHEMA)
+        df.attrs.update(kind="assets", service=SERVICE)
+        return df
+
+
+def _is_array(response: Any) -> bool:
+    try:
+        return isinstance(response.json(), list)
+    except ValueError:
+        return False
+
+
+def _usage_message(response: Any) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    items = body if isinstance(body, list) else [body]
+    for item in items:
+        if isinstance(item, Mapping):
+            details = item.get("error_details")
+            if isinstance(details, Mapping) and details.get("message"):
+                return str(details["message"])
+            if item.get("message"):
+                return str(item["message"])
+    return parse_error_body(response) or "Usage Limit Exceeded"
+
+
+def _entries(response: Any) -> list[dict[str, Any]]:
+    try:
+        body = response.json()
+    except ValueError:
+        return []
+    if isinstance(body, list):
+        return [e for e in body if isinstance(e, dict)]
+    if isinstance(body, Mapping):
+        for key in ("results", "mediaLibraryEntries", "entries", "items"):
+            if isinstance(body.get(key), list):
+                return [e for e in body[key] if isinstance(e, dict)]
+        if body.get("id") and body.get("asset"):
+            return [dict(body)]
+    return []
+
+
+def _media_row(ext: str, system: str, entry: Mapping[str, Any] | None) -> dict[str, Any]:
+    if entry is None:
+        return {"external_id": ext, "system_name": system, "found": False}
+    asset = entry.get("asset") if isinstance(entry.get("asset"), Mapping) else {}
+    return {"external_id": ext, "system_name": entry.get("systemName") or system, "found": True,
+            "media_id": entry.get("id"), "version": entry.get("version"), "media_type": entry.get("mediaType"),
+            "title": entry.get("title") or (entry.get("metadata") or {}).get("title"),
+            "url": asset.get("url"), "mime_type": asset.get("mimeType"), "width": asset.get("width"),
+            "height": asset.get("height"), "size": asset.get("size"), "created_at": entry.get("createdAt"),
+            "updated_at": entry.get("updatedAt"), "metadata": entry.get("metadata")}
+
+
+Client = sync_class(AsyncClient, "Client", module=__name__,
+                    doc="Sync Livingdocs client (see toolkit.livingdocs.connect); each call blocks until done.")
 
 SPEC = register(ServiceSpec(name=SERVICE, title="Livingdocs", fields=FIELDS, client=AsyncClient, sync=Client))
 
 
 def connect(base_url: str | None = None, token: "str | Secret | None" = None, api_version: str | None = None,
             **options: Any) -> Any:
-    """Connect to Livingdocs and return the sync :class:`Client`. Missing fields come from
-    ``TOOLKIT_LIVINGDOCS_BASE_URL`` / ``_TOKEN`` / ``_API_VERSION`` (environment, ``.env``, keyring)."""
+    """Connect to Livingdocs and return the sync :class:`Client`.
+
+    Parameters
+    ----------
+    base_url:
+        The server with any path prefix (``https://server.livingdocs.io``, ``http://localhost:9090``, the
+        editor's ``https://edit.livingdocs.io/proxy/api``).
+    token:
+        A project access token (Project Admin → Api Clients); sent as ``Authorization: Bearer``.
+    api_version:
+        ``v1`` (default), ``beta`` or a dated version such as ``2026-01``.
+
+    Missing fields come from ``TOOLKIT_LIVINGDOCS_BASE_URL`` / ``_TOKEN`` / ``_API_VERSION`` (environment,
+    ``.env``, keyring).
+    """
     return _service.connect(SERVICE, base_url=base_url, token=token, api_version=api_version, **options)
