@@ -1,12 +1,19 @@
 """``toolkit uddata upload FOLDER`` and ``toolkit uddata audit CPRS.csv`` (the jar's replacement).
 
-The client secret is read from ``TOOLKIT_UDDATA_CLIENT_SECRET`` (environment or ``.env``) or asked for
-with a hidden prompt — never taken from the command line, where every process on the machine could see
-it. The other connection fields come from the options or ``TOOLKIT_UDDATA_<FIELD>``.
+Connecting goes through core's one path, ``toolkit.core.service.connect("uddata", via="cli", …)``: the
+options, then ``TOOLKIT_UDDATA_<FIELD>`` (environment, ``.env``, keyring), then the environment name.
+``--environment sandbox`` finds a sandbox running in another process (``toolkit sandbox`` / ``./run lab``
+write a discovery file, ``TOOLKIT_SANDBOX_FILE``) and takes its fake demo credentials for every field not
+given. A missing field is named by its command-line flag and environment variable.
+
+The client secret is read from ``TOOLKIT_UDDATA_CLIENT_SECRET`` (environment or ``.env``), the keyring,
+the sandbox, or asked for with a hidden prompt — never taken from the command line, where every process
+on the machine could see it.
 
 Exit codes of ``upload``: 0 all uploaded (or already uploaded), 1 some failed, 2 some files skipped as
 invalid (bad name, not a JPEG, duplicate CPR); 3 an error stopped the run. ``audit``: 0 done, 1 some
-CPR numbers could not be checked, 2 some inputs are not CPR numbers.
+CPR numbers could not be checked (status ``error``/``deferred``), 2 some inputs are not CPR numbers
+(numbers not on the roster, ``unknown_cpr``, are a result: listed in ``--out``, counted in the summary).
 """
 
 from __future__ import annotations
@@ -16,7 +23,7 @@ import getpass
 import sys
 from typing import Any
 
-from ..core.credentials import Secret, load_credentials
+from ..core.credentials import Secret
 from ..core.errors import ValidationError
 
 __all__ = ["register"]
@@ -62,20 +69,27 @@ def register(subparsers: Any) -> None:
 
 
 def _connect(args: argparse.Namespace) -> Any:
-    from . import connect
+    from ..core import service as _service
 
-    creds = load_credentials("uddata", environment=args.environment, institution=args.institution,
-                             api_version=args.api_version, client_id=args.client_id, base_url=args.base_url,
-                             token_url=args.token_url)
-    kwargs = creds.to_kwargs()
-    if not kwargs.get("client_secret"):
-        if not sys.stdin.isatty():
-            raise ValidationError("no client secret", service="uddata",
-                                  hint="Set TOOLKIT_UDDATA_CLIENT_SECRET (environment or .env), or run in a "
-                                       "terminal to be asked for it.")
-        kwargs["client_secret"] = Secret(getpass.getpass("Uddata+ client secret (hidden): "))
-    kwargs.setdefault("api_version", "0.7.5")
-    return connect(**kwargs)
+    values = dict(environment=args.environment, institution=args.institution, api_version=args.api_version,
+                  client_id=args.client_id, base_url=args.base_url, token_url=args.token_url)
+    try:
+        return _service.connect("uddata", via="cli", **values)
+    except ValidationError as exc:
+        if "client_secret" not in exc.errors:
+            raise
+        if set(exc.errors) == {"client_secret"} and sys.stdin is not None and sys.stdin.isatty():
+            values["client_secret"] = Secret(getpass.getpass("Uddata+ client secret (hidden): "))
+            return _service.connect("uddata", via="cli", **values)
+        # the secret has no flag on purpose: say where it may come from instead
+        errors = {k: v for k, v in exc.errors.items() if k != "client_secret"}
+        errors["client_secret"] = ["client secret is missing: set the environment variable "
+                                   "TOOLKIT_UDDATA_CLIENT_SECRET (or a .env file), or run in a terminal to be asked "
+                                   "for it"]
+        raise ValidationError(f"cannot connect: {len(errors)} connection field{'s' if len(errors) != 1 else ''} "
+                              "missing", service="uddata", errors=errors,
+                              hint="Or use --environment sandbox while `toolkit sandbox` runs in another terminal "
+                                   "(its demo credentials are fake).") from None
 
 
 def _print_table(df: Any, columns: list[str], limit: int = 40) -> None:
@@ -96,7 +110,8 @@ def _cmd_upload(args: argparse.Namespace) -> int:
         result.to_csv(args.report, index=False)
     problems = result[~result["outcome"].isin(["uploaded", "already_uploaded", "would_upload"])]
     _print_table(problems, ["file", "outcome", "http_status", "message"])
-    print(result.summary)
+    if args.no_progress:  # with progress on, the run printed its one summary line already
+        print(result.summary)
     return exit_code(result)
 
 
@@ -109,8 +124,9 @@ def _cmd_audit(args: argparse.Namespace) -> int:
         result.to_csv(args.out, index=False)
     if args.missing:
         missing(result)[["cpr"]].to_csv(args.missing, index=False)
-    print(result.summary)
-    if result["error"].notna().any() and (result["valid"].fillna(False) & result["has_image"].isna()).any():
+    if args.no_progress:  # with progress on, the run printed its one summary line already
+        print(result.summary)
+    if result["status"].isin(["error", "deferred"]).fillna(False).any():
         return 1
     if (~result["valid"].fillna(False)).any():
         return 2
