@@ -1,0 +1,61 @@
+"""``toolkit mediaflow latest`` and ``toolkit mediaflow upload`` against a private sandbox: secrets from
+TOOLKIT_MEDIAFLOW_*, never printed; a CSV out/report; dry run sends nothing; exit codes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+
+from toolkit.cli import main
+
+
+@pytest.fixture
+def env(make_sandbox: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Any:
+    sb = make_sandbox(services=["mediaflow"], seed=21)
+    em = sb.emulator("mediaflow")
+    creds = em.credentials()
+    monkeypatch.chdir(tmp_path)
+    for key, value in creds.items():
+        monkeypatch.setenv(f"TOOLKIT_MEDIAFLOW_{key.upper()}", str(value))
+    return em
+
+
+def test_latest_writes_the_table_and_no_secret(env: Any, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    out = tmp_path / "latest.csv"
+    assert main(["mediaflow", "latest", "--limit", "7", "--out", str(out)]) == 0
+    df = pd.read_csv(out)
+    assert len(df) == 7 and {"id", "uploaded_by", "has_preview"} <= set(df.columns)
+    printed = capsys.readouterr()
+    assert "7 files" in printed.out
+    assert not [s for s in env.secrets() if s in printed.out + printed.err + out.read_text()]
+    assert all(t["method"] == "POST" and not t["secrets_in_query"] for t in env.token_requests)
+
+
+def test_upload_dry_run_then_upload_then_report(env: Any, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    folder = tmp_path / "files"
+    folder.mkdir()
+    for i in range(3):
+        (folder / f"doc-{i}.pdf").write_bytes(b"%PDF" + bytes([i]) * 50)
+    assert main(["mediaflow", "upload", str(folder), "--folder-id", "-31", "--dry-run", "--no-progress"]) == 0
+    assert env.uploads_requested == 0
+    report = tmp_path / "report.csv"
+    assert main(["mediaflow", "upload", str(folder), "--folder-id", "-31", "--report", str(report),
+                 "--no-progress"]) == 0
+    rows = pd.read_csv(report)
+    assert list(rows["outcome"]) == ["uploaded"] * 3 and all(env.stored_count(f"doc-{i}.pdf", -31) == 1 for i in range(3))
+    code = main(["mediaflow", "upload", str(folder), "--folder-id", str(env.forbidden_folder_id()), "--no-progress"])
+    printed = capsys.readouterr()
+    assert code == 1 and "permission" in printed.out
+    assert not [s for s in env.secrets() if s in printed.out + printed.err + report.read_text()]
+
+
+def test_missing_secret_without_a_terminal_is_a_plain_error(env: Any, monkeypatch: pytest.MonkeyPatch,
+                                                            capsys: pytest.CaptureFixture) -> None:
+    monkeypatch.delenv("TOOLKIT_MEDIAFLOW_REFRESH_TOKEN")
+    monkeypatch.setattr("sys.stdin", open("/dev/null"))
+    assert main(["mediaflow", "latest"]) == 3
+    err = capsys.readouterr().err
+    assert "Mediaflow" in err and "TOOLKIT_MEDIAFLOW_REFRESH_TOKEN" in err

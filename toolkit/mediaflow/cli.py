@@ -1,0 +1,104 @@
+"""``toolkit mediaflow latest`` and ``toolkit mediaflow upload FOLDER --folder-id ID``.
+
+The client secret and the refresh token are read from ``TOOLKIT_MEDIAFLOW_CLIENT_SECRET`` /
+``TOOLKIT_MEDIAFLOW_REFRESH_TOKEN`` (environment, ``.env``, keyring) or asked for with a hidden prompt —
+never taken from the command line, where every process on the machine could see them. The client id
+and the base URL come from ``--client-id`` / ``--base-url`` / ``--environment`` or ``TOOLKIT_MEDIAFLOW_<FIELD>``.
+
+Exit codes: 0 done (all uploaded or already uploaded), 1 some files failed, 3 an error stopped the run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import sys
+from typing import Any
+
+from ..core import service as _service
+from ..core.credentials import Secret, load_credentials
+from ..core.errors import ValidationError
+
+__all__ = ["register"]
+
+SERVICE = "mediaflow"
+SECRETS = (("client_secret", "Mediaflow client secret (hidden): "),
+           ("refresh_token", "Mediaflow refresh token / server key (hidden): "))
+
+
+def _connection_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--environment", help="production (default), api, or sandbox (a running toolkit sandbox)")
+    p.add_argument("--base-url", help="base URL ending in the API version, e.g. https://customerapi.mediaflowpro.com/1")
+    p.add_argument("--client-id", help="API client id (or TOOLKIT_MEDIAFLOW_CLIENT_ID)")
+
+
+def register(subparsers: Any) -> None:
+    """Add ``toolkit mediaflow …`` to the ``toolkit`` command line."""
+    mf = subparsers.add_parser("mediaflow", help="Mediaflow: list the latest files, upload a folder")
+    sub = mf.add_subparsers(dest="mediaflow_command", required=True)
+
+    la = sub.add_parser("latest", help="the latest files, newest first",
+                        description="List the latest files of Mediaflow, newest first. Secrets come from "
+                                    "TOOLKIT_MEDIAFLOW_CLIENT_SECRET / TOOLKIT_MEDIAFLOW_REFRESH_TOKEN or a hidden prompt.")
+    _connection_options(la)
+    la.add_argument("--limit", type=int, default=100, help="at most this many files (default 100)")
+    la.add_argument("--type", default="image", help="image (default), video, document … or any")
+    la.add_argument("--out", help="write the table to this CSV file")
+    la.set_defaults(func=_cmd_latest)
+
+    up = sub.add_parser("upload", help="upload every file of a folder (resumable)",
+                        description="Upload every file directly in FOLDER to the Mediaflow folder --folder-id. "
+                                    "A re-run sends nothing twice (journal FOLDER/.mediaflow-upload.sqlite). "
+                                    "Exit code 0: all uploaded; 1: some failed.")
+    up.add_argument("folder")
+    up.add_argument("--folder-id", required=True, type=int, help="the Mediaflow folder id (may be negative)")
+    _connection_options(up)
+    up.add_argument("--concurrency", type=int, default=4)
+    up.add_argument("--dry-run", action="store_true", help="show what would be sent; send nothing")
+    up.add_argument("--journal", help="journal file (default FOLDER/.mediaflow-upload.sqlite)")
+    up.add_argument("--report", help="write one row per file to this CSV file")
+    up.add_argument("--no-progress", action="store_true")
+    up.set_defaults(func=_cmd_upload)
+
+
+def _connect(args: argparse.Namespace) -> Any:
+    given = {"environment": args.environment, "base_url": args.base_url, "client_id": args.client_id}
+    found = load_credentials(SERVICE, **{k: v for k, v in given.items() if v})
+    values = {**{k: v for k, v in given.items() if v}, **found.to_kwargs()}
+    sandbox = str(values.get("environment") or "").strip() == "sandbox"
+    for field, prompt in SECRETS:
+        if values.get(field) or sandbox:
+            continue
+        if not sys.stdin.isatty():
+            raise ValidationError(f"no {field.replace('_', ' ')}", service=SERVICE,
+                                  hint=f"Set TOOLKIT_MEDIAFLOW_{field.upper()} (environment or .env), or run in a "
+                                       "terminal to be asked for it.")
+        values[field] = Secret(getpass.getpass(prompt))
+    return _service.connect(SERVICE, via="cli", **values)
+
+
+def _cmd_latest(args: argparse.Namespace) -> int:
+    with _connect(args) as mf:
+        df = mf.latest(type=args.type, limit=args.limit)
+    if args.out:
+        df.to_csv(args.out, index=False)
+    shown = [c for c in ("id", "name", "type", "extension", "filesize", "uploaded", "uploaded_by") if c in df.columns]
+    if len(df):
+        print(df[shown].head(40).to_string(index=False))
+    print(f"Mediaflow: {len(df)} file{'s' if len(df) != 1 else ''}" + (f" written to {args.out}" if args.out else ""))
+    return 0
+
+
+def _cmd_upload(args: argparse.Namespace) -> int:
+    from .uploads import exit_code
+
+    with _connect(args) as mf:
+        result = mf.upload_folder(args.folder, args.folder_id, concurrency=args.concurrency, dry_run=args.dry_run,
+                                  journal=args.journal, progress=not args.no_progress)
+    if args.report:
+        result.to_csv(args.report, index=False)
+    problems = result[~result["outcome"].isin(["uploaded", "already_uploaded", "would_upload"])]
+    if len(problems):
+        print(problems[["file", "outcome", "http_status", "message"]].head(40).to_string(index=False))
+    print(result.summary)
+    return exit_code(result)
