@@ -639,12 +639,12 @@ async def start_import(client: "AsyncClient", images: Any, system_name: str, web
             body["context"] = dict(context)
         return body
 
-    def attach(chunk: Chunk, job_id: str) -> None:
+    def attach(chunk: Chunk, job_id: str, source: str = "this connection") -> None:
         chunk.job_id = job_id
         server = ServerJob(job_id, total=len(chunk.rows), chunk=chunk,
                            journal=(journal_path, dest) if book is not None else None)
         job._jobs.append(server)
-        client._remember(job_id, system, len(chunk.rows), source="this connection", chunk=chunk.item)
+        client._remember(job_id, system, len(chunk.rows), source=source, chunk=chunk.item)
 
     async def send(chunk: Chunk) -> dict[str, Any]:
         if stop["error"] is not None:
@@ -666,7 +666,7 @@ async def start_import(client: "AsyncClient", images: Any, system_name: str, web
                 if recorded and await client._job_status(recorded, allow_missing=True) is not None:
                     chunk.note = f"re-attached to the job {recorded} recorded in the journal (not sent again)"
                     chunk.outcome = "re-attached"
-                    attach(chunk, recorded)
+                    attach(chunk, recorded, "journal")
                     return _chunk_row(chunk)
                 book.finish(dest, chunk.item, chunk.content_hash, "failed", remote_id=recorded,
                             message="the recorded job is unknown to the service")
