@@ -38,6 +38,7 @@ import pandas as pd
 from ..core.bulk import is_transient, run_bulk
 from ..core.errors import (APIError, BadRequest, Forbidden, Gone, NotFound, ToolkitError, Unauthorized,
                            ValidationError)
+from ..core.files import MAX_BYTES as MAX_NAME_BYTES
 from ..core.files import inside, safe_filename
 from ..core.frames import ToolkitFrame, frame
 from ..core.journal import Journal, destination
@@ -199,7 +200,9 @@ async def download_objects(client: "AsyncClient", objs: Any, folder: "str | os.P
             return name
         stem, ext = _split(name)
         for n in range(1, 1000):
-            candidate = safe_filename(f"{stem}~{item}{'' if n == 1 else f'-{n}'}{ext}", f"{item}.bin")
+            tail = f"~{item}{'' if n == 1 else f'-{n}'}{ext}"
+            keep = stem.encode("utf-8")[:MAX_NAME_BYTES - len(tail.encode("utf-8"))].decode("utf-8", "ignore")
+            candidate = safe_filename(keep + tail, f"{item}.bin")
             if free(candidate, item):
                 return candidate
         raise ValidationError("no free file name for this object", service=SERVICE,
