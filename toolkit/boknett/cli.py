@@ -1,0 +1,101 @@
+"""``toolkit boknett pull --state FILE [--after DATE] [--download DIR] [--report FILE]``.
+
+The incremental pull of Boknett's object report from the command line: the cursor is read from ``--state``
+(created on the first run, which needs ``--after``) and saved back only when every page arrived. With
+``--download DIR`` the objects' files are downloaded (resumable: a re-run fetches nothing already there);
+``--report FILE`` writes one CSV row per object (with the download's outcome when ``--download`` is given).
+
+The password is read from ``TOOLKIT_BOKNETT_PASSWORD`` (environment, ``.env``, keyring) or asked for with a
+hidden prompt — never taken from the command line, where every process on the machine could see it. The
+user name comes from ``--username`` or ``TOOLKIT_BOKNETT_USERNAME``; ``--environment sandbox`` uses a running
+``toolkit sandbox``.
+
+Exit codes: 0 done, 1 some files could not be downloaded (see the report; 410 rows: pull again), 3 an error
+stopped the run (the state file is then unchanged).
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import sys
+from typing import Any
+
+from ..core import service as _service
+from ..core.credentials import Secret, load_credentials
+from ..core.errors import ValidationError
+
+__all__ = ["register"]
+
+SERVICE = "boknett"
+OK_OUTCOMES = ("downloaded", "already_downloaded", "duplicate")
+
+
+def register(subparsers: Any) -> None:
+    """Add ``toolkit boknett …`` to the ``toolkit`` command line."""
+    bk = subparsers.add_parser("boknett", help="Boknett: pull the report of changed book objects, download files")
+    sub = bk.add_subparsers(dest="boknett_command", required=True)
+    pull = sub.add_parser(
+        "pull", help="what changed since the last pull (cursor kept in --state)",
+        description="Pull Boknett's object report from the cursor saved in --state (the first run needs --after) "
+                    "and save the new cursor once every page arrived. The password comes from "
+                    "TOOLKIT_BOKNETT_PASSWORD or a hidden prompt. Exit code 0: done; 1: some downloads failed.")
+    pull.add_argument("--state", required=True, help="file holding the cursor (created on the first pull)")
+    pull.add_argument("--after", help="first pull only: changes after this date (YYYY-MM-DD or yyyyMMddHHmmss, "
+                                      "UTC, within 180 days)")
+    pull.add_argument("--download", metavar="DIR", help="download the objects' files into this folder")
+    pull.add_argument("--report", metavar="FILE", help="write one row per object to this CSV file")
+    pull.add_argument("--environment", help="production (default), test, or sandbox (a running toolkit sandbox)")
+    pull.add_argument("--username", help="Boknett user name (or TOOLKIT_BOKNETT_USERNAME)")
+    pull.add_argument("--base-url", help="metadata base URL (overrides --environment)")
+    pull.add_argument("--login-url", help="login base URL (overrides --environment)")
+    pull.add_argument("--pagesize", type=int, default=5000, help="objects per page, 1-5000 (default 5000)")
+    pull.add_argument("--concurrency", type=int, default=8, help="downloads at once (default 8)")
+    pull.add_argument("--overwrite", action="store_true", help="download every file again")
+    pull.add_argument("--no-progress", action="store_true")
+    pull.set_defaults(func=_cmd_pull)
+
+
+def _connect(args: argparse.Namespace) -> Any:
+    given = {"environment": args.environment, "username": args.username, "base_url": args.base_url,
+             "login_url": args.login_url}
+    given = {k: v for k, v in given.items() if v}
+    found = load_credentials(SERVICE, **given)
+    values = {**given, **found.to_kwargs()}
+    sandbox = str(values.get("environment") or "").strip() == "sandbox"
+    if not values.get("password") and not sandbox:
+        if not sys.stdin.isatty():
+            raise ValidationError("no password", service=SERVICE,
+                                  hint="Set TOOLKIT_BOKNETT_PASSWORD (environment or .env), or run in a terminal "
+                                       "to be asked for it.")
+        values["password"] = Secret(getpass.getpass("Boknett password (hidden): "))
+    return _service.connect(SERVICE, via="cli", **values)
+
+
+def _cmd_pull(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    with _connect(args) as bk:
+        objs = bk.changes(state=args.state, after=args.after, pagesize=args.pagesize)
+        counts = objs["type"].value_counts().to_dict() if len(objs) else {}
+        per_type = ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
+        print(f"Boknett: {len(objs)} changed object{'s' if len(objs) != 1 else ''}"
+              f"{' (' + per_type + ')' if per_type else ''}; cursor saved in {args.state}")
+        code = 0
+        report = objs
+        if args.download:
+            res = bk.download(objs, args.download, concurrency=args.concurrency, overwrite=args.overwrite,
+                              progress=not args.no_progress)
+            problems = res[~res["outcome"].isin(OK_OUTCOMES)]
+            if len(problems):
+                print(problems[["isbn13", "type", "outcome", "http_status", "message"]].head(40).to_string(index=False))
+                if len(problems) > 40:
+                    print(f"… {len(problems) - 40} more (use --report for all)")
+                code = 1
+            print(res.attrs.get("summary", ""))
+            report = pd.concat([objs.reset_index(drop=True),
+                                res[["file", "bytes", "http_status", "outcome", "message"]].reset_index(drop=True)],
+                               axis=1)
+        if args.report:
+            report.to_csv(args.report, index=False)
+    return code
