@@ -23,3 +23,45 @@ def test_readme_python_example_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     assert len(plan) == 3 and set(plan["field"]) == {"price"}
     assert list(result["cpr"]) == scope["cprs"] and result["has_image"].notna().all()
     assert result["has_image"].any() and not result["has_image"].all()  # some with, some without a photo
+
+
+LINK = re.compile(r"(?<!!)\[[^\]]*\]\(([^)\s]+)(?:\s+\"[^\"]*\")?\)|<a\s[^>]*href=\"([^\"]+)\"")
+
+
+def documentation_files() -> list[Path]:
+    return [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+
+
+def relative_links(path: Path) -> list[str]:
+    text = path.read_text(encoding="utf-8")
+    text = re.sub(r"```.*?```", "", text, flags=re.S)  # code blocks hold examples, not links
+    found = [a or b for a, b in LINK.findall(text)]
+    return [link for link in found if not re.match(r"^[a-z][a-z0-9+.-]*:", link) and not link.startswith("#")]
+
+
+def test_every_relative_link_in_the_readme_and_docs_resolves_inside_the_repository() -> None:
+    files = documentation_files()
+    assert (ROOT / "docs" / "architecture.md") in files, "docs/architecture.md is missing"
+    broken, outside = [], []
+    for path in files:
+        for link in relative_links(path):
+            target = (path.parent / link.split("#", 1)[0]).resolve()
+            if ROOT not in target.parents and target != ROOT:
+                outside.append(f"{path.name}: {link}")
+            elif not target.is_file():
+                broken.append(f"{path.name}: {link}")
+    assert not outside, f"links that leave the repository: {outside}"
+    assert not broken, f"links to files that do not exist: {broken}"
+
+
+def test_no_document_points_at_the_shared_folder_of_the_workspace() -> None:
+    for path in documentation_files():
+        text = path.read_text(encoding="utf-8")
+        assert "../shared" not in text and "/work/shared" not in text, path.name
+
+
+def test_the_readme_links_the_architecture_and_every_service_contract() -> None:
+    links = set(relative_links(ROOT / "README.md"))
+    expected = {"docs/architecture.md", "docs/uddata.md", "docs/dokus.md", "docs/livingdocs.md", "docs/boknett.md",
+                "docs/mediaflow.md"}
+    assert expected <= links, sorted(expected - links)
