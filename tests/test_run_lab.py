@@ -7,6 +7,7 @@ import os
 import secrets
 import socket
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -70,9 +71,20 @@ def test_run_lab_starts_jupyterlab_and_the_sandbox(tmp_path: Path) -> None:
                 get(url)
             except urllib.error.HTTPError as exc:
                 assert exc.code < 600
+        # the sandbox's own discovery file: what `toolkit … --environment sandbox` in JupyterLab's terminals and
+        # toolkit.sandbox.discover() in its kernels read (./run lab exports TOOLKIT_SANDBOX_FILE for them)
+        found = subprocess.run([sys.executable, "-c", "import json, toolkit; "
+                                "print(json.dumps(dict(toolkit.sandbox.discover().urls)))"],
+                               env={**os.environ, "TOOLKIT_SANDBOX_FILE": str(sandbox_file)},
+                               capture_output=True, text=True, timeout=60)
+        assert found.returncode == 0 and json.loads(found.stdout) == urls, found.stderr[-2000:]
     finally:
         stop_process_group(proc, 20)
         log.close()
+    deadline = time.monotonic() + 15  # the sandbox stops its servers, then removes its file: no stale addresses
+    while sandbox_file.exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not sandbox_file.exists(), "the sandbox of ./run lab left its discovery file behind"
 
 
 @pytest.mark.parametrize("args", [[], ["help"], ["--help"]])
