@@ -53,7 +53,7 @@ from ..core.errors import (APIError, BadRequest, Forbidden, NotFound, ServerErro
 from ..core.frames import ToolkitFrame, ToolkitSeries, frame
 from ..core.http import parse_error_body, parse_retry_after
 from ..core.journal import Journal
-from ..core.redact import get_logger, redact, register_secret
+from ..core.redact import SECRET_KEYS, get_logger, redact, register_secret
 
 if TYPE_CHECKING:
     from .client import AsyncClient
@@ -174,6 +174,17 @@ async def find_stored(client: "AsyncClient", folder_id: int, f: _File) -> int | 
     return None
 
 
+def _register_url(url: str) -> None:
+    """Make the redactor mask this upload URL. A signature in a query parameter the redactor masks by
+    name (``signature``, ``sig``, ``token`` …) is masked already — registering every one of hundreds of
+    URLs would make each registration slower (core recompiles one pattern of all secrets); any other
+    URL is registered whole."""
+    query = urllib.parse.parse_qs(urllib.parse.urlsplit(url).query, keep_blank_values=True)
+    if any(k.lower() in SECRET_KEYS and all(query[k]) for k in query):
+        return
+    register_secret(url)
+
+
 async def _request_url(client: "AsyncClient", folder_id: int, f: _File) -> tuple[str | None, int | None]:
     """``POST file`` → (upload URL, None), or (None, id) when the folder turned out to hold the file."""
     body = {"filename": f.name, "filesize": f.size, "toFolder": folder_id}
@@ -199,10 +210,7 @@ async def _request_url(client: "AsyncClient", folder_id: int, f: _File) -> tuple
                 url = answer.get("uploadURL") if isinstance(answer, dict) else None
                 if not isinstance(url, str) or not url:
                     raise _Stop("failed", status, "not uploaded: Mediaflow answered without an upload URL")
-                register_secret(url)
-                for value in urllib.parse.parse_qs(urllib.parse.urlsplit(url).query).values():
-                    for v in value:
-                        register_secret(v)
+                _register_url(url)
                 return url, None
             last = f"HTTP {status}: {parse_error_body(response)}"
             retry_after = parse_retry_after(response.headers.get("retry-after"))
