@@ -269,13 +269,15 @@ async def download_objects(client: "AsyncClient", objs: Any, folder: "str | os.P
                 return _row(rec, "already_downloaded", None,
                             f"not fetched again: downloaded on {when} and still in the folder (overwrite=True "
                             "fetches it again)", file=str(name), nbytes=path.stat().st_size)
-        stage = staging / uuid.uuid4().hex[:12]
+        stage = await slots.get()  # this worker's own staging folder (no other download writes there now)
+        moved = False
         try:
             got = await fetch(reference, stage)
             async with name_lock:
                 name = choose(got.filename, item)
                 target = inside(root, name)
                 os.replace(got.path, target)
+                moved = True
                 taken[name] = item
                 owners[name] = item
         except Exception as exc:
@@ -288,7 +290,10 @@ async def download_objects(client: "AsyncClient", objs: Any, folder: "str | os.P
             book.finish(dest, item, reference, "failed", message="interrupted", label=item)
             raise
         finally:
-            shutil.rmtree(stage, ignore_errors=True)
+            if not moved and stage.is_dir():  # a failure between the download and the move
+                for leftover in stage.iterdir():
+                    leftover.unlink(missing_ok=True)
+            slots.put_nowait(stage)
         book.finish(dest, item, reference, "done", http_status=got.status, message="downloaded", label=item,
                     extra={"file": name, "bytes": got.bytes})
         suggested = safe_filename(got.filename, f"{item}.bin")
@@ -303,6 +308,10 @@ async def download_objects(client: "AsyncClient", objs: Any, folder: "str | os.P
         return _row(records[k], "deferred", None, "not downloaded: Boknett failed repeatedly, so the rest was "
                                                   "stopped; run the download again later (nothing is fetched twice)")
 
+    slots: asyncio.Queue[Path] = asyncio.Queue()
+    for n in range(concurrency):
+        slot = staging / f"{uuid.uuid4().hex[:8]}-{n}"
+        slots.put_nowait(slot)
     try:
         await client.http.ensure_pool(concurrency)
         outcome = await run_bulk(range(len(records)), worker, service=SERVICE, desc="object download",
@@ -311,6 +320,8 @@ async def download_objects(client: "AsyncClient", objs: Any, folder: "str | os.P
         book.end_run(run_id, outcome.counts, outcome.summary, outcome.rows)
     finally:
         book.close()
+        while not slots.empty():
+            shutil.rmtree(slots.get_nowait(), ignore_errors=True)
         try:
             staging.rmdir()
         except OSError:

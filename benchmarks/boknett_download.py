@@ -1,0 +1,87 @@
+"""Benchmark: 1,000 Boknett downloads at 20 ms latency, concurrency 8, vs the bound 1,000 × 20 ms / 8.
+
+The sandbox's Boknett emulator answers every request after ``latency_ms`` (its fault middleware), so with
+8 downloads in flight the run cannot be faster than 1,000 × 20 ms / 8 = 2.5 s. The ratio measured / bound
+shows the client's own overhead (login, Date per attempt, streaming to a temporary file, rename, journal).
+Goal: ≤ 1.5×. A second run over the same rows (everything already on disk, nothing fetched) is timed too.
+
+The emulator runs in this process and would otherwise draw every cover with Pillow on each request (its
+CPU then counts against the client on a shared 2-core machine), so its file bodies are made once up
+front. Side by side in the same run: the same 1,000 GETs through the toolkit's HTTP layer alone (no
+files, no journal) — the floor of this machine at this latency and concurrency.
+
+    .venv/bin/python benchmarks/boknett_download.py [COUNT] [LATENCY_MS] [CONCURRENCY]
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+GOAL = 1.5
+
+
+def main(count: int = 1000, latency_ms: float = 20.0, concurrency: int = 8) -> float:
+    import toolkit
+
+    with toolkit.sandbox.start(services=["boknett"], latency_ms=latency_ms, seed=7) as sb:
+        emu = sb.emulator("boknett")
+        emu.object_count = int(count * 1.3) + 50
+        records, seen = [], set()
+        for record in emu.records():  # distinct objects (a report may name one object twice)
+            key = (record["isbn13"], record["type"])
+            if key not in seen:
+                seen.add(key)
+                records.append(record)
+            if len(records) == count:
+                break
+        assert len(records) == count, "not enough distinct objects"
+        bodies = {i: emu.body(i) for i in range(emu.object_count)}
+        emu.body = bodies.__getitem__  # the server's bodies made once (see the module docstring)
+        with toolkit.boknett.connect(**sb.credentials("boknett")) as bk, tempfile.TemporaryDirectory() as tmp:
+            bk.aio.http.requests_sent = 0
+            started = time.perf_counter()
+            res = bk.download(records, Path(tmp) / "files", concurrency=concurrency, progress=False)
+            seconds = time.perf_counter() - started
+            downloaded = int((res["outcome"] == "downloaded").sum())
+            total_bytes = int(res["bytes"].sum())
+            started = time.perf_counter()
+            again = bk.download(records, Path(tmp) / "files", concurrency=concurrency, progress=False)
+            rerun = time.perf_counter() - started
+            skipped = int((again["outcome"] == "already_downloaded").sum())
+            floor = bk.aio.http  # the same GETs through the HTTP layer only
+            import asyncio
+
+            async def raw() -> float:
+                sem = asyncio.Semaphore(concurrency)
+
+                async def one(url: str) -> None:
+                    async with sem:
+                        response = await floor.request("GET", url, headers={"Accept": "application/octet-stream"})
+                        assert response.status_code == 200
+
+                t0 = time.perf_counter()
+                await asyncio.gather(*(one(r["reference"]) for r in records))
+                return time.perf_counter() - t0
+
+            from toolkit.core.sync import run
+
+            raw_seconds = run(raw())
+    bound = count * latency_ms / 1000 / concurrency
+    ratio = seconds / bound
+    print(f"Boknett downloads: {downloaded}/{count} files, {total_bytes / 1e6:.1f} MB, latency {latency_ms:.0f} ms, "
+          f"concurrency {concurrency}")
+    print(f"  measured {seconds:.2f} s; bound {count} x {latency_ms:.0f} ms / {concurrency} = {bound:.2f} s; "
+          f"ratio {ratio:.2f}x (goal <= {GOAL}x) -> {'OK' if ratio <= GOAL else 'SLOWER THAN GOAL'}")
+    print(f"  the same {count} GETs through the HTTP layer only (no files, no journal): {raw_seconds:.2f} s, "
+          f"ratio {raw_seconds / bound:.2f}x; the download's own overhead: {seconds / raw_seconds:.2f}x of that")
+    print(f"  re-run over the same rows: {skipped}/{count} already on disk, nothing fetched, {rerun:.2f} s")
+    return ratio
+
+
+if __name__ == "__main__":
+    args = sys.argv[1:]
+    main(int(args[0]) if args else 1000, float(args[1]) if len(args) > 1 else 20.0,
+         int(args[2]) if len(args) > 2 else 8)
