@@ -162,7 +162,8 @@ CELLS = """() => {
         data: Object.fromEntries(Object.entries(o.data || {}).filter(([k]) => !k.startsWith('image/'))
                                    .map(([k, v]) => [k, typeof v === 'string' || Array.isArray(v) ? text(v)
                                                                                                : JSON.stringify(v)]))})),
-      rendered: Array.from(cell.node.querySelectorAll('.jp-OutputArea-output')).map(e => e.innerText)};
+      rendered: Array.from(cell.node.querySelectorAll('.jp-OutputArea-output')).map(e => [e.innerText].concat(
+        Array.from(e.querySelectorAll('input:not([type=password]), textarea')).map(i => i.value)).join('\\n'))};
   });
   return {status: kernel ? kernel.status : 'none', cells};
 }"""
@@ -240,7 +241,9 @@ def run_notebook(browser: Any, lab: Lab, name: str, timeout_s: float = 240,
             time.sleep(1)
         page.wait_for_timeout(500)  # let the last widgets render
         state = page.evaluate(CELLS)
-        body = page.inner_text("body")
+        # what is on screen: the page's text and what its text fields hold (innerText leaves inputs out)
+        body = page.inner_text("body") + "\n" + "\n".join(page.evaluate(
+            "() => Array.from(document.querySelectorAll('input:not([type=password]), textarea')).map(i => i.value)"))
         errors = any(o["type"] == "error" for c in state["cells"] for o in c.get("outputs", []))
         if inspect is not None and finished and not errors:  # an error output is reported by problems_of
             inspect(page)

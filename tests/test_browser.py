@@ -92,11 +92,13 @@ def test_notebooks_start_the_sandbox_with_seed_0() -> None:
 @pytest.mark.timeout(420)
 @pytest.mark.parametrize("notebook", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
 def test_notebook_runs_all_cells_in_jupyterlab(notebook: Path, lab: Lab, browser: Any, forbidden: list[str]) -> None:
+    committed = notebook.read_bytes()
     shutil.copy2(notebook, lab.root / notebook.name)  # a copy: the committed notebook never changes
     try:
         run = run_notebook(browser, lab, notebook.name, timeout_s=240)
     finally:
         lab.shutdown_kernels()
+    assert notebook.read_bytes() == committed, f"{notebook.name} was changed by running it"
     TIMINGS[notebook.name] = run.seconds
     problems = problems_of(run, forbidden)
     assert not problems, (f"{notebook.name} after Run All Cells in JupyterLab ({run.seconds:.0f} s, "
@@ -192,3 +194,25 @@ def test_a_missing_browser_fails_under_ci_and_is_skipped_with_its_reason_elsewhe
     message = str(raised.value)
     assert "no-chromium is missing" in message and "apt-get install chromium" in message, message
     assert ("CI=true" in message) == bool(ci)
+
+
+@pytest.mark.browser
+@pytest.mark.timeout(300)
+def test_the_check_reads_text_fields(lab: Lab, browser: Any, forbidden: list[str]) -> None:
+    """A secret in a rendered text field is on screen too (``inner_text`` leaves input values out)."""
+    import nbformat
+
+    secret = next(v for v in forbidden if not v.replace("-", "").isdigit())
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell("import ipywidgets\n"
+                                          f"ipywidgets.Text(value=''.join({list(secret[::-1])!r})[::-1])")]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
+    nbformat.write(nb, lab.root / "field.ipynb")
+    try:
+        run = run_notebook(browser, lab, "field.ipynb", timeout_s=120)
+    finally:
+        lab.shutdown_kernels()
+    problems = problems_of(run, forbidden)
+    assert not any("widget rendered as text" in p for p in problems), problems  # a real text field
+    assert any(secret[:2] + "*** (raw) visible on the page (cell 0)" in p for p in problems), problems
+    assert secret not in "\n".join(problems)  # the failure message itself is masked
