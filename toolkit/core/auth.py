@@ -133,13 +133,13 @@ class TokenAuth:
 
     async def _renew(self, http: Any) -> None:
         self.fetches += 1
+        asked = time.monotonic()  # the lifetime counts from when we asked, not from when the answer came
         headers, lifetime = await self.fetch_headers(http)
         for value in headers.values():
             register_secret(value)
             register_secret(value.split(" ", 1)[-1])
         self._headers = dict(headers)
-        self._expires_at = time.monotonic() + max(1.0, lifetime - min(self.leeway, lifetime / 2)) \
-            if lifetime else 0.0
+        self._expires_at = asked + max(lifetime / 2, lifetime - self.leeway) if lifetime else 0.0
         self._generation += 1
         self._failed = None
 

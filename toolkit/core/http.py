@@ -409,8 +409,8 @@ class HttpClient:
         url = self.url_for(path)
         count = 0
         while query is not None:
-            response = await self.request("GET", url, params=query, headers=headers, what=what, allow=allow,
-                                          hints=hints)
+            response = await self.request("GET", url, params=query or None, headers=headers, what=what,
+                                          allow=allow, hints=hints)
             count += 1
             yield response
             if max_pages is not None and count >= max_pages:
@@ -418,11 +418,17 @@ class HttpClient:
             step = paging.next(response, query)
             if step is None:
                 return
-            if isinstance(step, tuple):  # an absolute next URL on the same origin, with its own query
-                next_url, query = step
-                url = next_url if _same_origin(next_url, self.url_for(path)) else url
+            before = (url, query)
+            if isinstance(step, tuple):  # an absolute next URL: followed only on the same origin
+                next_url, fallback = step
+                if _same_origin(next_url, self.url_for(path)):
+                    url, query = next_url, {}
+                else:  # never send our credentials to another host: use the cursor on our own URL
+                    url, query = self.url_for(path), fallback
             else:
                 query = step
+            if (url, query) == before:  # the service pointed at the page it just gave: stop, do not loop
+                return
 
     # -- downloads --------------------------------------------------------------------------------------
     async def download(self, path: str, folder: "str | os.PathLike[str]", *, params: Mapping[str, Any] | None = None,
@@ -533,12 +539,14 @@ class CursorPaging(Paging):
         link = response.links.get("next", {}).get("url") if "link" in response.headers else None
         if self.is_empty is not None and self.is_empty(response):
             return None
+        query = None
+        if cursor and cursor != params.get(self.param):
+            query = {k: v for k, v in params.items() if k not in self.drop}
+            query[self.param] = cursor
         if link:
-            return (str(response.request.url.join(link)), None)
-        if self.link_means_more or not cursor or cursor == params.get(self.param):
+            return (str(response.request.url.join(link)), query)
+        if self.link_means_more:
             return None
-        query = {k: v for k, v in params.items() if k not in self.drop}
-        query[self.param] = cursor
         return query
 
 

@@ -22,8 +22,8 @@ from ..core.errors import ToolkitError, ValidationError
 from ..core.frames import ToolkitFrame, ToolkitSeries, frame
 from ..core.http import PagePaging
 
-if TYPE_CHECKING:
-    from .client import AsyncClient
+#: the Mediaflow AsyncClient (duck-typed here, not imported: the client imports this module)
+AsyncClient = Any
 
 __all__ = ["FILE_COLUMNS", "FOLDER_SCHEMA", "DEFAULT_FIELDS", "PREVIEW_SIZES", "snake", "file_columns",
            "file_records", "latest", "folders", "files", "file", "previews"]

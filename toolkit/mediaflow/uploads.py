@@ -55,8 +55,8 @@ from ..core.http import parse_error_body, parse_retry_after
 from ..core.journal import Journal
 from ..core.redact import SECRET_KEYS, get_logger, redact, register_secret
 
-if TYPE_CHECKING:
-    from .client import AsyncClient
+#: the Mediaflow AsyncClient (duck-typed here, not imported: the client imports this module)
+AsyncClient = Any
 
 __all__ = ["UPLOAD_SCHEMA", "JOURNAL_NAME", "LABELS", "upload", "upload_folder", "exit_code"]
 
