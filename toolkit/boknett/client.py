@@ -113,6 +113,15 @@ class AsyncClient(ServiceClient):
             f"adjusted its Date by {self.clock.offset:+.0f} s", service=SERVICE,
             hint="Set this computer's clock right (automatic time / NTP), then run again.")
 
+    def _clock_refused(self, response: Any, codes: list[str]) -> bool:
+        """Whether a 400 is about the ``Date``: its code says so, or the server's own ``Date`` header is more
+        than 15 minutes from the time this client sends (whatever the code)."""
+        if "DATE_SKEW" in codes:
+            return True
+        server = DateHeader()
+        learnt = server.learn(response.headers.get("date"))
+        return learnt is not None and abs(learnt - self.clock.offset) > 15 * 60
+
     async def _learn_clock(self, response: Any, sent_offset: float) -> bool:
         """Learn the server's clock from ``response`` (a DATE_SKEW answer); True if the call may be repeated."""
         async with self._lock():
@@ -159,7 +168,7 @@ class AsyncClient(ServiceClient):
                 codes = [c for c, _ in parse_errors(response.content)]
             except ToolkitError:
                 codes = []
-            if attempt == 1 and "DATE_SKEW" in codes and await self._learn_clock(response, offset):
+            if attempt == 1 and self._clock_refused(response, codes) and await self._learn_clock(response, offset):
                 continue
             raise self._api_error(response, what)
         raise AssertionError("unreachable")  # pragma: no cover

@@ -231,7 +231,7 @@ async def download_objects(client: "AsyncClient", objs: Any, folder: "str | os.P
                     codes = [c for c, _ in parse_errors(probe.content)]
                 except ToolkitError:
                     codes = []
-                if "DATE_SKEW" in codes and await client._learn_clock(probe, offset):
+                if client._clock_refused(probe, codes) and await client._learn_clock(probe, offset):
                     continue
                 raise client._api_error(probe, "download the object file")
             finally:

@@ -90,6 +90,17 @@ def check_pagesize(pagesize: Any) -> int:
     return pagesize
 
 
+def _cursor_from_link(response: Any) -> str | None:
+    """The ``next`` parameter of a ``Link: <…>; rel="next"`` (when a service sends no ``Next`` header)."""
+    from urllib.parse import parse_qs, urlsplit
+
+    link = response.links.get("next", {}).get("url") if "link" in response.headers else None
+    if not link:
+        return None
+    values = parse_qs(urlsplit(link).query).get("next")
+    return values[0] if values else None
+
+
 def _frame(parts: list[pd.DataFrame], cursor: str | None, pages: int) -> ToolkitFrame:
     if parts:
         df = ToolkitFrame(pd.concat(parts, ignore_index=True)) if len(parts) > 1 else parts[0]
@@ -128,7 +139,7 @@ async def pull_objects(client: "AsyncClient", *, after: Any = None, next: str | 
         if len(df):
             parts.append(df)
         step = paging.next(response, query)
-        got = response.headers.get("Next")
+        got = response.headers.get("Next") or _cursor_from_link(response)
         if got:
             cursor = got
         elif len(df):
