@@ -92,13 +92,13 @@ def main(count: int = 1000, latency_ms: float = 20.0, concurrency: int = 8) -> f
             server.stdin.close()
         server.wait(30)
     bound = count * latency_ms / 1000 / concurrency
-    ratio = seconds / bound
+    ratio = seconds / bound if bound else float("nan")
     print(f"Boknett downloads: {downloaded}/{count} files, {total_bytes / 1e6:.1f} MB, latency {latency_ms:.0f} ms, "
           f"concurrency {concurrency} (emulator in a child process)")
     print(f"  measured {seconds:.2f} s; bound {count} x {latency_ms:.0f} ms / {concurrency} = {bound:.2f} s; "
           f"ratio {ratio:.2f}x (goal <= {GOAL}x) -> {'OK' if ratio <= GOAL else 'SLOWER THAN GOAL'}")
     print(f"  the same {count} GETs through the HTTP layer only (no files, no journal): {raw_seconds:.2f} s, "
-          f"ratio {raw_seconds / bound:.2f}x; the download's own overhead: {seconds / raw_seconds:.2f}x of that")
+          f"ratio {raw_seconds / bound if bound else float('nan'):.2f}x; the download's own overhead: {seconds / raw_seconds:.2f}x of that")
     print(f"  re-run over the same rows: {skipped}/{count} already on disk, nothing fetched, {rerun:.2f} s")
     return ratio
 
