@@ -8,7 +8,8 @@ Goal: ≤ 1.5×. A second run over the same rows (everything already on disk, no
 The emulator runs in a child process (so its CPU — uvicorn, and the covers it draws — does not compete with
 the client for this process's GIL), with its file bodies made once up front. Side by side in the same run:
 the same 1,000 GETs through the toolkit's HTTP layer alone (no files, no journal) — the floor of this
-machine at this latency and concurrency.
+machine at this latency and concurrency — and through the core's ``http.download`` alone (files, but no
+journal and no naming rules), to show where the rest of the time goes.
 
     .venv/bin/python benchmarks/boknett_download.py [COUNT] [LATENCY_MS] [CONCURRENCY]
 """
@@ -87,6 +88,20 @@ def main(count: int = 1000, latency_ms: float = 20.0, concurrency: int = 8) -> f
                 return time.perf_counter() - t0
 
             raw_seconds = run(raw())
+
+            async def core_download() -> float:
+                sem = asyncio.Semaphore(concurrency)
+
+                async def one(k: int, url: str) -> None:
+                    async with sem:
+                        await http.download(url, Path(tmp) / "core" / str(k % 64), overwrite=True,
+                                            headers={"Accept": "application/octet-stream"})
+
+                t0 = time.perf_counter()
+                await asyncio.gather(*(one(k, r["reference"]) for k, r in enumerate(records)))
+                return time.perf_counter() - t0
+
+            core_seconds = run(core_download())
     finally:
         if server.stdin is not None:
             server.stdin.close()
@@ -99,6 +114,8 @@ def main(count: int = 1000, latency_ms: float = 20.0, concurrency: int = 8) -> f
           f"ratio {ratio:.2f}x (goal <= {GOAL}x) -> {'OK' if ratio <= GOAL else 'SLOWER THAN GOAL'}")
     print(f"  the same {count} GETs through the HTTP layer only (no files, no journal): {raw_seconds:.2f} s, "
           f"ratio {raw_seconds / bound if bound else float('nan'):.2f}x; the download's own overhead: {seconds / raw_seconds:.2f}x of that")
+    print(f"  the same {count} files through the core's http.download alone (no journal, no names): "
+          f"{core_seconds:.2f} s, {core_seconds / raw_seconds:.2f}x of the HTTP layer")
     print(f"  re-run over the same rows: {skipped}/{count} already on disk, nothing fetched, {rerun:.2f} s")
     return ratio
 
