@@ -118,6 +118,10 @@ class Row:
 
 
 def _check_url(value: Any) -> tuple[str | None, str | None]:
+    if type(value) is str and value[:4] == "http" and value == value.strip():  # the common case, fast
+        head, sep, rest = value.partition("://")
+        if sep and head in ("http", "https") and rest and rest[0] not in "/?#" and " " not in rest:
+            return value, None
     if _missing(value):
         return None, "not sent: the row has no url"
     if not isinstance(value, str):
@@ -136,6 +140,8 @@ def _check_url(value: Any) -> tuple[str | None, str | None]:
 
 def _metadata(record: Mapping[str, Any]) -> tuple[dict[str, Any] | None, str | None]:
     meta = record.get("metadata")
+    if type(meta) is dict and not any(type(k) is str and k.startswith("metadata.") for k in record):
+        return dict(meta), None
     out: dict[str, Any] = {}
     if not _missing(meta):
         if isinstance(meta, str):
@@ -149,11 +155,15 @@ def _metadata(record: Mapping[str, Any]) -> tuple[dict[str, Any] | None, str | N
     for key, value in record.items():
         if isinstance(key, str) and key.startswith("metadata.") and len(key) > 9 and not _missing(value):
             out[key[9:]] = value.item() if hasattr(value, "item") and not isinstance(value, str) else value
-    try:
-        json.dumps(out, allow_nan=False)
-    except (TypeError, ValueError):
-        return None, "not sent: metadata holds values that are not JSON (numbers, text, lists, objects)"
     return out, None
+
+
+def _json_ok(value: Any) -> bool:
+    try:
+        json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError):
+        return False
+    return True
 
 
 def _records(images: Any) -> list[Any]:
@@ -181,8 +191,12 @@ def check_images(images: Any) -> list[Row]:
             rows.append(Row(i, None, None, reason=f"not sent: row {i} is not a record (a dict) but "
                                                   f"{type(record).__name__}"))
             continue
-        ext = _id_text(_first(record, "id", "externalId", "external_id"))
-        name = _first(record, "fileName", "file_name", "title")
+        raw_id = record.get("id")
+        ext = raw_id.strip() if type(raw_id) is str and raw_id.strip() else \
+            _id_text(_first(record, "id", "externalId", "external_id"))
+        name = record.get("fileName")
+        if type(name) is not str or not name:
+            name = _first(record, "fileName", "file_name", "title")
         title = None if name is None else str(name)
         url, problem = _check_url(record.get("url"))
         if problem is None and ext is None:
@@ -207,6 +221,14 @@ def check_images(images: Any) -> list[Row]:
         if media_type:
             payload["mediaType"] = media_type.strip()
         rows.append(Row(i, ext, title, payload=payload))
+    # one JSON check for all rows (fast); only when it fails, find the rows at fault
+    if not _json_ok([r.payload for r in rows if r.payload is not None]):
+        for r in rows:
+            if r.payload is not None and not _json_ok(r.payload):
+                r.payload = None
+                r.reason = "not sent: metadata holds values that are not JSON (numbers, text, lists, objects)"
+                if r.external_id is not None and seen.get(r.external_id) == r.position:
+                    del seen[r.external_id]
     return rows
 
 
@@ -272,6 +294,8 @@ class ServerJob:
     polls: int = 0
     #: journal coordinates, to record a failed job so that a re-run sends its chunk again
     journal: Any = None
+    #: the result rows of its chunk, position → row (made once the job finished)
+    rows: dict[int, dict[str, Any]] | None = None
 
 
 def _image_status(value: Any) -> str:
@@ -344,6 +368,32 @@ def _join(*parts: Any) -> str | None:
     return " — ".join(texts) if texts else None
 
 
+def fast_frame(rows: Sequence[Mapping[str, Any]], schema: Mapping[str, str], summary: str | None = None) -> Any:
+    """What :func:`toolkit.core.frames.frame` builds for string / Int64 / boolean columns, column by column
+    (10,000 result rows in milliseconds instead of half a second)."""
+    from ..core.frames import ToolkitFrame
+
+    raw = pd.DataFrame.from_records(list(rows), columns=list(schema)) if rows else \
+        pd.DataFrame({c: pd.Series([], dtype=object) for c in schema})
+    data = {}
+    for column, dtype in schema.items():
+        if dtype not in ("string", "Int64", "boolean", "Float64"):  # pragma: no cover - not in these schemas
+            return frame(rows, schema, summary=summary)
+        values = raw[column].astype(object)
+        if dtype == "string":
+            data[column] = values.astype("string").array
+        else:
+            data[column] = values.astype(dtype).array
+    df = ToolkitFrame(data, columns=list(schema))
+    if summary:
+        df.attrs["summary"] = summary
+    return df
+
+
+def _missing_value(value: Any) -> bool:
+    return value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value))
+
+
 # -- the job ---------------------------------------------------------------------------------------------
 @sync_wrappable
 class ImportJob(Job):
@@ -355,13 +405,15 @@ class ImportJob(Job):
 
     def __init__(self, client: "AsyncClient", *, rows: Sequence[Row] = (), chunks: Sequence[Chunk] = (),
                  jobs: Sequence[ServerJob] = (), system_name: str | None = None) -> None:
-        super().__init__(service=SERVICE, backoff=Backoff(first=0.2, factor=1.35, max_interval=0.5))
+        super().__init__(service=SERVICE, backoff=_FollowBackoff(self))
         self._client = client
         self._rows = list(rows)
         self._chunks = list(chunks)
         self._jobs: list[ServerJob] = list(jobs)
         self.system_name = system_name
-        self.window = 8
+        self.window = 16
+        #: whether the last poll found a job that had just finished (its neighbours are likely next)
+        self._progressed = False
         self._inbox: Any = None
         self.status_calls = 0
 
@@ -464,7 +516,7 @@ class ImportJob(Job):
         parts = ", ".join(f"{k} {int(counts[k])}" for k in STATUSES if k in counts)
         summary = f"Livingdocs: image import: {len(rows)} image{'s' if len(rows) != 1 else ''}" + \
                   (f" — {parts}" if parts else "") + f" in {len(self._jobs)} job{'s' if len(self._jobs) != 1 else ''}"
-        df = frame(rows, RESULT_SCHEMA, summary=summary)
+        df = fast_frame(rows, RESULT_SCHEMA, summary=summary)
         df.attrs.update(kind="assets", service=SERVICE)
         return df
 
@@ -483,6 +535,8 @@ class ImportJob(Job):
             parse_status(body, job)
         if job.finished and job.state == "failed":
             self._journal_failed(job)
+        if job.finished and job.chunk is not None:
+            job.rows = self._chunk_rows(job.chunk, job)  # now, while waiting, not when results() is asked
 
     def _journal_failed(self, job: ServerJob) -> None:
         if job.journal is None or job.chunk is None:
@@ -498,6 +552,7 @@ class ImportJob(Job):
     async def poll(self) -> JobState:
         """One round: jobs whose webhook arrived, then the oldest unfinished jobs a window at a time."""
         pending = [j for j in self._jobs if not j.finished]
+        before = len(pending)
         if self._inbox is not None and pending:
             hooked = self._inbox.job_ids() if hasattr(self._inbox, "job_ids") else set()
             await asyncio.gather(*(self._refresh(j) for j in pending if j.job_id in hooked))
@@ -508,6 +563,7 @@ class ImportJob(Job):
             if not all(j.finished for j in batch):
                 break
         done = [j for j in self._jobs if j.finished]
+        self._progressed = len(self._jobs) - len(done) < before
         failed = [j for j in done if j.state == "failed"]
         finished = len(done) == len(self._jobs)
         state = (("failed" if len(failed) == len(done) else "partly failed") if failed else "success") \
@@ -526,22 +582,13 @@ class ImportJob(Job):
                     out.append({"status": "failed", "reason": job.reason, "job_id": job.job_id})
             return out
         by_row: dict[int, dict[str, Any]] = {}
+        jobs = {id(j.chunk): j for j in self._jobs if j.chunk is not None}
         for chunk in self._chunks:
-            job = next((j for j in self._jobs if j.chunk is chunk), None)
-            lookup: dict[str, Mapping[str, Any]] = {}
-            if job is not None:
-                for img in job.images or []:
-                    if isinstance(img, Mapping):
-                        key = _id_text(img.get("externalId") if img.get("externalId") is not None else img.get("id"))
-                        if key is not None:
-                            lookup.setdefault(key, img)
-            for row in chunk.rows:
-                if job is None:
-                    by_row[row.position] = {"external_id": row.external_id, "title": row.title, "status": "failed",
-                                            "reason": _join(chunk.error, chunk.note), "job_id": None}
-                else:
-                    by_row[row.position] = _result_row(row.external_id, row.title, job,
-                                                       lookup.get(row.external_id or ""), chunk.note)
+            job = jobs.get(id(chunk))
+            if job is not None and job.rows is not None:
+                by_row.update(job.rows)
+            else:
+                by_row.update(self._chunk_rows(chunk, job))
         out = []
         for row in self._rows:
             if row.payload is None:
@@ -552,10 +599,42 @@ class ImportJob(Job):
                                                         "status": "failed", "reason": "not sent", "job_id": None})
         return out
 
+    @staticmethod
+    def _chunk_rows(chunk: Chunk, job: ServerJob | None) -> dict[int, dict[str, Any]]:
+        if job is None:
+            return {row.position: {"external_id": row.external_id, "title": row.title, "status": "failed",
+                                   "reason": _join(chunk.error, chunk.note), "job_id": None} for row in chunk.rows}
+        lookup: dict[str, Mapping[str, Any]] = {}
+        for img in job.images or []:
+            if isinstance(img, Mapping):
+                key = _id_text(img.get("externalId") if img.get("externalId") is not None else img.get("id"))
+                if key is not None:
+                    lookup.setdefault(key, img)
+        return {row.position: _result_row(row.external_id, row.title, job, lookup.get(row.external_id or ""),
+                                          chunk.note) for row in chunk.rows}
+
     def __repr__(self) -> str:
         done = sum(j.finished for j in self._jobs)
         images = len(self._rows) if self._rows else sum(j.total or 0 for j in self._jobs)
         return f"<Livingdocs ImportJob: {len(self._jobs)} job(s), {done} finished, {images} image(s)>"
+
+
+class _FollowBackoff(Backoff):
+    """The core backoff (0.2 s growing by 1.35 to 0.3 s), except right after a poll that found a job just
+    finished: then the next poll comes after ``follow`` seconds, since jobs started together end together
+    (only the oldest unfinished window is asked, so this costs a few calls, not one per job)."""
+
+    def __init__(self, job: "ImportJob", follow: float = 0.1) -> None:
+        super().__init__(first=0.2, factor=1.35, max_interval=0.3)
+        self.job, self.follow = job, follow
+
+    def pauses(self) -> Any:
+        regular = super().pauses()
+        while True:
+            if self.job._progressed and len(self.job._jobs) > 1:
+                yield self.follow
+            else:
+                yield next(regular)
 
 
 class _InboxWake:
