@@ -76,3 +76,19 @@ def test_first_pull_without_after_and_no_password_are_plain_errors(make_sandbox:
     code = main(["boknett", "pull", "--state", str(tmp_path / "s"), "--environment", "sandbox"])
     err = capsys.readouterr().err
     assert code == 3 and "after" in err and not (tmp_path / "s").exists()
+
+
+def test_password_from_a_hidden_prompt(make_sandbox: Any, tmp_path: Path, capsys: Any,
+                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    sandbox = make_sandbox(services=["boknett"], seed=24)
+    emu = sandbox.emulator("boknett")
+    emu.object_count = 5
+    creds = emu.credentials()
+    asked: list[str] = []
+    monkeypatch.delenv("TOOLKIT_BOKNETT_PASSWORD", raising=False)
+    monkeypatch.setattr("sys.stdin.isatty", lambda: True, raising=False)
+    monkeypatch.setattr("getpass.getpass", lambda prompt="": asked.append(prompt) or creds["password"])
+    code = main(["boknett", "pull", "--state", str(tmp_path / "s"), "--after", _after(emu), "--username",
+                 creds["username"], "--base-url", creds["base_url"], "--login-url", creds["login_url"]])
+    assert code == 0 and len(asked) == 1 and "hidden" in asked[0]
+    assert "5 changed objects" in capsys.readouterr().out

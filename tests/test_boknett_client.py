@@ -335,3 +335,19 @@ def test_no_password_or_ticket_in_logs_reprs_frames_or_urls(bks: Sandbox, emu: B
     assert_no_secrets("\n".join(texts), secrets)
     for r in emu.requests:
         assert_no_secrets(r.path + "?" + r.query, secrets, "request URL")
+
+
+def test_public_names_and_signatures() -> None:
+    import inspect
+
+    assert toolkit.boknett.connect is not None
+    params = inspect.signature(toolkit.boknett.connect).parameters
+    assert {"username", "password", "environment", "base_url", "login_url"} <= set(params)
+    sig = inspect.signature(toolkit.boknett.Client.objects).parameters
+    assert list(sig)[1:] == ["after", "next", "pagesize"] and sig["pagesize"].default == 5000
+    sig = inspect.signature(toolkit.boknett.Client.changes).parameters
+    assert sig["state"].default == "boknett.cursor" and sig["after"].default is None
+    sig = inspect.signature(toolkit.boknett.Client.download).parameters
+    assert list(sig)[1:5] == ["objs", "folder", "concurrency", "overwrite"]
+    assert sig["concurrency"].default == 8 and sig["overwrite"].default is False
+    assert "410" in (toolkit.boknett.Client.download.__doc__ or "")
