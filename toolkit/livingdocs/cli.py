@@ -1,0 +1,125 @@
+"""``toolkit livingdocs import IMAGES.csv --system-name NAME [--wait] [--report FILE]``.
+
+The access token is read from ``TOOLKIT_LIVINGDOCS_TOKEN`` (environment or ``.env``) or asked for with a
+hidden prompt — never taken from the command line, where every process on the machine could see it. The
+base URL comes from ``--base-url`` or ``TOOLKIT_LIVINGDOCS_BASE_URL``; ``--sandbox`` uses a sandbox running
+in another process (``toolkit sandbox``), demo token included.
+
+IMAGES.csv (or .xlsx / .json) has the columns ``url`` and ``id``, optionally ``fileName`` (or ``file_name``
+/ ``title``), ``mediaType``, ``metadata`` (JSON text) and ``metadata.<name>`` columns.
+
+Exit codes: 0 every image imported or skipped as unchanged (or, without ``--wait``, every chunk sent);
+1 some images failed; 2 some rows were invalid (not sent); 3 an error stopped the run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import sys
+from pathlib import Path
+from typing import Any
+
+from ..core import service as _service
+from ..core.credentials import Secret, load_credentials
+from ..core.errors import ValidationError
+
+__all__ = ["register", "read_images"]
+
+
+def register(subparsers: Any) -> None:
+    """Add ``toolkit livingdocs …`` to the ``toolkit`` command line."""
+    ld = subparsers.add_parser("livingdocs", help="Livingdocs: import images by URL into the media library")
+    sub = ld.add_subparsers(dest="livingdocs_command", required=True)
+    imp = sub.add_parser("import", help="import the images of a CSV file",
+                         description="Import every row (url, id, fileName, metadata …) of IMAGES.csv into the "
+                                     "Livingdocs media library. The token comes from TOOLKIT_LIVINGDOCS_TOKEN or a "
+                                     "hidden prompt. Exit code 0: all imported/skipped; 1: some failed; 2: some "
+                                     "rows invalid; 3: an error stopped the run.")
+    imp.add_argument("images", help="CSV, Excel or JSON file with url and id columns")
+    imp.add_argument("--system-name", required=True, help="the source system's name (with the ids it identifies "
+                                                          "each image)")
+    imp.add_argument("--base-url", help="the server, with any path prefix (default TOOLKIT_LIVINGDOCS_BASE_URL)")
+    imp.add_argument("--api-version", help="v1 (default), beta or a dated version such as 2026-01")
+    imp.add_argument("--sandbox", action="store_true", help="use the sandbox running in another process")
+    imp.add_argument("--chunk-size", type=int, default=100)
+    imp.add_argument("--journal", help="journal file: a second run re-attaches to the jobs it recorded")
+    imp.add_argument("--wait", action="store_true", help="wait for the jobs and report one row per image")
+    imp.add_argument("--timeout", type=float, default=600.0, help="seconds to wait with --wait")
+    imp.add_argument("--report", help="write the result rows (or, without --wait, the jobs) to this CSV file")
+    imp.add_argument("--no-progress", action="store_true")
+    imp.set_defaults(func=_cmd_import)
+
+
+def read_images(path: str) -> Any:
+    import pandas as pd
+
+    file = Path(path).expanduser()
+    if not file.is_file():
+        raise ValidationError(f"no such file: {file}", service="livingdocs",
+                              hint="Give a CSV (or .xlsx / .json) file with url and id columns.")
+    suffix = file.suffix.lower()
+    if suffix in (".xlsx", ".xls"):
+        return pd.read_excel(file, dtype={"id": str})
+    if suffix == ".json":
+        return pd.read_json(file, dtype={"id": str})
+    return pd.read_csv(file, dtype={"id": str}, keep_default_na=True)
+
+
+def _connect(args: argparse.Namespace) -> Any:
+    from . import connect
+
+    if args.sandbox:
+        sb = _service.discover("livingdocs")
+        if sb is None:
+            raise ValidationError("no sandbox is running", service="livingdocs",
+                                  hint="Start one with `toolkit sandbox` in another terminal, or give --base-url.")
+        kwargs = dict(sb.credentials("livingdocs"))
+        if args.api_version:
+            kwargs["api_version"] = args.api_version
+        return connect(**kwargs)
+    creds = load_credentials("livingdocs", base_url=args.base_url, api_version=args.api_version)
+    kwargs = creds.to_kwargs()
+    if not kwargs.get("token"):
+        if not sys.stdin.isatty():
+            raise ValidationError("no access token", service="livingdocs",
+                                  hint="Set TOOLKIT_LIVINGDOCS_TOKEN (environment or .env), or run in a terminal "
+                                       "to be asked for it.")
+        kwargs["token"] = Secret(getpass.getpass("Livingdocs access token (hidden): "))
+    return _service.connect("livingdocs", via="cli", **kwargs)
+
+
+def _cmd_import(args: argparse.Namespace) -> int:
+    images = read_images(args.images)
+    with _connect(args) as lv:
+        job = lv.import_images(images, system_name=args.system_name, chunk_size=args.chunk_size,
+                               journal=args.journal, progress=not args.no_progress)
+        print(f"Livingdocs: {len(job.ids)} import job(s): {', '.join(job.ids) or 'none'}")
+        if not args.wait:
+            status = job.status()
+            if args.report:
+                status.to_csv(args.report, index=False)
+            if len(status):
+                print(status.to_string(index=False))
+            results = job.aio._result_rows()
+            invalid = sum(1 for r in results if r["status"] == "invalid")
+            unsent = sum(1 for r in results if r["status"] == "failed")
+            print(f"{invalid} invalid row(s) not sent; {unsent} row(s) could not be sent. "
+                  f"Follow the jobs with --wait, or in Python: lv.job(id).")
+            return 1 if unsent else 2 if invalid else 0
+        job.wait(timeout=args.timeout, progress=not args.no_progress)
+        res = job.results()
+    if args.report:
+        res.to_csv(args.report, index=False)
+    problems = res[res["status"].isin(["failed", "invalid"])]
+    if len(problems):
+        with __import__("pandas").option_context("display.max_colwidth", 120):
+            print(problems[["external_id", "status", "reason", "job_id"]].head(40).to_string(index=False))
+        if len(problems) > 40:
+            print(f"… {len(problems) - 40} more (use --report for all)")
+    print(res.attrs.get("summary", ""))
+    if (res["status"] == "failed").any():
+        return 1
+    if (res["status"] == "invalid").any():
+        return 2
+    return 0
