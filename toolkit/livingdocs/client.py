@@ -346,6 +346,31 @@ class AsyncClient(ServiceClient):
         df.attrs.update(kind="assets", service=SERVICE)
         return df
 
+    async def fetch_image(self, url: str, *, max_bytes: int = 20 * 1024 * 1024) -> Any:
+        """The picture at ``url`` (a result row's ``url``) as a PIL image, or ``None`` when it is not a picture
+        Pillow reads (an SVG, say). The token is never sent with it: image URLs may be on another host
+        (the image service).
+
+        Raises
+        ------
+        NotFound, TransportError
+            The picture cannot be fetched.
+        """
+        import io
+
+        from PIL import Image, UnidentifiedImageError
+
+        response = await self.http.request("GET", str(url), authenticate=False, what="fetch the picture")
+        data = response.content[:max_bytes + 1]
+        if len(data) > max_bytes:
+            return None
+        try:
+            img = Image.open(io.BytesIO(data))
+            img.load()
+        except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError):
+            return None
+        return img
+
 
 def _is_array(response: Any) -> bool:
     try:
