@@ -44,8 +44,8 @@ from ..core.frames import ToolkitFrame, frame
 from ..core.journal import Journal, destination
 from ..core.redact import redact
 
-if TYPE_CHECKING:  # pragma: no cover
-    from .client import AsyncClient
+#: the service's AsyncClient, duck-typed (not imported: the client imports this module)
+AsyncClient = Any
 
 __all__ = ["DOWNLOAD_SCHEMA", "download_objects", "JOURNAL_NAME", "STAGING", "MESSAGES", "MAX_CONCURRENCY"]
 

@@ -33,8 +33,8 @@ from ..core.http import CursorPaging
 from ..core.redact import get_logger
 from .report import OBJECT_SCHEMA, parse_objects
 
-if TYPE_CHECKING:  # pragma: no cover
-    from .client import AsyncClient
+#: the service's AsyncClient, duck-typed (not imported: the client imports this module)
+AsyncClient = Any
 
 __all__ = ["format_after", "check_pagesize", "pull_objects", "pull_changes", "read_state", "write_state",
            "MAX_PAGESIZE", "MAX_AGE_DAYS", "REPORT_PATH"]

@@ -54,8 +54,8 @@ from ..core.journal import Journal, destination
 from ..core.redact import get_logger, redact
 from ..core.sync import sync_wrappable
 
-if TYPE_CHECKING:
-    from .client import AsyncClient
+#: the service's AsyncClient, duck-typed (not imported: the client imports this module)
+AsyncClient = Any
 
 __all__ = ["ImportJob", "RESULT_SCHEMA", "STATUS_SCHEMA", "CONTEXT_MAX_BYTES", "check_images", "prepare"]
 
