@@ -12,6 +12,7 @@ import pytest
 
 import toolkit
 from toolkit.sandbox import Sandbox
+from toolkit.testing import assert_no_secrets
 
 
 @pytest.fixture(scope="session")
@@ -46,9 +47,8 @@ def debug_logs(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
 
 
 def assert_clean(text: str, forbidden: list[str], where: str = "output") -> None:
-    """Fail if any forbidden value (a secret or a raw CPR) appears in ``text``."""
-    leaks = sorted({value for value in forbidden if value and value in text})
-    assert not leaks, f"{len(leaks)} secret/personal value(s) leaked into {where}"
+    """Fail if any forbidden value (a secret or a raw CPR) appears in ``text`` (``toolkit.testing``)."""
+    assert_no_secrets(text, forbidden, where)
 
 
 def widget_tree(root: Any) -> list[Any]:
