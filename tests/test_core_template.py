@@ -273,7 +273,8 @@ def test_missing_fields_name_argument_variable_and_flag(monkeypatch: pytest.Monk
     with pytest.raises(ValidationError) as info:
         toolkit.core.service.connect("uddata", via="cli", base_url="http://127.0.0.1:9", institution="1")
     text = str(info.value)
-    assert "--client-id" in text and "--client-secret" in text and "connect()" not in text
+    assert "--client-id" in text and "TOOLKIT_UDDATA_CLIENT_SECRET" in text and "connect()" not in text
+    assert "--client-secret" not in text  # a secret has no flag: the variable or the prompt
 
 
 def test_environment_sandbox_finds_a_sandbox_of_another_process(tmp_path: Path) -> None:

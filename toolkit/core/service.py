@@ -186,8 +186,11 @@ def missing_fields_error(svc: ServiceSpec, missing: list[str], via: str = "pytho
     errors = {}
     for name in missing:
         f = by_name[name]
-        how = [f"{f.flag} on the command line" + (" (or leave it out to be asked)" if f.secret else "")
-               if via == "cli" else f"{name}=… in connect()", f"the environment variable {env_name(svc.name, name)}"]
+        if via == "cli":  # a secret has no flag (other processes would see it): the variable or the prompt
+            how = ([f"the environment variable {env_name(svc.name, name)}", "run in a terminal to be asked for it"]
+                   if f.secret else [f"{f.flag} on the command line", f"the environment variable {env_name(svc.name, name)}"])
+        else:
+            how = [f"{name}=… in connect()", f"the environment variable {env_name(svc.name, name)}"]
         errors[name] = [f"{f.label.lower()} is missing: give " + " or ".join(how)]
     return ValidationError(f"cannot connect: {len(missing)} connection field{'s' if len(missing) != 1 else ''} "
                            "missing", service=svc.name, errors=errors,
