@@ -10,9 +10,13 @@ from typing import Any, Iterator
 
 import pytest
 
-import toolkit
-from toolkit.sandbox import Sandbox
-from toolkit.testing import assert_no_secrets
+# the toolkit's own state (the index of journals that toolkit.runs() reads) goes to a folder of this test
+# session, also for the notebook kernels and subprocesses started by the tests, never to the user's home
+os.environ.setdefault("TOOLKIT_STATE_DIR", __import__("tempfile").mkdtemp(prefix="toolkit-state-"))
+
+import toolkit  # noqa: E402
+from toolkit.sandbox import Sandbox  # noqa: E402
+from toolkit.testing import assert_no_secrets  # noqa: E402
 
 
 @pytest.fixture(scope="session")

@@ -15,6 +15,7 @@ from typing import Any
 from .core.errors import (APIError, BadRequest, Conflict, Forbidden, Gone, JobFailed, JobTimeout, NotFound,
                           RateLimited, ServerError, ToolkitError, TransportError, Unauthorized, ValidationError)
 from .core.credentials import Credentials, Secret, load_credentials
+from .core.journal import run_rows, runs
 
 __version__ = "0.1.0"
 
@@ -22,6 +23,7 @@ _CORE_NAMES = [
     "ToolkitError", "APIError", "BadRequest", "Unauthorized", "Forbidden", "NotFound", "Gone", "Conflict",
     "RateLimited", "ServerError", "TransportError", "JobFailed", "JobTimeout", "ValidationError",
     "Secret", "Credentials", "load_credentials", "contact_sheet", "doctor", "sandbox", "widgets", "testing",
+    "runs", "run_rows",
 ]
 _PACKAGES = {"sandbox", "widgets", "core", "cli", "testing"}
 

@@ -45,7 +45,7 @@ from typing import Any, Iterable, Mapping
 from .errors import ValidationError
 from .redact import get_logger, redact
 
-__all__ = ["Journal", "Claim", "destination", "LEGACY"]
+__all__ = ["Journal", "Claim", "destination", "LEGACY", "state_dir", "known_journals", "runs", "run_rows"]
 
 log = get_logger("toolkit.journal")
 
@@ -55,6 +55,47 @@ LEGACY = "legacy"
 DEFAULT_LEASE = 15 * 60
 
 _HOST = socket.gethostname()
+
+
+def state_dir() -> Path:
+    """Where the toolkit keeps its own state (the index of journals): ``TOOLKIT_STATE_DIR``, else
+    ``$XDG_STATE_HOME/toolkit``, else ``~/.local/state/toolkit``."""
+    named = os.environ.get("TOOLKIT_STATE_DIR")
+    if named:
+        return Path(named).expanduser()
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "toolkit"
+
+
+def _index() -> Path:
+    return state_dir() / "journals.txt"
+
+
+def _remember(path: Path) -> None:
+    """Add a journal to the index that :func:`runs` reads (best effort: a read-only home is no error)."""
+    try:
+        index = _index()
+        line = str(path.resolve())
+        if index.is_file() and line in index.read_text(encoding="utf-8").splitlines():
+            return
+        index.parent.mkdir(parents=True, exist_ok=True)
+        with open(index, "a", encoding="utf-8") as fh:
+            fh.write(line + "\n")
+    except OSError:
+        pass
+
+
+def known_journals() -> list[Path]:
+    """Every journal this machine's toolkit wrote (that still exists), oldest first."""
+    try:
+        lines = _index().read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return []
+    seen: dict[str, Path] = {}
+    for line in lines:
+        if line.strip() and line not in seen and Path(line).is_file():
+            seen[line] = Path(line)
+    return list(seen.values())
 
 
 def destination(service: str, base_url: str, **account: Any) -> str:
@@ -150,6 +191,7 @@ class Journal:
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.executescript(_TABLES)
             self._migrate()
+            _remember(self.path)
         except sqlite3.DatabaseError as exc:
             if self._db is not None:
                 self._db.close()
@@ -354,3 +396,93 @@ class Journal:
 
     def __repr__(self) -> str:
         return f"<Journal {self.path.name}{' read-only' if self.readonly else ''}>"
+
+
+# -- the history of every run, across journals ------------------------------------------------------------
+_RUN_COLUMNS = {"run_id": "string", "service": "string", "destination": "string", "kind": "string",
+                "started_at": "datetime", "finished_at": "datetime", "items": "Int64", "summary": "string",
+                "journal": "string"}
+
+
+def runs(journals: "Iterable[str | os.PathLike[str]] | None" = None) -> Any:
+    """Every bulk run the journals hold, newest first: one row per run with its service, destination
+    (host and account, never a secret), kind, start and end, number of items, and one column per outcome
+    (``uploaded``, ``failed`` …) with its count. ``journals`` defaults to every journal this machine's
+    toolkit wrote (:func:`known_journals`). A journal that cannot be read is listed as one row saying why.
+    ``run_rows(run_id)`` gives a run's result rows again."""
+    from .frames import frame
+
+    records: list[dict[str, Any]] = []
+    outcomes: list[str] = []
+    for path in (known_journals() if journals is None else [Path(p) for p in journals]):
+        try:
+            with Journal(path, readonly=True) as book:
+                found = book.runs()
+        except ValidationError as exc:
+            records.append({"journal": str(path), "summary": f"not readable: {exc.message}"})
+            continue
+        for run in found:
+            counts = json.loads(run.get("counts") or "{}")
+            for key in counts:
+                if key not in outcomes:
+                    outcomes.append(key)
+            started, finished = run.get("started_at"), run.get("finished_at")
+            records.append({**run, **{f"n_{k}": v for k, v in counts.items()}, "journal": str(path),
+                            "started_at": _naive(started), "finished_at": _naive(finished)})
+    schema = dict(_RUN_COLUMNS)
+    schema.update({f"n_{k}": "Int64" for k in outcomes})
+    df = frame(records, schema)
+    df = df.rename(columns={f"n_{k}": k for k in outcomes})
+    if len(df):
+        df = df.sort_values("started_at", ascending=False, na_position="last").reset_index(drop=True)
+    df.attrs.update({"kind": "jobs", "service": "toolkit"})
+    return df
+
+
+def _naive(value: Any) -> Any:
+    if not value:
+        return None
+    try:
+        when = datetime.fromisoformat(str(value))
+    except ValueError:
+        return None
+    return when.astimezone(timezone.utc).replace(tzinfo=None) if when.tzinfo else when
+
+
+def run_rows(run_id: "str | Mapping[str, Any]", journals: "Iterable[str | os.PathLike[str]] | None" = None) -> Any:
+    """The result rows of one run (a ``run_id``, or a row of :func:`runs`), as they were returned; CPR
+    numbers are masked on display and file names redacted, as in the original result."""
+    from .frames import frame
+
+    if isinstance(run_id, Mapping) or hasattr(run_id, "get"):
+        journal_hint = run_id.get("journal")  # type: ignore[union-attr]
+        run_id = str(run_id.get("run_id"))  # type: ignore[union-attr]
+        paths = [Path(journal_hint)] if journal_hint else None
+    else:
+        paths = None
+    for path in (paths or (known_journals() if journals is None else [Path(p) for p in journals])):
+        try:
+            with Journal(path, readonly=True) as book:
+                found = [r for r in book.runs() if r["run_id"] == run_id]
+                if found:
+                    rows = book.run_rows(str(run_id))
+                    run = found[0]
+                    break
+        except ValidationError:
+            continue
+    else:
+        raise ValidationError(f"no run {run_id!r} in the journals", hint="Take a run_id from toolkit.runs().")
+    columns = list(dict.fromkeys(k for r in rows for k in r))
+    masked = {c: "cpr" for c in columns if c == "cpr"}
+    masked.update({c: "text" for c in columns if c in ("file", "filename")})
+    df = frame(rows, {c: "object" for c in columns}, masked=masked)
+    for c in columns:
+        if c in ("http_status", "bytes", "width", "height", "id", "folder_id", "filesize"):
+            try:
+                df[c] = df[c].astype("Int64")
+            except (TypeError, ValueError):
+                pass
+        elif c not in masked and df[c].map(lambda v: v is None or isinstance(v, str)).all():
+            df[c] = df[c].astype("string")
+    df.attrs.update({"kind": "jobs", "service": run["service"], "run_id": run_id, "summary": run.get("summary") or ""})
+    return df
