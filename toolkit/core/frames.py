@@ -175,6 +175,8 @@ def _cast(values: pd.Series, dtype: str) -> pd.Series:
         return pd.Series(RedactedArray._from_sequence(
             [None if v is None or (isinstance(v, float) and v != v) else v for v in values]), index=values.index)
     if dtype == "string":
+        if pd.api.types.infer_dtype(values, skipna=True) in ("string", "empty"):  # text already: no Python loop
+            return values.astype("string")
         return values.map(lambda v: None if v is None or (isinstance(v, float) and v != v) else str(v)) \
             .astype("string")
     if dtype in ("Int64", "Float64", "boolean"):
