@@ -13,6 +13,15 @@
   page, and only then writes the new cursor back atomically (a temporary file in the same folder, then
   ``os.replace``); a failure part-way leaves the file as it was, byte for byte, so the next run asks again
   from the same cursor and gets exactly what it missed.
+* ``out="report.parquet"`` (both functions; needs pyarrow, the optional extra ``toolkit[parquet]``):
+  the pages stream into one Parquet file in constant memory — each page parsed, written as a row group,
+  dropped — with the same columns, names and ``string`` dtypes as the DataFrame (codes as text, leading
+  zeros kept), so ``pandas.read_parquet(out)`` gives the frame the pull without ``out`` gives. The file is
+  written to a temporary name in the same folder (``.report.parquet.*.partial``) and renamed when the last
+  page is in: a failure part-way leaves no file under the final name (an earlier file there stays as it
+  was). Instead of the rows a one-row summary frame is returned (:data:`SUMMARY_SCHEMA`: ``path``,
+  ``rows``, ``pages``, ``bytes``, ``next``; the same in ``attrs``, ``attrs["next"]`` the cursor as
+  always). ``changes(state=…, out=…)`` saves the cursor only after the file is in place.
 """
 
 from __future__ import annotations
@@ -37,7 +46,7 @@ from .report import OBJECT_SCHEMA, parse_objects
 AsyncClient = Any
 
 __all__ = ["format_after", "check_pagesize", "pull_objects", "pull_changes", "read_state", "write_state",
-           "MAX_PAGESIZE", "MAX_AGE_DAYS", "REPORT_PATH"]
+           "MAX_PAGESIZE", "MAX_AGE_DAYS", "REPORT_PATH", "SUMMARY_SCHEMA"]
 
 log = get_logger("toolkit.boknett")
 
@@ -113,46 +122,132 @@ def _frame(parts: list[pd.DataFrame], cursor: str | None, pages: int) -> Toolkit
     return df
 
 
-async def pull_objects(client: "AsyncClient", *, after: Any = None, next: str | None = None,
-                       pagesize: int = MAX_PAGESIZE) -> ToolkitFrame:
-    """Every page of the report from ``after`` or ``next``; see the module docstring."""
+def _first_query(client: "AsyncClient", after: Any, next: str | None, pagesize: int) -> dict[str, Any]:
+    """The query of the first page; refuses bad arguments before anything is sent."""
     if (after is None) == (next is None or next == ""):
         raise ValidationError("give exactly one of after= (a date) or next= (a cursor)", service=SERVICE,
                               hint="Start with after='2026-11-01'; later pass the previous result's "
                                    "attrs['next'] as next=, or use changes(state=…), which keeps it for you.")
     size = check_pagesize(pagesize)
     if after is not None:
-        query: dict[str, Any] = {"after": format_after(after, now=client._clock_now()), "pagesize": size}
-    else:
-        query = {"next": str(next), "pagesize": size}
-    parts: list[pd.DataFrame] = []
+        return {"after": format_after(after, now=client._clock_now()), "pagesize": size}
+    return {"next": str(next), "pagesize": size}
+
+
+async def _each_page(client: "AsyncClient", query: dict[str, Any], on_page: Any) -> tuple[str | None, int]:
+    """Pull every page from ``query``, handing each non-empty page's DataFrame to ``on_page`` as it arrives
+    (nothing is kept here); returns the last ``Next`` cursor and the number of pages."""
+    size = query["pagesize"]
     seen = {"rows": 0}
     paging = CursorPaging(header="Next", param="next", link_means_more=True, is_empty=lambda r: seen["rows"] == 0,
                           drop=("after",))
-    cursor: str | None = None if after is not None else str(next)
+    cursor: str | None = query.get("next")
     pages = 0
     while True:
         response = await client._get(REPORT_PATH, params=query, what="pull the object report")
         pages += 1
         df = parse_objects(response.content)
-        seen["rows"] = len(df)
-        if len(df):
-            parts.append(df)
+        seen["rows"] = rows = len(df)
+        if rows:
+            on_page(df)
+        del df
         step = paging.next(response, query)
         got = response.headers.get("Next") or _cursor_from_link(response)
         if got:
             cursor = got
-        elif len(df):
+        elif rows:
             raise ValidationError("Boknett sent a page of the report without a Next cursor", service=SERVICE,
                                   hint="Pull again; if it keeps happening, contact Bokbasen's support.")
-        log.debug("Boknett: report page %d: %d objects, more=%s", pages, len(df), step is not None)
+        log.debug("Boknett: report page %d: %d objects, more=%s", pages, rows, step is not None)
         if step is None:
             break
         if not got or got == query.get("next"):
             break  # a Link without a new cursor: stop rather than loop
         # follow the cursor from ``Next`` (the Link says there is more; the cursor is sent encoded by us)
         query = {"next": got, "pagesize": size}
+    return cursor, pages
+
+
+async def pull_objects(client: "AsyncClient", *, after: Any = None, next: str | None = None,
+                       pagesize: int = MAX_PAGESIZE, out: "str | os.PathLike[str] | None" = None) -> ToolkitFrame:
+    """Every page of the report from ``after`` or ``next``; see the module docstring. With ``out`` the pages
+    stream into one Parquet file and a one-row summary is returned (see the module docstring)."""
+    query = _first_query(client, after, next, pagesize)
+    if out is not None:
+        return await _pull_to_parquet(client, query, out)
+    parts: list[pd.DataFrame] = []
+    cursor, pages = await _each_page(client, query, parts.append)
     return _frame(parts, cursor, pages)
+
+
+# -- streaming to Parquet ---------------------------------------------------------------------------------
+SUMMARY_SCHEMA = {"path": "string", "rows": "Int64", "pages": "Int64", "bytes": "Int64", "next": "string"}
+
+
+def _pyarrow() -> tuple[Any, Any]:
+    """``(pyarrow, pyarrow.parquet)``, imported only when a Parquet file is asked for."""
+    try:
+        import pyarrow
+        import pyarrow.parquet
+    except ImportError:
+        raise ValidationError("writing the report to Parquet (out=…) needs the package pyarrow, which is not "
+                              "installed", service=SERVICE,
+                              hint="Install it with: pip install toolkit[parquet] (or pip install pyarrow), "
+                                   "or pull without out= to get a DataFrame.") from None
+    return pyarrow, pyarrow.parquet
+
+
+def _out_path(out: "str | os.PathLike[str]") -> Path:
+    if not isinstance(out, (str, os.PathLike)) or not str(out).strip():
+        raise ValidationError(f"out={out!r} is not a file path", service=SERVICE,
+                              hint="Give out= the path of the Parquet file to write, e.g. out='report.parquet'.")
+    path = Path(out).expanduser()
+    if path.is_dir():
+        raise ValidationError(f"out={path} is a folder", service=SERVICE,
+                              hint="Give out= the path of a file, e.g. out='report.parquet'.")
+    return path
+
+
+async def _pull_to_parquet(client: "AsyncClient", query: dict[str, Any], out: "str | os.PathLike[str]"
+                           ) -> ToolkitFrame:
+    """Stream the report page by page into ``out``: each page parsed, written as a row group, dropped.
+    Written to a temporary file in the same folder and renamed when complete."""
+    pa, pq = _pyarrow()
+    path = _out_path(out)
+    template = _frame([], None, 0)
+    schema = pa.Schema.from_pandas(template, preserve_index=False)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
+    os.close(fd)
+    count = {"rows": 0}
+    writer = None
+    try:
+        writer = pq.ParquetWriter(tmp, schema)
+
+        def write(page: pd.DataFrame) -> None:
+            table = pa.Table.from_pandas(_frame([page], None, 0), schema=schema, preserve_index=False)
+            writer.write_table(table)
+            count["rows"] += table.num_rows
+
+        cursor, pages = await _each_page(client, query, write)
+        writer.close()
+        writer = None
+        os.replace(tmp, path)
+    except BaseException:
+        if writer is not None:
+            try:
+                writer.close()
+            except Exception:  # pragma: no cover - the original error matters more
+                pass
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    size = path.stat().st_size
+    df = frame([{"path": str(path), "rows": count["rows"], "pages": pages, "bytes": size, "next": cursor}],
+               SUMMARY_SCHEMA)
+    df.attrs.update({"kind": "assets", "service": SERVICE, "next": cursor, "pages": pages, "rows": count["rows"],
+                     "path": str(path)})
+    log.info("Boknett: %d objects in %d pages written to %s (%d bytes)", count["rows"], pages, path.name, size)
+    return df
 
 
 # -- the state file ---------------------------------------------------------------------------------------
@@ -195,8 +290,13 @@ def write_state(path: "str | os.PathLike[str]", cursor: str) -> None:
 
 
 async def pull_changes(client: "AsyncClient", *, state: "str | os.PathLike[str]" = "boknett.cursor",
-                       after: Any = None, pagesize: int = MAX_PAGESIZE) -> ToolkitFrame:
-    """The incremental pull; see the module docstring."""
+                       after: Any = None, pagesize: int = MAX_PAGESIZE,
+                       out: "str | os.PathLike[str] | None" = None) -> ToolkitFrame:
+    """The incremental pull; see the module docstring. With ``out`` the pages stream into that Parquet file
+    (renamed into place when complete) and the cursor is saved only after that."""
+    if out is not None:
+        _pyarrow()
+        _out_path(out)
     cursor = read_state(state)
     if cursor is None:
         if after is None:
@@ -204,9 +304,9 @@ async def pull_changes(client: "AsyncClient", *, state: "str | os.PathLike[str]"
                                   "continue from", service=SERVICE,
                                   hint="Give after='YYYY-MM-DD' for the first pull; the cursor is then saved "
                                        "in the state file for the next runs.")
-        df = await pull_objects(client, after=after, pagesize=pagesize)
+        df = await pull_objects(client, after=after, pagesize=pagesize, out=out)
     else:
-        df = await pull_objects(client, next=cursor, pagesize=pagesize)
+        df = await pull_objects(client, next=cursor, pagesize=pagesize, out=out)
     new = df.attrs.get("next")
     if new and new != cursor:
         write_state(state, str(new))
