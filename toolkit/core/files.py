@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import unicodedata
@@ -69,11 +70,22 @@ def safe_filename(name: str | None, fallback: str = "download") -> str:
     return text
 
 
+@functools.lru_cache(maxsize=256)
+def _resolved(folder: str) -> Path:
+    return Path(folder).resolve()
+
+
 def inside(folder: "str | os.PathLike[str]", name: str) -> Path:
-    """``folder / name``, refusing any name that would land outside ``folder``."""
-    root = Path(folder).resolve()
+    """``folder / name``, refusing any name that would land outside ``folder``.
+
+    A single path component (what :func:`safe_filename` returns) is checked by its text: no separator, not
+    ``.`` or ``..``, no NUL. Anything else is resolved and must have ``folder`` as its parent. (Writing by
+    rename over an existing symbolic link replaces the link itself; it is never followed.)"""
+    root = _resolved(os.path.abspath(os.fspath(folder)))
+    if name and name not in (".", "..") and not any(ch in name for ch in ("/", "\\", "\x00")):
+        return root / name
     target = (root / name).resolve()
-    if target.parent != root:
+    if target.parent != root or not name:
         raise ValidationError(f"refused to write {name!r} outside the folder", service=None,
                               hint="The service suggested an unsafe file name; nothing was written.")
     return target
