@@ -453,7 +453,10 @@ class HttpClient:
                 target = inside(root, safe_filename(suggested or default_name, default_name))
                 if target.exists() and not overwrite:
                     return Download(target, target.name, target.stat().st_size, response.status_code, skipped=True)
-                fd, name = tempfile.mkstemp(prefix=f".{target.name[:40]}.", suffix=".part", dir=root)
+                # creating and renaming a file can take a millisecond on a busy disk: done on a worker thread,
+                # so the other downloads in flight go on meanwhile
+                fd, name = await asyncio.to_thread(tempfile.mkstemp, prefix=f".{target.name[:40]}.",
+                                                   suffix=".part", dir=root)
                 tmp = Path(name)
                 written = 0
                 with os.fdopen(fd, "wb") as fh:
@@ -466,7 +469,7 @@ class HttpClient:
                 if expected is not None and expected.isdigit() and int(expected) != written \
                         and "content-encoding" not in response.headers:
                     raise httpx.RemoteProtocolError("incomplete body")
-                os.replace(tmp, target)
+                await asyncio.to_thread(os.replace, tmp, target)
                 tmp = None
                 return Download(target, target.name, written, response.status_code)
             except (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError) as exc:
