@@ -183,6 +183,32 @@ class AsyncClient(ServiceClient):
         into ``toolkit.widgets.image_grid``."""
         return await _assets.previews(self, files, size=size, concurrency=concurrency)
 
+    async def download_urls(self, files: Any, format: Any = "original", concurrency: int = 8) -> ToolkitFrame:
+        """Signed download links of the files (``GET files/{id}/downloads/{formatId}``), one row per file.
+
+        Parameters
+        ----------
+        files : a DataFrame of :meth:`latest`/:meth:`files` (its ``id`` column; the rows keep its index), a
+            Series of :meth:`file`, or file ids.
+        format : ``"original"`` (default: the original file, format id 0) or a Mediaflow format id.
+        concurrency : link requests in flight at once.
+
+        Returns
+        -------
+        DataFrame: ``id, format_id, format, filetype, expires_in, download_url, http_status, message``. The
+        links are secrets (anyone holding one can fetch the file until it expires): ``download_url`` is shown
+        masked and registered for redaction; ``df["download_url"].tolist()`` gives the real links. A file or
+        format Mediaflow does not know is a row with ``http_status`` 404. See :mod:`toolkit.mediaflow.downloads`.
+
+        Raises
+        ------
+        ValidationError for a bad ``format``, ``concurrency`` or file id; Unauthorized when the credentials
+        are refused.
+        """
+        from . import downloads as _downloads
+
+        return await _downloads.download_urls(self, files, format=format, concurrency=concurrency)
+
     # -- writing ----------------------------------------------------------------------------------------
     async def upload(self, path: "str | os.PathLike[str]", folder_id: int) -> ToolkitSeries:
         """Upload one file to a folder: ``POST file`` for an upload URL, then ``PUT`` the bytes there.

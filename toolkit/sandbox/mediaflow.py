@@ -16,12 +16,18 @@ Every API route exists under ``/1/…`` and, for a deployment behind a proxy, un
   ``GET /1/file/{id}``, ``GET /1/folders`` (alias ``/1/folder``), ``GET /1/foldertree``,
   ``GET /1/folders/{id}/children``, ``GET /1/folder/{id}/files`` and ``/1/folders/{id}/files``.
 * Previews without auth at ``/previews/{file_id}/{thumb|small|medium}.jpg``.
+* Download links (§4.5): ``GET /1/files/{id}/downloads`` → ``[{"id": 0, "format": "Original", "watermark",
+  "isPreview", "filetype", "expiresIn", "downloadURL", "downloadWarning"}]`` (format 0 = the original; the
+  only format the emulator offers), ``GET /1/files/{id}/downloads/0`` the same one-element array, another
+  format id → 404. ``downloadURL`` is signed (``/download/{id}/0?signature=…``, no auth needed, a secret) and
+  the same link each time it is asked for (an assumption: the contract is silent); a bad signature → 403.
+  The original is the stored bytes of an upload, or a picture of the file's width × height for a seeded one.
 * Upload: ``POST /1/file`` ``{"filename", "filesize", "toFolder"}`` → ``{"expiresIn", "uploadURL"}``; then
   ``PUT`` (or ``POST``) of the raw bytes (or one multipart file part) to ``uploadURL``, no auth needed →
   ``201 [file]`` with ``processed: false`` (true ``processing_seconds`` later). A repeated PUT to the same
   valid URL replaces the bytes of the same file; every ``POST /1/file`` is a new pending upload.
 
-Test truth: ``files``, ``stored_count()``, ``uploads_requested``, ``upload_puts``, ``token_requests``,
+Test truth: ``files``, ``stored_count()``, ``uploads_requested``, ``upload_puts``, ``download_gets``, ``token_requests``,
 ``query_token_uses``, ``rejected_token_uses``, ``expire_tokens()``, ``expire_upload_urls()``, ``reset_uploads()``.
 """
 
@@ -35,7 +41,7 @@ import json
 import secrets as _secrets
 import time
 from typing import Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, quote
 
 from .mediaflow_data import PREVIEW_SIZES, file_type_for, make_files, make_folders, make_preview
 from .server import Emulator
@@ -76,6 +82,7 @@ def _derive(seed: int, label: str, n: int) -> str:
 
 class MediaflowEmulator(Emulator):
     name = "mediaflow"
+    knobs = ("token_lifetime", "upload_url_lifetime", "processing_seconds", "rotate_refresh_tokens")
     api_version = "1"
 
     def __init__(self, seed: int = 0, files: int = 60) -> None:
@@ -118,6 +125,11 @@ class MediaflowEmulator(Emulator):
         self.uploads_requested = 0  # POST /1/file that answered an upload URL
         self.upload_puts = 0  # PUT/POST to an upload URL that stored bytes
         self._previews: dict[tuple[int, str], bytes] = {}
+        #: seconds announced in a download link's ``expiresIn``
+        self.download_url_lifetime: float = 3600
+        self.issued_download_urls: list[str] = []
+        self.download_gets = 0  # originals served through a download link
+        self._originals: dict[int, bytes] = {}
         self._next_file_id = 1_000_001
         self.reset_uploads()
 
@@ -133,7 +145,8 @@ class MediaflowEmulator(Emulator):
     def secrets(self) -> list[str]:
         sigs = [u["signature"] for u in self.uploads.values()]
         return [self.client_secret, self.password, *self.issued_refresh_tokens, *self.issued_tokens,
-                *self.issued_upload_urls, *sigs]
+                *self.issued_upload_urls, *sigs, *self.issued_download_urls,
+                *(u.rsplit("signature=", 1)[-1] for u in self.issued_download_urls)]
 
     def personal_data(self) -> list[str]:
         return []
@@ -197,6 +210,33 @@ class MediaflowEmulator(Emulator):
         else:
             out["previews"], out["smallPreview"], out["mediumPreview"], out["thumbPreview"] = [], "", "", ""
         return {k: out[k] for k in FILE_FIELDS}
+
+    def _download_signature(self, file_id: int, format_id: int) -> str:
+        return _b64(hmac.new(self._key, f"download-{file_id}-{format_id}".encode(), hashlib.sha256).digest())
+
+    def _original(self, f: dict[str, Any]) -> tuple[bytes, str]:
+        """The original file's bytes and media type (stored bytes, or a picture made for a seeded file)."""
+        ext = f["type"].get("extension", "")
+        mime = {"jpg": "image/jpeg", "jpeg": "image/jpeg", "png": "image/png", "gif": "image/gif",
+                "tif": "image/tiff", "pdf": "application/pdf", "mp4": "video/mp4"}.get(ext, "application/octet-stream")
+        if f.get("data") is not None:
+            return f["data"], mime
+        if f["id"] not in self._originals:
+            if f["type"]["type"] == "image" and f["width"] and f["height"]:
+                import io
+
+                from PIL import Image
+
+                with Image.open(io.BytesIO(make_preview(f"{self.seed}-{f['id']}", f["width"], f["height"],
+                                                        "medium"))) as small:
+                    big = small.convert("RGB").resize((f["width"], f["height"]))
+                buf = io.BytesIO()
+                fmt = {"png": "PNG", "gif": "GIF", "tif": "TIFF"}.get(ext, "JPEG")
+                big.save(buf, fmt, **({"quality": 85} if fmt == "JPEG" else {}))
+                self._originals[f["id"]] = buf.getvalue()
+            else:
+                self._originals[f["id"]] = f"sandbox original of {f['filename']}".encode()
+        return self._originals[f["id"]], mime
 
     def _newest_first(self, files: list[dict[str, Any]]) -> list[dict[str, Any]]:
         return sorted(files, key=lambda f: (f["uploaded"], self._order[f["id"]]), reverse=True)
@@ -508,12 +548,47 @@ class MediaflowEmulator(Emulator):
             return Response(self._previews[key], media_type="image/jpeg",
                             headers={"cache-control": "public, max-age=3600"})
 
+        async def downloads(request: Request) -> Response:
+            denied = check(request)
+            if denied:
+                return denied
+            fid = parse_id(request.path_params["file_id"])
+            f = self.files.get(fid) if fid is not None else None
+            if f is None:
+                return error(404, f"File {request.path_params['file_id']} does not exist")
+            wanted = request.path_params.get("format_id")
+            if wanted is not None and parse_id(wanted) != 0:
+                return error(404, f"Format {wanted} does not exist for file {fid}")
+            url = f"{self.base_url}/download/{fid}/0?signature={self._download_signature(fid, 0)}"
+            if url not in self.issued_download_urls:
+                self.issued_download_urls.append(url)
+            item = {"id": 0, "format": "Original", "watermark": False, "isPreview": False,
+                    "filetype": f["type"].get("extension", ""), "expiresIn": self.download_url_lifetime,
+                    "downloadURL": url, "downloadWarning": ""}
+            fields = ("id", "format", "watermark", "isPreview", "filetype", "expiresIn", "downloadURL",
+                      "downloadWarning")
+            return respond([select(request, item, fields, fields)])
+
+        async def serve_download(request: Request) -> Response:
+            fid = parse_id(request.path_params["file_id"])
+            fmt = parse_id(request.path_params["format_id"])
+            f = self.files.get(fid) if fid is not None else None
+            sig = request.query_params.get("signature", "")
+            if f is None or fmt != 0 or not hmac.compare_digest(sig, self._download_signature(fid, fmt)):
+                return error(403, "The download link is not valid (unknown file or bad signature)")
+            data, mime = self._original(f)
+            self.download_gets += 1
+            return Response(data, media_type=mime,
+                            headers={"content-disposition": f"attachment; filename*=UTF-8''{quote(f['filename'])}"})
+
         api = [
             Route("/oauth2/token", token, methods=["GET", "POST"]),
             Route("/file/latest", latest, methods=["GET"]),
             Route("/file/{file_id}", one_file, methods=["GET"]),
             Route("/file", request_upload, methods=["POST"]),
             Route("/files/{file_id}", one_file, methods=["GET"]),
+            Route("/files/{file_id}/downloads", downloads, methods=["GET"]),
+            Route("/files/{file_id}/downloads/{format_id}", downloads, methods=["GET"]),
             Route("/folders", folders, methods=["GET"]),
             Route("/folder", folders, methods=["GET"]),
             Route("/foldertree", foldertree, methods=["GET"]),
@@ -527,6 +602,7 @@ class MediaflowEmulator(Emulator):
             Mount(f"{PROXY_PREFIX}/{self.api_version}", routes=api),
             Route("/upload/{upload_id}", receive_upload, methods=["PUT", "POST"]),
             Route("/previews/{file_id}/{size}.jpg", preview, methods=["GET"]),
+            Route("/download/{file_id}/{format_id}", serve_download, methods=["GET"]),
         ]
 
         async def not_found(request: Request, exc: Exception) -> Response:
