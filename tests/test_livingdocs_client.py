@@ -13,7 +13,8 @@ from toolkit.core.errors import Forbidden, JobTimeout, NotFound, Unauthorized, V
 from toolkit.livingdocs import WebhookInbox, check_images
 from toolkit.testing import assert_no_secrets
 
-COLUMNS = ["external_id", "title", "status", "reason", "media_id", "url", "width", "height", "mime_type", "job_id"]
+COLUMNS = ["external_id", "title", "status", "reason", "media_id", "url", "width", "height", "mime_type", "job_id",
+           "outcome", "http_status", "message"]
 
 
 @pytest.fixture(scope="module")

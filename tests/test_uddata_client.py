@@ -210,7 +210,7 @@ def test_audit_rows_for_invalid_and_duplicates_and_summary():
     inputs = [roster[0], "junk", roster[1], roster[0], "3201901234"]
     result = ud.audit(inputs, progress=False)
     assert list(result.columns) == ["cpr", "valid", "status", "has_image", "http_status", "width", "height", "bytes",
-                                    "error"]
+                                    "error", "outcome", "message"]
     assert len(result) == 5
     assert result["valid"].tolist() == [True, False, True, True, False]
     assert pd.isna(result["http_status"].iloc[1]) and "not sent" in result["error"].iloc[1]

@@ -24,6 +24,8 @@ __all__ = ["OBJECT_SCHEMA", "TYPE_NAMES", "FIELDS", "parse_objects", "parse_erro
 OBJECT_SCHEMA = {
     "isbn13": "string", "ean": "string", "fssn": "string", "vareeier_kode": "string",
     "type": "string", "type_name": "string", "reference": "string",
+    # the vocabulary (docs/vocabulary.md): url = reference (the short-lived download link); reference stays
+    "url": "string",
 }
 TYPE_NAMES = {"ly": "audio file", "ol": "small cover", "os": "large cover", "org": "original cover"}
 #: element name in the report → column
@@ -134,6 +136,7 @@ def parse_objects(data: bytes) -> Any:
                               hint="Check the base URL and the request; pull again.")
     names = TYPE_NAMES
     columns["type_name"] = [names.get(t) if t is not None else None for t in columns["type"]]
+    columns["url"] = list(columns["reference"])
     return _string_frame(columns)
 
 

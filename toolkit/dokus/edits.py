@@ -226,6 +226,7 @@ def diff(spec: EditableSpec, original: pd.DataFrame, edited: pd.DataFrame, *,
                                    "and make the plan again.")
     plan = frame(rows, PLAN_SCHEMA)
     plan.attrs["resource"] = spec.name
+    plan.attrs.update(kind=frame_kind(spec.name), service="dokus")
     counts = pd.Series([r["action"] for r in rows], dtype=object).value_counts().to_dict() if rows else {}
     summary = ", ".join(f"{k} {v}" for k, v in counts.items()) or "no changes"
     if removed and not allow_delete:
@@ -406,7 +407,14 @@ async def apply(resource: RawResource, plan: pd.DataFrame, *, dry_run: bool = Fa
         on_deferred=lambda item: _result(item, "failed", "not attempted after repeated failures: apply the plan "
                                                          "again later (rows already done show as conflicts)"),
         summary_labels=OUTCOMES, progress=progress)
-    return frame(outcome.rows, RESULT_SCHEMA, summary=outcome.summary)
+    df = frame(outcome.rows, RESULT_SCHEMA, summary=outcome.summary)
+    df.attrs.update(kind=frame_kind(spec.name), service="dokus", resource=spec.name)
+    return df
+
+
+def frame_kind(resource: str) -> str:
+    """The vocabulary kind of a Dokus frame (docs/vocabulary.md): ``products`` for products, else ``records``."""
+    return "products" if resource == "products" else "records"
 
 
 def _differences(spec: EditableSpec, current: Mapping[str, Any], wanted: Mapping[str, Any]) -> list[str]:

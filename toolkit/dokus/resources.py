@@ -203,7 +203,9 @@ class Resource:
     def to_frame(self, records: list[Mapping[str, Any]]) -> ToolkitFrame:
         """JSON objects of this resource → a DataFrame indexed by id with the declared columns."""
         rows = [flatten(self.spec, r) for r in records]
-        return frame(rows, self.spec.schema, index="id", extra="keep")
+        df = frame(rows, self.spec.schema, index="id", extra="keep")
+        df.attrs.update(kind=edits.frame_kind(self.spec.name), service="dokus")
+        return df
 
     def _series(self, record: Mapping[str, Any]) -> ToolkitSeries:
         return self.to_frame([record]).iloc[0]

@@ -60,7 +60,10 @@ FIELDS = [
 MEDIA_SCHEMA = {"external_id": "string", "system_name": "string", "found": "boolean", "media_id": "string",
                 "version": "Int64", "media_type": "string", "title": "string", "url": "string",
                 "mime_type": "string", "width": "Int64", "height": "Int64", "size": "Int64",
-                "created_at": "string", "updated_at": "string", "metadata": "object"}
+                "created_at": "string", "updated_at": "string", "metadata": "object",
+                # the vocabulary (docs/vocabulary.md): bytes = size, created/modified = created_at/updated_at
+                # as naive UTC datetimes; the raw columns stay
+                "bytes": "Int64", "created": "datetime", "modified": "datetime"}
 JOBS_SCHEMA = {"job_id": "string", "system_name": "string", "images": "Int64", "state": "string",
                "finished": "boolean", "source": "string", "chunk": "string", "recorded_at": "string"}
 
@@ -420,7 +423,22 @@ def _media_row(ext: str, system: str, entry: Mapping[str, Any] | None) -> dict[s
             "title": entry.get("title") or (entry.get("metadata") or {}).get("title"),
             "url": asset.get("url"), "mime_type": asset.get("mimeType"), "width": asset.get("width"),
             "height": asset.get("height"), "size": asset.get("size"), "created_at": entry.get("createdAt"),
-            "updated_at": entry.get("updatedAt"), "metadata": entry.get("metadata")}
+            "updated_at": entry.get("updatedAt"), "metadata": entry.get("metadata"),
+            "bytes": asset.get("size"), "created": _utc_naive(entry.get("createdAt")),
+            "modified": _utc_naive(entry.get("updatedAt"))}
+
+
+def _utc_naive(value: Any) -> Any:
+    """An ISO time from Livingdocs as a naive UTC ``Timestamp`` (``None`` when absent or unreadable)."""
+    import pandas as pd
+
+    if value in (None, ""):
+        return None
+    try:
+        ts = pd.Timestamp(value)
+    except (TypeError, ValueError):
+        return None
+    return ts.tz_convert("UTC").tz_localize(None) if ts.tzinfo is not None else ts
 
 
 Client = sync_class(AsyncClient, "Client", module=__name__,

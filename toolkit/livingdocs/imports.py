@@ -65,7 +65,10 @@ SERVICE = "livingdocs"
 CONTEXT_MAX_BYTES = 8192
 RESULT_SCHEMA = {"external_id": "string", "title": "string", "status": "string", "reason": "string",
                  "media_id": "string", "url": "string", "width": "Int64", "height": "Int64",
-                 "mime_type": "string", "job_id": "string"}
+                 "mime_type": "string", "job_id": "string",
+                 # the vocabulary (docs/vocabulary.md): outcome = status, message = reason; http_status is
+                 # empty (Livingdocs reports each image in the job's status, not by an HTTP answer)
+                 "outcome": "string", "http_status": "Int64", "message": "string"}
 STATUS_SCHEMA = {"job_id": "string", "state": "string", "finished": "boolean", "started_at": "string",
                  "total": "Int64", "success": "Int64", "skipped": "Int64", "failed": "Int64"}
 STATUSES = ("success", "skipped", "failed", "invalid")
@@ -516,6 +519,7 @@ class ImportJob(Job):
         parts = ", ".join(f"{k} {int(counts[k])}" for k in STATUSES if k in counts)
         summary = f"Livingdocs: image import: {len(rows)} image{'s' if len(rows) != 1 else ''}" + \
                   (f" — {parts}" if parts else "") + f" in {len(self._jobs)} job{'s' if len(self._jobs) != 1 else ''}"
+        rows = [{**r, "outcome": r.get("status"), "message": r.get("reason")} for r in rows]
         df = fast_frame(rows, RESULT_SCHEMA, summary=summary)
         df.attrs.update(kind="assets", service=SERVICE)
         return df

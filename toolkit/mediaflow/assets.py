@@ -72,6 +72,12 @@ FILE_COLUMNS: dict[str, dict[str, str]] = {
 DEFAULT_FIELDS = ("id", "name", "filename", "type", "filesize", "width", "height", "uploaded", "uploadedby",
                   "processed", "haspreview", "thumbpreview", "smallpreview", "mediumpreview")
 
+#: the vocabulary columns (docs/vocabulary.md) appended to every file frame, from the raw field named:
+#: bytes ← filesize, title ← name, created ← uploaded, url ← mediumpreview (a file's JSON has no original
+#: or download URL; the medium preview is the URL a reader fetches). Empty when that field was not asked for.
+VOCABULARY_COLUMNS = {"bytes": "Int64", "title": "string", "url": "string", "created": "datetime"}
+_VOCABULARY_SOURCES = {"bytes": "filesize", "title": "name", "url": "medium_preview", "created": "uploaded"}
+
 FOLDER_SCHEMA = {"id": "Int64", "name": "string", "parent": "Int64", "depth": "Int64", "has_children": "boolean",
                  "archived": "boolean", "type": "string", "path": "string"}
 
@@ -109,6 +115,7 @@ def file_columns(names: list[str] | None) -> dict[str, str]:
     schema: dict[str, str] = {}
     for n in wanted:
         schema.update(FILE_COLUMNS.get(n, {snake(n): "object"}))
+    schema.update({c: d for c, d in VOCABULARY_COLUMNS.items() if c not in schema})
     return schema
 
 
@@ -148,6 +155,8 @@ def file_records(items: Sequence[Any]) -> list[dict[str, Any]]:
                 rec[snake(key)] = value or None  # "" = no preview
             else:
                 rec[snake(key)] = value
+        for column, source in _VOCABULARY_SOURCES.items():
+            rec.setdefault(column, rec.get(source))
         out.append(rec)
     return out
 
@@ -225,7 +234,7 @@ async def folders(client: "AsyncClient") -> ToolkitFrame:
                 "has_children": f.get("hasChildren"), "archived": f.get("archived"), "type": f.get("type"),
                 "path": path(f)} for f in items]
     df = frame(records, FOLDER_SCHEMA)
-    df.attrs.update({"kind": "folders", "service": SERVICE})
+    df.attrs.update({"kind": "records", "service": SERVICE})
     return df
 
 

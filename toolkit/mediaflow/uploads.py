@@ -64,7 +64,7 @@ log = get_logger("toolkit.mediaflow.uploads")
 
 SERVICE = "mediaflow"
 UPLOAD_SCHEMA = {"file": "string", "folder_id": "Int64", "id": "Int64", "filename": "string", "filesize": "Int64",
-                 "outcome": "string", "http_status": "Int64", "message": "string"}
+                 "outcome": "string", "http_status": "Int64", "message": "string", "bytes": "Int64"}
 MASKED = {"file": "text", "filename": "text"}
 JOURNAL_NAME = ".mediaflow-upload.sqlite"
 LABELS = ("uploaded", "already_uploaded", "would_upload", "skipped", "forbidden", "not_found", "rejected",
@@ -97,12 +97,12 @@ class _Transient(TransportError):
 def _row(file: str | None, folder_id: int | None, outcome: str, *, file_id: Any = None, filename: str | None = None,
          filesize: int | None = None, status: int | None = None, message: str = "") -> dict[str, Any]:
     return {"file": file, "folder_id": folder_id, "id": file_id, "filename": filename, "filesize": filesize,
-            "outcome": outcome, "http_status": status, "message": redact(message)}
+            "outcome": outcome, "http_status": status, "message": redact(message), "bytes": filesize}
 
 
 def _frame(rows: list[dict[str, Any]], summary: str | None = None) -> ToolkitFrame:
     df = frame(rows, UPLOAD_SCHEMA, masked=MASKED, summary=summary)
-    df.attrs.update({"kind": "uploads", "service": SERVICE})
+    df.attrs.update({"kind": "assets", "service": SERVICE})
     return df
 
 

@@ -60,6 +60,8 @@ __all__ = ["audit", "read_cprs", "AUDIT_SCHEMA", "STATUSES", "missing", "check_c
 AUDIT_SCHEMA = {
     "cpr": "string", "valid": "boolean", "status": "string", "has_image": "boolean", "http_status": "Int64", "width": "Int64",
     "height": "Int64", "bytes": "Int64", "error": "string",
+    # the vocabulary (docs/vocabulary.md): outcome = status, message = error (the fixed columns stay)
+    "outcome": "string", "message": "string",
 }
 #: the values of the ``status`` column (see the module docstring), in summary order
 STATUSES = ("with_photo", "no_photo", "unknown_cpr", "not_found", "invalid", "error", "duplicate", "deferred")
@@ -269,7 +271,10 @@ async def audit(client: "PhotoClient", cprs: Any, concurrency: int = 16, progres
     outcome = await run_bulk(items, worker, service="uddata", desc="photo audit", concurrency=concurrency,
                              on_error=on_error, on_deferred=on_deferred, progress=progress, summary_labels=LABELS)
     # the bulk runner's line is the one summary: it printed it (when progress is on); keep the same text
-    return frame(outcome.rows, AUDIT_SCHEMA, masked=["cpr"], summary=redact(outcome.summary))
+    rows = [{**row, "outcome": row.get("status"), "message": row.get("error")} for row in outcome.rows]
+    df = frame(rows, AUDIT_SCHEMA, masked=["cpr"], summary=redact(outcome.summary))
+    df.attrs.update(kind="assets", service="uddata")
+    return df
 
 
 def missing(result: pd.DataFrame) -> pd.DataFrame:

@@ -178,7 +178,9 @@ class AsyncClient(ServiceClient):
             records.append(record)
         schema = {**STUDENT_SCHEMA, "cpr_as_delivered": "string"} if differs else STUDENT_SCHEMA
         masked = ["cpr", "cpr_as_delivered"] if differs else ["cpr"]
-        return frame(records, schema, masked=masked, extra="keep")
+        df = frame(records, schema, masked=masked, extra="keep")
+        df.attrs.update(kind="records", service="uddata")
+        return df
 
     # -- photos -----------------------------------------------------------------------------------------
     async def get_image_bytes(self, cpr: Any) -> bytes | None:

@@ -263,6 +263,7 @@ async def put_one(client: "PhotoClient", cpr: Any, path_or_bytes: Any) -> Toolki
 
 def _series(row: dict[str, Any]) -> ToolkitSeries:
     df = frame([row], UPLOAD_SCHEMA, masked=MASKED)
+    df.attrs.update(kind="assets", service="uddata")
     out = df.iloc[0]
     out.attrs.update(df.attrs)
     return out
@@ -387,4 +388,6 @@ async def upload_folder(client: "PhotoClient", folder: "str | os.PathLike[str]",
         book.end_run(run_id, outcome.counts, outcome.summary, outcome.rows)
     finally:
         book.close()
-    return frame(outcome.rows, UPLOAD_SCHEMA, masked=MASKED, summary=outcome.summary)
+    df = frame(outcome.rows, UPLOAD_SCHEMA, masked=MASKED, summary=outcome.summary)
+    df.attrs.update(kind="assets", service="uddata")
+    return df
