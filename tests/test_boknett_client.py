@@ -22,7 +22,7 @@ from toolkit.testing import assert_no_secrets
 
 pytestmark = pytest.mark.integration
 
-COLUMNS = ["isbn13", "ean", "fssn", "vareeier_kode", "type", "type_name", "reference"]
+COLUMNS = ["isbn13", "ean", "fssn", "vareeier_kode", "type", "type_name", "reference", "url"]
 FAST = RetryPolicy(base=0.02, cap=0.2, retry_after_cap=0.1)
 #: under injected faults (~17 % of calls) eight attempts make a give-up about 1 in a million per call
 PATIENT = RetryPolicy(attempts=8, base=0.02, cap=0.2, retry_after_cap=0.1)

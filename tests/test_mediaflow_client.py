@@ -172,7 +172,7 @@ def test_fields_pass_through(mf: Any, em: MediaflowEmulator) -> None:
     df = mf.latest(limit=4, fields=["name", "uploadedBy", "gdprstatus"])
     query = _since(em, mark, "/1/file/latest")[0].query
     assert "fields=name%2Cuploadedby%2Cgdprstatus" in query or "fields=name,uploadedby,gdprstatus" in query
-    assert list(df.columns) == ["id", "name", "uploaded_by", "gdpr_status"]
+    assert list(df.columns) == ["id", "name", "uploaded_by", "gdpr_status", "bytes", "title", "url", "created"]
     assert df["uploaded_by"].notna().all() and df["gdpr_status"].notna().all()
     everything = mf.latest(limit=2, fields="all")
     assert {"folder_id", "photographer", "alttext", "checksum"} <= set(everything.columns)
@@ -210,7 +210,7 @@ def test_empty_results_keep_their_columns(mf: Any, em: MediaflowEmulator) -> Non
     assert len(df) == 0 and list(df.columns) == list(file_columns(None))
     assert df.attrs["kind"] == "assets"
     picked = mf.files(empty_folder, fields="name,uploadedby")
-    assert len(picked) == 0 and list(picked.columns) == ["id", "name", "uploaded_by"]
+    assert len(picked) == 0 and list(picked.columns) == ["id", "name", "uploaded_by", "bytes", "title", "url", "created"]
 
 
 def test_missing_file_and_bad_arguments(mf: Any) -> None:
