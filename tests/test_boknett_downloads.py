@@ -41,12 +41,9 @@ def dls() -> Iterator[Sandbox]:
 def emu(dls: Sandbox) -> Iterator[BoknettEmulator]:
     emulator = dls.emulator("boknett")
     assert isinstance(emulator, BoknettEmulator)
-    saved = {k: getattr(emulator, k) for k in ("tgt_lifetime", "download_lifetime", "clock_offset",
-                                               "hostile_names", "big_object_bytes", "cut_download_after")}
     emulator.object_count = 120
-    yield emulator
-    for k, v in saved.items():
-        setattr(emulator, k, v)
+    with emulator.restored():
+        yield emulator
     emulator.object_count = 300
     dls.set_faults("boknett")
 

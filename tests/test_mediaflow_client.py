@@ -28,11 +28,8 @@ def mfs() -> Iterator[Any]:
 @pytest.fixture
 def em(mfs: Any) -> Iterator[MediaflowEmulator]:
     emulator = mfs.emulator("mediaflow")
-    saved = {k: getattr(emulator, k) for k in ("token_lifetime", "upload_url_lifetime", "processing_seconds",
-                                                "rotate_refresh_tokens")}
-    yield emulator
-    for k, v in saved.items():
-        setattr(emulator, k, v)
+    with emulator.restored():
+        yield emulator
     emulator.reset_uploads()
 
 

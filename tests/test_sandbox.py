@@ -126,3 +126,14 @@ def test_cli_serves_and_prints_urls() -> None:
         proc.terminate()
         proc.wait(10)
     assert proc.returncode == 0
+
+
+def test_emulator_knobs_turned_inside_restored_are_put_back() -> None:
+    from toolkit.sandbox.mediaflow import MediaflowEmulator
+
+    emulator = MediaflowEmulator(seed=0)
+    before = emulator.token_lifetime
+    with emulator.restored("upload_puts"):
+        emulator.token_lifetime = 1
+        emulator.upload_puts = 99
+    assert emulator.token_lifetime == before and emulator.upload_puts != 99

@@ -29,12 +29,9 @@ def bsb() -> Iterator[Sandbox]:
 def emu(bsb: Sandbox) -> Iterator[BoknettEmulator]:
     emulator = bsb.emulator("boknett")
     assert isinstance(emulator, BoknettEmulator)
-    saved = {k: getattr(emulator, k) for k in ("tgt_lifetime", "download_lifetime", "clock_offset",
-                                               "hostile_names", "big_object_bytes", "cut_download_after")}
     emulator.object_count = 300
-    yield emulator
-    for k, v in saved.items():
-        setattr(emulator, k, v)
+    with emulator.restored():
+        yield emulator
     emulator.object_count = 300
 
 

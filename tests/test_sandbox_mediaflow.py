@@ -27,11 +27,8 @@ def mfs() -> Iterator[Any]:
 def em(mfs: Any) -> Iterator[MediaflowEmulator]:
     """The module's emulator; the knobs a test turns are put back afterwards."""
     emulator = mfs.emulator("mediaflow")
-    saved = {k: getattr(emulator, k) for k in ("token_lifetime", "upload_url_lifetime", "processing_seconds",
-                                                "rotate_refresh_tokens")}
-    yield emulator
-    for k, v in saved.items():
-        setattr(emulator, k, v)
+    with emulator.restored():
+        yield emulator
     emulator.reset_uploads()
 
 

@@ -126,6 +126,8 @@ def content_disposition(name: str) -> str:
 
 class BoknettEmulator(Emulator):
     name = "boknett"
+    knobs = ("tgt_lifetime", "download_lifetime", "clock_offset", "hostile_names", "big_object_bytes",
+             "cut_download_after")
 
     def __init__(self, seed: int = 0, object_count: int = 300) -> None:
         super().__init__(seed)

@@ -9,6 +9,7 @@ uvicorn event loop on a daemon thread.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib
 import json
 import random
@@ -16,7 +17,7 @@ import socket
 import threading
 import time
 from dataclasses import dataclass, replace
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Iterator, Mapping
 
 from ..core import service as _service
 from ..core.errors import ToolkitError
@@ -126,6 +127,8 @@ class Emulator:
     """
 
     name = "emulator"
+    #: the attributes a test may turn (lifetimes, clock offsets, fault switches); :meth:`restored` puts them back
+    knobs: tuple[str, ...] = ()
 
     def __init__(self, seed: int = 0) -> None:
         self.seed = seed
@@ -146,6 +149,18 @@ class Emulator:
     def personal_data(self) -> list[str]:
         """Raw personal data values (e.g. CPR numbers) that must never be displayed."""
         return []
+
+    @contextlib.contextmanager
+    def restored(self, *extra: str) -> Iterator["Emulator"]:
+        """``with emulator.restored(): …`` — the :attr:`knobs` (and ``extra`` attributes) turned inside the
+        block are put back to their values at its start (a test's changes do not leak into the next)."""
+        names = tuple(dict.fromkeys((*self.knobs, *extra)))
+        saved = {k: getattr(self, k) for k in names}
+        try:
+            yield self
+        finally:
+            for key, value in saved.items():
+                setattr(self, key, value)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.base_url}>"
