@@ -188,3 +188,31 @@ def test_assets_of_two_services_line_up_in_one_concat(results: dict[str, Any]) -
     theirs = both[both["source"] == "mediaflow"]
     assert theirs["bytes"].tolist() == files["filesize"].tolist() and theirs["title"].tolist() == files["name"].tolist()
     assert theirs["created"].notna().all() and theirs["url"].notna().any()
+
+
+def test_the_raw_names_stay_beside_the_vocabulary_columns(results: dict[str, Any]) -> None:
+    """Each documented raw field is kept as its own column and the vocabulary column carries its value."""
+    def same(df: pd.DataFrame, vocabulary: str, raw: str) -> None:
+        assert df[vocabulary].astype(object).where(df[vocabulary].notna(), None).tolist() == \
+            df[raw].astype(object).where(df[raw].notna(), None).tolist(), f"{vocabulary} != {raw}"
+
+    audit = results["ud.audit(cprs)"]
+    same(audit, "outcome", "status"), same(audit, "message", "error")
+    assert audit["message"].notna().any() and set(audit["outcome"].dropna()) >= {"invalid"}
+    imported = results["job.results()"]
+    same(imported, "outcome", "status"), same(imported, "message", "reason")
+    assert set(imported["outcome"]) == {"success", "failed"} and imported["http_status"].isna().all()
+    objs = results["bk.objects(after)"]
+    same(objs, "url", "reference")
+    assert objs["url"].str.startswith("http://127.0.0.1").all()
+    media = results["lv.media(ids, system_name)"]
+    same(media, "bytes", "size")
+    found = media[media["found"].fillna(False)].iloc[0]
+    assert found["created"] == pd.Timestamp(found["created_at"]).tz_convert("UTC").tz_localize(None)
+    assert found["modified"] == pd.Timestamp(found["updated_at"]).tz_convert("UTC").tz_localize(None)
+    files = results["mf.files(folder_id)"]
+    same(files, "bytes", "filesize"), same(files, "title", "name"), same(files, "created", "uploaded")
+    same(files, "url", "medium_preview")
+    uploaded = results["mf.upload_folder(folder, folder_id)"]
+    same(uploaded, "bytes", "filesize")
+    assert uploaded["bytes"].tolist() == [len(make_photo(7, size=(40, 40)))]  # the size of the file sent
