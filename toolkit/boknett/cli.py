@@ -17,13 +17,9 @@ stopped the run (the state file is then unchanged).
 from __future__ import annotations
 
 import argparse
-import getpass
-import sys
 from typing import Any
 
 from ..core import service as _service
-from ..core.credentials import Secret, load_credentials
-from ..core.errors import ValidationError
 
 __all__ = ["register"]
 
@@ -45,10 +41,7 @@ def register(subparsers: Any) -> None:
                                       "UTC, within 180 days)")
     pull.add_argument("--download", metavar="DIR", help="download the objects' files into this folder")
     pull.add_argument("--report", metavar="FILE", help="write one row per object to this CSV file")
-    pull.add_argument("--environment", help="production (default), test, or sandbox (a running toolkit sandbox)")
-    pull.add_argument("--username", help="Boknett user name (or TOOLKIT_BOKNETT_USERNAME)")
-    pull.add_argument("--base-url", help="metadata base URL (overrides --environment)")
-    pull.add_argument("--login-url", help="login base URL (overrides --environment)")
+    _service.add_connection_options(pull, SERVICE)
     pull.add_argument("--pagesize", type=int, default=5000, help="objects per page, 1-5000 (default 5000)")
     pull.add_argument("--concurrency", type=int, default=8, help="downloads at once (default 8)")
     pull.add_argument("--overwrite", action="store_true", help="download every file again")
@@ -57,19 +50,7 @@ def register(subparsers: Any) -> None:
 
 
 def _connect(args: argparse.Namespace) -> Any:
-    given = {"environment": args.environment, "username": args.username, "base_url": args.base_url,
-             "login_url": args.login_url}
-    given = {k: v for k, v in given.items() if v}
-    found = load_credentials(SERVICE, **given)
-    values = {**given, **found.to_kwargs()}
-    sandbox = str(values.get("environment") or "").strip() == "sandbox"
-    if not values.get("password") and not sandbox:
-        if not sys.stdin.isatty():
-            raise ValidationError("no password", service=SERVICE,
-                                  hint="Set TOOLKIT_BOKNETT_PASSWORD (environment or .env), or run in a terminal "
-                                       "to be asked for it.")
-        values["password"] = Secret(getpass.getpass("Boknett password (hidden): "))
-    return _service.connect(SERVICE, via="cli", **values)
+    return _service.connect_cli(SERVICE, args)
 
 
 def _cmd_pull(args: argparse.Namespace) -> int:

@@ -24,6 +24,7 @@ from __future__ import annotations
 import getpass
 import json
 import os
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any, Mapping
@@ -32,8 +33,8 @@ from .credentials import Secret, env_name, load_credentials
 from .errors import ValidationError, service_name
 from .registry import ServiceSpec, spec
 
-__all__ = ["connect", "resolve_urls", "missing_fields_error", "discover", "announce", "withdraw",
-           "sandbox_file", "SandboxInfo"]
+__all__ = ["connect", "connect_cli", "add_connection_options", "resolve_urls", "missing_fields_error", "discover",
+           "announce", "withdraw", "sandbox_file", "SandboxInfo"]
 
 SANDBOX_FILE_VAR = "TOOLKIT_SANDBOX_FILE"
 _announced: list[Any] = []
@@ -219,6 +220,40 @@ def connect(service: str, /, *, via: str = "python", environments: Mapping[str, 
         options.setdefault("environments", environments)
     client = svc.client(**values, **options)
     return svc.sync(client) if svc.sync is not None else client
+
+
+def add_connection_options(parser: Any, service: str, *, skip: tuple[str, ...] = ()) -> None:
+    """Add one ``--flag`` per non-secret connection field of ``service`` to an argparse parser (a secret
+    never gets a flag: every process on the machine could read it; it comes from the environment, a
+    ``.env`` file, the keyring or a hidden prompt)."""
+    svc = spec(service)
+    for f in svc.fields:
+        if f.secret or f.name in skip:
+            continue
+        default = f" (default {f.default})" if f.default else ""
+        parser.add_argument(f.flag, dest=f.name, default=None,
+                            help=f"{f.label}{': ' + f.help if f.help else ''}{default}; or {env_name(service, f.name)}")
+
+
+def connect_cli(service: str, /, args: Any = None, *, prompt: Any = None, **values: Any) -> Any:
+    """The command line's connect: :func:`connect` with ``via="cli"`` from the flags of
+    :func:`add_connection_options` (``args``, an argparse namespace) and ``values``; a secret that is still
+    missing is asked for with a hidden prompt when a terminal is attached."""
+    svc = spec(service)
+    merged = {f.name: getattr(args, f.name, None) for f in svc.fields} if args is not None else {}
+    merged.update(values)
+    merged = {k: v for k, v in merged.items() if v not in (None, "")}
+    try:
+        return connect(service, via="cli", **merged)
+    except ValidationError as exc:
+        secrets = [f for f in svc.fields if f.secret and f.name in exc.errors]
+        others = set(exc.errors) - {f.name for f in secrets}
+        if not secrets or others or sys.stdin is None or not sys.stdin.isatty():
+            raise
+        ask = prompt or getpass.getpass
+        for f in secrets:
+            merged[f.name] = Secret(ask(f"{svc.title} {f.label.lower()} (hidden): "))
+        return connect(service, via="cli", **merged)
 
 
 def display(service: str) -> str:

@@ -15,13 +15,10 @@ Exit codes: 0 every image imported or skipped as unchanged (or, without ``--wait
 from __future__ import annotations
 
 import argparse
-import getpass
-import sys
 from pathlib import Path
 from typing import Any
 
 from ..core import service as _service
-from ..core.credentials import Secret, load_credentials
 from ..core.errors import ValidationError
 
 __all__ = ["register", "read_images"]
@@ -39,8 +36,7 @@ def register(subparsers: Any) -> None:
     imp.add_argument("images", help="CSV, Excel or JSON file with url and id columns")
     imp.add_argument("--system-name", required=True, help="the source system's name (with the ids it identifies "
                                                           "each image)")
-    imp.add_argument("--base-url", help="the server, with any path prefix (default TOOLKIT_LIVINGDOCS_BASE_URL)")
-    imp.add_argument("--api-version", help="v1 (default), beta or a dated version such as 2026-01")
+    _service.add_connection_options(imp, "livingdocs")
     imp.add_argument("--sandbox", action="store_true", help="use the sandbox running in another process")
     imp.add_argument("--chunk-size", type=int, default=100)
     imp.add_argument("--journal", help="journal file: a second run re-attaches to the jobs it recorded")
@@ -78,15 +74,7 @@ def _connect(args: argparse.Namespace) -> Any:
         if args.api_version:
             kwargs["api_version"] = args.api_version
         return connect(**kwargs)
-    creds = load_credentials("livingdocs", base_url=args.base_url, api_version=args.api_version)
-    kwargs = creds.to_kwargs()
-    if not kwargs.get("token"):
-        if not sys.stdin.isatty():
-            raise ValidationError("no access token", service="livingdocs",
-                                  hint="Set TOOLKIT_LIVINGDOCS_TOKEN (environment or .env), or run in a terminal "
-                                       "to be asked for it.")
-        kwargs["token"] = Secret(getpass.getpass("Livingdocs access token (hidden): "))
-    return _service.connect("livingdocs", via="cli", **kwargs)
+    return _service.connect_cli("livingdocs", args)
 
 
 def _cmd_import(args: argparse.Namespace) -> int:

@@ -11,25 +11,17 @@ Exit codes: 0 done (all uploaded or already uploaded), 1 some files failed, 3 an
 from __future__ import annotations
 
 import argparse
-import getpass
-import sys
 from typing import Any
 
 from ..core import service as _service
-from ..core.credentials import Secret, load_credentials
-from ..core.errors import ValidationError
 
 __all__ = ["register"]
 
 SERVICE = "mediaflow"
-SECRETS = (("client_secret", "Mediaflow client secret (hidden): "),
-           ("refresh_token", "Mediaflow refresh token / server key (hidden): "))
 
 
 def _connection_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--environment", help="production (default), api, or sandbox (a running toolkit sandbox)")
-    p.add_argument("--base-url", help="base URL ending in the API version, e.g. https://customerapi.mediaflowpro.com/1")
-    p.add_argument("--client-id", help="API client id (or TOOLKIT_MEDIAFLOW_CLIENT_ID)")
+    _service.add_connection_options(p, SERVICE)
 
 
 def register(subparsers: Any) -> None:
@@ -62,19 +54,7 @@ def register(subparsers: Any) -> None:
 
 
 def _connect(args: argparse.Namespace) -> Any:
-    given = {"environment": args.environment, "base_url": args.base_url, "client_id": args.client_id}
-    found = load_credentials(SERVICE, **{k: v for k, v in given.items() if v})
-    values = {**{k: v for k, v in given.items() if v}, **found.to_kwargs()}
-    sandbox = str(values.get("environment") or "").strip() == "sandbox"
-    for field, prompt in SECRETS:
-        if values.get(field) or sandbox:
-            continue
-        if not sys.stdin.isatty():
-            raise ValidationError(f"no {field.replace('_', ' ')}", service=SERVICE,
-                                  hint=f"Set TOOLKIT_MEDIAFLOW_{field.upper()} (environment or .env), or run in a "
-                                       "terminal to be asked for it.")
-        values[field] = Secret(getpass.getpass(prompt))
-    return _service.connect(SERVICE, via="cli", **values)
+    return _service.connect_cli(SERVICE, args)
 
 
 def _cmd_latest(args: argparse.Namespace) -> int:

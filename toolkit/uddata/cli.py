@@ -19,24 +19,15 @@ CPR numbers could not be checked (status ``error``/``deferred``), 2 some inputs 
 from __future__ import annotations
 
 import argparse
-import getpass
-import sys
 from typing import Any
 
-from ..core.credentials import Secret
-from ..core.errors import ValidationError
+from ..core import service as _service
 
 __all__ = ["register"]
 
 
 def _connection_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--environment", help="production, test, sandbox … (default: TOOLKIT_UDDATA_ENVIRONMENT "
-                                         "or production)")
-    p.add_argument("--institution", help="institution number (6 digits)")
-    p.add_argument("--api-version", help="API version, default 0.7.5")
-    p.add_argument("--client-id", help="API client id")
-    p.add_argument("--base-url", help="base URL (overrides --environment)")
-    p.add_argument("--token-url", help="token URL (default {base}/oauth/token)")
+    _service.add_connection_options(p, "uddata")
 
 
 def register(subparsers: Any) -> None:
@@ -69,27 +60,7 @@ def register(subparsers: Any) -> None:
 
 
 def _connect(args: argparse.Namespace) -> Any:
-    from ..core import service as _service
-
-    values = dict(environment=args.environment, institution=args.institution, api_version=args.api_version,
-                  client_id=args.client_id, base_url=args.base_url, token_url=args.token_url)
-    try:
-        return _service.connect("uddata", via="cli", **values)
-    except ValidationError as exc:
-        if "client_secret" not in exc.errors:
-            raise
-        if set(exc.errors) == {"client_secret"} and sys.stdin is not None and sys.stdin.isatty():
-            values["client_secret"] = Secret(getpass.getpass("Uddata+ client secret (hidden): "))
-            return _service.connect("uddata", via="cli", **values)
-        # the secret has no flag on purpose: say where it may come from instead
-        errors = {k: v for k, v in exc.errors.items() if k != "client_secret"}
-        errors["client_secret"] = ["client secret is missing: set the environment variable "
-                                   "TOOLKIT_UDDATA_CLIENT_SECRET (or a .env file), or run in a terminal to be asked "
-                                   "for it"]
-        raise ValidationError(f"cannot connect: {len(errors)} connection field{'s' if len(errors) != 1 else ''} "
-                              "missing", service="uddata", errors=errors,
-                              hint="Or use --environment sandbox while `toolkit sandbox` runs in another terminal "
-                                   "(its demo credentials are fake).") from None
+    return _service.connect_cli("uddata", args)
 
 
 def _print_table(df: Any, columns: list[str], limit: int = 40) -> None:
