@@ -17,7 +17,7 @@ from .core.errors import (APIError, BadRequest, Conflict, Forbidden, Gone, JobFa
 from .core.credentials import Credentials, Secret, load_credentials
 from .core.journal import run_rows, runs
 
-__version__ = "0.1.0"
+from ._version import __version__  # noqa: E402,F401
 
 _CORE_NAMES = [
     "ToolkitError", "APIError", "BadRequest", "Unauthorized", "Forbidden", "NotFound", "Gone", "Conflict",

@@ -78,7 +78,7 @@ def check_versions(version: Callable[[str], str | None] = _version) -> list[Chec
     for dist, shown, needed in PACKAGES:
         found = version(dist)
         if dist == "toolkit" and found is None:
-            from .. import __version__
+            from .._version import __version__
 
             found = f"{__version__} (not installed, imported from source)"
         if found:
@@ -163,18 +163,18 @@ def check_sandbox(timeout: float = 2.0, env: dict[str, str] | None = None) -> li
     """One line per sandbox service: this kernel's sandboxes, else the one core's discovery finds in
     another process. ``env`` (default ``os.environ``) only decides whether a named but empty sandbox file
     is worth a warning."""
-    from .. import sandbox as _sandbox
+    from ..sandbox import discover, running_sandboxes  # read at each call (tests replace them)
     from ..core.service import SANDBOX_FILE_VAR, sandbox_file
     from ..core.sync import run
 
     env = dict(os.environ) if env is None else env
     targets: list[tuple[str, str, str]] = []  # (where, service, url)
-    local = _sandbox.running_sandboxes()
+    local = running_sandboxes()
     for sb in local:
         targets += [("this kernel", svc, url) for svc, url in sb.urls.items()]
     checks: list[Check] = []
     if not local:
-        found = _sandbox.discover()  # core's discovery: the sandbox file of another process
+        found = discover()  # core's discovery: the sandbox file of another process
         if found is not None and found not in local:
             targets += [("another process", svc, url) for svc, url in found.urls.items()]
         elif env.get(SANDBOX_FILE_VAR):
