@@ -323,7 +323,8 @@ class AsyncClient(ServiceClient):
         -------
         DataFrame
             One row per id, in order: external_id, system_name, found, media_id, version, media_type, title,
-            url, mime_type, width, height, size, created_at, updated_at, metadata. ``attrs["kind"] == "assets"``.
+            url, mime_type, width, height, size, created_at, updated_at, metadata, then the vocabulary's bytes
+            (= size), created and modified (naive UTC datetimes). ``attrs["kind"] == "assets"``.
         """
         if isinstance(external_ids, (str, int)):
             external_ids = [external_ids]

@@ -509,7 +509,8 @@ class ImportJob(Job):
         -------
         DataFrame
             external_id, title, status (``success`` / ``skipped`` / ``failed`` / ``invalid``), reason,
-            media_id, url, width, height, mime_type, job_id. ``attrs["kind"] == "assets"``; the counts are in
+            media_id, url, width, height, mime_type, job_id, then the vocabulary's outcome (= status),
+            http_status (empty) and message (= reason). ``attrs["kind"] == "assets"``; the counts are in
             ``attrs["summary"]``.
         """
         if not self.finished:

@@ -190,7 +190,8 @@ async def audit(client: "PhotoClient", cprs: Any, concurrency: int = 16, progres
     Returns
     -------
     A frame with one row per input: ``cpr, valid, status, has_image, http_status, width, height, bytes,
-    error``; ``df.attrs["summary"]`` holds the one-line summary.
+    error``, then the vocabulary's ``outcome`` (= status) and ``message`` (= error); ``df.attrs["summary"]``
+    holds the one-line summary, ``attrs["kind"] == "assets"``.
 
     Raises
     ------
