@@ -341,7 +341,7 @@ def test_public_names_and_signatures() -> None:
     params = inspect.signature(toolkit.boknett.connect).parameters
     assert {"username", "password", "environment", "base_url", "login_url"} <= set(params)
     sig = inspect.signature(toolkit.boknett.Client.objects).parameters
-    assert list(sig)[1:] == ["after", "next", "pagesize"] and sig["pagesize"].default == 5000
+    assert list(sig)[1:] == ["after", "next", "pagesize", "out"] and sig["pagesize"].default == 5000
     sig = inspect.signature(toolkit.boknett.Client.changes).parameters
     assert sig["state"].default == "boknett.cursor" and sig["after"].default is None
     sig = inspect.signature(toolkit.boknett.Client.download).parameters

@@ -2,8 +2,7 @@
 frame as the in-memory pull, no file under the final name after a failure part-way, a plain message
 without pyarrow), and the CPR dtype through Parquet (raw values in the file, masked again when read back).
 
-The pulls go through ``toolkit.boknett.objects.pull_objects`` / ``pull_changes`` on the client's async side
-(``bk.aio``): the functions behind ``bk.objects(out=…)`` / ``bk.changes(out=…)``."""
+The pulls go through the public ``bk.objects(out=…)`` / ``bk.changes(out=…)``."""
 
 from __future__ import annotations
 
@@ -17,11 +16,10 @@ import pyarrow.parquet as pq
 import pytest
 
 import toolkit
-from toolkit.boknett.objects import SUMMARY_SCHEMA, pull_changes, pull_objects
+from toolkit.boknett.objects import SUMMARY_SCHEMA
 from toolkit.core.cpr_dtype import CprDtype
 from toolkit.core.errors import TransportError, ValidationError
 from toolkit.core.http import RetryPolicy
-from toolkit.core.sync import run
 from toolkit.sandbox import Sandbox
 from toolkit.sandbox.boknett import BoknettEmulator
 
@@ -57,8 +55,8 @@ def since_start(emu: BoknettEmulator) -> datetime:
 
 
 def objects(bk: Any, **kw: Any) -> Any:
-    """``bk.objects(**kw)`` (through the function behind it, which takes ``out=``)."""
-    return run(pull_objects(bk.aio, **kw))
+    """``bk.objects(**kw)``, the public method (``out=`` streams to Parquet)."""
+    return bk.objects(**kw)
 
 
 def report_calls(emu: BoknettEmulator) -> int:
@@ -147,7 +145,7 @@ def test_a_failure_part_way_leaves_no_file_under_the_final_name(bk: Any, emu: Bo
 def test_changes_to_parquet_saves_the_cursor_only_after_the_file(bk: Any, emu: BoknettEmulator,
                                                                 tmp_path: Path) -> None:
     state, out = tmp_path / "boknett.cursor", tmp_path / "changes.parquet"
-    first = run(pull_changes(bk.aio, state=state, after=since_start(emu), out=out))
+    first = bk.changes(state=state, after=since_start(emu), out=out)
     assert first.iloc[0]["rows"] == 300 and state.read_text().strip() == first.attrs["next"]
     before = state.read_bytes()
     start, stop = emu.add_objects(80)
@@ -164,12 +162,12 @@ def test_changes_to_parquet_saves_the_cursor_only_after_the_file(bk: Any, emu: B
     http.request = failing
     try:
         with pytest.raises(TransportError):
-            run(pull_changes(bk.aio, state=state, pagesize=30, out=tmp_path / "next.parquet"))
+            bk.changes(state=state, pagesize=30, out=tmp_path / "next.parquet")
     finally:
         http.request = original
     assert state.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["boknett.cursor", "changes.parquet"]
-    again = run(pull_changes(bk.aio, state=state, pagesize=30, out=tmp_path / "next.parquet"))
+    again = bk.changes(state=state, pagesize=30, out=tmp_path / "next.parquet")
     back = pd.read_parquet(tmp_path / "next.parquet")
     assert again.iloc[0]["rows"] == 80 and back["isbn13"].tolist() == [r["isbn13"] for r in emu.records(start, stop)]
     assert state.read_text().strip() == again.attrs["next"] != before.decode().strip()
@@ -183,8 +181,7 @@ def test_without_pyarrow_a_plain_message_and_nothing_sent(bk: Any, emu: BoknettE
     monkeypatch.setitem(sys.modules, "pyarrow.parquet", None)
     calls = report_calls(emu)
     for pull in (lambda: objects(bk, after=since_start(emu), out=tmp_path / "r.parquet"),
-                 lambda: run(pull_changes(bk.aio, state=tmp_path / "s", after=since_start(emu),
-                                          out=tmp_path / "r.parquet"))):
+                 lambda: bk.changes(state=tmp_path / "s", after=since_start(emu), out=tmp_path / "r.parquet")):
         with pytest.raises(ValidationError) as info:
             pull()
         message = str(info.value)

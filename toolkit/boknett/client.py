@@ -174,7 +174,8 @@ class AsyncClient(ServiceClient):
         raise AssertionError("unreachable")  # pragma: no cover
 
     # -- the API ------------------------------------------------------------------------------------------
-    async def objects(self, after: Any = None, next: str | None = None, pagesize: int = 5000) -> Any:
+    async def objects(self, after: Any = None, next: str | None = None, pagesize: int = 5000,
+                      out: "str | os.PathLike[str] | None" = None) -> Any:
         """The report of changed objects (covers, audio samples …) since ``after`` or since a cursor.
 
         Parameters
@@ -186,12 +187,16 @@ class AsyncClient(ServiceClient):
             a cursor from an earlier pull (its ``attrs["next"]``) instead of ``after``.
         pagesize:
             objects per page, 1 … 5000.
+        out:
+            a Parquet file path: the pull streams into it page by page in constant memory (needs pyarrow,
+            ``pip install toolkit[parquet]``); written under a temporary name and renamed when complete.
 
         Returns
         -------
         DataFrame with isbn13, ean, fssn, vareeier_kode, type, type_name, reference — every value text,
         exactly as Boknett served it. ``attrs["next"]`` is the cursor for the next pull (also when the
-        pull was empty); ``attrs["kind"] == "assets"``.
+        pull was empty); ``attrs["kind"] == "assets"``. With ``out``: a one-row summary (path, rows,
+        pages, bytes, next) instead of the rows; ``pandas.read_parquet(out)`` gives the rows.
 
         Raises
         ------
@@ -200,10 +205,10 @@ class AsyncClient(ServiceClient):
         """
         from .objects import pull_objects
 
-        return await pull_objects(self, after=after, next=next, pagesize=pagesize)
+        return await pull_objects(self, after=after, next=next, pagesize=pagesize, out=out)
 
     async def changes(self, state: "str | os.PathLike[str]" = "boknett.cursor", after: Any = None,
-                      pagesize: int = 5000) -> Any:
+                      pagesize: int = 5000, out: "str | os.PathLike[str] | None" = None) -> Any:
         """The incremental pull: what changed since the cursor saved in ``state``.
 
         Parameters
@@ -217,10 +222,13 @@ class AsyncClient(ServiceClient):
             file holds a cursor.
         pagesize:
             objects per page, 1 … 5000.
+        out:
+            a Parquet file path to stream the rows into (as in :meth:`objects`); the cursor is saved only
+            after the file is complete.
 
         Returns
         -------
-        The DataFrame of :meth:`objects`; ``attrs["state"]`` is the file, ``attrs["previous"]`` the cursor
+        The DataFrame of :meth:`objects` (with ``out``: its one-row summary); ``attrs["state"]`` is the file, ``attrs["previous"]`` the cursor
         the pull started from.
 
         Raises
@@ -229,7 +237,7 @@ class AsyncClient(ServiceClient):
         """
         from .objects import pull_changes
 
-        return await pull_changes(self, state=state, after=after, pagesize=pagesize)
+        return await pull_changes(self, state=state, after=after, pagesize=pagesize, out=out)
 
     async def download(self, objs: Any, folder: "str | os.PathLike[str]", concurrency: int = 8,
                        overwrite: bool = False, progress: bool = True,

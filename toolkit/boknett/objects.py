@@ -40,7 +40,7 @@ from ..core.errors import ValidationError
 from ..core.frames import ToolkitFrame, frame
 from ..core.http import CursorPaging
 from ..core.redact import get_logger
-from .report import OBJECT_SCHEMA, parse_objects
+from .report import OBJECT_SCHEMA, parse_columns, parse_objects
 
 #: the service's AsyncClient, duck-typed (not imported: the client imports this module)
 AsyncClient = Any
@@ -134,9 +134,11 @@ def _first_query(client: "AsyncClient", after: Any, next: str | None, pagesize: 
     return {"next": str(next), "pagesize": size}
 
 
-async def _each_page(client: "AsyncClient", query: dict[str, Any], on_page: Any) -> tuple[str | None, int]:
-    """Pull every page from ``query``, handing each non-empty page's DataFrame to ``on_page`` as it arrives
-    (nothing is kept here); returns the last ``Next`` cursor and the number of pages."""
+async def _each_page(client: "AsyncClient", query: dict[str, Any], on_page: Any, *, parse: Any = parse_objects,
+                     count: Any = len) -> tuple[str | None, int]:
+    """Pull every page from ``query``, handing each non-empty page — as ``parse`` makes it (a DataFrame;
+    plain column lists for a streamed pull) — to ``on_page`` as it arrives (nothing is kept here); returns
+    the last ``Next`` cursor and the number of pages."""
     size = query["pagesize"]
     seen = {"rows": 0}
     paging = CursorPaging(header="Next", param="next", link_means_more=True, is_empty=lambda r: seen["rows"] == 0,
@@ -146,8 +148,8 @@ async def _each_page(client: "AsyncClient", query: dict[str, Any], on_page: Any)
     while True:
         response = await client._get(REPORT_PATH, params=query, what="pull the object report")
         pages += 1
-        df = parse_objects(response.content)
-        seen["rows"] = rows = len(df)
+        df = parse(response.content)
+        seen["rows"] = rows = count(df)
         if rows:
             on_page(df)
         del df
@@ -224,12 +226,14 @@ async def _pull_to_parquet(client: "AsyncClient", query: dict[str, Any], out: "s
     try:
         writer = pq.ParquetWriter(tmp, schema)
 
-        def write(page: pd.DataFrame) -> None:
-            table = pa.Table.from_pandas(_frame([page], None, 0), schema=schema, preserve_index=False)
+        def write(columns: dict[str, list[Any]]) -> None:  # column lists straight to Arrow: no DataFrame per page
+            table = pa.table({name: pa.array(columns[name], type=pa.string()) for name in OBJECT_SCHEMA},
+                             schema=schema)
             writer.write_table(table)
             count["rows"] += table.num_rows
 
-        cursor, pages = await _each_page(client, query, write)
+        cursor, pages = await _each_page(client, query, write, parse=parse_columns,
+                                         count=lambda columns: len(columns["isbn13"]))
         writer.close()
         writer = None
         os.replace(tmp, path)

@@ -19,7 +19,7 @@ from typing import Any
 from ..core.errors import ValidationError
 from ..core.frames import frame
 
-__all__ = ["OBJECT_SCHEMA", "TYPE_NAMES", "FIELDS", "parse_objects", "parse_errors", "ENTITY_MESSAGE"]
+__all__ = ["parse_columns", "OBJECT_SCHEMA", "TYPE_NAMES", "FIELDS", "parse_objects", "parse_errors", "ENTITY_MESSAGE"]
 
 OBJECT_SCHEMA = {
     "isbn13": "string", "ean": "string", "fssn": "string", "vareeier_kode": "string",
@@ -85,6 +85,12 @@ def _local(tag: Any) -> str:
 
 def parse_objects(data: bytes) -> Any:
     """The object report as a DataFrame (columns :data:`OBJECT_SCHEMA`, all text)."""
+    return _string_frame(parse_columns(data))
+
+
+def parse_columns(data: bytes) -> dict[str, list[Any]]:
+    """The object report as plain column lists (``str`` or ``None``), in :data:`OBJECT_SCHEMA` order — what
+    :func:`parse_objects` builds its frame from, and what a streamed pull writes without a DataFrame."""
     from lxml import etree
 
     if isinstance(data, str):
@@ -137,7 +143,7 @@ def parse_objects(data: bytes) -> Any:
     names = TYPE_NAMES
     columns["type_name"] = [names.get(t) if t is not None else None for t in columns["type"]]
     columns["url"] = list(columns["reference"])
-    return _string_frame(columns)
+    return {name: columns[name] for name in OBJECT_SCHEMA}
 
 
 def _string_frame(columns: dict[str, list[Any]]) -> Any:
