@@ -17,7 +17,7 @@ from toolkit.sandbox.uddata_data import make_photo
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "vocabulary.md"
 KINDS = ("assets", "products", "records", "jobs")
-SERVICES = ("uddata", "livingdocs", "boknett", "mediaflow", "dokus")
+SERVICES = ("uddata", "livingdocs", "boknett", "mediaflow", "dokus", "toolkit")
 FOLDER = 13  # Mediaflow "Press 2025": uploads allowed
 
 
@@ -105,6 +105,10 @@ def results(sandbox: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
         job = lv.import_images([{"url": em.image_url("ok-1.png"), "id": "voc-1", "fileName": "One"},
                                 {"url": em.image_url("missing.jpg"), "id": "voc-2"}], system_name="vocabulary")
         job.wait(timeout=60)
+        inbox = toolkit.livingdocs.WebhookInbox()
+        hooked = lv.import_images([{"url": em.image_url("ok-2.png"), "id": "voc-3", "fileName": "Three"}],
+                                  system_name="vocabulary", webhook=inbox)
+        hooked.wait(timeout=60, inbox=inbox)
         bkemu = sandbox.emulator("boknett")
         after = datetime.fromtimestamp(bkemu.now() - 100 * 86400, timezone.utc)
         objs = bk.objects(after=after)
@@ -142,11 +146,15 @@ def results(sandbox: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
             "dk.products.apply(plan)": lambda: dk.products.apply(plan, progress=False),
             "dk.customers.list()": lambda: dk.customers.list(),
             "dk.invoices.list()": lambda: dk.invoices.list(),
+            "inbox.messages()": lambda: inbox.wait_for(hooked.ids, 30) and inbox.messages(),
+            "toolkit.runs()": lambda: toolkit.runs(),  # after the uploads above: their runs are in it
         }
         assert set(calls) == set(METHODS), ("docs/vocabulary.md and this test list different methods: "
                                             f"{sorted(set(calls) ^ set(METHODS))}")
         yield {method: call() for method, call in calls.items()}
     finally:
+        if "inbox" in locals():
+            inbox.stop()
         for client in clients:
             client.close()
 
@@ -158,7 +166,8 @@ def test_frame_matches_the_page(results: dict[str, Any], method: str) -> None:
     assert got.attrs.get("kind") == doc["kind"], f"{method}: attrs['kind'] is {got.attrs.get('kind')!r}"
     assert got.attrs.get("service") == doc["service"], f"{method}: attrs['service'] is {got.attrs.get('service')!r}"
     names = list(got.columns) if isinstance(got, pd.DataFrame) else list(got.index)
-    assert "service" not in names, f"{method}: the service is attrs['service'], not a column"
+    if doc["service"] != "toolkit":  # a frame across services (toolkit.runs()) names each row's service
+        assert "service" not in names, f"{method}: the service is attrs['service'], not a column"
     missing = [c for c in doc["columns"] if c not in names]
     assert not missing, f"{method}: documented columns missing from the frame: {missing}"
     undocumented = [c for c in names if c in COMMON and c not in doc["columns"]]

@@ -149,7 +149,7 @@ class WebhookInbox:
                          "success": _int(details.get("success")), "skipped": _int(details.get("skipped")),
                          "failed": _int(details.get("failed")), "context": body.get("context")})
         df = frame(rows, MESSAGE_SCHEMA)
-        df.attrs.update(kind="webhooks", service="livingdocs")
+        df.attrs.update(kind="jobs", service="livingdocs")
         return df
 
     def wait(self, timeout: float | None = None) -> bool:
