@@ -67,3 +67,26 @@ def test_an_old_or_damaged_journal_says_so_plainly(state: Path, tmp_path: Path) 
 def test_no_journal_gives_an_empty_history_with_its_columns(state: Path) -> None:
     history = toolkit.runs()
     assert len(history) == 0 and {"service", "destination", "kind", "started_at", "items"} <= set(history.columns)
+
+
+def test_a_dokus_apply_is_in_the_history(sb: Any, state: Path) -> None:
+    from decimal import Decimal
+
+    with toolkit.dokus.connect(**sb.credentials("dokus")) as dk:
+        products = dk.products.list()
+        edited = products.copy()
+        first = edited.index[0]
+        edited.loc[first, "price"] = products.loc[first, "price"] + Decimal("1.00")
+        result = dk.products.apply(dk.products.diff(products, edited), progress=False)
+        fresh = dk.products.list()
+        back = fresh.copy()
+        back.loc[first, "price"] = products.loc[first, "price"]  # put it back for the other tests
+        dk.products.apply(dk.products.diff(fresh, back), progress=False)
+    history = toolkit.runs()
+    applies = history[history["kind"] == "Dokus apply"]
+    assert len(applies) == 2 and set(applies["service"]) == {"dokus"}
+    assert (applies["updated"] == 1).all()
+    assert "resource=products" in applies["destination"].iloc[0]
+    assert_no_secrets(history.to_csv(), sb.secrets(), "the history")  # the user is named, the password never
+    rows = toolkit.run_rows(applies.iloc[-1])
+    assert rows["outcome"].tolist() == result["outcome"].tolist()

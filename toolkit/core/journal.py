@@ -102,7 +102,7 @@ def destination(service: str, base_url: str, **account: Any) -> str:
     """The journal key of a destination, e.g. ``uddata|https://api.example|institution=123456``."""
     parts = [service, str(base_url).rstrip("/")]
     parts += [f"{k}={account[k]}" for k in sorted(account) if account[k] not in (None, "")]
-    return redact("|".join(parts))
+    return "|".join(redact(p) for p in parts)  # each part on its own: "url|user=a@b" is not a URL with a password
 
 
 def _now() -> str:

@@ -20,13 +20,16 @@ Money columns hold :class:`decimal.Decimal` values and are sent back as strings 
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any, Mapping, Protocol
 
 import pandas as pd
 
 from ..core.errors import ValidationError
 from ..core.frames import ToolkitFrame, ToolkitSeries, frame
+from ..core.journal import Journal, destination, state_dir
 from ..core.redact import get_logger
 from ..core.sync import sync_wrappable
 from . import edits
@@ -318,13 +321,48 @@ class Resource:
         return edits.diff(self.spec, original, edited, allow_delete=allow_delete)
 
     async def apply(self, plan: pd.DataFrame, *, dry_run: bool = False, concurrency: int = 4,
-                    progress: bool = True) -> ToolkitFrame:
-        """Send a plan made by :meth:`diff`; one result row per item. See :func:`toolkit.dokus.edits.apply`."""
+                    progress: bool = True, journal: "str | os.PathLike[str] | None" = None) -> ToolkitFrame:
+        """Send a plan made by :meth:`diff`; one result row per item. See :func:`toolkit.dokus.edits.apply`.
+
+        The run and its result rows are recorded in a journal (default ``dokus-apply.sqlite`` in the toolkit's
+        state folder), so ``toolkit.runs()`` lists it ("Dokus apply") next to the other services' bulk work.
+        """
         self._refuse_if_read_only(f"apply changes to {self.spec.name.replace('_', ' ')}")
-        return await edits.apply(self, plan, dry_run=dry_run, concurrency=concurrency, progress=progress)
+        if dry_run:
+            return await edits.apply(self, plan, dry_run=True, concurrency=concurrency, progress=progress)
+        book = _history(journal)
+        dest = destination("dokus", str(getattr(self._client, "base_url", "")),
+                           user=getattr(self._client, "email", None), resource=self.spec.name)
+        run_id = book.start_run("dokus", dest, "Dokus apply", len(plan)) if book is not None else None
+        try:
+            result = await edits.apply(self, plan, dry_run=False, concurrency=concurrency, progress=progress)
+            if book is not None and run_id is not None:
+                rows = result.reset_index(drop=True).astype(object)
+                rows = rows.where(rows.notna(), None).to_dict("records")
+                book.end_run(run_id, result["outcome"].value_counts().to_dict(), result.attrs.get("summary", ""),
+                             rows)
+            return result
+        finally:
+            if book is not None:
+                book.close()
 
     def __repr__(self) -> str:
         return f"<Dokus {self.spec.name} at {self.spec.path}{' (read-only)' if self.spec.read_only else ''}>"
+
+
+def _history(journal: "str | os.PathLike[str] | None") -> Journal | None:
+    """The journal that records applied plans; None (and a log line) when it cannot be written: the history
+    is a convenience, never a reason not to apply."""
+    path = Path(journal).expanduser() if journal else state_dir() / "dokus-apply.sqlite"
+    try:
+        if not journal:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        return Journal(path, service="dokus")
+    except (ValidationError, OSError) as exc:
+        if journal:  # a journal the analyst named must work
+            raise
+        log.warning("Dokus: the run history could not be written (%s); the plan is applied all the same", exc)
+        return None
 
 
 def _id(value: Any, spec: ResourceSpec) -> int:
