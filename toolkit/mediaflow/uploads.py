@@ -476,7 +476,10 @@ async def upload_folder(client: "AsyncClient", folder: "str | os.PathLike[str]",
                             "again later (nothing is sent twice)")
 
     try:
-        if not dry_run:
+        # grow the pools only: a pool already larger than ``concurrency`` serves it as it is, and resizing
+        # would close its warm connections (ensure_pool closes a pool of any other size)
+        if not dry_run and concurrency > min(getattr(client.http, "max_connections", 0),
+                                             getattr(client.transfer, "max_connections", 0)):
             await client.ensure_pool(concurrency)
         outcome = await run_bulk(entries, guarded, service=SERVICE,
                                  desc="file upload (dry run)" if dry_run else "file upload",
