@@ -271,7 +271,13 @@ class HttpClient:
             request = self.client.build_request(method, url, params=params, headers=send_headers, **kwargs,
                                                 **({"timeout": timeout} if timeout is not None else {}))
             self.requests_sent += 1
-            return await self.client.send(request, stream=stream), generation
+            response = await self.client.send(request, stream=stream)
+            if not stream:
+                # the body is read and the stream closed; httpx's stream object still points back at the
+                # response (a reference cycle), so every answer would wait for the cyclic garbage collector —
+                # a paged pull of large pages then holds a dozen pages at once. Cut the cycle.
+                response.stream = httpx.ByteStream(b"")
+            return response, generation
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
             return _Failure("unsent", type(exc).__name__), generation
         except (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError) as exc:
