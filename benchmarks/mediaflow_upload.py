@@ -7,7 +7,10 @@
 
 Shown too, to tell the client's cost from the machine's: the same 200 POST + PUT pairs through the
 client's HTTP layer alone at the same concurrency (no files read, no hash, no journal, no rows) — the floor
-of this machine at this latency — and the client process's CPU time during the folder upload.
+of this machine at this latency — and the client process's CPU time during the folder upload. The folder
+upload and the floor run in 3 interleaved rounds (each a fresh journal, each checked by the emulator) and
+the medians are compared, so that a burst of the shared machine's other load does not fall on one of them
+only; every round's time is printed.
 
 The sandbox runs in a child process (as in ``benchmarks/livingdocs_import.py``): a real Mediaflow is another
 machine, and an emulator in this process would spend this process's GIL. The child answers its own
