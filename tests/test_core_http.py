@@ -203,3 +203,18 @@ def test_pool_follows_concurrency() -> None:
     http, _ = make(lambda request: HTTPResponse(200))
     run(http.ensure_pool(24))
     assert http.max_connections == 24
+
+
+def test_a_pool_large_enough_keeps_its_warm_connections() -> None:
+    http, _ = make(lambda request: HTTPResponse(200))
+
+    async def main() -> tuple[Any, Any, Any]:
+        await http.request("GET", "/x")
+        first = http.client
+        await http.ensure_pool(4)  # smaller than the 16 it has: kept as it is
+        kept = http.client
+        await http.ensure_pool(32)  # larger: a new pool
+        return first, kept, http.client
+
+    first, kept, grown = run(main())
+    assert kept is first and grown is not first and http.max_connections == 32

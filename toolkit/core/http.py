@@ -227,9 +227,11 @@ class HttpClient:
                 del self._clients[key]
 
     async def ensure_pool(self, concurrency: int) -> None:
-        """Size the connection pool to ``concurrency`` (call between bulk runs, not during one)."""
+        """Make the connection pool hold at least ``concurrency`` connections (call between bulk runs, not
+        during one). A pool that is large enough is kept with its warm connections; the bulk runner, not
+        the pool, bounds how many requests are in flight."""
         concurrency = max(1, int(concurrency))
-        if concurrency != self._max_connections:
+        if concurrency > self._max_connections:
             self._max_connections = concurrency
             await self.aclose()
 
