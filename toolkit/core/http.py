@@ -193,6 +193,7 @@ class HttpClient:
         self._transport = transport
         self._max_connections = max(1, int(max_connections))
         self._clients: dict[int, tuple[weakref.ref, httpx.AsyncClient]] = {}
+        self._folders: set[Path] = set()
         self.requests_sent = 0
 
     # -- pool -------------------------------------------------------------------------------------------
@@ -449,7 +450,9 @@ class HttpClient:
         ``filename``, else the ``Content-Disposition`` one, cleaned so it stays inside ``folder``. An
         existing file is kept (and its body not read) unless ``overwrite``. Error statuses raise."""
         root = Path(folder).expanduser()
-        root.mkdir(parents=True, exist_ok=True)
+        if root not in self._folders:  # made once per connection, not stat'ed again for every file
+            root.mkdir(parents=True, exist_ok=True)
+            self._folders.add(root)
         attempt = 0
         while True:
             attempt += 1
@@ -463,8 +466,7 @@ class HttpClient:
                     return Download(target, target.name, target.stat().st_size, response.status_code, skipped=True)
                 # creating and renaming a file can take a millisecond on a busy disk: done on a worker thread,
                 # so the other downloads in flight go on meanwhile
-                fd, name = await asyncio.to_thread(tempfile.mkstemp, prefix=f".{target.name[:40]}.",
-                                                   suffix=".part", dir=root)
+                fd, name = await asyncio.to_thread(_temp_file, root, target.name)
                 tmp = Path(name)
                 written = 0
                 with os.fdopen(fd, "wb") as fh:
@@ -504,6 +506,15 @@ class Download:
     bytes: int
     status: int
     skipped: bool = False
+
+
+def _temp_file(root: Path, name: str) -> tuple[int, str]:
+    """A new temporary file next to ``root / name`` (the folder made again if it was removed meanwhile)."""
+    try:
+        return tempfile.mkstemp(prefix=f".{name[:40]}.", suffix=".part", dir=root)
+    except FileNotFoundError:
+        root.mkdir(parents=True, exist_ok=True)
+        return tempfile.mkstemp(prefix=f".{name[:40]}.", suffix=".part", dir=root)
 
 
 def _is_loopback(url: str) -> bool:

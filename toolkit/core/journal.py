@@ -185,20 +185,38 @@ class Journal:
             except sqlite3.DatabaseError as exc:
                 raise self._bad(f"it is not a journal ({exc})") from None
             return
-        try:
-            self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.executescript(_TABLES)
-            self._migrate()
-            _remember(self.path)
-        except sqlite3.DatabaseError as exc:
-            if self._db is not None:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
+                self._db.execute("PRAGMA journal_mode=WAL")
+                self._db.execute("PRAGMA synchronous=NORMAL")
+                self._db.executescript(_TABLES)
+                self._migrate()
+                _remember(self.path)
+                return
+            except sqlite3.OperationalError as exc:
+                self._close_quietly()
+                # another process is creating the same journal right now (switching it to WAL needs the
+                # file to itself for a moment): wait a little and open it again
+                if "locked" in str(exc) and time.monotonic() < deadline:
+                    time.sleep(0.05)
+                    continue
+                raise self._bad(f"it is not a journal, or it is damaged ({exc})") from None
+            except sqlite3.DatabaseError as exc:
+                self._close_quietly()
+                raise self._bad(f"it is not a journal, or it is damaged ({exc})") from None
+            except OSError as exc:
+                self._close_quietly()
+                raise self._bad(str(exc)) from None
+
+    def _close_quietly(self) -> None:
+        if self._db is not None:
+            try:
                 self._db.close()
-                self._db = None
-            raise self._bad(f"it is not a journal, or it is damaged ({exc})") from None
-        except OSError as exc:
-            raise self._bad(str(exc)) from None
+            except sqlite3.Error:  # pragma: no cover
+                pass
+            self._db = None
 
     def _migrate(self) -> None:
         assert self._db is not None
@@ -238,10 +256,23 @@ class Journal:
             return None
         return dict(zip([d[0] for d in cur.description], row))
 
+    @property
+    def _has_legacy(self) -> bool:
+        """Whether the journal holds entries migrated from the first version (looked up once)."""
+        cached = getattr(self, "_legacy_cache", None)
+        if cached is None:
+            try:
+                cached = self._db is not None and self._db.execute(
+                    "SELECT 1 FROM items WHERE destination = ? LIMIT 1", (LEGACY,)).fetchone() is not None
+            except sqlite3.OperationalError:
+                cached = False
+            self._legacy_cache = cached
+        return cached
+
     def get(self, dest: str, item: str, content_hash: str) -> dict[str, Any] | None:
         """The entry of this destination, or a ``legacy`` entry of the same item and content."""
         found = self._row(dest, item, content_hash)
-        if found is None:
+        if found is None and self._has_legacy:
             legacy = self._row(LEGACY, item, content_hash)
             if legacy is not None:
                 legacy["state"] = LEGACY
