@@ -42,7 +42,7 @@ def test_runs_of_three_services_are_listed_with_their_rows(sb: Any, state: Path,
     assert {"uddata", "mediaflow", "boknett"} <= set(history["service"])
     assert history.attrs["kind"] == "jobs"
     uddata = history[history["service"] == "uddata"].iloc[0]
-    assert uddata["kind"] == "photo upload" and uddata["items"] == 3 and uddata["uploaded"] == 3
+    assert uddata["kind"] == "photo upload" and uddata["items"] == 3 and uddata["n_uploaded"] == 3
     assert str(uddata["finished_at"]) >= str(uddata["started_at"])
     rows = toolkit.run_rows(uddata)  # a row of runs() is enough
     assert len(rows) == 3 and set(rows["outcome"]) == {"uploaded"}
@@ -85,7 +85,7 @@ def test_a_dokus_apply_is_in_the_history(sb: Any, state: Path) -> None:
     history = toolkit.runs()
     applies = history[history["kind"] == "Dokus apply"]
     assert len(applies) == 2 and set(applies["service"]) == {"dokus"}
-    assert (applies["updated"] == 1).all()
+    assert (applies["n_updated"] == 1).all()
     assert "resource=products" in applies["destination"].iloc[0]
     assert_no_secrets(history.to_csv(), sb.secrets(), "the history")  # the user is named, the password never
     rows = toolkit.run_rows(applies.iloc[-1])

@@ -438,7 +438,7 @@ _RUN_COLUMNS = {"run_id": "string", "service": "string", "destination": "string"
 def runs(journals: "Iterable[str | os.PathLike[str]] | None" = None) -> Any:
     """Every bulk run the journals hold, newest first: one row per run with its service, destination
     (host and account, never a secret), kind, start and end, number of items, and one column per outcome
-    (``uploaded``, ``failed`` …) with its count. ``journals`` defaults to every journal this machine's
+    with its count (``n_uploaded``, ``n_failed`` …). ``journals`` defaults to every journal this machine's
     toolkit wrote (:func:`known_journals`). A journal that cannot be read is listed as one row saying why.
     ``run_rows(run_id)`` gives a run's result rows again."""
     from .frames import frame
@@ -462,8 +462,7 @@ def runs(journals: "Iterable[str | os.PathLike[str]] | None" = None) -> Any:
                             "started_at": _naive(started), "finished_at": _naive(finished)})
     schema = dict(_RUN_COLUMNS)
     schema.update({f"n_{k}": "Int64" for k in outcomes})
-    df = frame(records, schema)
-    df = df.rename(columns={f"n_{k}": k for k in outcomes})
+    df = frame(records, schema)  # counts are n_<outcome> (n_uploaded …): an outcome such as "created" is no date
     if len(df):
         df = df.sort_values("started_at", ascending=False, na_position="last").reset_index(drop=True)
     df.attrs.update({"kind": "jobs", "service": "toolkit"})
