@@ -64,12 +64,13 @@ def _cmd_sandbox(args: argparse.Namespace) -> int:
         while not stop.wait(0.2):
             pass
     finally:
-        sb.stop()
+        # the discovery file goes first: once stopping, nobody should find this sandbox any more
         try:
             if json.loads(path.read_text(encoding="utf-8").splitlines()[0]).get("pid") == os.getpid():
                 path.unlink()
         except (OSError, ValueError, IndexError):
             pass
+        sb.stop()
     return 0
 
 
