@@ -462,7 +462,7 @@ class HttpClient:
             try:
                 suggested = filename or content_disposition_filename(response.headers.get("content-disposition"))
                 target = inside(root, safe_filename(suggested or default_name, default_name))
-                if target.exists() and not overwrite:
+                if not overwrite and target.exists():
                     return Download(target, target.name, target.stat().st_size, response.status_code, skipped=True)
                 # creating and renaming a file can take a millisecond on a busy disk: done on a worker thread,
                 # so the other downloads in flight go on meanwhile
