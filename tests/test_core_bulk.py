@@ -78,3 +78,23 @@ def test_empty_input_gives_no_rows() -> None:
     out = asyncio.run(run_bulk([], worker, service="dokus", desc="apply", on_error=lambda i, e: {},
                                on_deferred=lambda i: {}, progress=False))
     assert out.rows == [] and "0 items" in out.summary
+
+
+def test_failure_rules_give_one_plain_row_per_error() -> None:
+    from toolkit.core.bulk import failure
+    from toolkit.core.errors import BadRequest, Forbidden, NotFound, ServerError, TransportError
+
+    rules = [(NotFound, "unknown", "not sent: no such person"), (413, "rejected", "too large"),
+             (BadRequest, "rejected", "refused: {detail}")]
+    assert failure(NotFound("x", service="uddata", status=404), rules, verb="sent") == \
+        ("unknown", 404, "not sent: no such person")
+    assert failure(BadRequest("bad", service="uddata", status=413), rules, verb="sent")[:2] == ("rejected", 413)
+    assert failure(BadRequest("bad", service="uddata", status=400, details="not a JPEG"), rules, verb="sent") == \
+        ("rejected", 400, "refused: not a JPEG")
+    outcome, status, message = failure(Forbidden("no right", service="uddata", status=403, hint="ask support"),
+                                       rules, verb="sent")
+    assert (outcome, status) == ("failed", 403) and "not sent: no right" in message and "ask support" in message
+    assert failure(TransportError("down", service="uddata"), rules, verb="sent")[:2] == ("failed", None)
+    outcome, _, message = failure(KeyError("token=abc123secret"), rules, verb="sent")
+    assert outcome == "failed" and "unexpected KeyError" in message and "abc123secret" not in message
+    assert failure(ServerError("boom", service="uddata", status=503), rules, verb="sent")[1] == 503

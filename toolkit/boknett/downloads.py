@@ -35,8 +35,8 @@ from urllib.parse import urlsplit
 
 import pandas as pd
 
-from ..core.bulk import is_transient, run_bulk
-from ..core.errors import (APIError, BadRequest, Forbidden, Gone, NotFound, ToolkitError, Unauthorized,
+from ..core.bulk import failure, is_transient, run_bulk
+from ..core.errors import (BadRequest, Forbidden, Gone, NotFound, ToolkitError, Unauthorized,
                            ValidationError)
 from ..core.files import MAX_BYTES as MAX_NAME_BYTES
 from ..core.files import inside, safe_filename
@@ -122,22 +122,14 @@ def _row(rec: Mapping[str, Any], outcome: str, status: int | None, message: str,
             "http_status": status, "outcome": outcome, "message": redact(message)}
 
 
+#: the failures of one download (core ``failure`` rules): outcome and plain message per error
+FAILURES = [(Gone, "expired", MESSAGES[410]), (Forbidden, "forbidden", MESSAGES[403]),
+            (NotFound, "not_found", MESSAGES[404]), (Unauthorized, "unauthorized", MESSAGES[401]),
+            (406, "failed", MESSAGES[406])]
+
+
 def _classify(exc: BaseException) -> tuple[str, int | None, str]:
-    status = getattr(exc, "status", None) if isinstance(exc, APIError) else None
-    if isinstance(exc, Gone):
-        return "expired", 410, MESSAGES[410]
-    if isinstance(exc, Forbidden):
-        return "forbidden", 403, MESSAGES[403]
-    if isinstance(exc, NotFound):
-        return "not_found", 404, MESSAGES[404]
-    if isinstance(exc, Unauthorized):
-        return "unauthorized", 401, MESSAGES[401]
-    if status == 406:
-        return "failed", 406, MESSAGES[406]
-    if isinstance(exc, ToolkitError):
-        hint = f" — {exc.hint}" if getattr(exc, "hint", None) else ""
-        return "failed", status, f"not downloaded: {exc.message}{hint}"
-    return "failed", None, f"not downloaded: unexpected {type(exc).__name__}: {redact(exc)}"
+    return failure(exc, FAILURES, verb="downloaded")
 
 
 def _split(name: str) -> tuple[str, str]:

@@ -23,10 +23,10 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable, Iterable, Sequence, TypeVar
 
-from .errors import RateLimited, ServerError, ToolkitError, TransportError, service_name
+from .errors import APIError, RateLimited, ServerError, ToolkitError, TransportError, service_name
 from .redact import get_logger, redact
 
-__all__ = ["run_bulk", "BulkOutcome", "is_transient"]
+__all__ = ["run_bulk", "BulkOutcome", "is_transient", "failure", "check_concurrency"]
 
 log = get_logger("toolkit.bulk")
 T = TypeVar("T")
@@ -36,6 +36,30 @@ Row = dict[str, Any]
 
 def is_transient(exc: BaseException) -> bool:
     return isinstance(exc, (TransportError, RateLimited, ServerError))
+
+
+#: one entry of a :func:`failure` table: an exception class or an HTTP status → (outcome, message)
+FailureRule = tuple["type[BaseException] | int", str, str]
+
+
+def failure(exc: BaseException, rules: Sequence[FailureRule], *, verb: str) -> tuple[str, int | None, str]:
+    """``(outcome, http status, message)`` of the exception that ended one item of a bulk run — what each
+    service's result row says. The first rule that matches (``isinstance`` for a class, the status for an
+    int) gives the outcome and the message, in which ``{detail}`` is the service's own words and
+    ``{message}`` the error's message; any other toolkit error is ``failed`` with its message and what to
+    do, anything else ``failed`` as unexpected (redacted). ``verb`` completes "not …" ("uploaded")."""
+    status = exc.status if isinstance(exc, APIError) else None
+    for key, outcome, message in rules:
+        hit = (status == key) if isinstance(key, int) else isinstance(exc, key)
+        if hit:
+            if "{" in message:
+                detail = str(getattr(exc, "details", "") or getattr(exc, "message", "") or "")
+                message = message.format(detail=detail, message=getattr(exc, "message", ""))
+            return outcome, status if status is not None else (key if isinstance(key, int) else None), message
+    if isinstance(exc, ToolkitError):
+        hint = f" — {exc.hint}" if exc.hint else ""
+        return "failed", status, f"not {verb}: {exc.message}{hint}"
+    return "failed", None, f"not {verb}: unexpected {type(exc).__name__}: {redact(exc)}"
 
 
 @dataclass

@@ -49,7 +49,7 @@ _PATTERNS: list[tuple[re.Pattern[str], str]] = [
     # Bearer abc anywhere
     (re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9\-._~+/=]{8,}"), lambda m: f"{m.group(1)} {MASK}"),
     # ?access_token=abc&…  or  client_secret=abc  or  "token": "abc"  (= or a quoted JSON key: any name)
-    (re.compile(rf"(?i)((?:[?&;\s,{{(]|^)(?:{_keys})\s*=\s*[\"']?)[^\s&#\"',;}})]+"),
+    (re.compile(rf"(?i)((?:[?&;\s,{{(\"']|^)(?:{_keys})\s*=\s*[\"']?)[^\s&#\"',;}})]+"),
      lambda m: f"{m.group(1)}{MASK}"),
     (re.compile(rf"(?i)([\"'](?:{_keys})[\"']\s*:\s*[\"']?)[^\s&#\"',;}})]+"),
      lambda m: f"{m.group(1)}{MASK}"),

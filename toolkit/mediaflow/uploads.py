@@ -47,8 +47,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..core.bulk import is_transient, run_bulk
-from ..core.errors import (APIError, BadRequest, Forbidden, NotFound, ServerError, ToolkitError, TransportError,
+from ..core.bulk import failure, is_transient, run_bulk
+from ..core.errors import (BadRequest, Forbidden, NotFound, ToolkitError, TransportError,
                            Unauthorized, ValidationError)
 from ..core.frames import ToolkitFrame, ToolkitSeries, frame
 from ..core.http import parse_error_body, parse_retry_after
@@ -118,26 +118,21 @@ async def _wait(attempt: int, retry_after: float | None) -> None:
     await asyncio.sleep(delay)
 
 
+#: the failures of one upload (core ``failure`` rules); ``{detail}`` is Mediaflow's own message
+FAILURES = [
+    (Unauthorized, "unauthorized", "not sent: Mediaflow did not accept the client id, client secret or refresh "
+                                   "token ({detail}); check them and connect again"),
+    (Forbidden, "forbidden", "not sent: Mediaflow says: {detail} (403); " + FORBIDDEN_HINT),
+    (NotFound, "not_found", "not sent: Mediaflow says: {detail} (404); check the folder id (see mf.folders())"),
+    (BadRequest, "rejected", "not sent: Mediaflow rejected the upload: {detail}"),
+]
+
+
 def _classify(exc: BaseException) -> tuple[str, int | None, str]:
     """(outcome, http status, plain message) of an exception that ends a file's upload."""
     if isinstance(exc, _Stop):
         return exc.outcome, exc.status, exc.message
-    status = getattr(exc, "status", None) if isinstance(exc, APIError) else None
-    detail = str(getattr(exc, "details", "") or getattr(exc, "message", "") or "")
-    if isinstance(exc, Unauthorized):
-        return "unauthorized", status, ("not sent: Mediaflow did not accept the client id, client secret or refresh "
-                                        f"token ({detail}); check them and connect again")
-    if isinstance(exc, Forbidden):
-        return "forbidden", 403, f"not sent: Mediaflow says: {detail} (403); {FORBIDDEN_HINT}"
-    if isinstance(exc, NotFound):
-        return "not_found", 404, f"not sent: Mediaflow says: {detail} (404); check the folder id (see mf.folders())"
-    if isinstance(exc, BadRequest):
-        return "rejected", status, f"not sent: Mediaflow rejected the upload: {detail}"
-    if isinstance(exc, ToolkitError):
-        text = getattr(exc, "message", str(exc))
-        hint = f" — {exc.hint}" if getattr(exc, "hint", None) else ""
-        return "failed", status, f"not uploaded: {text}{hint}"
-    return "failed", None, f"not uploaded: unexpected {type(exc).__name__}: {redact(exc)}"
+    return failure(exc, FAILURES, verb="uploaded")
 
 
 @dataclass

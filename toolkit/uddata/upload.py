@@ -47,8 +47,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..core.bulk import is_transient, run_bulk
-from ..core.errors import (APIError, BadRequest, Forbidden, NotFound, ToolkitError, Unauthorized,
+from ..core.bulk import failure, is_transient, run_bulk
+from ..core.errors import (BadRequest, Forbidden, NotFound, ToolkitError, Unauthorized,
                            ValidationError)
 from ..core.frames import ToolkitFrame, ToolkitSeries, frame
 from ..core.journal import Journal
@@ -206,23 +206,15 @@ def _row(file: str | None, cpr: str | None, outcome: str, status: int | None, me
     return {"file": file, "cpr": cpr, "outcome": outcome, "http_status": status, "message": redact(message)}
 
 
+#: the failures of one upload (core ``failure`` rules): outcome and plain message per error
+FAILURES = [(NotFound, "unknown_cpr", MESSAGES[404]), (Forbidden, "forbidden", MESSAGES[403]),
+            (Unauthorized, "unauthorized", MESSAGES[401]), (413, "rejected", MESSAGES[413]),
+            (BadRequest, "rejected", MESSAGES[400] + ": {message}")]
+
+
 def _classify(exc: BaseException) -> tuple[str, int | None, str]:
     """(outcome, http status, plain message) of a failed upload."""
-    status = getattr(exc, "status", None) if isinstance(exc, APIError) else None
-    if isinstance(exc, NotFound):
-        return "unknown_cpr", 404, MESSAGES[404]
-    if isinstance(exc, Forbidden):
-        return "forbidden", 403, MESSAGES[403]
-    if isinstance(exc, Unauthorized):
-        return "unauthorized", 401, MESSAGES[401]
-    if status == 413:
-        return "rejected", 413, MESSAGES[413]
-    if isinstance(exc, BadRequest):
-        return "rejected", 400, f"{MESSAGES[400]}: {exc.message}"
-    if isinstance(exc, ToolkitError):
-        text = str(exc.message)
-        return "failed", status, f"not uploaded: {text}" + (f" — {exc.hint}" if exc.hint else "")
-    return "failed", None, f"not uploaded: unexpected {type(exc).__name__}: {redact(exc)}"
+    return failure(exc, FAILURES, verb="uploaded")
 
 
 async def _put(client: "PhotoClient", cpr: str, data: bytes) -> int:
