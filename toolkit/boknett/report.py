@@ -85,7 +85,9 @@ def _local(tag: Any) -> str:
 
 def parse_objects(data: bytes) -> Any:
     """The object report as a DataFrame (columns :data:`OBJECT_SCHEMA`, all text)."""
-    return _string_frame(parse_columns(data))
+    import pandas as pd
+
+    return frame(pd.DataFrame(parse_columns(data)), OBJECT_SCHEMA)
 
 
 def parse_columns(data: bytes) -> dict[str, list[Any]]:
@@ -144,21 +146,6 @@ def parse_columns(data: bytes) -> dict[str, list[Any]]:
     columns["type_name"] = [names.get(t) if t is not None else None for t in columns["type"]]
     columns["url"] = list(columns["reference"])
     return {name: columns[name] for name in OBJECT_SCHEMA}
-
-
-def _string_frame(columns: dict[str, list[Any]]) -> Any:
-    """``frame(columns, OBJECT_SCHEMA)`` without its per-value conversion: every value here is already a
-    ``str`` or ``None``, so the columns become ``string`` arrays directly (the same dtypes and attrs as
-    :func:`~toolkit.core.frames.frame` gives; a test checks it)."""
-    import pandas as pd
-
-    from ..core.frames import ToolkitFrame
-
-    template = frame([], OBJECT_SCHEMA)
-    df = ToolkitFrame({name: pd.array(columns[name], dtype=template[name].dtype) for name in OBJECT_SCHEMA},
-                      columns=list(OBJECT_SCHEMA))
-    df.attrs.update(template.attrs)
-    return df
 
 
 def parse_errors(data: bytes) -> list[tuple[str, str]]:

@@ -371,28 +371,6 @@ def _join(*parts: Any) -> str | None:
     return " — ".join(texts) if texts else None
 
 
-def fast_frame(rows: Sequence[Mapping[str, Any]], schema: Mapping[str, str], summary: str | None = None) -> Any:
-    """What :func:`toolkit.core.frames.frame` builds for string / Int64 / boolean columns, column by column
-    (10,000 result rows in milliseconds instead of half a second)."""
-    from ..core.frames import ToolkitFrame
-
-    raw = pd.DataFrame.from_records(list(rows), columns=list(schema)) if rows else \
-        pd.DataFrame({c: pd.Series([], dtype=object) for c in schema})
-    data = {}
-    for column, dtype in schema.items():
-        if dtype not in ("string", "Int64", "boolean", "Float64"):  # pragma: no cover - not in these schemas
-            return frame(rows, schema, summary=summary)
-        values = raw[column].astype(object)
-        if dtype == "string":
-            data[column] = values.astype("string").array
-        else:
-            data[column] = values.astype(dtype).array
-    df = ToolkitFrame(data, columns=list(schema))
-    if summary:
-        df.attrs["summary"] = summary
-    return df
-
-
 def _missing_value(value: Any) -> bool:
     return value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value))
 
@@ -521,7 +499,7 @@ class ImportJob(Job):
         summary = f"Livingdocs: image import: {len(rows)} image{'s' if len(rows) != 1 else ''}" + \
                   (f" — {parts}" if parts else "") + f" in {len(self._jobs)} job{'s' if len(self._jobs) != 1 else ''}"
         rows = [{**r, "outcome": r.get("status"), "message": r.get("reason")} for r in rows]
-        df = fast_frame(rows, RESULT_SCHEMA, summary=summary)
+        df = frame(rows, RESULT_SCHEMA, summary=summary)
         df.attrs.update(kind="assets", service=SERVICE)
         return df
 

@@ -402,6 +402,11 @@ class MediaflowEmulator(Emulator):
             except ValueError:
                 return None
 
+        def file_of(request: Request) -> tuple[int | None, dict[str, Any] | None]:
+            """The path's file id and the file it names (None when there is no such file)."""
+            fid = parse_id(request.path_params["file_id"])
+            return fid, (self.files.get(fid) if fid is not None else None)
+
         async def latest(request: Request) -> Response:
             return check(request) or file_list(request, list(self.files.values()), 20)
 
@@ -409,8 +414,7 @@ class MediaflowEmulator(Emulator):
             denied = check(request)
             if denied:
                 return denied
-            fid = parse_id(request.path_params["file_id"])
-            f = self.files.get(fid) if fid is not None else None
+            fid, f = file_of(request)
             if f is None:
                 return error(404, f"File {request.path_params['file_id']} does not exist")
             self._refresh(f)
@@ -536,9 +540,8 @@ class MediaflowEmulator(Emulator):
             return respond([self._public(f)], 201)
 
         async def preview(request: Request) -> Response:
-            fid = parse_id(request.path_params["file_id"])
+            fid, f = file_of(request)
             size = request.path_params["size"]
-            f = self.files.get(fid) if fid is not None else None
             if f is None or size not in PREVIEW_SIZES:
                 return error(404, "No such preview")
             self._refresh(f)
@@ -554,8 +557,7 @@ class MediaflowEmulator(Emulator):
             denied = check(request)
             if denied:
                 return denied
-            fid = parse_id(request.path_params["file_id"])
-            f = self.files.get(fid) if fid is not None else None
+            fid, f = file_of(request)
             if f is None:
                 return error(404, f"File {request.path_params['file_id']} does not exist")
             wanted = request.path_params.get("format_id")
@@ -572,9 +574,8 @@ class MediaflowEmulator(Emulator):
             return respond([select(request, item, fields, fields)])
 
         async def serve_download(request: Request) -> Response:
-            fid = parse_id(request.path_params["file_id"])
+            fid, f = file_of(request)
             fmt = parse_id(request.path_params["format_id"])
-            f = self.files.get(fid) if fid is not None else None
             sig = request.query_params.get("signature", "")
             if f is None or fmt != 0 or not hmac.compare_digest(sig, self._download_signature(fid, fmt)):
                 return error(403, "The download link is not valid (unknown file or bad signature)")
