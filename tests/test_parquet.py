@@ -20,6 +20,7 @@ from toolkit.boknett.objects import SUMMARY_SCHEMA
 from toolkit.core.cpr_dtype import CprDtype
 from toolkit.core.errors import TransportError, ValidationError
 from toolkit.core.http import RetryPolicy
+from toolkit.core.memory import small_pages, thp_disabled
 from toolkit.sandbox import Sandbox
 from toolkit.sandbox.boknett import BoknettEmulator
 
@@ -97,6 +98,48 @@ def test_streamed_file_reads_back_as_the_in_memory_frame(bk: Any, emu: BoknettEm
     assert all(str(field.type) in ("string", "large_string") for field in meta.schema_arrow)
     assert pq.read_table(out).column("isbn13").to_pylist() == [r["isbn13"] for r in truth]
     assert [p.name for p in tmp_path.iterdir()] == ["report.parquet"]  # no temporary file left
+    assert back.attrs["kind"] == "assets" and back.attrs["service"] == "boknett"  # it says what it holds
+
+
+@pytest.mark.skipif(thp_disabled() is None, reason="needs Linux prctl (the flag does not exist elsewhere)")
+def test_a_streamed_pull_faults_its_pages_in_small_pages_and_restores_the_flag(
+        bk: Any, emu: BoknettEmulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Arrow's allocator takes transparent huge pages: a streamed pull turns them off while it runs (a
+    benchmark measured 12 MB of mostly empty huge pages otherwise) and leaves the process as it found it."""
+    import toolkit.boknett.objects as module
+
+    during: list[bool | None] = []
+    real_parse = module.parse_columns
+
+    def parse(data: bytes) -> Any:
+        during.append(thp_disabled())
+        return real_parse(data)
+
+    monkeypatch.setattr(module, "parse_columns", parse)
+    before = thp_disabled()  # False as a rule; True if whoever started the process set it
+    objects(bk, after=since_start(emu), pagesize=100, out=tmp_path / "r.parquet")
+    assert during == [True] * 3 and thp_disabled() is before
+
+
+@pytest.mark.skipif(thp_disabled() is None, reason="needs Linux prctl")
+def test_small_pages_nests_and_leaves_a_flag_set_by_someone_else() -> None:
+    import ctypes
+
+    prctl = ctypes.CDLL(None).prctl
+    before = thp_disabled()
+    prctl(41, 0, 0, 0, 0)  # start from the usual state (restored at the end)
+    with small_pages():
+        with small_pages():
+            assert thp_disabled() is True
+        assert thp_disabled() is True  # the outer block still runs
+    assert thp_disabled() is False
+    prctl(41, 1, 0, 0, 0)  # set before: kept after the block
+    try:
+        with small_pages():
+            assert thp_disabled() is True
+        assert thp_disabled() is True
+    finally:
+        prctl(41, int(bool(before)), 0, 0, 0)
 
 
 def test_a_pull_with_nothing_new_writes_a_file_with_the_columns(bk: Any, emu: BoknettEmulator,

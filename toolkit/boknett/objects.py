@@ -39,6 +39,7 @@ import pandas as pd
 from ..core.errors import ValidationError
 from ..core.frames import ToolkitFrame, frame
 from ..core.http import CursorPaging
+from ..core.memory import small_pages
 from ..core.redact import get_logger
 from .report import OBJECT_SCHEMA, parse_columns, parse_objects
 
@@ -150,11 +151,12 @@ async def _each_page(client: "AsyncClient", query: dict[str, Any], on_page: Any,
         pages += 1
         df = parse(response.content)
         seen["rows"] = rows = count(df)
+        step = paging.next(response, query)
+        got = response.headers.get("Next") or _cursor_from_link(response)
+        del response  # the page's bytes are parsed: not kept while it is handed on
         if rows:
             on_page(df)
         del df
-        step = paging.next(response, query)
-        got = response.headers.get("Next") or _cursor_from_link(response)
         if got:
             cursor = got
         elif rows:
@@ -210,32 +212,55 @@ def _out_path(out: "str | os.PathLike[str]") -> Path:
     return path
 
 
+def _parquet_schema(pa: Any) -> Any:
+    """The Arrow schema of the report's file: every column ``string``, with the pandas metadata that makes
+    ``pandas.read_parquet`` give them the ``string`` dtype (and ``attrs`` kind and service) of the frame.
+
+    Written by hand (the metadata's documented layout) rather than by ``pa.Schema.from_pandas`` of an empty
+    frame: that conversion touches some 7 MB of pandas and pyarrow code that a streamed pull has no other
+    use for (``benchmarks/boknett_parquet.py``)."""
+    import json
+
+    meta = {"index_columns": [], "column_indexes": [],
+            "columns": [{"name": name, "field_name": name, "pandas_type": "unicode", "numpy_type": "string",
+                         "metadata": None} for name in OBJECT_SCHEMA],
+            "attributes": {"kind": "assets", "service": SERVICE},
+            "creator": {"library": "pyarrow", "version": pa.__version__}, "pandas_version": pd.__version__}
+    return pa.schema([(name, pa.string()) for name in OBJECT_SCHEMA], metadata={"pandas": json.dumps(meta)})
+
+
 async def _pull_to_parquet(client: "AsyncClient", query: dict[str, Any], out: "str | os.PathLike[str]"
                            ) -> ToolkitFrame:
     """Stream the report page by page into ``out``: each page parsed, written as a row group, dropped.
     Written to a temporary file in the same folder and renamed when complete."""
     pa, pq = _pyarrow()
     path = _out_path(out)
-    template = _frame([], None, 0)
-    schema = pa.Schema.from_pandas(template, preserve_index=False)
+    schema = _parquet_schema(pa)
+    pool = pa.default_memory_pool()
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
     os.close(fd)
     count = {"rows": 0}
     writer = None
     try:
-        writer = pq.ParquetWriter(tmp, schema)
+        with small_pages():  # no huge pages for a page's short-lived buffers (core/memory.py)
+            writer = pq.ParquetWriter(tmp, schema)
 
-        def write(columns: dict[str, list[Any]]) -> None:  # column lists straight to Arrow: no DataFrame per page
-            table = pa.table({name: pa.array(columns[name], type=pa.string()) for name in OBJECT_SCHEMA},
-                             schema=schema)
-            writer.write_table(table)
-            count["rows"] += table.num_rows
+            def write(columns: dict[str, list[Any]]) -> None:  # column lists straight to Arrow: no DataFrame
+                arrays = [pa.array(columns.pop(name), type=pa.string()) for name in OBJECT_SCHEMA]
+                table = pa.Table.from_arrays(arrays, schema=schema)
+                del arrays
+                writer.write_table(table)
+                count["rows"] += table.num_rows
+                del table
+                # hand the page's buffers back now: Arrow's allocator otherwise keeps freed pages for a
+                # while, and the pull's peak would carry a page or two more than it needs
+                pool.release_unused()
 
-        cursor, pages = await _each_page(client, query, write, parse=parse_columns,
-                                         count=lambda columns: len(columns["isbn13"]))
-        writer.close()
-        writer = None
+            cursor, pages = await _each_page(client, query, write, parse=parse_columns,
+                                             count=lambda columns: len(columns["isbn13"]))
+            writer.close()
+            writer = None
         os.replace(tmp, path)
     except BaseException:
         if writer is not None:
