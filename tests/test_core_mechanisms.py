@@ -298,7 +298,27 @@ def test_download_streams_to_the_named_file_inside_the_folder(tmp_path: Path) ->
     assert again.skipped
 
 
-def test_a_body_cut_mid_way_leaves_no_file(sb: Any, tmp_path: Path) -> None:
+@pytest.mark.parametrize("size", [100_000, 3_000_000])  # read whole and written on a thread / streamed
+def test_the_name_is_chosen_when_the_headers_arrive_and_cleaned_again(tmp_path: Path, size: int) -> None:
+    seen: list[tuple[str, bool]] = []
+    body = bytes(range(256)) * (size // 256) + b"z" * (size % 256)
+
+    def handler(request: Any) -> HTTPResponse:
+        return HTTPResponse(200, content=body, headers={"Content-Disposition": 'attachment; filename="../a.jpg"'})
+
+    def name(suggested: str) -> str:
+        seen.append((suggested, any((tmp_path / "out").glob("*.part"))))  # before any file is written
+        return "sub/../../b~1.jpg"  # a careless chooser is cleaned too
+
+    result = asyncio.run(make(handler).download("/dl", tmp_path / "out", name=name))
+    assert seen == [("a.jpg", False)]
+    assert result.filename == "b~1.jpg" and result.suggested == "a.jpg" and result.bytes == size
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["b~1.jpg"]
+    assert (tmp_path / "out" / "b~1.jpg").read_bytes() == body
+
+
+@pytest.mark.parametrize("length", [100_000, 3_000_000])  # read whole in memory / streamed to a temporary file
+def test_a_body_cut_mid_way_leaves_no_file(sb: Any, tmp_path: Path, length: int) -> None:
     from starlette.applications import Starlette
     from starlette.responses import StreamingResponse
     from starlette.routing import Route
@@ -310,11 +330,11 @@ def test_a_body_cut_mid_way_leaves_no_file(sb: Any, tmp_path: Path) -> None:
         pass
 
     async def body() -> Any:
-        yield b"a" * 1000
+        yield b"a" * (length // 2)
         raise Cut()
 
     async def route(request: Any) -> Any:
-        return StreamingResponse(body(), headers={"Content-Length": "100000",
+        return StreamingResponse(body(), headers={"Content-Length": str(length),
                                                   "Content-Disposition": 'attachment; filename="f.bin"'})
 
     class CutEmulator(Emulator):

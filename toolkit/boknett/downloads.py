@@ -2,10 +2,11 @@
 
 * One row per input object (isbn13, type, file, bytes, http_status, outcome, message), in input order.
 * Each ``REFERENCE`` URL is fetched as served (no re-encoding, no extra parameters) with
-  ``Accept: application/octet-stream``, the ticket and a fresh ``Date``, through the core's streamed
-  download: the body goes to a temporary file in a private staging folder (``folder/.boknett-partial``)
-  and is moved under its final name only when complete — a cut connection leaves no file under the
-  final name. Memory stays flat whatever the size.
+  ``Accept: application/octet-stream``, the ticket and a fresh ``Date``, through the core's download:
+  the name is chosen (and reserved) as soon as the headers are in, the body goes to a temporary file
+  (``.{name}.*.part``) in the folder and is renamed to that name only when complete — a cut connection
+  leaves no file under the final name. Memory stays flat whatever the size (bodies over 1 MiB are
+  streamed).
 * Names come from ``Content-Disposition``, cleaned by :mod:`toolkit.core.files` (last path component, no
   control characters, no leading dots, reserved names prefixed), so nothing is written outside
   ``folder``. **Two objects with the same name never overwrite each other**: when the name is already held
@@ -24,11 +25,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
-import shutil
-import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
 from urllib.parse import urlsplit
@@ -39,7 +37,7 @@ from ..core.bulk import failure, is_transient, run_bulk
 from ..core.errors import (BadRequest, Forbidden, Gone, NotFound, ToolkitError, Unauthorized,
                            ValidationError)
 from ..core.files import MAX_BYTES as MAX_NAME_BYTES
-from ..core.files import inside, safe_filename
+from ..core.files import safe_filename
 from ..core.frames import ToolkitFrame, frame
 from ..core.journal import Journal, destination
 from ..core.redact import redact
@@ -47,13 +45,12 @@ from ..core.redact import redact
 #: the service's AsyncClient, duck-typed (not imported: the client imports this module)
 AsyncClient = Any
 
-__all__ = ["DOWNLOAD_SCHEMA", "download_objects", "JOURNAL_NAME", "STAGING", "MESSAGES", "MAX_CONCURRENCY"]
+__all__ = ["DOWNLOAD_SCHEMA", "download_objects", "JOURNAL_NAME", "MESSAGES", "MAX_CONCURRENCY"]
 
 SERVICE = "boknett"
 DOWNLOAD_SCHEMA = {"isbn13": "string", "type": "string", "file": "string", "bytes": "Int64",
                    "http_status": "Int64", "outcome": "string", "message": "string"}
 JOURNAL_NAME = ".boknett-downloads.sqlite"
-STAGING = ".boknett-partial"
 MAX_CONCURRENCY = 64
 ACCEPT = {"Accept": "application/octet-stream"}
 LABELS = ("downloaded", "already_downloaded", "expired", "forbidden", "not_found", "failed", "deferred")
@@ -170,13 +167,11 @@ async def download_objects(client: "AsyncClient", objs: Any, folder: "str | os.P
                 name = None
             if name:
                 owners[str(name)] = str(entry["item"])
-    taken: dict[str, str] = {}         # file name → item, in this run
-    name_lock = asyncio.Lock()
+    taken: dict[str, str] = {}         # file name → item, in this run (reserved when its headers arrive)
     last_of: dict[str, int] = {}
     for k, rec in enumerate(records):
         if rec["isbn13"] and rec["type"]:
             last_of[f"{rec['isbn13']}_{rec['type']}"] = k
-    staging = root / STAGING
 
     def free(name: str, item: str) -> bool:
         if taken.get(name, item) != item:
@@ -200,14 +195,23 @@ async def download_objects(client: "AsyncClient", objs: Any, folder: "str | os.P
         raise ValidationError("no free file name for this object", service=SERVICE,
                               hint="Download into an empty folder.")
 
-    async def fetch(reference: str, stage: Path) -> Any:
-        """The core's streamed download; a clock refusal learns the server's clock and repeats once."""
+    def reserve(item: str) -> Any:
+        """The core download's ``name``: this object's file name, chosen and reserved for it in one step
+        (no await between: no other download of this run can take it meanwhile)."""
+        def name(suggested: str) -> str:
+            chosen = choose(suggested, item)
+            taken[chosen] = item
+            return chosen
+        return name
+
+    async def fetch(reference: str, item: str) -> Any:
+        """The core's download; a clock refusal learns the server's clock and repeats once."""
         for attempt in (1, 2):
             offset = client.clock.offset
             try:
-                return await client.http.download(reference, stage, headers=ACCEPT, overwrite=True,
-                                                  default_name="download.bin", what="download the object file",
-                                                  hints=HINTS)
+                return await client.http.download(reference, root, headers=ACCEPT, overwrite=True,
+                                                  name=reserve(item), default_name=f"{item}.bin",
+                                                  what="download the object file", hints=HINTS)
             except BadRequest:
                 if attempt == 2:
                     raise
@@ -256,22 +260,14 @@ async def download_objects(client: "AsyncClient", objs: Any, folder: "str | os.P
             path = root / str(name) if name else None
             if path is not None and path.is_file() and path.stat().st_size == extra.get("bytes", path.stat().st_size):
                 when = str((claim.record or {}).get("updated") or "")[:10]
-                async with name_lock:
-                    taken.setdefault(str(name), item)
+                taken.setdefault(str(name), item)
                 return _row(rec, "already_downloaded", None,
                             f"not fetched again: downloaded on {when} and still in the folder (overwrite=True "
                             "fetches it again)", file=str(name), nbytes=path.stat().st_size)
-        stage = await slots.get()  # this worker's own staging folder (no other download writes there now)
-        moved = False
         try:
-            got = await fetch(reference, stage)
-            async with name_lock:
-                name = choose(got.filename, item)
-                target = inside(root, name)
-                os.replace(got.path, target)
-                moved = True
-                taken[name] = item
-                owners[name] = item
+            got = await fetch(reference, item)
+            name = got.filename
+            owners[name] = item
         except Exception as exc:
             outcome, status, message = _classify(exc)
             book.finish(dest, item, reference, "failed", http_status=status, message=message, label=item)
@@ -281,14 +277,9 @@ async def download_objects(client: "AsyncClient", objs: Any, folder: "str | os.P
         except BaseException:
             book.finish(dest, item, reference, "failed", message="interrupted", label=item)
             raise
-        finally:
-            if not moved and stage.is_dir():  # a failure between the download and the move
-                for leftover in stage.iterdir():
-                    leftover.unlink(missing_ok=True)
-            slots.put_nowait(stage)
         book.finish(dest, item, reference, "done", http_status=got.status, message="downloaded", label=item,
                     extra={"file": name, "bytes": got.bytes})
-        suggested = safe_filename(got.filename, f"{item}.bin")
+        suggested = got.suggested
         message = "downloaded" if name == suggested else \
             f"downloaded; saved as {name} because {suggested} is already another object's file"
         return _row(rec, "downloaded", got.status, message, file=name, nbytes=got.bytes)
@@ -300,10 +291,6 @@ async def download_objects(client: "AsyncClient", objs: Any, folder: "str | os.P
         return _row(records[k], "deferred", None, "not downloaded: Boknett failed repeatedly, so the rest was "
                                                   "stopped; run the download again later (nothing is fetched twice)")
 
-    slots: asyncio.Queue[Path] = asyncio.Queue()
-    for n in range(concurrency):
-        slot = staging / f"{uuid.uuid4().hex[:8]}-{n}"
-        slots.put_nowait(slot)
     try:
         await client.http.ensure_pool(concurrency)
         outcome = await run_bulk(range(len(records)), worker, service=SERVICE, desc="object download",
@@ -312,12 +299,6 @@ async def download_objects(client: "AsyncClient", objs: Any, folder: "str | os.P
         book.end_run(run_id, outcome.counts, outcome.summary, outcome.rows)
     finally:
         book.close()
-        while not slots.empty():
-            shutil.rmtree(slots.get_nowait(), ignore_errors=True)
-        try:
-            staging.rmdir()
-        except OSError:
-            pass
     df = frame(outcome.rows, DOWNLOAD_SCHEMA, summary=outcome.summary)
     df.attrs.update({"kind": "assets", "service": SERVICE, "folder": str(root)})
     return df

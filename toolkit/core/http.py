@@ -443,12 +443,20 @@ class HttpClient:
     async def download(self, path: str, folder: "str | os.PathLike[str]", *, params: Mapping[str, Any] | None = None,
                        headers: Mapping[str, str] | None = None, filename: str | None = None,
                        default_name: str = "download", overwrite: bool = False,
+                       name: Callable[[str], str] | None = None,
                        progress: Callable[[int], None] | None = None, chunk_size: int = 1 << 18,
+                       in_memory_limit: int = 1 << 20,
                        what: str = "download the file", hints: Mapping[int, str] | None = None) -> "Download":
         """Stream one GET to ``folder``: written to a temporary file next to the target and renamed when
         complete, so a body cut mid-way leaves no partial file under the final name. The file name is
-        ``filename``, else the ``Content-Disposition`` one, cleaned so it stays inside ``folder``. An
-        existing file is kept (and its body not read) unless ``overwrite``. Error statuses raise."""
+        ``filename``, else the ``Content-Disposition`` one, cleaned so it stays inside ``folder``; ``name``,
+        when given, is asked for the final name with the cleaned one as soon as the headers are in (before
+        the body: a caller that keeps names apart reserves it there; it is cleaned again). An existing file
+        is kept (and its body not read) unless ``overwrite``. Error statuses raise.
+
+        A body that says its length and is at most ``in_memory_limit`` bytes (1 MiB) is read whole and
+        written, renamed and closed in one step on a worker thread; a larger or unknown one is streamed in
+        ``chunk_size`` pieces. Either way the event loop never waits for the disk."""
         root = Path(folder).expanduser()
         if root not in self._folders:  # made once per connection, not stat'ed again for every file
             root.mkdir(parents=True, exist_ok=True)
@@ -461,13 +469,27 @@ class HttpClient:
             tmp: Path | None = None
             try:
                 suggested = filename or content_disposition_filename(response.headers.get("content-disposition"))
-                target = inside(root, safe_filename(suggested or default_name, default_name))
+                clean = safe_filename(suggested or default_name, default_name)
+                target = inside(root, safe_filename(name(clean), default_name) if name is not None else clean)
                 if not overwrite and target.exists():
-                    return Download(target, target.name, target.stat().st_size, response.status_code, skipped=True)
+                    return Download(target, target.name, target.stat().st_size, response.status_code, skipped=True,
+                                    suggested=clean)
+                expected = response.headers.get("content-length")
+                size = int(expected) if expected is not None and expected.isdigit() \
+                    and "content-encoding" not in response.headers else None
+                if size is not None and size <= in_memory_limit:
+                    body = await response.aread()
+                    if len(body) != size:
+                        raise httpx.RemoteProtocolError("incomplete body")
+                    # one hop to a worker thread for the whole file: create, write, rename
+                    await asyncio.to_thread(_write_file, root, target, body)
+                    if progress is not None:
+                        progress(size)
+                    return Download(target, target.name, size, response.status_code, suggested=clean)
                 # creating and renaming a file can take a millisecond on a busy disk: done on a worker thread,
                 # so the other downloads in flight go on meanwhile
-                fd, name = await asyncio.to_thread(_temp_file, root, target.name)
-                tmp = Path(name)
+                fd, tmp_name = await asyncio.to_thread(_temp_file, root, target.name)
+                tmp = Path(tmp_name)
                 written = 0
                 with os.fdopen(fd, "wb") as fh:
                     async for chunk in response.aiter_bytes(chunk_size):
@@ -475,13 +497,11 @@ class HttpClient:
                         written += len(chunk)
                         if progress is not None:
                             progress(len(chunk))
-                expected = response.headers.get("content-length")
-                if expected is not None and expected.isdigit() and int(expected) != written \
-                        and "content-encoding" not in response.headers:
+                if size is not None and size != written:
                     raise httpx.RemoteProtocolError("incomplete body")
                 await asyncio.to_thread(os.replace, tmp, target)
                 tmp = None
-                return Download(target, target.name, written, response.status_code)
+                return Download(target, target.name, written, response.status_code, suggested=clean)
             except (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError) as exc:
                 name_ = type(exc).__name__
             finally:
@@ -506,6 +526,7 @@ class Download:
     bytes: int
     status: int
     skipped: bool = False
+    suggested: str = ""  #: the service's name for the file, cleaned (``filename`` differs when ``name`` chose)
 
 
 def _temp_file(root: Path, name: str) -> tuple[int, str]:
@@ -515,6 +536,19 @@ def _temp_file(root: Path, name: str) -> tuple[int, str]:
     except FileNotFoundError:
         root.mkdir(parents=True, exist_ok=True)
         return tempfile.mkstemp(prefix=f".{name[:40]}.", suffix=".part", dir=root)
+
+
+def _write_file(root: Path, target: Path, body: bytes) -> None:
+    """``body`` into a temporary file next to ``target``, renamed to ``target`` when written (removed on
+    failure: nothing under either name is left half-written)."""
+    fd, name = _temp_file(root, target.name)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(body)
+        os.replace(name, target)
+    except BaseException:
+        Path(name).unlink(missing_ok=True)
+        raise
 
 
 def _is_loopback(url: str) -> bool:
