@@ -113,3 +113,24 @@ def test_restart_reattaches_through_the_journal_instead_of_sending_again(make_sa
         out = third.results()
     assert out.loc[25, "status"] == "success" and out.loc[24, "status"] == "skipped"
     assert em.import_counts[("archive", images[25]["id"])] == 2
+
+
+def test_the_import_post_waits_as_the_clients_retry_policy_says(make_sandbox: Any, debug_logs: Any) -> None:
+    """The import POST repeats itself (it reads the usage-limit body first), but its waits are the core's one
+    retry policy: an analyst's ``retry=RetryPolicy(retry_after_cap=…)`` holds for imports too, and each wait
+    is logged like every other retry."""
+    from toolkit.core.http import RetryPolicy
+
+    sb = make_sandbox(services=["livingdocs"], seed=4, faults={"503": 0.4, "retry_after": 30})
+    em = sb.emulator("livingdocs")
+    em.job_seconds = 0.1
+    with toolkit.livingdocs.connect(**sb.credentials("livingdocs"),
+                                    retry=RetryPolicy(attempts=8, base=0.01, cap=0.01, retry_after_cap=0.01)) as lv:
+        job = lv.import_images(em.sample_images(40), system_name="archive", chunk_size=4, progress=False)
+        res = job.results()
+    assert (res["status"] == "success").all(), res.to_string()
+    waits = [r.getMessage() for r in debug_logs.records
+             if "retrying in" in r.getMessage() and "POST" in r.getMessage() and "import/images" in r.getMessage()]
+    assert waits, "no 503 hit an import POST: pick another seed"
+    assert all("retrying in 0.01 s" in w or "retrying in 0.00 s" in w for w in waits), [w for w in waits if "in 0.0" not in w]
+    assert Counter(r.fault for r in em.requests if r.method == "POST" and getattr(r, "fault", None))["503"] >= 1

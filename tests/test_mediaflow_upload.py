@@ -298,3 +298,25 @@ def test_journal_is_sqlite_with_the_documented_key(mf: Any, em: MediaflowEmulato
     base = mf.aio.base_url
     assert rows == [(f"mediaflow|{base}|folder={FOLDER}", n, hashlib.sha256(d).hexdigest(), "done")
                     for n, d in sorted(files.items())]
+
+
+def test_the_uploads_wait_as_the_clients_retry_policy_says(make_sandbox: Any, tmp_path: Path, debug_logs: Any
+                                                           ) -> None:
+    """POST file and the PUT repeat themselves (each checks something of its own first), but their waits are
+    the core's one retry policy: ``retry=RetryPolicy(retry_after_cap=…)`` holds for uploads too."""
+    from toolkit.core.http import RetryPolicy
+
+    sb = make_sandbox(services=["mediaflow"], seed=13)
+    em = sb.emulator("mediaflow")
+    files = make_files(tmp_path / "up", 12)
+    sb.set_faults("mediaflow", **{"503": 0.3, "retry_after": 30})
+    with toolkit.mediaflow.connect(**sb.credentials("mediaflow"),
+                                   retry=RetryPolicy(attempts=8, base=0.01, cap=0.01, retry_after_cap=0.01)) as client:
+        df = client.upload_folder(tmp_path / "up", FOLDER, concurrency=3, progress=False)
+    assert (df["outcome"] == "uploaded").all(), df.to_string()
+    assert all(len(stored(em, name)) == 1 for name in files)
+    waits = [r.getMessage() for r in debug_logs.records if "retrying in" in r.getMessage()]
+    posts = [w for w in waits if "POST" in w and "/file" in w]
+    put_waits = [w for w in waits if "PUT" in w]
+    assert posts and put_waits, "the 503s missed POST file or the PUT: pick another seed"
+    assert all("retrying in 0.01 s" in w or "retrying in 0.00 s" in w for w in waits), [w for w in waits if "in 0.0" not in w]

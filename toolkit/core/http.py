@@ -333,7 +333,7 @@ class HttpClient:
             if isinstance(outcome, _Failure):
                 may_repeat = outcome.kind == "unsent" or (outcome.kind == "lost" and retryable)
                 if may_repeat and attempt < policy.attempts:
-                    await self._pause(method, url, attempt, None, outcome.name)
+                    await self.pause(method, url, attempt, None, outcome.name)
                     continue
                 raise self._transport_error(outcome.name, method, url, what, attempt) from None
             response = outcome
@@ -353,7 +353,7 @@ class HttpClient:
                 retry_after = parse_retry_after(response.headers.get("retry-after")) \
                     if status in (429, 503) else None
                 await response.aclose()
-                await self._pause(method, url, attempt, retry_after, f"HTTP {status}")
+                await self.pause(method, url, attempt, retry_after, f"HTTP {status}")
                 continue
             if status < 400 or status in allowed:
                 return response
@@ -361,7 +361,10 @@ class HttpClient:
             await response.aclose()
             raise self.error_for(response, what=what, hints=hints) from None
 
-    async def _pause(self, method: str, url: str, attempt: int, retry_after: float | None, reason: str) -> None:
+    async def pause(self, method: str, url: str, attempt: int, retry_after: float | None, reason: str) -> None:
+        """Wait before attempt ``attempt + 1`` as the retry policy says (``Retry-After`` honoured), with one
+        log line. The one backoff of the toolkit: a service that repeats a request itself — after checking
+        something only it knows, e.g. whether a lost POST was stored — waits here too."""
         delay = self.retry.delay(attempt, retry_after)
         log.debug("%s %s %s: %s, retrying in %.2f s (attempt %d of %d)", service_name(self.service), method,
                   redact(url), reason, delay, attempt + 1, self.retry.attempts)
@@ -509,7 +512,7 @@ class HttpClient:
                 if tmp is not None:
                     tmp.unlink(missing_ok=True)
             if attempt < self.retry.attempts:
-                await self._pause("GET", self.url_for(path), attempt, None, name_)
+                await self.pause("GET", self.url_for(path), attempt, None, name_)
                 continue
             raise self._transport_error(name_, "GET", self.url_for(path), what, attempt) from None
 

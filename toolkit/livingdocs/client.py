@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import random
 import time
 from datetime import datetime, timezone
 from typing import Any, Iterable, Mapping
@@ -75,7 +74,7 @@ class AsyncClient(ServiceClient):
 
     def __init__(self, base_url: str | None = None, token: "str | Secret | None" = None, api_version: str = "v1",
                  *, transport: Any = None, timeouts: Timeouts | None = None, retry: RetryPolicy | None = None,
-                 max_connections: int = 16, import_attempts: int = 5) -> None:
+                 max_connections: int = 16, import_attempts: int | None = None) -> None:
         if not token:
             raise _service.missing_fields_error(SPEC, ["token"])
         secret = token if isinstance(token, Secret) else Secret(str(token))
@@ -85,9 +84,9 @@ class AsyncClient(ServiceClient):
         self.auth = BearerToken(secret)
         self.http = HttpClient(SERVICE, self.base_url, auth=self.auth, headers={"Accept": "application/json"},
                                transport=transport, timeouts=timeouts, retry=retry, max_connections=max_connections)
-        #: how many times an import POST is tried when the service answers 429 (with Retry-After) or 5xx
-        self.import_attempts = max(1, int(import_attempts))
-        self._rng = random.Random()
+        #: how many times an import POST is tried when the service answers 429 (with Retry-After) or 5xx;
+        #: by default the retry policy's ``attempts`` (its waits are the policy's too)
+        self.import_attempts = max(1, int(import_attempts if import_attempts is not None else self.http.retry.attempts))
         self._known: dict[str, dict[str, Any]] = {}
         self._journals: set[str] = set()
 
@@ -156,14 +155,12 @@ class AsyncClient(ServiceClient):
                                            "ask Livingdocs for a larger plan. Nothing more was sent.")
                     err.usage_limit = True  # type: ignore[attr-defined]
                     raise err
-                delay = 0.5 * usage_tries
+                # the core's one backoff; the usage limit counts its own tries (Retry-After means another 429)
+                await self.http.pause("POST", str(response.request.url), usage_tries, None, "HTTP 429 (usage limit)")
             else:
                 if attempt >= self.import_attempts:
                     raise self.http.error_for(response, what="start an image import") from None
-                delay = min(retry_after, 10.0) if retry_after is not None else \
-                    self._rng.uniform(0.1, min(4.0, 0.5 * 2 ** (attempt - 1)))
-            log.debug("Livingdocs POST import/images: HTTP %s, trying again in %.2f s", status, delay)
-            await asyncio.sleep(delay)
+                await self.http.pause("POST", str(response.request.url), attempt, retry_after, f"HTTP {status}")
 
     async def _job_status(self, job_id: str, *, allow_missing: bool = False) -> dict[str, Any] | None:
         response = await self._request("GET", "import/images/status", scope=WRITE_SCOPE,

@@ -41,7 +41,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
-import random
 import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
@@ -76,7 +75,6 @@ MAX_RENEWALS = 3
 #: attempts of one PUT to one upload URL, and of one POST file
 PUT_ATTEMPTS = 8
 POST_ATTEMPTS = 6
-MAX_WAIT = 10.0
 
 FORBIDDEN_HINT = ("choose a folder the integration may upload to, or ask the Mediaflow administrator for the "
                   "right to upload to this one")
@@ -113,9 +111,10 @@ def _series(row: dict[str, Any]) -> ToolkitSeries:
     return out
 
 
-async def _wait(attempt: int, retry_after: float | None) -> None:
-    delay = min(retry_after, MAX_WAIT) if retry_after is not None else random.uniform(0, min(2.0, 0.1 * 2 ** attempt))
-    await asyncio.sleep(delay)
+async def _wait(client: "AsyncClient", method: str, url: str, attempt: int, retry_after: float | None,
+                reason: str) -> None:
+    """The core's one backoff (the client's retry policy; ``Retry-After`` honoured), with its log line."""
+    await client.http.pause(method, url, attempt, retry_after, reason)
 
 
 #: the failures of one upload (core ``failure`` rules); ``{detail}`` is Mediaflow's own message
@@ -216,7 +215,7 @@ async def _request_url(client: "AsyncClient", folder_id: int, f: _File) -> tuple
             found = await find_stored(client, folder_id, f)
             if found is not None:
                 return None, found
-        await _wait(attempt, retry_after)
+        await _wait(client, "POST", client.http.url_for("file"), attempt, retry_after, last)
     raise _Transient(f"could not get an upload URL after {POST_ATTEMPTS} attempts ({last})", service=SERVICE,
                      hint="Mediaflow is failing or unreachable: run the upload again later (nothing is sent twice).")
 
@@ -258,7 +257,7 @@ async def _put(client: "AsyncClient", url: str, f: _File) -> tuple[str, Any, boo
             else:
                 maybe_stored = True
         if attempt < PUT_ATTEMPTS:
-            await _wait(attempt, retry_after)
+            await _wait(client, "PUT", url, attempt, retry_after, last)
     raise _Transient(f"could not send the file after {PUT_ATTEMPTS} attempts ({last})", service=SERVICE,
                      hint="Mediaflow is failing or unreachable: run the upload again later (nothing is sent twice).")
 
