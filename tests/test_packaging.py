@@ -20,7 +20,9 @@ def test_environment_yml_lists_the_runtime_dependencies_of_pyproject() -> None:
     pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
     runtime = {_name(r) for r in pyproject["project"]["dependencies"]}
     text = (ROOT / "environment.yml").read_text().split("dependencies:", 1)[1]
-    conda = {_name(line.strip()[2:]) for line in text.splitlines() if line.strip().startswith("- ")}
+    conda_names = {"python-duckdb": "duckdb"}  # conda-forge's name for the same package
+    conda = {conda_names.get(n, n) for n in
+             (_name(line.strip()[2:]) for line in text.splitlines() if line.strip().startswith("- "))}
     missing = runtime - conda
     assert not missing, f"environment.yml lacks runtime dependencies: {sorted(missing)}"
     extras = {_name(r) for rs in pyproject["project"]["optional-dependencies"].values() for r in rs}

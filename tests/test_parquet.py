@@ -142,6 +142,28 @@ def test_small_pages_nests_and_leaves_a_flag_set_by_someone_else() -> None:
         prctl(41, int(bool(before)), 0, 0, 0)
 
 
+def test_duckdb_reads_the_streamed_file_as_it_is(bk: Any, emu: BoknettEmulator, tmp_path: Path) -> None:
+    """Another engine than pandas/pyarrow queries the file with no help from the toolkit: text columns, the
+    codes exactly as served (leading zeros), one row per object."""
+    duckdb = pytest.importorskip("duckdb")  # installed by the test extra; a skip here is reported, not passed
+    out = tmp_path / "report.parquet"
+    objects(bk, after=since_start(emu), pagesize=64, out=out)
+    con = duckdb.connect()
+    try:
+        kinds = dict(con.execute("SELECT column_name, column_type FROM (DESCRIBE SELECT * FROM read_parquet(?))",
+                                 [str(out)]).fetchall())
+        rows = con.execute("SELECT isbn13, vareeier_kode, fssn, type FROM read_parquet(?)", [str(out)]).fetchall()
+        by_type = dict(con.execute("SELECT type, count(*) FROM read_parquet(?) GROUP BY type", [str(out)]).fetchall())
+    finally:
+        con.close()
+    assert set(kinds.values()) == {"VARCHAR"} and list(kinds)[:3] == ["isbn13", "ean", "fssn"]
+    truth = emu.records()
+    assert [r[0] for r in rows] == [t["isbn13"] for t in truth]
+    assert [r[1] for r in rows] == [t["vareeier_kode"] for t in truth] and any(r[1].startswith("0") for r in rows)
+    assert [r[2] for r in rows] == [t["fssn"] for t in truth]
+    assert sum(by_type.values()) == 300 and set(by_type) == {t["type"] for t in truth}
+
+
 def test_a_pull_with_nothing_new_writes_a_file_with_the_columns(bk: Any, emu: BoknettEmulator,
                                                                tmp_path: Path) -> None:
     first = objects(bk, after=since_start(emu))
