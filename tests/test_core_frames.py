@@ -25,6 +25,18 @@ def test_declared_columns_and_dtypes() -> None:
     assert df["cpr"].iloc[1] == "0202020202"  # leading zero kept, text
 
 
+def test_times_with_an_offset_become_naive_utc_and_naive_ones_stay() -> None:
+    """Services send ``…Z``, ``…+02:00`` (mixed in one answer) or naive times: one column of naive UTC, so
+    frames of two services concatenate and compare (before, an offset raised TypeError in frame())."""
+    df = frame([{"when": "2026-11-01T10:00:00Z"}, {"when": "2026-06-01T10:00:00+02:00"},
+                {"when": "2010-04-26 11:18:35"}, {"when": ""}, {"when": "not a time"}, {"when": None}],
+               {"when": "datetime"})
+    assert str(df["when"].dtype) == "datetime64[ns]"
+    assert df["when"].tolist()[:3] == [pd.Timestamp("2026-11-01 10:00:00"), pd.Timestamp("2026-06-01 08:00:00"),
+                                       pd.Timestamp("2010-04-26 11:18:35")]
+    assert df["when"].iloc[3:].isna().all()
+
+
 def test_empty_result_keeps_columns_and_dtypes() -> None:
     df = frame([], SCHEMA)
     assert list(df.columns) == list(SCHEMA) and len(df) == 0

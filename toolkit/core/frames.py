@@ -36,7 +36,7 @@ FREE_TEXT = ("message", "error", "reason", "details")
 _TEXT_ATTR = "toolkit_text_columns"
 
 #: a schema is an ordered mapping column → dtype. Dtypes: "string", "Int64", "Float64", "boolean",
-#: "datetime" (naive datetime64), "date" (datetime64 at midnight), "decimal" (object of Decimal), "object",
+#: "datetime" (naive datetime64; a time with an offset converted to UTC), "date" (datetime64 at midnight), "decimal" (object of Decimal), "object",
 #: "cpr" (CPR numbers, masked on display), "redacted" or "text" (free text, redacted on display).
 Schema = Mapping[str, str]
 
@@ -182,7 +182,11 @@ def _cast(values: pd.Series, dtype: str) -> pd.Series:
     if dtype in ("Int64", "Float64", "boolean"):
         return values.astype(dtype) if len(values) else pd.Series([], dtype=dtype, index=values.index)
     if dtype == "datetime":
-        return pd.to_datetime(values, errors="coerce").astype("datetime64[ns]")
+        # a time with an offset (``…Z``, ``…+02:00``, mixed offsets too) becomes UTC; a naive one stays as it is
+        if not len(values):
+            return pd.Series([], dtype="datetime64[ns]", index=values.index)
+        return pd.to_datetime(values, errors="coerce", utc=True, format="mixed").dt.tz_localize(None) \
+            .astype("datetime64[ns]")
     if dtype == "date":
         return pd.to_datetime(values, errors="coerce", format="mixed").dt.normalize().astype("datetime64[ns]") \
             if len(values) else pd.Series([], dtype="datetime64[ns]", index=values.index)

@@ -422,21 +422,8 @@ def _media_row(ext: str, system: str, entry: Mapping[str, Any] | None) -> dict[s
             "url": asset.get("url"), "mime_type": asset.get("mimeType"), "width": asset.get("width"),
             "height": asset.get("height"), "size": asset.get("size"), "created_at": entry.get("createdAt"),
             "updated_at": entry.get("updatedAt"), "metadata": entry.get("metadata"),
-            "bytes": asset.get("size"), "created": _utc_naive(entry.get("createdAt")),
-            "modified": _utc_naive(entry.get("updatedAt"))}
-
-
-def _utc_naive(value: Any) -> Any:
-    """An ISO time from Livingdocs as a naive UTC ``Timestamp`` (``None`` when absent or unreadable)."""
-    import pandas as pd
-
-    if value in (None, ""):
-        return None
-    try:
-        ts = pd.Timestamp(value)
-    except (TypeError, ValueError):
-        return None
-    return ts.tz_convert("UTC").tz_localize(None) if ts.tzinfo is not None else ts
+            "bytes": asset.get("size"), "created": entry.get("createdAt"),
+            "modified": entry.get("updatedAt")}  # UTC by frame()
 
 
 Client = sync_class(AsyncClient, "Client", module=__name__,

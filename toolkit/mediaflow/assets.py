@@ -119,18 +119,6 @@ def file_columns(names: list[str] | None) -> dict[str, str]:
     return schema
 
 
-def _utc_naive(value: Any) -> Any:
-    if value in (None, ""):
-        return None
-    try:
-        ts = pd.Timestamp(value)
-    except (TypeError, ValueError):
-        return None
-    if ts.tzinfo is not None:
-        ts = ts.tz_convert("UTC").tz_localize(None)
-    return ts
-
-
 def file_records(items: Sequence[Any]) -> list[dict[str, Any]]:
     """Mediaflow file objects → flat snake_case records (see the module docstring)."""
     out = []
@@ -150,7 +138,7 @@ def file_records(items: Sequence[Any]) -> list[dict[str, Any]]:
             elif low == "focus" and isinstance(value, dict):
                 rec["focus_x"], rec["focus_y"] = value.get("x"), value.get("y")
             elif low in ("uploaded", "addedtofolder"):
-                rec[snake(key)] = _utc_naive(value)
+                rec[snake(key)] = value or None  # a time; frame() makes it naive UTC
             elif low in ("thumbpreview", "smallpreview", "mediumpreview", "icon"):
                 rec[snake(key)] = value or None  # "" = no preview
             else:
