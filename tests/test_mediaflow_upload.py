@@ -320,3 +320,23 @@ def test_the_uploads_wait_as_the_clients_retry_policy_says(make_sandbox: Any, tm
     put_waits = [w for w in waits if "PUT" in w]
     assert posts and put_waits, "the 503s missed POST file or the PUT: pick another seed"
     assert all("retrying in 0.01 s" in w or "retrying in 0.00 s" in w for w in waits), [w for w in waits if "in 0.0" not in w]
+
+
+def test_a_folder_listing_that_is_not_json_is_a_plain_error_not_a_guess() -> None:
+    """After a lost POST the folder is listed to see whether the file is there; an answer that is not the
+    folder's JSON list is an error saying so (before: a bare JSONDecodeError), never "not there" — that guess
+    would send the file a second time."""
+    import asyncio
+    from types import SimpleNamespace
+
+    from toolkit.core.errors import ToolkitError
+    from toolkit.core.http import HTTPResponse, HttpClient, MockTransport
+    from toolkit.mediaflow.uploads import _File, find_stored
+
+    def handler(request: Any) -> HTTPResponse:
+        return HTTPResponse(200, text="<html>maintenance</html>", headers={"Content-Type": "text/html"})
+
+    client = SimpleNamespace(http=HttpClient("mediaflow", "https://mf.test/1", transport=MockTransport(handler)))
+    with pytest.raises(ToolkitError, match="Mediaflow.*not the JSON array") as info:
+        asyncio.run(find_stored(client, FOLDER, _File("a.jpg", b"x")))
+    assert "JSONDecode" not in str(info.value) and info.value.__class__.__name__ == "ToolkitError"

@@ -97,6 +97,14 @@ def parse_retry_after(value: str | None) -> float | None:
     return max(0.0, when.timestamp() - time.time())
 
 
+def json_or_none(response: httpx.Response) -> Any:
+    """The body as JSON, or ``None`` when it is empty or not JSON (the caller says what it expected)."""
+    try:
+        return response.json()
+    except ValueError:
+        return None
+
+
 def parse_error_body(response: httpx.Response) -> str:
     """Best-effort plain message from an error body (JSON ``error``/``message``/``detail``, or XML)."""
     text = response.text if response.content else ""

@@ -29,7 +29,8 @@ from ..core.auth import BearerToken
 from ..core.credentials import Secret
 from ..core.errors import Forbidden, Gone, NotFound, RateLimited, ToolkitError, Unauthorized, ValidationError
 from ..core.frames import frame
-from ..core.http import HttpClient, RetryPolicy, ServiceClient, Timeouts, parse_error_body, parse_retry_after
+from ..core.http import (HttpClient, RetryPolicy, ServiceClient, Timeouts, json_or_none, parse_error_body,
+                         parse_retry_after)
 from ..core.journal import Journal
 from ..core.redact import get_logger, redact, register_secret
 from ..core.registry import Field, ServiceSpec, register
@@ -134,10 +135,7 @@ class AsyncClient(ServiceClient):
                                            headers={"Content-Type": "application/json; charset=utf-8"})
             status = response.status_code
             if status < 300:
-                try:
-                    data = response.json()
-                except ValueError:
-                    data = None
+                data = json_or_none(response)
                 job_id = data.get("id") if isinstance(data, Mapping) else None
                 if not job_id:
                     raise ToolkitError("the import was answered without a job id", service=SERVICE,
@@ -381,10 +379,7 @@ def _is_array(response: Any) -> bool:
 
 
 def _usage_message(response: Any) -> str:
-    try:
-        body = response.json()
-    except ValueError:
-        body = None
+    body = json_or_none(response)
     items = body if isinstance(body, list) else [body]
     for item in items:
         if isinstance(item, Mapping):
@@ -397,10 +392,7 @@ def _usage_message(response: Any) -> str:
 
 
 def _entries(response: Any) -> list[dict[str, Any]]:
-    try:
-        body = response.json()
-    except ValueError:
-        return []
+    body = json_or_none(response)
     if isinstance(body, list):
         return [e for e in body if isinstance(e, dict)]
     if isinstance(body, Mapping):

@@ -20,7 +20,7 @@ import pandas as pd
 
 from ..core.errors import ToolkitError, ValidationError
 from ..core.frames import ToolkitFrame, ToolkitSeries, frame
-from ..core.http import PagePaging
+from ..core.http import PagePaging, json_or_none
 
 #: the Mediaflow AsyncClient (duck-typed here, not imported: the client imports this module)
 AsyncClient = Any
@@ -158,10 +158,7 @@ def _file_frame(items: Sequence[Any], names: list[str] | None) -> ToolkitFrame:
 
 
 def _array(response: Any) -> list[Any]:
-    try:
-        body = response.json()
-    except ValueError:
-        body = None
+    body = json_or_none(response)
     if isinstance(body, dict):  # the documented root is an array; accept one object too
         body = [body]
     if not isinstance(body, list):

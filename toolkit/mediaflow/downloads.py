@@ -30,6 +30,7 @@ import pandas as pd
 
 from ..core.errors import ValidationError
 from ..core.frames import ToolkitFrame, frame
+from ..core.http import json_or_none
 from ..core.redact import register_secret
 
 #: the Mediaflow AsyncClient (duck-typed here, not imported: the client imports this module)
@@ -101,10 +102,7 @@ async def download_urls(client: AsyncClient, files: Any, format: Any = "original
                                                  params={"fields": FIELDS}, allow=(404,),
                                                  what=f"ask for a download link of file {fid}")
         row: dict[str, Any] = {"id": fid, "format_id": format_id, "http_status": response.status_code}
-        try:
-            body = response.json()
-        except ValueError:
-            body = None
+        body = json_or_none(response)
         if response.status_code == 404:
             message = body.get("error") if isinstance(body, dict) else None
             row["message"] = f"Mediaflow: {message or 'no such file or format'} — check the file id and the format"

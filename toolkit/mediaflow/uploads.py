@@ -50,9 +50,10 @@ from ..core.bulk import failure, is_transient, run_bulk
 from ..core.errors import (BadRequest, Forbidden, NotFound, ToolkitError, TransportError,
                            Unauthorized, ValidationError)
 from ..core.frames import ToolkitFrame, ToolkitSeries, frame
-from ..core.http import parse_error_body, parse_retry_after
+from ..core.http import json_or_none, parse_error_body, parse_retry_after
 from ..core.journal import Journal
 from ..core.redact import SECRET_KEYS, get_logger, redact, register_secret
+from .assets import _array
 
 #: the Mediaflow AsyncClient (duck-typed here, not imported: the client imports this module)
 AsyncClient = Any
@@ -156,9 +157,8 @@ async def find_stored(client: "AsyncClient", folder_id: int, f: _File) -> int | 
     response = await client.http.request("GET", f"folder/{folder_id}/files",
                                          params={"type": "any", "fields": "id,filename,filesize,checksum"},
                                          what="look in the folder for the file")
-    body = response.json()
     md5 = f.md5
-    for item in body if isinstance(body, list) else []:
+    for item in _array(response):  # not the folder's list: an error row, never a guess that sends again
         if not isinstance(item, dict) or item.get("filename") != f.name or item.get("filesize") != f.size:
             continue
         checksum = str(item.get("checksum") or "").lower()
@@ -197,10 +197,7 @@ async def _request_url(client: "AsyncClient", folder_id: int, f: _File) -> tuple
         else:
             status = response.status_code
             if status < 300:
-                try:
-                    answer = response.json()
-                except ValueError:
-                    answer = None
+                answer = json_or_none(response)
                 url = answer.get("uploadURL") if isinstance(answer, dict) else None
                 if not isinstance(url, str) or not url:
                     raise _Stop("failed", status, "not uploaded: Mediaflow answered without an upload URL")
@@ -238,10 +235,7 @@ async def _put(client: "AsyncClient", url: str, f: _File) -> tuple[str, Any, boo
         else:
             status = response.status_code
             if status < 300:
-                try:
-                    answer = response.json()
-                except ValueError:
-                    answer = None
+                answer = json_or_none(response)
                 item = answer[0] if isinstance(answer, list) and answer else answer
                 return "stored", item if isinstance(item, dict) else {}, maybe_stored
             detail = parse_error_body(response)
