@@ -18,7 +18,7 @@ from toolkit.core.errors import TransportError, Unauthorized, ValidationError
 from toolkit.core.http import RetryPolicy
 from toolkit.sandbox import Sandbox
 from toolkit.sandbox.boknett import BoknettEmulator
-from toolkit.testing import assert_no_secrets
+from toolkit.testing import assert_no_secrets, broken_request
 
 pytestmark = pytest.mark.integration
 
@@ -282,22 +282,10 @@ def test_changes_failure_part_way_leaves_the_state_file_byte_identical(bk: Any, 
     bk.changes(state=state, after=since_start(emu))
     before = state.read_bytes()
     start, stop = emu.add_objects(120)
-    http = bk.aio.http
-    original = http.request
-    calls = {"n": 0}
-
-    async def failing(method: str, path: str, **kw: Any) -> Any:
-        calls["n"] += 1
-        if calls["n"] == 2:
-            raise TransportError("the connection broke (test)", service="boknett")
-        return await original(method, path, **kw)
-
-    http.request = failing
-    with pytest.raises(TransportError):
+    with broken_request(bk.aio.http, 2), pytest.raises(TransportError):
         bk.changes(state=state, pagesize=50)
     assert state.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["boknett.cursor"]
-    http.request = original
     again = bk.changes(state=state, pagesize=50)
     assert pulled(again) == without_reference(emu.records(start, stop))
 

@@ -23,6 +23,7 @@ from toolkit.core.http import RetryPolicy
 from toolkit.core.memory import small_pages, thp_disabled
 from toolkit.sandbox import Sandbox
 from toolkit.sandbox.boknett import BoknettEmulator
+from toolkit.testing import broken_request
 
 pytestmark = pytest.mark.integration
 
@@ -178,19 +179,7 @@ def test_a_pull_with_nothing_new_writes_a_file_with_the_columns(bk: Any, emu: Bo
 def test_a_failure_part_way_leaves_no_file_under_the_final_name(bk: Any, emu: BoknettEmulator,
                                                               tmp_path: Path) -> None:
     out = tmp_path / "report.parquet"
-    http = bk.aio.http
-    original = http.request
-    calls = {"n": 0}
-
-    async def failing(method: str, path: str, **kw: Any) -> Any:
-        if path.endswith("/metadata/export/object"):
-            calls["n"] += 1
-            if calls["n"] == 4:
-                raise TransportError("the connection broke (test)", service="boknett")
-        return await original(method, path, **kw)
-
-    http.request = failing
-    try:
+    with broken_request(bk.aio.http, 4, path_endswith="/metadata/export/object") as calls:
         with pytest.raises(TransportError):
             objects(bk, after=since_start(emu), pagesize=50, out=out)
         assert calls["n"] == 4  # three pages were written to the temporary file before the failure
@@ -201,8 +190,6 @@ def test_a_failure_part_way_leaves_no_file_under_the_final_name(bk: Any, emu: Bo
         with pytest.raises(TransportError):
             objects(bk, after=since_start(emu), pagesize=50, out=out)
         assert out.read_bytes() == b"the earlier report" and [p.name for p in tmp_path.iterdir()] == [out.name]
-    finally:
-        http.request = original
     summary = objects(bk, after=since_start(emu), pagesize=50, out=out)
     assert summary.iloc[0]["rows"] == 300 and len(pd.read_parquet(out)) == 300
 
@@ -214,22 +201,8 @@ def test_changes_to_parquet_saves_the_cursor_only_after_the_file(bk: Any, emu: B
     assert first.iloc[0]["rows"] == 300 and state.read_text().strip() == first.attrs["next"]
     before = state.read_bytes()
     start, stop = emu.add_objects(80)
-    http = bk.aio.http
-    original = http.request
-    calls = {"n": 0}
-
-    async def failing(method: str, path: str, **kw: Any) -> Any:
-        calls["n"] += 1
-        if calls["n"] == 2:
-            raise TransportError("the connection broke (test)", service="boknett")
-        return await original(method, path, **kw)
-
-    http.request = failing
-    try:
-        with pytest.raises(TransportError):
-            bk.changes(state=state, pagesize=30, out=tmp_path / "next.parquet")
-    finally:
-        http.request = original
+    with broken_request(bk.aio.http, 2), pytest.raises(TransportError):
+        bk.changes(state=state, pagesize=30, out=tmp_path / "next.parquet")
     assert state.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["boknett.cursor", "changes.parquet"]
     again = bk.changes(state=state, pagesize=30, out=tmp_path / "next.parquet")

@@ -6,14 +6,17 @@
 * :func:`assert_no_secrets` — fail when any secret or raw personal value appears in a text (a log, a
   repr, a notebook, a DataFrame rendering); the message never repeats the leaked value.
 * :func:`free_port` — a free TCP port on 127.0.0.1.
+* :func:`broken_request` — the n-th request of a client fails as a broken connection would (a failure
+  part-way through a paged pull or a bulk run).
 """
 
 from __future__ import annotations
 
+import contextlib
 import socket
 from typing import Any, Iterable, Iterator
 
-__all__ = ["assert_no_secrets", "free_port", "toolkit_sandbox", "sandbox_factory", "leaks"]
+__all__ = ["assert_no_secrets", "free_port", "broken_request", "toolkit_sandbox", "sandbox_factory", "leaks"]
 
 
 def leaks(text: str, secrets: Iterable[Any]) -> list[str]:
@@ -40,6 +43,30 @@ def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
         return int(sock.getsockname()[1])
+
+
+@contextlib.contextmanager
+def broken_request(http: Any, nth: int, *, path_endswith: str | None = None) -> Iterator[dict[str, int]]:
+    """While the block runs, the ``nth`` request of ``http`` (a core ``HttpClient``; counting only those
+    whose path ends in ``path_endswith`` when given) raises the ``TransportError`` of a broken connection.
+    Yields the counter (``{"n": requests counted}``; set it to 0 to count again); restored on exit."""
+    from .core.errors import TransportError
+
+    original = http.request
+    calls = {"n": 0}
+
+    async def request(method: str, path: str, **kw: Any) -> Any:
+        if path_endswith is None or path.endswith(path_endswith):
+            calls["n"] += 1
+            if calls["n"] == nth:
+                raise TransportError("the connection broke (test)", service=http.service)
+        return await original(method, path, **kw)
+
+    http.request = request
+    try:
+        yield calls
+    finally:
+        http.request = original
 
 
 try:  # the fixtures exist only where pytest is installed
