@@ -18,12 +18,14 @@ caller but anything that writes keeps its own journal.
 from __future__ import annotations
 
 import asyncio
+import numbers
 import time
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable, Iterable, Sequence, TypeVar
 
-from .errors import APIError, RateLimited, ServerError, ToolkitError, TransportError, service_name
+from .errors import (APIError, RateLimited, ServerError, ToolkitError, TransportError, ValidationError,
+                     service_name)
 from .redact import get_logger, redact
 
 __all__ = ["run_bulk", "BulkOutcome", "is_transient", "failure", "check_concurrency"]
@@ -32,6 +34,25 @@ log = get_logger("toolkit.bulk")
 T = TypeVar("T")
 
 Row = dict[str, Any]
+
+
+#: the largest concurrency a bulk call accepts (more only costs the client: see docs/architecture.md)
+MAX_CONCURRENCY = 64
+
+
+def check_concurrency(value: Any, service: str, *, maximum: int = MAX_CONCURRENCY, default: int = 8) -> int:
+    """``value`` as an int when it is a whole number from 1 to ``maximum``; else a
+    :class:`~toolkit.core.errors.ValidationError` naming ``concurrency`` and the service (before anything is
+    read or sent). Every bulk call checks its ``concurrency=`` here."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise ValidationError(f"concurrency must be a whole number of at least 1, not {value!r}",
+                              service=service, hint=f"Give e.g. concurrency={default} (how many requests run "
+                                                    "at once).")
+    number = int(value)
+    if not 1 <= number <= maximum:
+        raise ValidationError(f"concurrency must be from 1 to {maximum}, not {number}", service=service,
+                              hint=f"Give e.g. concurrency={default} (how many requests run at once).")
+    return number
 
 
 def is_transient(exc: BaseException) -> bool:
