@@ -149,9 +149,7 @@ class AsyncClient(ServiceClient):
         if code in CLOCK_CODES:
             return self._clock_error(response.headers.get("date"))
         hint = CODE_HINTS.get(code)
-        err = self.http.error_for(response, what=what, hints={400: hint} if hint else None)
-        err.code = code  # type: ignore[attr-defined]
-        return err
+        return self.http.error_for(response, what=what, hints={400: hint} if hint else None, code=code or None)
 
     async def _get(self, path: str, *, params: Mapping[str, Any] | None = None, what: str,
                   headers: Mapping[str, str] | None = None) -> Any:

@@ -7,7 +7,9 @@ Every message is plain, names the service, says what happened and what to do nex
     ├── APIError (status set)
     │   ├── BadRequest (400)   ├── Unauthorized (401)  ├── Forbidden (403)  ├── NotFound (404)
     │   ├── Gone (410)         ├── Conflict (409)      ├── RateLimited (429) └── ServerError (5xx)
-    ├── TransportError (no HTTP answer: connection refused/dropped, timeout)
+    │                                                   └── QuotaExhausted (429: the plan's quota is used up)
+    ├── TransportError (no HTTP answer: connection refused/dropped, timeout; ``.delivery`` says whether
+    │                   the request may have reached the service)
     ├── JobFailed, JobTimeout (asynchronous jobs)
     └── ValidationError (our own checks before sending; ``.errors`` maps field → messages)
 """
@@ -21,7 +23,8 @@ from .redact import redact
 __all__ = [
     "SERVICE_NAMES", "service_name", "ToolkitError", "APIError", "BadRequest", "Unauthorized", "Forbidden",
     "NotFound", "Gone", "Conflict", "RateLimited", "ServerError", "TransportError", "JobFailed",
-    "JobTimeout", "ValidationError", "error_class_for_status",
+    "JobTimeout", "ValidationError", "error_class_for_status", "QuotaExhausted", "UNSENT", "MAYBE_DELIVERED",
+    "FATAL", "may_have_arrived",
 ]
 
 #: service → display name; each service package registers its own (:mod:`toolkit.core.registry`)
@@ -66,8 +69,11 @@ class ToolkitError(Exception):
         status: int | None = None,
         hint: str | None = None,
         details: Any = None,
+        code: str | None = None,
     ) -> None:
         self.service = service
+        #: the service's own error code where it gives one (e.g. Boknett's ``<code>``), else None
+        self.code = code
         self.method = method
         self.url = redact(url) if url else None
         self.status = status
@@ -130,15 +136,54 @@ class RateLimited(APIError):
     default_hint = "The service is limiting requests: wait a little, or lower the concurrency, and try again."
 
 
+class QuotaExhausted(RateLimited):
+    """The plan's quota (a daily import limit, say) is used up: waiting minutes does not help."""
+
+    default_hint = "The plan's quota is used up: continue tomorrow, or ask the service for a larger plan."
+
+
 class ServerError(APIError):
     default_hint = "The service had a problem on its side: try again in a few minutes."
 
 
+#: :attr:`TransportError.delivery`: the request surely did not leave (connection refused, connect timeout,
+#: no free connection) — repeating it cannot store anything twice
+UNSENT = "unsent"
+#: the request may have reached the service (the connection broke, or no answer came in time)
+MAYBE_DELIVERED = "maybe_delivered"
+#: the request could not even be built (not an http(s) URL, an invalid URL): not sent, and repeating won't help
+FATAL = "fatal"
+
+
 class TransportError(ToolkitError):
-    """No HTTP answer: connection refused or dropped, DNS failure, timeout."""
+    """No HTTP answer: connection refused or dropped, DNS failure, timeout.
+
+    ``delivery`` is the HTTP layer's own word on whether the request may have reached the service —
+    :data:`UNSENT`, :data:`MAYBE_DELIVERED` or :data:`FATAL` — and ``reason`` the kind of failure
+    (``"ConnectError"``, ``"ReadTimeout"`` …). Code that decides whether to send again reads these, never
+    class names."""
 
     default_hint = ("Check the address and your network connection; if the service is slow, "
                     "try again later or raise the timeout.")
+
+    def __init__(self, message: str, *, delivery: str = MAYBE_DELIVERED, reason: str = "", **kw: Any) -> None:
+        if delivery not in (UNSENT, MAYBE_DELIVERED, FATAL):
+            raise ValueError(f"unknown delivery {delivery!r}")
+        self.delivery = delivery
+        self.reason = reason
+        super().__init__(message, **kw)
+
+
+def may_have_arrived(exc: BaseException) -> bool:
+    """Whether a write that ended in ``exc`` may have been stored by the service: a request whose answer was
+    lost (:data:`MAYBE_DELIVERED`), a 500/502/504 (the service may have stored it before failing) or any
+    exception that is not the toolkit's (an interruption). A refusal (4xx), a 429 or 503 (the service did not
+    take it), a request never sent and our own checks are not."""
+    if isinstance(exc, TransportError):
+        return exc.delivery == MAYBE_DELIVERED
+    if isinstance(exc, APIError):
+        return exc.status in (500, 502, 504) or (exc.status or 0) > 504
+    return not isinstance(exc, ToolkitError)
 
 
 class JobFailed(ToolkitError):

@@ -35,7 +35,7 @@ import httpx
 
 from .auth import TokenAuth
 from .credentials import Secret
-from .errors import ToolkitError, TransportError, error_class_for_status, service_name
+from .errors import FATAL, MAYBE_DELIVERED, UNSENT, ToolkitError, TransportError, error_class_for_status, service_name
 from .files import content_disposition_filename, inside, safe_filename
 from .redact import get_logger, redact
 
@@ -343,7 +343,7 @@ class HttpClient:
                 if may_repeat and attempt < policy.attempts:
                     await self.pause(method, url, attempt, None, outcome.name)
                     continue
-                raise self._transport_error(outcome.name, method, url, what, attempt) from None
+                raise self._transport_error(outcome.name, method, url, what, attempt, outcome.kind) from None
             response = outcome
             status = response.status_code
             if log.isEnabledFor(logging.DEBUG):  # the filter redacts the rendered line
@@ -379,7 +379,7 @@ class HttpClient:
         await self._sleep(delay)
 
     def _transport_error(self, name: str, method: str, url: str, what: str | None,
-                         attempts: int = 1) -> TransportError:
+                         attempts: int = 1, kind_of: str = "lost") -> TransportError:
         kind = {
             "ConnectError": "could not connect to the service",
             "ConnectTimeout": "timed out connecting to the service",
@@ -400,13 +400,13 @@ class HttpClient:
             hint = ("Nothing answers at this local address: if it is the toolkit's sandbox, it was stopped "
                     "(a notebook's last cell or sb.stop()) — start it again with toolkit.sandbox.start() and "
                     "connect again.")
-        err = TransportError(f"{prefix}{kind} (after {attempts} attempt{'s' if attempts != 1 else ''})",
-                             service=self.service, method=method, url=url, hint=hint)
-        err.original_type = name  # type: ignore[attr-defined]
-        return err
+        delivery = {"unsent": UNSENT, "fatal": FATAL}.get(kind_of, MAYBE_DELIVERED)
+        return TransportError(f"{prefix}{kind} (after {attempts} attempt{'s' if attempts != 1 else ''})",
+                              service=self.service, method=method, url=url, hint=hint, delivery=delivery,
+                              reason=name)
 
     def error_for(self, response: httpx.Response, *, what: str | None = None,
-                  hints: Mapping[int, str] | None = None) -> ToolkitError:
+                  hints: Mapping[int, str] | None = None, code: str | None = None) -> ToolkitError:
         """The toolkit exception for an error response (body parsed, message redacted)."""
         status = response.status_code
         cls = error_class_for_status(status)
@@ -417,7 +417,7 @@ class HttpClient:
             text += f": {detail}"
         hint = (hints or {}).get(status) or self.hints.get(status)
         return cls(text, service=self.service, method=response.request.method, url=str(response.request.url),
-                   status=status, hint=hint, details=detail)
+                   status=status, hint=hint, details=detail, code=code)
 
     # -- paging -----------------------------------------------------------------------------------------
     async def pages(self, path: str, paging: "Paging", *, params: Mapping[str, Any] | None = None,

@@ -27,7 +27,8 @@ from typing import Any, Iterable, Mapping
 from ..core import service as _service
 from ..core.auth import BearerToken
 from ..core.credentials import Secret
-from ..core.errors import Forbidden, Gone, NotFound, RateLimited, ToolkitError, Unauthorized, ValidationError
+from ..core.errors import (Forbidden, Gone, NotFound, QuotaExhausted, RateLimited, ToolkitError, Unauthorized,
+                           ValidationError)
 from ..core.frames import frame
 from ..core.http import (HttpClient, RetryPolicy, ServiceClient, Timeouts, json_or_none, parse_error_body,
                          parse_retry_after)
@@ -147,12 +148,10 @@ class AsyncClient(ServiceClient):
                 usage_tries += 1
                 if usage_tries > 2:
                     message = _usage_message(response)
-                    err = RateLimited(f"the usage limit of the plan is reached: {message}", service=SERVICE,
-                                      method="POST", url=str(response.request.url), status=429, details=message,
-                                      hint="The plan's daily import quota is used up: import the rest tomorrow, or "
-                                           "ask Livingdocs for a larger plan. Nothing more was sent.")
-                    err.usage_limit = True  # type: ignore[attr-defined]
-                    raise err
+                    raise QuotaExhausted(f"the usage limit of the plan is reached: {message}", service=SERVICE,
+                                         method="POST", url=str(response.request.url), status=429, details=message,
+                                         hint="The plan's daily import quota is used up: import the rest tomorrow, "
+                                              "or ask Livingdocs for a larger plan. Nothing more was sent.")
                 # the core's one backoff; the usage limit counts its own tries (Retry-After means another 429)
                 await self.http.pause("POST", str(response.request.url), usage_tries, None, "HTTP 429 (usage limit)")
             else:

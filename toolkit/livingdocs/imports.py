@@ -46,8 +46,8 @@ from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 import pandas as pd
 
 from ..core.bulk import is_transient, run_bulk
-from ..core.errors import (APIError, Forbidden, JobTimeout, NotFound, RateLimited, ToolkitError, TransportError,
-                           Unauthorized, ValidationError)
+from ..core.errors import (MAYBE_DELIVERED, APIError, Forbidden, JobTimeout, NotFound, QuotaExhausted, RateLimited,
+                           ToolkitError, TransportError, Unauthorized, ValidationError)
 from ..core.frames import frame
 from ..core.jobs import Backoff, Job, JobState
 from ..core.journal import Journal, destination
@@ -72,8 +72,6 @@ RESULT_SCHEMA = {"external_id": "string", "title": "string", "status": "string",
 STATUS_SCHEMA = {"job_id": "string", "state": "string", "finished": "boolean", "started_at": "string",
                  "total": "Int64", "success": "Int64", "skipped": "Int64", "failed": "Int64"}
 STATUSES = ("success", "skipped", "failed", "invalid")
-#: transport failures after which the request certainly did not reach the service
-UNSENT = frozenset({"ConnectError", "ConnectTimeout", "PoolTimeout", "UnsupportedProtocol", "InvalidURL"})
 LOST_RESENDS = 3
 
 
@@ -741,8 +739,8 @@ async def start_import(client: "AsyncClient", images: Any, system_name: str, web
             try:
                 job_id = await client._post_import(payload(chunk))
             except TransportError as exc:
-                kind = getattr(exc, "original_type", "")
-                if kind not in UNSENT and lost < LOST_RESENDS:
+                kind = exc.reason
+                if exc.delivery == MAYBE_DELIVERED and lost < LOST_RESENDS:
                     lost += 1
                     if book is not None:
                         book.finish(dest, chunk.item, chunk.content_hash, "in_doubt", message=exc.message)
@@ -753,7 +751,7 @@ async def start_import(client: "AsyncClient", images: Any, system_name: str, web
                                   "(the service upserts by system name and id): an image the unseen first job "
                                   "stored is reported skipped (already exists)")
                     continue
-                _record_failure(book, dest, chunk, exc, "failed" if kind in UNSENT else "in_doubt")
+                _record_failure(book, dest, chunk, exc, "in_doubt" if exc.delivery == MAYBE_DELIVERED else "failed")
                 raise
             except (Unauthorized, Forbidden) as exc:
                 _record_failure(book, dest, chunk, exc, "failed")
@@ -761,7 +759,7 @@ async def start_import(client: "AsyncClient", images: Any, system_name: str, web
                 raise _Stop(exc) from None
             except RateLimited as exc:
                 _record_failure(book, dest, chunk, exc, "failed")
-                if getattr(exc, "usage_limit", False):
+                if isinstance(exc, QuotaExhausted):
                     stop["error"] = exc
                     raise _Stop(exc) from None
                 raise

@@ -47,7 +47,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..core.bulk import failure, is_transient, run_bulk
-from ..core.errors import (BadRequest, Forbidden, NotFound, ToolkitError, TransportError,
+from ..core.errors import (MAYBE_DELIVERED, BadRequest, Forbidden, NotFound, ToolkitError, TransportError,
                            Unauthorized, ValidationError)
 from ..core.frames import ToolkitFrame, ToolkitSeries, frame
 from ..core.http import json_or_none, parse_error_body, parse_retry_after
@@ -190,7 +190,7 @@ async def _request_url(client: "AsyncClient", folder_id: int, f: _File) -> tuple
                 "POST", "file", json=body, idempotent=False, allow=(500, 502, 503, 504),
                 headers={"Content-Type": "application/json"}, what="ask Mediaflow for an upload URL")
         except TransportError as exc:
-            if getattr(exc, "original_type", "") in ("ConnectError", "ConnectTimeout", "PoolTimeout"):
+            if exc.delivery != MAYBE_DELIVERED:
                 raise  # the HTTP layer already repeated a request that surely was not sent
             maybe_taken, last = True, exc.message
             retry_after = None
@@ -229,7 +229,7 @@ async def _put(client: "AsyncClient", url: str, f: _File) -> tuple[str, Any, boo
                 "PUT", url, content=f.data, authenticate=False, headers={"Content-Type": "application/octet-stream"},
                 allow=(400, 403, 404, 408, 409, 410, 413, 429, 500, 502, 503, 504), what="send the file")
         except TransportError as exc:
-            if getattr(exc, "original_type", "") not in ("ConnectError", "ConnectTimeout", "PoolTimeout"):
+            if exc.delivery == MAYBE_DELIVERED:
                 maybe_stored = True  # the bytes may have arrived; a repeat to this URL is safe
             last = exc.message
         else:
