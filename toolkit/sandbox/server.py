@@ -122,8 +122,12 @@ class RecordedRequest:
 class Emulator:
     """Base class of the service emulators.
 
-    Subclasses set ``name``, build their Starlette app in :meth:`build_app`, and return the
-    ``connect()`` keyword arguments in :meth:`credentials`. ``self.requests`` lists what arrived.
+    A subclass sets ``name``, writes each route as an endpoint method (``async def get_files(self,
+    request)``) and lists them in :meth:`routes`, gives its error format for unknown paths and methods in
+    :meth:`unrouted`, and returns the ``connect()`` keyword arguments in :meth:`credentials`.
+    :meth:`build_app` makes the Starlette app of the routes with the one 404/405 handler of all emulators
+    (an emulator that wraps the app, e.g. to stamp a header on every answer, extends it).
+    ``self.requests`` lists what arrived.
     """
 
     name = "emulator"
@@ -136,8 +140,29 @@ class Emulator:
         self.requests: list[RecordedRequest] = []
         self.base_url = ""
 
-    def build_app(self) -> Any:
+    def routes(self) -> list[Any]:
+        """The Starlette routes of the service, e.g. ``[Route("/files", self.get_files, methods=["GET"])]``."""
         raise NotImplementedError
+
+    def unrouted(self, request: Any, status: int) -> Any:
+        """The answer to a path no route serves (``status`` 404) or to a method its route does not take
+        (405), in the service's own error format (JSON for most, XML for Boknett). ``None`` (the default)
+        keeps Starlette's plain-text ``Not Found`` / ``Method Not Allowed``."""
+        return None
+
+    def build_app(self) -> Any:
+        """The ASGI app the sandbox serves: :meth:`routes`, with 404 and 405 answered by :meth:`unrouted`."""
+        from starlette.applications import Starlette
+
+        return Starlette(routes=self.routes(), exception_handlers={404: self._unrouted, 405: self._unrouted})
+
+    async def _unrouted(self, request: Any, exc: Any) -> Any:
+        response = self.unrouted(request, exc.status_code)
+        if response is None:
+            from starlette.responses import PlainTextResponse
+
+            return PlainTextResponse(exc.detail, status_code=exc.status_code, headers=exc.headers)
+        return response
 
     def credentials(self) -> dict[str, Any]:
         raise NotImplementedError

@@ -1,4 +1,4 @@
-"""Uddata+ emulator: implements Part 1 of the contract exactly (``/work/shared/api-contracts.md``).
+"""Uddata+ emulator: the service's API as its documentation describes it, on loopback HTTP.
 
 * ``POST /oauth/token`` (form ``grant_type=client_credentials``, ``client_id``, ``client_secret``) →
   ``{"access_token", "token_type": "Bearer", "expires_in"}``; bad credentials → ``401 invalid_client``.
@@ -22,6 +22,10 @@ import json
 import secrets as _secrets
 from collections import Counter
 from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
 
 from .server import Emulator
 from .uddata_data import make_photo, make_students
@@ -131,128 +135,134 @@ class UddataEmulator(Emulator):
         self.get_counts.clear()
 
     # -- app ------------------------------------------------------------------------------------------------
-    def build_app(self) -> Any:
-        from starlette.applications import Starlette
-        from starlette.requests import Request
-        from starlette.responses import JSONResponse, Response
-        from starlette.routing import Route
-
-        def error(status: int, code: str, message: str) -> Response:
-            return JSONResponse({"error": code, "message": message}, status_code=status)
-
-        async def token(request: Request) -> Response:
-            form = await request.form()
-            grant = form.get("grant_type")
-            cid, secret = form.get("client_id"), form.get("client_secret")
-            if grant != "client_credentials":
-                return JSONResponse({"error": "unsupported_grant_type",
-                                     "message": "use grant_type=client_credentials"}, status_code=400)
-            if (cid, secret) == (self.client_id, self.client_secret):
-                right = True
-            elif (cid, secret) == (self.readonly_client_id, self.readonly_client_secret):
-                right = False
-            else:
-                return JSONResponse({"error": "invalid_client", "message": "unknown client id or wrong secret"},
-                                    status_code=401)
-            value = _secrets.token_urlsafe(32)
-            self._tokens[value] = right
-            self.issued_tokens.append(value)
-            return JSONResponse({"access_token": value, "token_type": "Bearer", "expires_in": self.token_lifetime})
-
-        def check(request: Request, picture: bool = False) -> Response | bool:
-            """Return an error response, or whether the caller has the picture right."""
-            header = request.headers.get("authorization", "")
-            scheme, _, value = header.partition(" ")
-            if scheme.lower() != "bearer" or value not in self._tokens:
-                return error(401, "invalid_token", "the access token is missing, invalid or expired")
-            version = _version(request.path_params["version"])
-            if version is None:
-                return error(404, "not_found", "unknown API version")
-            if picture and version < MIN_PICTURE_VERSION:
-                return error(404, "not_found", "the picture endpoints exist since API version 0.7.5")
-            if request.path_params["institution"] != self.institution:
-                return error(403, "forbidden", "the credentials are not valid for this institution")
-            return self._tokens[value]
-
-        async def elever(request: Request) -> Response:
-            ok = check(request)
-            if isinstance(ok, Response):
-                return ok
-            expand = {e.strip() for e in request.query_params.get("expand", "").split(",") if e.strip()}
-            fields = ("indi_id", "cpr_nr", "fornavn", "efternavn", "stamhold", "uddannelse", "startdato", "slutdato")
-            body = []
-            for s in self.students:
-                item = {k: s[k] for k in fields}
-                if "uddannelser" in expand:
-                    item["uddannelser"] = s["uddannelser"]
-                body.append(item)
-            return Response(json.dumps(body, ensure_ascii=False), media_type="application/json; charset=utf-8")
-
-        async def get_billede(request: Request) -> Response:
-            ok = check(request, picture=True)
-            if isinstance(ok, Response):
-                return ok
-            cpr = request.path_params["cpr"]
-            self.get_counts[cpr] += 1
-            if cpr not in self._by_cpr:
-                return error(404, "not_found", "no person with this CPR number in the database")
-            data = self.photo(cpr)
-            if data is None:
-                return error(404, "not_found", "the person has no photo")
-            return Response(data, media_type="image/jpeg")
-
-        async def put_billede(request: Request) -> Response:
-            ok = check(request, picture=True)
-            if isinstance(ok, Response):
-                return ok
-            if ok is False:
-                return error(403, "forbidden", "the credentials lack the right to upload pictures; ask support")
-            length = request.headers.get("content-length")
-            if length and length.isdigit() and int(length) > MAX_BYTES + 64 * 1024:
-                return error(413, "payload_too_large", "the picture is larger than 10 MB")
-            cpr = request.query_params.get("cpr")
-            ctype = request.headers.get("content-type", "")
-            data: bytes | None = None
-            if ctype.startswith("multipart/form-data"):
-                form = await request.form(max_files=4, max_fields=16, max_part_size=MAX_BYTES + 1)
-                part = form.get("billede")
-                if part is not None and hasattr(part, "read"):
-                    data = await part.read()
-                elif isinstance(part, str):
-                    data = part.encode("latin-1", "replace")
-                cpr = cpr or (form.get("cpr") if isinstance(form.get("cpr"), str) else None)
-            else:
-                data = await request.body()
-            if not cpr:
-                return error(400, "bad_request", "the cpr parameter is missing")
-            if not data:
-                return error(400, "bad_request", "the billede part (a JPEG picture) is missing")
-            if len(data) > MAX_BYTES:
-                return error(413, "payload_too_large", "the picture is larger than 10 MB")
-            if cpr not in self._by_cpr:
-                return error(404, "not_found", "no person with this CPR number in the database; "
-                                               "the picture was not stored")
-            if not _is_jpeg(data):
-                return error(400, "bad_request", "the picture is not a JPEG")
-            self.images[cpr] = data
-            self._photo_seeds.pop(cpr, None)
-            self.put_counts[cpr] += 1
-            return Response(status_code=201)
-
-        routes = [
-            Route("/oauth/token", token, methods=["POST"]),
-            Route("/{version}/{institution}/elever", elever, methods=["GET"]),
-            Route("/{version}/{institution}/billeder/{cpr}", get_billede, methods=["GET"]),
-            Route("/{version}/{institution}/billeder", put_billede, methods=["PUT"]),
+    def routes(self) -> list[Any]:
+        return [
+            Route("/oauth/token", self.post_token, methods=["POST"]),
+            Route("/{version}/{institution}/elever", self.get_elever, methods=["GET"]),
+            Route("/{version}/{institution}/billeder/{cpr}", self.get_billede, methods=["GET"]),
+            Route("/{version}/{institution}/billeder", self.put_billede, methods=["PUT"]),
         ]
 
-        async def not_found(request: Request, exc: Exception) -> Response:
-            return error(404, "not_found", "no such endpoint")
+    def unrouted(self, request: Request, status: int) -> Response:
+        if status == 405:
+            return _error(405, "method_not_allowed", "method not allowed")
+        return _error(404, "not_found", "no such endpoint")
 
-        async def not_allowed(request: Request, exc: Exception) -> Response:
-            return error(405, "method_not_allowed", "method not allowed")
+    async def post_token(self, request: Request) -> Response:
+        """``POST /oauth/token``: a client-credentials grant; the read-only client gets a token without
+        the picture right."""
+        form = await request.form()
+        grant = form.get("grant_type")
+        cid, secret = form.get("client_id"), form.get("client_secret")
+        if grant != "client_credentials":
+            return JSONResponse({"error": "unsupported_grant_type",
+                                 "message": "use grant_type=client_credentials"}, status_code=400)
+        if (cid, secret) == (self.client_id, self.client_secret):
+            right = True
+        elif (cid, secret) == (self.readonly_client_id, self.readonly_client_secret):
+            right = False
+        else:
+            return JSONResponse({"error": "invalid_client", "message": "unknown client id or wrong secret"},
+                                status_code=401)
+        value = _secrets.token_urlsafe(32)
+        self._tokens[value] = right
+        self.issued_tokens.append(value)
+        return JSONResponse({"access_token": value, "token_type": "Bearer", "expires_in": self.token_lifetime})
 
-        return Starlette(routes=routes, exception_handlers={404: not_found, 405: not_allowed})
+    def _check(self, request: Request, picture: bool = False) -> Response | bool:
+        """Return an error response, or whether the caller has the picture right."""
+        header = request.headers.get("authorization", "")
+        scheme, _, value = header.partition(" ")
+        if scheme.lower() != "bearer" or value not in self._tokens:
+            return _error(401, "invalid_token", "the access token is missing, invalid or expired")
+        version = _version(request.path_params["version"])
+        if version is None:
+            return _error(404, "not_found", "unknown API version")
+        if picture and version < MIN_PICTURE_VERSION:
+            return _error(404, "not_found", "the picture endpoints exist since API version 0.7.5")
+        if request.path_params["institution"] != self.institution:
+            return _error(403, "forbidden", "the credentials are not valid for this institution")
+        return self._tokens[value]
+
+    async def get_elever(self, request: Request) -> Response:
+        """``GET /{version}/{institution}/elever``: the students (``?expand=uddannelser`` adds their list)."""
+        ok = self._check(request)
+        if isinstance(ok, Response):
+            return ok
+        expand = {e.strip() for e in request.query_params.get("expand", "").split(",") if e.strip()}
+        fields = ("indi_id", "cpr_nr", "fornavn", "efternavn", "stamhold", "uddannelse", "startdato", "slutdato")
+        body = []
+        for s in self.students:
+            item = {k: s[k] for k in fields}
+            if "uddannelser" in expand:
+                item["uddannelser"] = s["uddannelser"]
+            body.append(item)
+        return Response(json.dumps(body, ensure_ascii=False), media_type="application/json; charset=utf-8")
+
+    async def get_billede(self, request: Request) -> Response:
+        """``GET /{version}/{institution}/billeder/{cpr}``: the JPEG, or 404 saying whether the person or
+        the photo is missing."""
+        ok = self._check(request, picture=True)
+        if isinstance(ok, Response):
+            return ok
+        cpr = request.path_params["cpr"]
+        self.get_counts[cpr] += 1
+        if cpr not in self._by_cpr:
+            return _error(404, "not_found", "no person with this CPR number in the database")
+        data = self.photo(cpr)
+        if data is None:
+            return _error(404, "not_found", "the person has no photo")
+        return Response(data, media_type="image/jpeg")
+
+    async def put_billede(self, request: Request) -> Response:
+        """``PUT /{version}/{institution}/billeder?cpr=…``: store a JPEG sent as the multipart part
+        ``billede`` (or a raw body; the CPR also as a multipart field) → 201."""
+        ok = self._check(request, picture=True)
+        if isinstance(ok, Response):
+            return ok
+        if ok is False:
+            return _error(403, "forbidden", "the credentials lack the right to upload pictures; ask support")
+        length = request.headers.get("content-length")
+        if length and length.isdigit() and int(length) > MAX_BYTES + 64 * 1024:
+            return _error(413, "payload_too_large", "the picture is larger than 10 MB")
+        cpr, data = await _upload(request)
+        if not cpr:
+            return _error(400, "bad_request", "the cpr parameter is missing")
+        if not data:
+            return _error(400, "bad_request", "the billede part (a JPEG picture) is missing")
+        if len(data) > MAX_BYTES:
+            return _error(413, "payload_too_large", "the picture is larger than 10 MB")
+        if cpr not in self._by_cpr:
+            return _error(404, "not_found", "no person with this CPR number in the database; "
+                                            "the picture was not stored")
+        if not _is_jpeg(data):
+            return _error(400, "bad_request", "the picture is not a JPEG")
+        self.images[cpr] = data
+        self._photo_seeds.pop(cpr, None)
+        self.put_counts[cpr] += 1
+        return Response(status_code=201)
+
+
+def _error(status: int, code: str, message: str) -> Response:
+    return JSONResponse({"error": code, "message": message}, status_code=status)
+
+
+async def _upload(request: Request) -> tuple[Any, bytes | None]:
+    """The CPR number (query, else a multipart field) and the picture (multipart part ``billede`` or the body)."""
+    cpr = request.query_params.get("cpr")
+    ctype = request.headers.get("content-type", "")
+    data: bytes | None = None
+    if ctype.startswith("multipart/form-data"):
+        form = await request.form(max_files=4, max_fields=16, max_part_size=MAX_BYTES + 1)
+        part = form.get("billede")
+        if part is not None and hasattr(part, "read"):
+            data = await part.read()
+        elif isinstance(part, str):
+            data = part.encode("latin-1", "replace")
+        cpr = cpr or (form.get("cpr") if isinstance(form.get("cpr"), str) else None)
+    else:
+        data = await request.body()
+    return cpr, data
 
 
 def _is_jpeg(data: bytes) -> bool:
