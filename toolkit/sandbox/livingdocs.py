@@ -1,4 +1,4 @@
-"""Livingdocs emulator: implements Part 1 of the contract exactly (``/work/shared/api-contracts.md`` §2).
+"""Livingdocs emulator: the public API's image import and media library as documented, on loopback HTTP.
 
 Every route exists under ``/api/{version}/…`` and under the editor proxy form ``/proxy/api/api/{version}/…``.
 Versions: ``v1``, ``beta`` and the dated ``2025-03`` … ``2026-11`` (odd months); any other → ``410``.
@@ -36,6 +36,10 @@ import urllib.parse
 import urllib.request
 from collections import Counter
 from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
 
 from .livingdocs_data import BROKEN_IMAGES, GOOD_IMAGES, make_test_image
 from .server import Emulator
@@ -468,148 +472,156 @@ class LivingdocsEmulator(Emulator):
         return errors, images
 
     # -- app ------------------------------------------------------------------------------------------------
-    def build_app(self) -> Any:
-        from starlette.applications import Starlette
-        from starlette.requests import Request
-        from starlette.responses import JSONResponse, Response
-        from starlette.routing import Route
-
-        def error(status: int, name: str, details: dict[str, Any]) -> Response:
-            return JSONResponse(_error_body(status, name, details), status_code=status)
-
-        def check(request: Request, scope: str) -> Response | None:
-            version = request.path_params.get("version")
-            if version not in VERSIONS:
-                return error(410, "Gone", {"apiVersion": f"The API version '{version}' is not supported (any more); "
-                                                         f"use v1 or a dated version 2025-03 … 2026-11"})
-            header = request.headers.get("authorization", "")
-            scheme, _, value = header.partition(" ")
-            value = value.strip()
-            if scheme.lower() != "bearer" or not value:
-                return error(401, "Unauthorized", {"access_token": "The access token is missing or invalid."})
-            if value in self.expired_tokens:
-                return error(401, "Unauthorized", {"access_token": "The access token expired."})
-            scopes = self.tokens.get(value)
-            if scopes is None:
-                return error(401, "Unauthorized", {"access_token": "The access token is invalid."})
-            if scope not in scopes:
-                return error(403, "Forbidden", {"access_token": "The request requires higher privileges",
-                                                "scope": scope})
-            return None
-
-        def envelope(request: Request, entries: list[dict[str, Any]]) -> Response:
-            key = "results" if request.path_params["version"] in RESULTS_ENVELOPE else "mediaLibraryEntries"
-            return JSONResponse({key: [_public(e) for e in entries]})
-
-        async def import_images(request: Request) -> Response:
-            denied = check(request, WRITE_SCOPE)
-            if denied is not None:
-                return denied
-            try:
-                body = json.loads(await request.body() or b"null")
-            except (ValueError, UnicodeDecodeError):
-                return error(400, "Bad Request", {"body": "is not valid JSON"})
-            errors, images = self._validate(body)
-            if errors:
-                return error(400, "Bad Request", errors)
-            if self.daily_limit is not None:
-                if self.usage_today() + len(images) > self.daily_limit:
-                    message = (f"Your plan does not allow you to upload more than {self.daily_limit} per day. "
-                               f"Please contact Livingdocs to upgrade your plan.")
-                    return JSONResponse([_error_body(429, "Usage Limit Exceeded", {"message": message})],
-                                        status_code=429)
-            self.usage[dt.datetime.now(dt.timezone.utc).date().isoformat()] += len(images)
-            job = self._create_job(body, images)
-            return JSONResponse({"id": job["id"]})
-
-        async def import_status(request: Request) -> Response:
-            denied = check(request, WRITE_SCOPE)
-            if denied is not None:
-                return denied
-            job_id = request.query_params.get("id")
-            if not job_id:
-                return error(400, "Bad Request", {"id": "is required"})
-            job = self.jobs.get(job_id)
-            if job is None:
-                return error(404, "Not Found", {"id": f"Import job does not exist (id: '{job_id}')"})
-            return JSONResponse(self.status_body(job))
-
-        async def media_lookup(request: Request) -> Response:
-            denied = check(request, READ_SCOPE)
-            if denied is not None:
-                return denied
-            params = request.query_params
-            ids = [i for v in params.getlist("ids") for i in v.split(",") if i.strip()]
-            externals = params.getlist("externalId")
-            system = params.get("systemName")
-            if not ids and not externals:
-                return error(400, "Bad Request", {"query": "ids or externalId is required"})
-            found: list[dict[str, Any]] = []
-            for media_id in ids:
-                entry = self._by_media_id.get(media_id.strip())
-                if entry is not None and entry not in found:
-                    found.append(entry)
-            for value in externals:
-                candidates = [value] if self._match(value, system) or "," not in value else value.split(",")
-                for ext in candidates:
-                    for entry in self._match(ext, system):
-                        if entry not in found:
-                            found.append(entry)
-            return envelope(request, found)
-
-        async def media_get(request: Request) -> Response:
-            denied = check(request, READ_SCOPE)
-            if denied is not None:
-                return denied
-            media_id = request.path_params["media_id"]
-            entry = self._by_media_id.get(media_id)
-            if entry is None:
-                return error(404, "Not Found", {"id": f"MediaLibrary Entry does not exist (id: '{media_id}')"})
-            return JSONResponse(_public(entry))
-
-        async def test_images(request: Request) -> Response:
-            found = make_test_image(request.path_params["name"])
-            if found is None:
-                return Response(b"Not Found", status_code=404, media_type="text/plain")
-            return Response(found[0], media_type=found[1])
-
-        async def media_file(request: Request) -> Response:
-            media_id = request.path_params["media_id"]
-            entry = self._by_media_id.get(media_id)
-            if entry is None or media_id not in self._media_bytes:
-                return Response(b"Not Found", status_code=404, media_type="text/plain")
-            return Response(self._media_bytes[media_id], media_type=entry["asset"]["mimeType"],
-                            headers={"Cache-Control": "public, max-age=3600"})
-
-        routes = [Route("/test-images/{name}", test_images, methods=["GET", "HEAD"]),
-                  Route("/media/{media_id}", media_file, methods=["GET", "HEAD"])]
+    def routes(self) -> list[Any]:
+        """The unauthenticated files, then the API under ``/api/{version}`` and ``/proxy/api/api/{version}``."""
+        routes = [Route("/test-images/{name}", self.get_test_image, methods=["GET", "HEAD"]),
+                  Route("/media/{media_id}", self.get_media_file, methods=["GET", "HEAD"])]
         for prefix in PREFIXES:
             base = f"{prefix}/api/{{version}}"
             routes += [
-                Route(f"{base}/import/images", import_images, methods=["POST"]),
-                Route(f"{base}/import/images/status", import_status, methods=["GET"]),
-                Route(f"{base}/mediaLibrary", media_lookup, methods=["GET"]),
-                Route(f"{base}/mediaLibrary/{{media_id}}", media_get, methods=["GET"]),
+                Route(f"{base}/import/images", self.post_import, methods=["POST"]),
+                Route(f"{base}/import/images/status", self.get_import_status, methods=["GET"]),
+                Route(f"{base}/mediaLibrary", self.get_media_lookup, methods=["GET"]),
+                Route(f"{base}/mediaLibrary/{{media_id}}", self.get_media_entry, methods=["GET"]),
             ]
+        return routes
 
-        async def not_found(request: Request, exc: Exception) -> Response:
-            path = request.url.path
-            match = re.match(r"^(?:/proxy/api)?/api/([^/]+)/", path)
-            if match and match.group(1) not in VERSIONS:
-                return error(410, "Gone", {"apiVersion": f"The API version '{match.group(1)}' is not supported "
-                                                         f"(any more); use v1 or a dated version 2025-03 … 2026-11"})
-            return error(404, "Not Found", {"url": path})
+    def unrouted(self, request: Request, status: int) -> Response:
+        """405 names the method; 404 names the path, or is 410 when the path names an unknown API version."""
+        if status == 405:
+            return _error(405, "Method Not Allowed", {"method": request.method})
+        path = request.url.path
+        match = re.match(r"^(?:/proxy/api)?/api/([^/]+)/", path)
+        if match and match.group(1) not in VERSIONS:
+            return _error(410, "Gone", {"apiVersion": f"The API version '{match.group(1)}' is not supported "
+                                                      f"(any more); use v1 or a dated version 2025-03 … 2026-11"})
+        return _error(404, "Not Found", {"url": path})
 
-        async def not_allowed(request: Request, exc: Exception) -> Response:
-            return error(405, "Method Not Allowed", {"method": request.method})
+    def _check(self, request: Request, scope: str) -> Response | None:
+        """The error answer for an unknown version (410), a missing, expired or unknown token (401) or a
+        token without ``scope`` (403); None when the call may go on."""
+        version = request.path_params.get("version")
+        if version not in VERSIONS:
+            return _error(410, "Gone", {"apiVersion": f"The API version '{version}' is not supported (any more); "
+                                                      f"use v1 or a dated version 2025-03 … 2026-11"})
+        header = request.headers.get("authorization", "")
+        scheme, _, value = header.partition(" ")
+        value = value.strip()
+        if scheme.lower() != "bearer" or not value:
+            return _error(401, "Unauthorized", {"access_token": "The access token is missing or invalid."})
+        if value in self.expired_tokens:
+            return _error(401, "Unauthorized", {"access_token": "The access token expired."})
+        scopes = self.tokens.get(value)
+        if scopes is None:
+            return _error(401, "Unauthorized", {"access_token": "The access token is invalid."})
+        if scope not in scopes:
+            return _error(403, "Forbidden", {"access_token": "The request requires higher privileges",
+                                             "scope": scope})
+        return None
 
-        return Starlette(routes=routes, exception_handlers={404: not_found, 405: not_allowed})
+    async def post_import(self, request: Request) -> Response:
+        """``POST …/import/images``: validate, count against the daily limit (429 with an array body), start
+        the job and answer its ``{"id"}``."""
+        denied = self._check(request, WRITE_SCOPE)
+        if denied is not None:
+            return denied
+        try:
+            body = json.loads(await request.body() or b"null")
+        except (ValueError, UnicodeDecodeError):
+            return _error(400, "Bad Request", {"body": "is not valid JSON"})
+        errors, images = self._validate(body)
+        if errors:
+            return _error(400, "Bad Request", errors)
+        if self.daily_limit is not None:
+            if self.usage_today() + len(images) > self.daily_limit:
+                message = (f"Your plan does not allow you to upload more than {self.daily_limit} per day. "
+                           f"Please contact Livingdocs to upgrade your plan.")
+                return JSONResponse([_error_body(429, "Usage Limit Exceeded", {"message": message})],
+                                    status_code=429)
+        self.usage[dt.datetime.now(dt.timezone.utc).date().isoformat()] += len(images)
+        job = self._create_job(body, images)
+        return JSONResponse({"id": job["id"]})
+
+    async def get_import_status(self, request: Request) -> Response:
+        """``GET …/import/images/status?id=``: the job's state (see :meth:`status_body`); unknown id → 404."""
+        denied = self._check(request, WRITE_SCOPE)
+        if denied is not None:
+            return denied
+        job_id = request.query_params.get("id")
+        if not job_id:
+            return _error(400, "Bad Request", {"id": "is required"})
+        job = self.jobs.get(job_id)
+        if job is None:
+            return _error(404, "Not Found", {"id": f"Import job does not exist (id: '{job_id}')"})
+        return JSONResponse(self.status_body(job))
+
+    async def get_media_lookup(self, request: Request) -> Response:
+        """``GET …/mediaLibrary?ids=a,b`` or ``?externalId=…[&systemName=…]``: the entries, in the version's
+        list envelope."""
+        denied = self._check(request, READ_SCOPE)
+        if denied is not None:
+            return denied
+        params = request.query_params
+        ids = [i for v in params.getlist("ids") for i in v.split(",") if i.strip()]
+        externals = params.getlist("externalId")
+        system = params.get("systemName")
+        if not ids and not externals:
+            return _error(400, "Bad Request", {"query": "ids or externalId is required"})
+        found: list[dict[str, Any]] = []
+        for media_id in ids:
+            entry = self._by_media_id.get(media_id.strip())
+            if entry is not None and entry not in found:
+                found.append(entry)
+        for value in externals:
+            candidates = [value] if self._match(value, system) or "," not in value else value.split(",")
+            for ext in candidates:
+                for entry in self._match(ext, system):
+                    if entry not in found:
+                        found.append(entry)
+        return _envelope(request, found)
+
+    async def get_media_entry(self, request: Request) -> Response:
+        """``GET …/mediaLibrary/{id}``: one entry; unknown → 404."""
+        denied = self._check(request, READ_SCOPE)
+        if denied is not None:
+            return denied
+        media_id = request.path_params["media_id"]
+        entry = self._by_media_id.get(media_id)
+        if entry is None:
+            return _error(404, "Not Found", {"id": f"MediaLibrary Entry does not exist (id: '{media_id}')"})
+        return JSONResponse(_public(entry))
+
+    async def get_test_image(self, request: Request) -> Response:
+        """``GET /test-images/{name}`` (no auth): a test image of :mod:`.livingdocs_data`."""
+        found = make_test_image(request.path_params["name"])
+        if found is None:
+            return Response(b"Not Found", status_code=404, media_type="text/plain")
+        return Response(found[0], media_type=found[1])
+
+    async def get_media_file(self, request: Request) -> Response:
+        """``GET /media/{mediaId}`` (no auth): the stored picture of an entry (its "imgix" URL)."""
+        media_id = request.path_params["media_id"]
+        entry = self._by_media_id.get(media_id)
+        if entry is None or media_id not in self._media_bytes:
+            return Response(b"Not Found", status_code=404, media_type="text/plain")
+        return Response(self._media_bytes[media_id], media_type=entry["asset"]["mimeType"],
+                        headers={"Cache-Control": "public, max-age=3600"})
 
     def _match(self, external_id: str, system: str | None) -> list[dict[str, Any]]:
         if system:
             entry = self.media.get((system, external_id))
             return [entry] if entry is not None else []
         return [e for (s, x), e in self.media.items() if x == external_id]
+
+
+def _error(status: int, name: str, details: dict[str, Any]) -> Response:
+    return JSONResponse(_error_body(status, name, details), status_code=status)
+
+
+def _envelope(request: Request, entries: list[dict[str, Any]]) -> Response:
+    """A list of entries: ``{"results": …}`` from version 2026-01, ``{"mediaLibraryEntries": …}`` before."""
+    key = "results" if request.path_params["version"] in RESULTS_ENVELOPE else "mediaLibraryEntries"
+    return JSONResponse({key: [_public(e) for e in entries]})
 
 
 def _public(entry: dict[str, Any]) -> dict[str, Any]:
