@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import os
 import re
-import tempfile
 import time
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
@@ -37,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from ..core.errors import ValidationError
+from ..core.files import clean_temporaries, temporary
 from ..core.frames import ToolkitFrame, frame
 from ..core.http import CursorPaging
 from ..core.memory import small_pages
@@ -114,12 +114,12 @@ def _cursor_from_link(response: Any) -> str | None:
 def _frame(parts: list[pd.DataFrame], cursor: str | None, pages: int) -> ToolkitFrame:
     if parts:
         df = ToolkitFrame(pd.concat(parts, ignore_index=True)) if len(parts) > 1 else parts[0]
-        template = frame([], OBJECT_SCHEMA)
+        template = frame([], OBJECT_SCHEMA, kind="assets", service=SERVICE)
         df = ToolkitFrame({c: df[c].astype(template[c].dtype) for c in OBJECT_SCHEMA}, columns=list(OBJECT_SCHEMA))
         df.attrs.update(template.attrs)
     else:
-        df = frame([], OBJECT_SCHEMA)
-    df.attrs.update({"kind": "assets", "service": SERVICE, "next": cursor, "pages": pages})
+        df = frame([], OBJECT_SCHEMA, kind="assets", service=SERVICE)
+    df.attrs.update({"next": cursor, "pages": pages})
     return df
 
 
@@ -238,7 +238,8 @@ async def _pull_to_parquet(client: "AsyncClient", query: dict[str, Any], out: "s
     schema = _parquet_schema(pa)
     pool = pa.default_memory_pool()
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
+    clean_temporaries(path.parent)  # what a killed pull left (a run still going keeps its own)
+    fd, tmp = temporary(path.parent, path.name, ".partial")
     os.close(fd)
     count = {"rows": 0}
     writer = None
@@ -272,9 +273,8 @@ async def _pull_to_parquet(client: "AsyncClient", query: dict[str, Any], out: "s
         raise
     size = path.stat().st_size
     df = frame([{"path": str(path), "rows": count["rows"], "pages": pages, "bytes": size, "next": cursor}],
-               SUMMARY_SCHEMA)
-    df.attrs.update({"kind": "assets", "service": SERVICE, "next": cursor, "pages": pages, "rows": count["rows"],
-                     "path": str(path)})
+               SUMMARY_SCHEMA, kind="assets", service=SERVICE)
+    df.attrs.update({"next": cursor, "pages": pages, "rows": count["rows"], "path": str(path)})
     log.info("Boknett: %d objects in %d pages written to %s (%d bytes)", count["rows"], pages, path.name, size)
     return df
 
@@ -306,7 +306,7 @@ def write_state(path: "str | os.PathLike[str]", cursor: str) -> None:
     """Write ``cursor`` to ``path`` atomically (temporary file in the same folder, fsync, ``os.replace``)."""
     p = Path(path).expanduser()
     p.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
+    fd, tmp = temporary(p.parent, p.name, ".tmp")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(cursor + "\n")

@@ -28,7 +28,7 @@ from .errors import (APIError, RateLimited, ServerError, ToolkitError, Transport
                      service_name)
 from .redact import get_logger, redact
 
-__all__ = ["run_bulk", "BulkOutcome", "is_transient", "failure", "check_concurrency"]
+__all__ = ["run_bulk", "BulkOutcome", "is_transient", "failure", "check_concurrency", "ItemFailed"]
 
 log = get_logger("toolkit.bulk")
 T = TypeVar("T")
@@ -83,6 +83,15 @@ def failure(exc: BaseException, rules: Sequence[FailureRule], *, verb: str) -> t
     return "failed", None, f"not {verb}: unexpected {type(exc).__name__}: {redact(exc)}"
 
 
+class ItemFailed(Exception):
+    """A worker's way to hand back the row of a failed item *and* have the circuit breaker count it:
+    ``raise ItemFailed(row, transient=True)`` (a failure that is no answer, a 429 or a 5xx)."""
+
+    def __init__(self, row: "Row", *, transient: bool) -> None:
+        super().__init__("item failed")
+        self.row, self.transient = row, transient
+
+
 @dataclass
 class BulkOutcome:
     rows: list[Row]
@@ -123,6 +132,18 @@ class _TextProgress:
         pass
 
 
+def _summary(service: str, desc: str, total: int, counts: Counter, labels: Sequence[str], seconds: float,
+             stopped: bool) -> str:
+    """The one-line summary of a bulk run: counts in the order of ``labels``, then the rest."""
+    order = list(labels) + sorted(k for k in counts if k not in labels)
+    parts = ", ".join(f"{k} {counts[k]}" for k in order if counts.get(k))
+    summary = f"{service_name(service)}: {desc}: {total} item{'s' if total != 1 else ''}" \
+              f"{' — ' + parts if parts else ''} in {seconds:.1f} s"
+    if stopped:
+        summary += " (stopped early after repeated failures: re-run later to process the deferred items)"
+    return summary
+
+
 async def run_bulk(
     items: Sequence[T] | Iterable[T],
     worker: Callable[[T], Awaitable[Row]],
@@ -157,36 +178,40 @@ async def run_bulk(
             bar.update(1)
             bar.set_postfix_str(", ".join(f"{k} {v}" for k, v in sorted(counts.items())), refresh=False)
 
-    async def run_worker() -> None:
+    def count(transient: bool) -> None:
+        """The circuit breaker: opens after ``breaker`` transient failures in a row."""
         nonlocal consecutive
+        consecutive = consecutive + 1 if transient else 0
+        if transient and breaker and consecutive >= breaker and not state["open"]:
+            state["open"] = True
+            log.warning("%s: %d transient failures in a row; deferring the remaining items",
+                        service_name(service), consecutive)
+
+    async def one(item: T) -> tuple[Row, bool]:
+        """The item's row, and whether it is a transient failure."""
+        try:
+            return await worker(item), False
+        except asyncio.CancelledError:
+            raise
+        except ItemFailed as failed:
+            return failed.row, failed.transient
+        except Exception as exc:  # noqa: BLE001 - every failure becomes a row
+            if not isinstance(exc, ToolkitError):
+                log.debug("%s: unexpected %s in bulk worker: %s", service_name(service), type(exc).__name__,
+                          redact(exc))
+            return on_error(item, exc), is_transient(exc)
+
+    async def run_worker() -> None:
         while True:
             try:
                 i = queue.get_nowait()
             except asyncio.QueueEmpty:
                 return
-            item = items[i]
             if state["open"]:
-                record(i, on_deferred(item))
+                record(i, on_deferred(items[i]))
                 continue
-            try:
-                row = await worker(item)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # noqa: BLE001 - every failure becomes a row
-                if not isinstance(exc, ToolkitError):
-                    log.debug("%s: unexpected %s in bulk worker: %s", service_name(service), type(exc).__name__,
-                              redact(exc))
-                if is_transient(exc):
-                    consecutive += 1
-                    if breaker and consecutive >= breaker and not state["open"]:
-                        state["open"] = True
-                        log.warning("%s: %d transient failures in a row; deferring the remaining items",
-                                    service_name(service), consecutive)
-                else:
-                    consecutive = 0
-                record(i, on_error(item, exc))
-                continue
-            consecutive = 0
+            row, transient = await one(items[i])
+            count(transient)
             record(i, row)
 
     try:
@@ -198,12 +223,7 @@ async def run_bulk(
         if bar is not None:
             bar.close()
     seconds = time.perf_counter() - started
-    order = list(summary_labels) + sorted(k for k in counts if k not in summary_labels)
-    parts = ", ".join(f"{k} {counts[k]}" for k in order if counts.get(k))
-    summary = f"{service_name(service)}: {desc}: {total} item{'s' if total != 1 else ''}" \
-              f"{' — ' + parts if parts else ''} in {seconds:.1f} s"
-    if state["open"]:
-        summary += " (stopped early after repeated failures: re-run later to process the deferred items)"
+    summary = _summary(service, desc, total, counts, summary_labels, seconds, state["open"])
     log.info("%s", summary)
     if progress:
         print(redact(summary), flush=True)

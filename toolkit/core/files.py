@@ -7,6 +7,10 @@
   names Windows reserves (``CON``, ``NUL`` …) and shortens names to at most 200 bytes, keeping the
   extension.
 * :func:`inside` joins a cleaned name to a folder and refuses any result outside it.
+* :func:`temporary` makes the temporary file a write goes to before it is renamed into place; its name says
+  which process made it (``.{name}.~tk{host}-{pid}~{random}.part``), so :func:`clean_temporaries` — run by
+  the next write to the same folder — removes exactly what a killed run left, never the temporary of a run
+  still going.
 """
 
 from __future__ import annotations
@@ -14,14 +18,19 @@ from __future__ import annotations
 import functools
 import os
 import re
+import socket
+import tempfile
+import time
 import unicodedata
+import zlib
 from email.message import Message
 from pathlib import Path
 from urllib.parse import unquote
 
 from .errors import ValidationError
 
-__all__ = ["content_disposition_filename", "safe_filename", "inside"]
+__all__ = ["content_disposition_filename", "safe_filename", "inside", "temporary", "clean_temporaries",
+           "process_alive"]
 
 _FORBIDDEN = set('<>:"|?*')
 _RESERVED = {"CON", "PRN", "AUX", "NUL", *(f"COM{i}" for i in range(10)), *(f"LPT{i}" for i in range(10))}
@@ -89,3 +98,62 @@ def inside(folder: "str | os.PathLike[str]", name: str) -> Path:
         raise ValidationError(f"refused to write {name!r} outside the folder", service=None,
                               hint="The service suggested an unsafe file name; nothing was written.")
     return target
+
+
+# -- temporaries ------------------------------------------------------------------------------------------
+_HOST_TAG = f"{zlib.crc32(socket.gethostname().encode()) & 0xFFFF:04x}"
+_OURS = re.compile(r"^\..*\.~tk([0-9a-f]{4})-(\d+)~[a-z0-9_]+\.(part|partial|tmp)$")
+#: the shape of the temporaries of earlier versions (``.{name}.{8 random}.part``): removed once stale
+_OLD = re.compile(r"^\..{1,60}\.[a-z0-9_]{8}\.(part|partial)$")
+#: a temporary older than this (seconds) is stale whoever made it
+STALE_AFTER = 6 * 3600
+
+
+def process_alive(pid: int) -> bool:
+    """Whether process ``pid`` of this machine still runs (a process we may not signal counts as running)."""
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError, ValueError):
+        return True
+    return True
+
+
+def temporary(folder: "str | os.PathLike[str]", name: str, suffix: str = ".part") -> tuple[int, str]:
+    """A new temporary file in ``folder`` for ``name`` (``os.open`` descriptor and path), named so that
+    :func:`clean_temporaries` knows its maker; the folder is made again if it was removed meanwhile."""
+    prefix = f".{name[:40]}.~tk{_HOST_TAG}-{os.getpid()}~"
+    try:
+        return tempfile.mkstemp(prefix=prefix, suffix=suffix, dir=folder)
+    except FileNotFoundError:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        return tempfile.mkstemp(prefix=prefix, suffix=suffix, dir=folder)
+
+
+def clean_temporaries(folder: "str | os.PathLike[str]") -> int:
+    """Remove the temporaries that runs which no longer exist left in ``folder`` (a process of this machine
+    that ended — killed mid-download, say — or any older than :data:`STALE_AFTER`); returns how many. Files
+    that are not the toolkit's temporaries are never touched."""
+    removed = 0
+    now = time.time()
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return 0
+    for entry in entries:
+        ours, old = _OURS.match(entry.name), _OLD.match(entry.name)
+        if not (ours or old) or entry.is_symlink():
+            continue
+        try:
+            stale = now - entry.stat(follow_symlinks=False).st_mtime > STALE_AFTER
+        except OSError:
+            continue
+        dead = ours is not None and ours.group(1) == _HOST_TAG and not process_alive(int(ours.group(2)))
+        if dead or stale:
+            try:
+                os.unlink(entry.path)
+                removed += 1
+            except OSError:
+                pass
+    return removed

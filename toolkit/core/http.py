@@ -24,7 +24,6 @@ import json as _json
 import logging
 import os
 import random
-import tempfile
 import time
 import weakref
 from dataclasses import dataclass, field
@@ -36,16 +35,17 @@ import httpx
 from .auth import TokenAuth
 from .credentials import Secret
 from .errors import FATAL, MAYBE_DELIVERED, UNSENT, ToolkitError, TransportError, error_class_for_status, service_name
-from .files import content_disposition_filename, inside, safe_filename
+from .files import content_disposition_filename, inside, safe_filename, temporary
 from .redact import get_logger, redact
 
 __all__ = ["HttpClient", "RetryPolicy", "TokenAuth", "Timeouts", "Response", "MockTransport", "ASGITransport",
-           "redact", "parse_error_body", "Paging", "CursorPaging", "PagePaging", "Download", "ServiceClient"]
+           "redact", "parse_error_body", "Paging", "CursorPaging", "PagePaging", "Download"]
 
 log = get_logger("toolkit.http")
 
 Response = httpx.Response
-#: transport classes re-exported for tests and the sandbox (the seam of DESIGN.md)
+#: transport classes re-exported so tests and the sandbox can put their own in place of the network
+#: (a client's ``transport=``) without importing httpx
 MockTransport = httpx.MockTransport
 ASGITransport = httpx.ASGITransport
 HTTPResponse = httpx.Response
@@ -541,12 +541,8 @@ class Download:
 
 
 def _temp_file(root: Path, name: str) -> tuple[int, str]:
-    """A new temporary file next to ``root / name`` (the folder made again if it was removed meanwhile)."""
-    try:
-        return tempfile.mkstemp(prefix=f".{name[:40]}.", suffix=".part", dir=root)
-    except FileNotFoundError:
-        root.mkdir(parents=True, exist_ok=True)
-        return tempfile.mkstemp(prefix=f".{name[:40]}.", suffix=".part", dir=root)
+    """A new temporary file next to ``root / name`` (core :func:`~toolkit.core.files.temporary`)."""
+    return temporary(root, name)
 
 
 def _write_file(root: Path, target: Path, body: bytes) -> None:
@@ -642,24 +638,3 @@ class PagePaging(Paging):
             return None
         return {**params, self.page_param: int(params[self.page_param]) + 1}
 
-
-class ServiceClient:
-    """Base of the async service clients: owns one :class:`HttpClient` as ``self.http`` and closes it
-    (``await client.aclose()`` or ``async with``). Subclasses set ``service`` (the registered name)."""
-
-    service: str = ""
-    http: HttpClient
-
-    async def aclose(self) -> None:
-        await self.http.aclose()
-
-    async def __aenter__(self) -> "ServiceClient":
-        return self
-
-    async def __aexit__(self, *exc: Any) -> None:
-        await self.aclose()
-
-    async def check_credentials(self) -> None:
-        """Fetch the credential now (one token request): raises the service's refusal in plain words."""
-        if getattr(self.http, "auth", None) is not None:
-            await self.http.auth.headers(self.http)

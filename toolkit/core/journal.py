@@ -153,9 +153,10 @@ CREATE TABLE IF NOT EXISTS run_rows (
 class Journal:
     """One journal file; see the module docstring. ``readonly=True`` (dry runs) never writes."""
 
-    def __init__(self, path: "str | os.PathLike[str]", *, readonly: bool = False, service: str | None = None,
-                 lease: float = DEFAULT_LEASE) -> None:
-        self.path = Path(path).expanduser()
+    def __init__(self, path: "str | os.PathLike[str] | None", *, readonly: bool = False,
+                 service: str | None = None, lease: float = DEFAULT_LEASE) -> None:
+        self.memory = path is None  # a journal of this call only (SQLite in memory): same rules, nothing kept
+        self.path = Path(path).expanduser() if path is not None else Path(":memory:")
         self.readonly = readonly
         self.service = service
         self.lease = float(lease)
@@ -171,6 +172,11 @@ class Journal:
                                     "created), or remove a damaged journal file to start a new one.")
 
     def _open(self) -> None:
+        if self.memory:
+            self._db = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
+            self._db.executescript(_TABLES)
+            self._db.execute("INSERT INTO meta (key, value) VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
+            return
         if self.path.is_dir():
             raise self._bad("it is a folder, not a file")
         if not self.path.parent.is_dir():
@@ -280,11 +286,12 @@ class Journal:
         return found
 
     def claim(self, dest: str, item: str, content_hash: str, *, run_id: str | None = None,
-              label: str | None = None) -> Claim:
-        """Claim an item for sending, atomically (see the module docstring)."""
+              label: str | None = None, redo: bool = False) -> Claim:
+        """Claim an item for sending, atomically (see the module docstring). ``redo=True`` claims an item
+        that is ``done`` too (its result is gone: a downloaded file was deleted, say)."""
         if self._db is None or self.readonly:
             before = self.get(dest, item, content_hash)
-            if before and before["state"] == "done":
+            if before and before["state"] == "done" and not redo:
                 return Claim("done", "done", before)
             return Claim("claimed", before["state"] if before else None, before)
         db = self._db
@@ -293,7 +300,7 @@ class Journal:
         try:
             before = self.get(dest, item, content_hash)
             previous = before["state"] if before else None
-            if previous == "done":
+            if previous == "done" and not redo:
                 db.execute("COMMIT")
                 return Claim("done", previous, before)
             if previous == "sending" and before is not None and before["owner"] != self.owner \
@@ -329,6 +336,16 @@ class Journal:
             "extra = COALESCE(excluded.extra, items.extra)",
             (dest, item, content_hash, state, label, None, http_status, redact(message) if message else None,
              remote_id, _now(), json.dumps(dict(extra), default=str) if extra else None))
+
+    def note(self, dest: str, item: str, content_hash: str, extra: Mapping[str, Any]) -> None:
+        """Add ``extra`` to an entry this run holds, before the service is asked: what the next run needs
+        to recognise this run's result if it dies before :meth:`finish` (a download's reserved file name)."""
+        if self._db is None or self.readonly:
+            return
+        row = self._row(dest, item, content_hash)
+        merged = {**json.loads((row or {}).get("extra") or "{}"), **dict(extra)}
+        self._db.execute("UPDATE items SET extra = ? WHERE destination = ? AND item = ? AND content_hash = ?",
+                         (json.dumps(merged, default=str), dest, item, content_hash))
 
     async def wait_settled(self, dest: str, item: str, content_hash: str, *, timeout: float | None = None,
                            interval: float = 0.1) -> dict[str, Any] | None:
