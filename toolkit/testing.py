@@ -8,6 +8,9 @@
 * :func:`free_port` — a free TCP port on 127.0.0.1.
 * :func:`broken_request` — the n-th request of a client fails as a broken connection would (a failure
   part-way through a paged pull or a bulk run).
+* :func:`run_killed` — run a bulk write in a child process that is killed (``SIGKILL``, no clean-up of any
+  kind) the moment the n-th item's answer has come back and before the journal records it: the worst
+  moment for an exactly-once write.
 """
 
 from __future__ import annotations
@@ -16,7 +19,8 @@ import contextlib
 import socket
 from typing import Any, Iterable, Iterator
 
-__all__ = ["assert_no_secrets", "free_port", "broken_request", "toolkit_sandbox", "sandbox_factory", "leaks"]
+__all__ = ["assert_no_secrets", "free_port", "broken_request", "toolkit_sandbox", "sandbox_factory", "leaks",
+           "run_killed"]
 
 
 def leaks(text: str, secrets: Iterable[Any]) -> list[str]:
@@ -43,6 +47,53 @@ def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
         return int(sock.getsockname()[1])
+
+
+_KILL_PRELUDE = """
+import json, os, signal, sys
+from toolkit.core import journal as _journal
+_finish, _seen, _at = _journal.Journal.finish, {"n": 0}, int(os.environ["TOOLKIT_TEST_KILL_AT"])
+def _killing_finish(self, dest, item, content_hash, state, **kw):
+    if state == "done":
+        _seen["n"] += 1
+        if _seen["n"] == _at:  # the service answered; the journal does not know yet
+            os.kill(os.getpid(), signal.SIGKILL)
+    return _finish(self, dest, item, content_hash, state, **kw)
+_journal.Journal.finish = _killing_finish
+ctx = json.loads(os.environ["TOOLKIT_TEST_CONTEXT"])
+"""
+
+
+def run_killed(code: str, *, kill_at: int, timeout: float = 120, **context: Any) -> int:
+    """Run ``code`` (Python text) in a child process that kills itself with ``SIGKILL`` the moment the
+    ``kill_at``-th item of a bulk write is settled *done* — after the service (or the disk) has it, before
+    the journal records it. ``context`` (JSON-able values: URLs, fake sandbox credentials as text, paths) is
+    the dict ``ctx`` in the child. Returns the child's exit code (``-9`` when it was killed); a child that
+    runs past ``timeout`` seconds is killed and raises ``TimeoutError``."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from .core.credentials import Secret
+
+    def plain(value: Any) -> Any:
+        if isinstance(value, Secret):
+            return value.reveal()
+        if isinstance(value, dict):
+            return {k: plain(v) for k, v in value.items()}
+        return value
+
+    env = {**os.environ, "TOOLKIT_TEST_KILL_AT": str(int(kill_at)),
+           "TOOLKIT_TEST_CONTEXT": json.dumps(plain(context), default=str)}
+    try:
+        done = subprocess.run([sys.executable, "-c", _KILL_PRELUDE + "\n" + code], env=env, timeout=timeout,
+                              capture_output=True, text=True)
+    except subprocess.TimeoutExpired:
+        raise TimeoutError(f"the child process ran past {timeout} s") from None
+    if done.returncode not in (0, -9):
+        raise AssertionError(f"the child process failed ({done.returncode}):\n{done.stderr[-3000:]}")
+    return done.returncode
 
 
 @contextlib.contextmanager
