@@ -1,4 +1,4 @@
-"""Boknett emulator: implements Part 1 of the contract exactly (``/work/shared/api-contracts.md``, §3).
+"""Boknett emulator: the login and metadata export API as documented, on loopback HTTP.
 
 One app serves the login and the metadata paths (``credentials()`` gives the same URL for both):
 
@@ -36,6 +36,10 @@ from datetime import datetime, timezone
 from email.utils import formatdate
 from typing import Any, Callable, Iterator
 from urllib.parse import quote
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
 
 from .boknett_data import (HOSTILE_NAMES, audio_bytes, cover_bytes, file_extension, object_fields,
                            render_objects)
@@ -139,9 +143,9 @@ class BoknettEmulator(Emulator):
         self.other_password = f"Annen %{digest[12:18]}&+= {digest[18:24]}"
         self._users = {self.username: (0, self.password), self.other_username: (1, self.other_password)}
         self._key = hashlib.sha256(f"boknett-ids-{seed}".encode()).digest()[:32]
-        #: seconds a TGT lives (the contract: 2 hours)
+        #: seconds a TGT lives (the documented value: 2 hours)
         self.tgt_lifetime: float = 7200.0
-        #: seconds a download id lives after the report named it (the contract: 24 hours)
+        #: seconds a download id lives after the report named it (the documented value: 24 hours)
         self.download_lifetime: float = 86400.0
         #: the server's clock runs this many seconds ahead of the real one
         self.clock_offset: float = 0.0
@@ -312,168 +316,183 @@ class BoknettEmulator(Emulator):
         return cover_bytes(isbn, kind, file_extension(kind, book))
 
     # -- app --------------------------------------------------------------------------------------------------------
-    def build_app(self) -> Any:
-        from starlette.applications import Starlette
-        from starlette.requests import Request
-        from starlette.responses import Response
-        from starlette.routing import Route
-
-        def error(status: int, code: str, message: str) -> Response:
-            return Response(_error_xml(code, message), status_code=status, media_type="application/xml")
-
-        def user_of(request: Request) -> int | Response:
-            """The user index of a valid call, or the error response (401 ticket, 400 Date)."""
-            header = request.headers.get("authorization", "")
-            scheme, _, value = header.strip().partition(" ")
-            if not header:
-                return error(401, "MISSING_AUTHORIZATION", "the Authorization header (Boknett TGT-…) is missing")
-            if scheme != "Boknett" or not value.strip().startswith("TGT-"):
-                return error(401, "INVALID_AUTHORIZATION", "the Authorization header must be 'Boknett TGT-…'")
-            ticket = self._tickets.get(value.strip())
-            if ticket is None:
-                return error(401, "INVALID_TICKET", "the ticket is unknown or was logged out; log in again")
-            user, issued = ticket
-            now = self.now()
-            if now - issued > self.tgt_lifetime:
-                return error(401, "TICKET_EXPIRED", "the ticket has expired; log in again")
-            date = request.headers.get("date")
-            if date is None or not date.strip():
-                return error(400, "MISSING_DATE", "the Date header (RFC 1123) is missing")
-            when = parse_http_date(date)
-            if when is None:
-                return error(400, "INVALID_DATE", "the Date header is not an RFC 1123 date such as "
-                                                  "'Thu, 12 Jun 2014 13:46:16 GMT'")
-            if abs(when - now) > MAX_SKEW_SECONDS:
-                return error(400, "DATE_SKEW", f"the Date header differs from the server time {http_date(now)} "
-                                               f"by more than 15 minutes")
-            return user
-
-        async def login(request: Request) -> Response:
-            form = await request.form()
-            username, password = form.get("username"), form.get("password")
-            if not isinstance(username, str) or not isinstance(password, str) or not username:
-                self.failed_logins += 1
-                return error(400, "MISSING_CREDENTIALS", "the form fields username and password are required")
-            known = self._users.get(username)
-            if known is None or not _secrets.compare_digest(known[1].encode(), password.encode()):
-                self.failed_logins += 1
-                return error(401, "INVALID_CREDENTIALS", "wrong user name or password")
-            self._tgt_serial += 1
-            tgt = f"TGT-{self._tgt_serial}-{''.join(_secrets.choice(_ALNUM) for _ in range(40))}-login.boknett.no"
-            self._tickets[tgt] = (known[0], self.now())
-            self.issued_tgts.append(tgt)
-            self.logins += 1
-            return Response(b"", status_code=201, headers={"Boknett-TGT": tgt,
-                                                           "Location": f"{self.base_url}/v1/tickets/{tgt}"})
-
-        async def logout(request: Request) -> Response:
-            tgt = request.path_params["tgt"]
-            if self._tickets.pop(tgt, None) is None:
-                return error(404, "INVALID_TICKET", "no such ticket")
-            self.logouts += 1
-            return Response(b"", status_code=200)
-
-        async def report(request: Request) -> Response:
-            user = user_of(request)
-            if isinstance(user, Response):
-                return user
-            q = request.query_params
-            after, nxt, size_text = q.get("after"), q.get("next"), q.get("pagesize")
-            if (after is None) == (nxt is None):
-                return error(400, "INVALID_PARAMETERS", "give exactly one of the parameters after and next")
-            size = MAX_PAGESIZE
-            if size_text is not None:
-                if not size_text.isdigit() or int(size_text) < 1:
-                    return error(400, "INVALID_PAGESIZE", "pagesize must be a positive whole number")
-                size = int(size_text)
-                if size > MAX_PAGESIZE:
-                    return error(400, "INVALID_PAGESIZE", f"pagesize must be at most {MAX_PAGESIZE}")
-            now = self.now()
-            oldest = now - MAX_AGE_DAYS * _DAY
-            if after is not None:
-                if not re.fullmatch(r"\d{14}", after):
-                    return error(400, "INVALID_AFTER", "after must be a timestamp yyyyMMddHHmmss")
-                try:
-                    epoch = datetime.strptime(after, "%Y%m%d%H%M%S").replace(tzinfo=timezone.utc).timestamp()
-                except ValueError:
-                    return error(400, "INVALID_AFTER", "after must be a timestamp yyyyMMddHHmmss")
-                if epoch < oldest:
-                    return error(400, "AFTER_TOO_OLD", f"after must be within the last {MAX_AGE_DAYS} days")
-                start = self._first_after(epoch)
-            else:
-                parsed = self._read_cursor(nxt or "")
-                if parsed is None:
-                    return error(400, "INVALID_CURSOR", "the next cursor is not valid")
-                start, issued = parsed
-                if issued < oldest:
-                    return error(400, "CURSOR_EXPIRED", f"the next cursor is older than {MAX_AGE_DAYS} days; "
-                                                        "start again with after")
-            total = self.object_count
-            start = min(start, total)
-            stop = min(start + size, total)
-            self.pages_served += 1
-            body = self._page(start, stop, user)
-            cursor = self.cursor(stop)
-            headers = {"Next": cursor}
-            if stop < total:
-                headers["Link"] = f'<{self.base_url}/metadata/export/object?next={cursor}&pagesize={size}>; rel="next"'
-            return Response(body, media_type="application/xml", headers=headers)
-
-        async def download(request: Request) -> Any:
-            user = user_of(request)
-            if isinstance(user, Response):
-                return user
-            accept = [part.split(";")[0].strip().lower() for part in request.headers.get("accept", "").split(",")]
-            if "application/octet-stream" not in accept:
-                return error(406, "NOT_ACCEPTABLE", "the Accept header must be application/octet-stream")
-            raw = request.query_params.get("id", "")
-            parsed = self._read_id(raw)
-            if parsed is None or parsed[1] >= self.object_count:
-                return error(404, "NOT_FOUND", "no object with this id")
-            owner, i, issued_ms = parsed
-            if owner != user:
-                return error(403, "FORBIDDEN", "the id belongs to another user")
-            if self.now() - issued_ms / 1000 > self.download_lifetime:
-                return error(410, "GONE", "the id has expired; request the object report again")
-            self.download_counts[raw] += 1
-            self.downloads_by_position[i] += 1
-            headers = {"Content-Disposition": content_disposition(self.filename(i)),
-                       "Content-Type": "application/octet-stream"}
-            if i == 0 and self.big_object_bytes is not None:
-                total = int(self.big_object_bytes)
-                return _Body(200, headers, _big_chunks(total), total, self.cut_download_after)
-            data = self.body(i)
-            return _Body(200, headers, _chunks(data), len(data), self.cut_download_after)
-
-        routes = [
-            Route("/v1/tickets", login, methods=["POST"]),
-            Route("/v1/tickets/{tgt}", logout, methods=["DELETE"]),
-            Route("/metadata/export/object", report, methods=["GET"]),
-            Route("/metadata/export/object/download", download, methods=["GET"]),
+    def routes(self) -> list[Any]:
+        return [
+            Route("/v1/tickets", self.post_ticket, methods=["POST"]),
+            Route("/v1/tickets/{tgt}", self.delete_ticket, methods=["DELETE"]),
+            Route("/metadata/export/object", self.get_report, methods=["GET"]),
+            Route("/metadata/export/object/download", self.get_download, methods=["GET"]),
         ]
 
-        async def not_found(request: Request, exc: Exception) -> Response:
-            return error(404, "NOT_FOUND", "no such endpoint")
+    def unrouted(self, request: Request, status: int) -> Response:
+        if status == 405:
+            return _error(405, "METHOD_NOT_ALLOWED", "method not allowed")
+        return _error(404, "NOT_FOUND", "no such endpoint")
 
-        async def not_allowed(request: Request, exc: Exception) -> Response:
-            return error(405, "METHOD_NOT_ALLOWED", "method not allowed")
+    def build_app(self) -> Any:
+        """The routes; every response carries the server clock's ``Date``."""
+        return _Dated(super().build_app(), self.now)
 
-        app = Starlette(routes=routes, exception_handlers={404: not_found, 405: not_allowed})
-        emulator = self
+    def _user_of(self, request: Request) -> int | Response:
+        """The user index of a valid call, or the error response (401 ticket, 400 Date)."""
+        header = request.headers.get("authorization", "")
+        scheme, _, value = header.strip().partition(" ")
+        if not header:
+            return _error(401, "MISSING_AUTHORIZATION", "the Authorization header (Boknett TGT-…) is missing")
+        if scheme != "Boknett" or not value.strip().startswith("TGT-"):
+            return _error(401, "INVALID_AUTHORIZATION", "the Authorization header must be 'Boknett TGT-…'")
+        ticket = self._tickets.get(value.strip())
+        if ticket is None:
+            return _error(401, "INVALID_TICKET", "the ticket is unknown or was logged out; log in again")
+        user, issued = ticket
+        now = self.now()
+        if now - issued > self.tgt_lifetime:
+            return _error(401, "TICKET_EXPIRED", "the ticket has expired; log in again")
+        date = request.headers.get("date")
+        if date is None or not date.strip():
+            return _error(400, "MISSING_DATE", "the Date header (RFC 1123) is missing")
+        when = parse_http_date(date)
+        if when is None:
+            return _error(400, "INVALID_DATE", "the Date header is not an RFC 1123 date such as "
+                                               "'Thu, 12 Jun 2014 13:46:16 GMT'")
+        if abs(when - now) > MAX_SKEW_SECONDS:
+            return _error(400, "DATE_SKEW", f"the Date header differs from the server time {http_date(now)} "
+                                            f"by more than 15 minutes")
+        return user
 
-        async def with_date(scope: dict, receive: Callable, send: Callable) -> None:
-            """Every response carries the server clock's ``Date``."""
-            if scope["type"] != "http":
-                await app(scope, receive, send)
-                return
+    async def post_ticket(self, request: Request) -> Response:
+        """``POST /v1/tickets`` (form ``username``, ``password``): log in → ``201``, empty body, the TGT in
+        the headers ``Boknett-TGT`` and ``Location``; wrong credentials → ``401``."""
+        form = await request.form()
+        username, password = form.get("username"), form.get("password")
+        if not isinstance(username, str) or not isinstance(password, str) or not username:
+            self.failed_logins += 1
+            return _error(400, "MISSING_CREDENTIALS", "the form fields username and password are required")
+        known = self._users.get(username)
+        if known is None or not _secrets.compare_digest(known[1].encode(), password.encode()):
+            self.failed_logins += 1
+            return _error(401, "INVALID_CREDENTIALS", "wrong user name or password")
+        self._tgt_serial += 1
+        tgt = f"TGT-{self._tgt_serial}-{''.join(_secrets.choice(_ALNUM) for _ in range(40))}-login.boknett.no"
+        self._tickets[tgt] = (known[0], self.now())
+        self.issued_tgts.append(tgt)
+        self.logins += 1
+        return Response(b"", status_code=201, headers={"Boknett-TGT": tgt,
+                                                       "Location": f"{self.base_url}/v1/tickets/{tgt}"})
 
-            async def send_dated(message: dict) -> None:
-                if message["type"] == "http.response.start":
-                    headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"date"]
-                    headers.append((b"date", http_date(emulator.now()).encode()))
-                    message = {**message, "headers": headers}
-                await send(message)
+    async def delete_ticket(self, request: Request) -> Response:
+        """``DELETE /v1/tickets/{tgt}``: log out; an unknown ticket → ``404``."""
+        tgt = request.path_params["tgt"]
+        if self._tickets.pop(tgt, None) is None:
+            return _error(404, "INVALID_TICKET", "no such ticket")
+        self.logouts += 1
+        return Response(b"", status_code=200)
 
-            await app(scope, receive, send_dated)
+    async def get_report(self, request: Request) -> Response:
+        """``GET /metadata/export/object?after=yyyyMMddHHmmss | next=<cursor>[&pagesize=N]``: one page of the
+        list of changes as ``<OBJECTS>`` XML, the next cursor in ``Next`` (and ``Link`` when more follow)."""
+        user = self._user_of(request)
+        if isinstance(user, Response):
+            return user
+        q = request.query_params
+        after, nxt, size_text = q.get("after"), q.get("next"), q.get("pagesize")
+        if (after is None) == (nxt is None):
+            return _error(400, "INVALID_PARAMETERS", "give exactly one of the parameters after and next")
+        size = MAX_PAGESIZE
+        if size_text is not None:
+            if not size_text.isdigit() or int(size_text) < 1:
+                return _error(400, "INVALID_PAGESIZE", "pagesize must be a positive whole number")
+            size = int(size_text)
+            if size > MAX_PAGESIZE:
+                return _error(400, "INVALID_PAGESIZE", f"pagesize must be at most {MAX_PAGESIZE}")
+        oldest = self.now() - MAX_AGE_DAYS * _DAY
+        start = self._start_of(after, oldest) if after is not None else self._start_at(nxt or "", oldest)
+        if isinstance(start, Response):
+            return start
+        total = self.object_count
+        start = min(start, total)
+        stop = min(start + size, total)
+        self.pages_served += 1
+        body = self._page(start, stop, user)
+        cursor = self.cursor(stop)
+        headers = {"Next": cursor}
+        if stop < total:
+            headers["Link"] = f'<{self.base_url}/metadata/export/object?next={cursor}&pagesize={size}>; rel="next"'
+        return Response(body, media_type="application/xml", headers=headers)
 
-        return with_date
+    def _start_of(self, after: str, oldest: float) -> int | Response:
+        """The first position after the timestamp ``after`` (not before ``oldest``), or the 400 answer."""
+        if not re.fullmatch(r"\d{14}", after):
+            return _error(400, "INVALID_AFTER", "after must be a timestamp yyyyMMddHHmmss")
+        try:
+            epoch = datetime.strptime(after, "%Y%m%d%H%M%S").replace(tzinfo=timezone.utc).timestamp()
+        except ValueError:
+            return _error(400, "INVALID_AFTER", "after must be a timestamp yyyyMMddHHmmss")
+        if epoch < oldest:
+            return _error(400, "AFTER_TOO_OLD", f"after must be within the last {MAX_AGE_DAYS} days")
+        return self._first_after(epoch)
+
+    def _start_at(self, cursor: str, oldest: float) -> int | Response:
+        """The position of a ``next`` cursor (issued not before ``oldest``), or the 400 answer."""
+        parsed = self._read_cursor(cursor)
+        if parsed is None:
+            return _error(400, "INVALID_CURSOR", "the next cursor is not valid")
+        start, issued = parsed
+        if issued < oldest:
+            return _error(400, "CURSOR_EXPIRED", f"the next cursor is older than {MAX_AGE_DAYS} days; "
+                                                 "start again with after")
+        return start
+
+    async def get_download(self, request: Request) -> Any:
+        """``GET /metadata/export/object/download?id=…`` (``Accept: application/octet-stream``): the file with
+        ``Content-Disposition``; ``406`` other Accept, ``403`` another user's id, ``404`` unknown, ``410``
+        expired."""
+        user = self._user_of(request)
+        if isinstance(user, Response):
+            return user
+        accept = [part.split(";")[0].strip().lower() for part in request.headers.get("accept", "").split(",")]
+        if "application/octet-stream" not in accept:
+            return _error(406, "NOT_ACCEPTABLE", "the Accept header must be application/octet-stream")
+        raw = request.query_params.get("id", "")
+        parsed = self._read_id(raw)
+        if parsed is None or parsed[1] >= self.object_count:
+            return _error(404, "NOT_FOUND", "no object with this id")
+        owner, i, issued_ms = parsed
+        if owner != user:
+            return _error(403, "FORBIDDEN", "the id belongs to another user")
+        if self.now() - issued_ms / 1000 > self.download_lifetime:
+            return _error(410, "GONE", "the id has expired; request the object report again")
+        self.download_counts[raw] += 1
+        self.downloads_by_position[i] += 1
+        headers = {"Content-Disposition": content_disposition(self.filename(i)),
+                   "Content-Type": "application/octet-stream"}
+        if i == 0 and self.big_object_bytes is not None:
+            total = int(self.big_object_bytes)
+            return _Body(200, headers, _big_chunks(total), total, self.cut_download_after)
+        data = self.body(i)
+        return _Body(200, headers, _chunks(data), len(data), self.cut_download_after)
+
+
+def _error(status: int, code: str, message: str) -> Response:
+    return Response(_error_xml(code, message), status_code=status, media_type="application/xml")
+
+
+class _Dated:
+    """ASGI wrapper: every response carries ``Date`` from ``clock`` (the server clock, epoch seconds)."""
+
+    def __init__(self, app: Any, clock: Callable[[], float]) -> None:
+        self.app, self.clock = app, clock
+
+    async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_dated(message: dict) -> None:
+            if message["type"] == "http.response.start":
+                headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"date"]
+                headers.append((b"date", http_date(self.clock()).encode()))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, send_dated)
