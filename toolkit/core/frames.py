@@ -204,6 +204,8 @@ def frame(
     summary: str | None = None,
     extra: str = "drop",
     text: Sequence[str] | None = None,
+    kind: str | None = None,
+    service: str | None = None,
 ) -> ToolkitFrame:
     """Build a :class:`ToolkitFrame` with exactly the declared columns (in order) and dtypes.
 
@@ -211,7 +213,8 @@ def frame(
     they get the dtype ``"cpr"`` / ``"redacted"`` whose display is masked wherever pandas shows them. A
     schema may also declare ``"cpr"`` or ``"redacted"`` directly. ``extra="keep"`` keeps undeclared fields
     as object columns after the declared ones. ``text`` names the free-text columns shown in full in the
-    notebook (default: those of :data:`FREE_TEXT` that exist).
+    notebook (default: those of :data:`FREE_TEXT` that exist). ``kind`` (``"assets"``, ``"records"``,
+    ``"jobs"`` … see docs/vocabulary.md) and ``service`` (the registered name) go to ``df.attrs``.
     """
     masks = dict(masked) if isinstance(masked, Mapping) else {c: "cpr" for c in masked}
     unknown = set(masks.values()) - set(MASK_DTYPES)
@@ -234,6 +237,10 @@ def frame(
         df.attrs[_TEXT_ATTR] = list(text)
     if summary:
         df.attrs["summary"] = summary
+    if kind is not None:
+        df.attrs["kind"] = kind
+    if service is not None:
+        df.attrs["service"] = service
     if index:
         attrs = dict(df.attrs)
         df = df.set_index(index, drop=True)
@@ -241,11 +248,16 @@ def frame(
     return df
 
 
-def series(record: Mapping[str, Any], schema: Schema, *, masked: Mapping[str, str] | Sequence[str] = ()
+def series(record: Mapping[str, Any], schema: Schema, *, masked: Mapping[str, str] | Sequence[str] = (),
+           index: str | None = None, extra: str = "drop", kind: str | None = None, service: str | None = None
            ) -> ToolkitSeries:
-    """One result row as a Series with the schema's fields (e.g. ``put_image``'s result).
+    """One result row as a Series with the schema's fields (e.g. ``put_image``'s result): the one row of
+    :func:`frame` with the same arguments, so ``index`` names the field that becomes the Series' ``name``
+    and ``kind`` / ``service`` are in its ``attrs``.
 
     A row mixes dtypes, so it is of object dtype: its CPR value is a :class:`toolkit.core.cpr_dtype.CprStr`
     (equal to the raw text, shown masked).
     """
-    return frame([record], schema, masked=masked).iloc[0]
+    row = frame([record], schema, masked=masked, index=index, extra=extra, kind=kind, service=service).iloc[0]
+    row.attrs.update({k: v for k, v in (("kind", kind), ("service", service)) if v is not None})
+    return row
