@@ -18,9 +18,10 @@ from typing import Any, Mapping
 
 from ..core import service as _service
 from ..core.auth import DateHeader, TicketAuth
+from ..core.client import ServiceClient
 from ..core.credentials import Secret
 from ..core.errors import ToolkitError, ValidationError
-from ..core.http import HttpClient, RetryPolicy, ServiceClient, Timeouts
+from ..core.http import RetryPolicy, Timeouts
 from ..core.redact import redact
 from ..core.registry import Field, ServiceSpec, register
 from ..core.sync import sync_class
@@ -85,8 +86,8 @@ class AsyncClient(ServiceClient):
         self.auth = TicketAuth(f"{self.login_url}/v1/tickets", self.username, password or "",
                                ticket_header="Boknett-TGT", scheme="Boknett", lifetime=tgt_lifetime,
                                renew_after=tgt_renew_after, hints=LOGIN_HINTS)
-        self.http = HttpClient(SERVICE, self.base_url, auth=self.auth, transport=transport, timeouts=timeouts,
-                               retry=retry, max_connections=max_connections, attempt_headers=[self.clock])
+        self.http = self._open_http(self.base_url, auth=self.auth, transport=transport, timeouts=timeouts,
+                                    retry=retry, max_connections=max_connections, attempt_headers=[self.clock])
 
         self._clock_lock: asyncio.Lock | None = None
         self._clock_loop: Any = None

@@ -21,9 +21,10 @@ import re
 from typing import Any, Mapping
 
 from ..core import service as _service
+from ..core.client import ServiceClient
 from ..core.credentials import Secret, reveal
 from ..core.errors import APIError, Unauthorized, ValidationError
-from ..core.http import HttpClient, ServiceClient, Timeouts
+from ..core.http import Timeouts
 from ..core.redact import get_logger, redact, register_secret
 from ..core.registry import Field, ServiceSpec, register
 from ..core.sync import sync_class
@@ -113,9 +114,9 @@ class AsyncClient(ServiceClient):
         register_secret(base64.b64encode(f"{self.email}:{secret.reveal()}".encode()).decode())
         timeouts = Timeouts() if timeout is None else Timeouts(connect=min(10.0, timeout), read=timeout,
                                                                write=timeout, pool=max(timeout, 30.0))
-        self.http = HttpClient("dokus", self.base_url, headers={"Accept": "application/json"},
-                               basic_auth=(self.email, secret), timeouts=timeouts,
-                               max_connections=max_connections, transport=transport, hints=HINTS)
+        self.http = self._open_http(self.base_url, headers={"Accept": "application/json"},
+                                    basic_auth=(self.email, secret), timeouts=timeouts,
+                                    max_connections=max_connections, transport=transport, hints=HINTS)
         self.specs = _specs(resources)
         self._resources = {name: Resource(self, spec) for name, spec in self.specs.items()}
 

@@ -26,12 +26,12 @@ from typing import Any, Iterable, Mapping
 
 from ..core import service as _service
 from ..core.auth import BearerToken
+from ..core.client import ServiceClient
 from ..core.credentials import Secret
 from ..core.errors import (Forbidden, Gone, NotFound, QuotaExhausted, RateLimited, ToolkitError, Unauthorized,
                            ValidationError)
 from ..core.frames import frame
-from ..core.http import (HttpClient, RetryPolicy, ServiceClient, Timeouts, json_or_none, parse_error_body,
-                         parse_retry_after)
+from ..core.http import RetryPolicy, Timeouts, json_or_none, parse_error_body, parse_retry_after
 from ..core.journal import Journal
 from ..core.redact import get_logger, redact, register_secret
 from ..core.registry import Field, ServiceSpec, register
@@ -84,8 +84,9 @@ class AsyncClient(ServiceClient):
         self.base_url = str(base_url or "https://server.livingdocs.io").rstrip("/")
         self.api_version = str(api_version or "v1").strip()
         self.auth = BearerToken(secret)
-        self.http = HttpClient(SERVICE, self.base_url, auth=self.auth, headers={"Accept": "application/json"},
-                               transport=transport, timeouts=timeouts, retry=retry, max_connections=max_connections)
+        self.http = self._open_http(self.base_url, auth=self.auth, headers={"Accept": "application/json"},
+                                    transport=transport, timeouts=timeouts, retry=retry,
+                                    max_connections=max_connections)
         #: how many times an import POST is tried when the service answers 429 (with Retry-After) or 5xx;
         #: by default the retry policy's ``attempts`` (its waits are the policy's too)
         self.import_attempts = max(1, int(import_attempts if import_attempts is not None else self.http.retry.attempts))
@@ -299,9 +300,7 @@ class AsyncClient(ServiceClient):
                         row["state"], row["finished"] = "failed", True
             finally:
                 book.close()
-        df = frame(list(rows.values()), JOBS_SCHEMA)
-        df.attrs.update(kind="jobs", service=SERVICE)
-        return df
+        return frame(list(rows.values()), JOBS_SCHEMA, kind="jobs", service=SERVICE)
 
     async def media(self, external_ids: Any, system_name: str, *, concurrency: int = 8) -> Any:
         """Look images up in the media library by their source-system id.
@@ -340,9 +339,7 @@ class AsyncClient(ServiceClient):
             return _media_row(ext, system_name.strip(), match)
 
         rows = await asyncio.gather(*(one(i) for i in ids))
-        df = frame(list(rows), MEDIA_SCHEMA)
-        df.attrs.update(kind="assets", service=SERVICE)
-        return df
+        return frame(list(rows), MEDIA_SCHEMA, kind="assets", service=SERVICE)
 
     async def fetch_image(self, url: str, *, max_bytes: int = 20 * 1024 * 1024) -> Any:
         """The picture at ``url`` (a result row's ``url``) as a PIL image, or ``None`` when it is not a picture

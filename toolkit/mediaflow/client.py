@@ -21,9 +21,10 @@ from typing import Any, Callable, Sequence
 
 from ..core import service as _service
 from ..core.auth import RefreshTokenGrant
+from ..core.client import ServiceClient
 from ..core.credentials import Secret
 from ..core.frames import ToolkitFrame, ToolkitSeries
-from ..core.http import HttpClient, RetryPolicy, ServiceClient, Timeouts
+from ..core.http import RetryPolicy, Timeouts
 from ..core.journal import destination
 from ..core.redact import redact
 from ..core.registry import Field, ServiceSpec, register
@@ -104,26 +105,18 @@ class AsyncClient(ServiceClient):
         self.client_id = str(client_id)
         self.auth = MediaflowTokenGrant(f"{self.base_url}/oauth2/token", self.client_id, client_secret or "",
                                         refresh_token or "", hints=TOKEN_HINTS, on_rotate=on_rotate)
-        self.http = HttpClient(SERVICE, self.base_url, auth=self.auth, headers={"Accept": "application/json"},
-                               transport=transport, timeouts=timeouts, retry=retry, max_connections=max_connections,
-                               hints=HINTS)
-        # upload URLs and previews live on other hosts: no auth, no base URL, and no retries of its own
+        self.http = self._open_http(self.base_url, auth=self.auth, headers={"Accept": "application/json"},
+                                    transport=transport, timeouts=timeouts, retry=retry,
+                                    max_connections=max_connections, hints=HINTS)
+        # signed upload URLs live on other hosts: no auth, no base URL, and no retries of its own
         # (uploads.py decides what may be repeated: the same upload URL, never a second one blindly)
-        self.transfer = HttpClient(SERVICE, "", auth=None, transport=transport, timeouts=timeouts,
-                                   retry=RetryPolicy(attempts=1), max_connections=max_connections)
+        self.transfer = self._open_http("", transport=transport, timeouts=timeouts, retry=RetryPolicy(attempts=1),
+                                        max_connections=max_connections)
 
     # -- plumbing ---------------------------------------------------------------------------------------
     def destination(self, folder_id: Any) -> str:
         """The journal key of an upload folder: service, base URL and folder id (never a secret)."""
         return destination(SERVICE, self.base_url, folder=int(folder_id))
-
-    async def aclose(self) -> None:
-        await self.http.aclose()
-        await self.transfer.aclose()
-
-    async def ensure_pool(self, concurrency: int) -> None:
-        await self.http.ensure_pool(concurrency)
-        await self.transfer.ensure_pool(concurrency)
 
     @property
     def refresh_token(self) -> Secret:

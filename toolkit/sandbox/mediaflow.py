@@ -1,4 +1,4 @@
-"""Mediaflow emulator: implements Part 1 of the contract exactly (``/work/shared/api-contracts.md``, §4).
+"""Mediaflow emulator: the documented REST API (files, folders, uploads, downloads), on loopback HTTP.
 
 Every API route exists under ``/1/…`` and, for a deployment behind a proxy, under ``/proxy/mf/1/…``;
 ``credentials()["base_url"]`` is the documented form that ends in the API version (``…/1``).
@@ -20,7 +20,7 @@ Every API route exists under ``/1/…`` and, for a deployment behind a proxy, un
   "isPreview", "filetype", "expiresIn", "downloadURL", "downloadWarning"}]`` (format 0 = the original; the
   only format the emulator offers), ``GET /1/files/{id}/downloads/0`` the same one-element array, another
   format id → 404. ``downloadURL`` is signed (``/download/{id}/0?signature=…``, no auth needed, a secret) and
-  the same link each time it is asked for (an assumption: the contract is silent); a bad signature → 403.
+  the same link each time it is asked for (an assumption: the documentation is silent); a bad signature → 403.
   The original is the stored bytes of an upload, or a picture of the file's width × height for a seeded one.
 * Upload: ``POST /1/file`` ``{"filename", "filesize", "toFolder"}`` → ``{"expiresIn", "uploadURL"}``; then
   ``PUT`` (or ``POST``) of the raw bytes (or one multipart file part) to ``uploadURL``, no auth needed →
@@ -40,8 +40,12 @@ import hmac
 import json
 import secrets as _secrets
 import time
-from typing import Any
+from typing import Any, Callable
 from urllib.parse import parse_qs, quote
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Mount, Route
 
 from .mediaflow_data import PREVIEW_SIZES, file_type_for, make_files, make_folders, make_preview
 from .server import Emulator
@@ -256,365 +260,410 @@ class MediaflowEmulator(Emulator):
         return token
 
     # -- app ------------------------------------------------------------------------------------------------
-    def build_app(self) -> Any:
-        from starlette.applications import Starlette
-        from starlette.requests import Request
-        from starlette.responses import Response
-        from starlette.routing import Mount, Route
-
-        def respond(body: Any, status: int = 200) -> Response:
-            return Response(json.dumps(body, ensure_ascii=False), status_code=status,
-                            media_type="application/json; charset=utf-8")
-
-        def error(status: int, message: str) -> Response:
-            return respond({"status": status, "error": message}, status)
-
-        # token ------------------------------------------------------------------------------------------
-        async def token(request: Request) -> Response:
-            query = {k: v[-1] for k, v in parse_qs(request.url.query, keep_blank_values=True).items()}
-            form: dict[str, str] = {}
-            if request.method == "POST":
-                ctype = request.headers.get("content-type", "")
-                raw = await request.body()
-                if ctype.startswith("application/json"):
-                    try:
-                        loaded = json.loads(raw or b"{}")
-                        form = {str(k): str(v) for k, v in loaded.items()} if isinstance(loaded, dict) else {}
-                    except ValueError:
-                        return error(400, "the body is not valid JSON")
-                else:
-                    form = {k: v[-1] for k, v in parse_qs(raw.decode("utf-8", "replace"),
-                                                         keep_blank_values=True).items()}
-            params = {**query, **form}
-            secret_values = {self.client_secret, self.password, *self.issued_refresh_tokens}
-            rec = {"method": request.method, "grant_type": params.get("grant_type"),
-                   "secrets_in_query": any(v in secret_values for v in query.values()) or
-                   any(k in query for k in ("client_secret", "refresh_token", "password")),
-                   "query_keys": sorted(query), "form_keys": sorted(form), "status": None, "time": time.time()}
-            self.token_requests.append(rec)
-
-            def done(resp: Response) -> Response:
-                rec["status"] = resp.status_code
-                return resp
-
-            grant = params.get("grant_type")
-            if grant not in ("refresh_token", "password"):
-                return done(error(400, "grant_type must be refresh_token (or password)"))
-            if not params.get("client_id"):
-                return done(error(400, "the client_id parameter is missing"))
-            if params["client_id"] != self.client_id:
-                return done(error(401, "Unknown client id"))
-            if not hmac.compare_digest(params.get("client_secret", ""), self.client_secret):
-                return done(error(401, "The client secret is wrong for this client id"))
-            body: dict[str, Any] = {}
-            if grant == "refresh_token":
-                old = params.get("refresh_token", "")
-                if old not in self._valid_refresh:
-                    return done(error(401, "The refresh token is not valid: it is wrong, or it was replaced "
-                                           "by a newer one"))
-                if self.rotate_refresh_tokens:
-                    self._counter += 1
-                    new = _derive(self.seed, f"refresh-token-{self._counter}-{_secrets.token_hex(4)}", 30)
-                    self._valid_refresh.discard(old)
-                    self._valid_refresh.add(new)
-                    self.issued_refresh_tokens.append(new)
-                    self.current_refresh_token = new
-                    body["refresh_token"] = new
-            else:
-                if params.get("username") != self.username or not hmac.compare_digest(
-                        params.get("password", ""), self.password):
-                    return done(error(401, "The username or password is wrong"))
-            out = {"access_token": self._issue_token(), "token_type": "Bearer", "expires_in": self.token_lifetime}
-            out.update(body)
-            return done(respond(out))
-
-        def check(request: Request) -> Response | None:
-            header = request.headers.get("authorization", "")
-            scheme, _, value = header.partition(" ")
-            value = value.strip()
-            if scheme.lower() != "bearer" or not value:
-                value = request.query_params.get("access_token", "")
-                if value:
-                    self.query_token_uses.append(request.url.path)
-            exp = self._tokens.get(value) if value else None
-            reason = "missing" if not value else "invalid" if exp is None else \
-                "expired" if time.monotonic() >= exp else None
-            if reason is None:
-                return None
-            self.rejected_token_uses.append({"path": request.url.path, "reason": reason, "time": time.time()})
-            return error(401, {"missing": "No access token: send the header Authorization: Bearer <access_token>",
-                               "invalid": "The access token is not valid",
-                               "expired": "The access token has expired"}[reason])
-
-        def select(request: Request, item: dict[str, Any], allowed: tuple[str, ...],
-                   default: tuple[str, ...]) -> dict[str, Any]:
-            raw = request.query_params.get("fields", "")
-            names = [n.strip().lower() for n in raw.split(",") if n.strip()]
-            if not names:
-                keep = set(default)
-            elif any(n in ("all", "any") for n in names):
-                keep = set(allowed)
-            else:
-                lower = {k.lower(): k for k in allowed}
-                keep = {lower[n] for n in names if n in lower}
-            keep.add("id")
-            return {k: item[k] for k in allowed if k in keep and k in item}
-
-        def file_filter(request: Request) -> Response | Any:
-            ftype = request.query_params.get("type", "any").strip().lower() or "any"
-            processed = request.query_params.get("processed", "").strip().lower() in ("true", "1", "yes")
-
-            def keep(f: dict[str, Any]) -> bool:
-                self._refresh(f)
-                if processed and not f["processed"]:
-                    return False
-                return ftype in ("any", "all") or f["type"]["type"] == ftype
-            return keep
-
-        def paging(request: Request, default: int | None) -> tuple[int, int | None] | Response:
-            page_s = request.query_params.get("page")
-            per_s = request.query_params.get("per_page")
-            try:
-                page = int(page_s) if page_s not in (None, "") else 1
-                per = int(per_s) if per_s not in (None, "") else default
-            except ValueError:
-                return error(400, "page and per_page must be whole numbers")
-            if page < 1 or (per is not None and per < 1):
-                return error(400, "page starts at 1 and per_page must be at least 1")
-            if per is not None:
-                per = min(per, 100)
-            return page, per
-
-        def file_list(request: Request, files: list[dict[str, Any]], default_per: int | None) -> Response:
-            pg = paging(request, default_per)
-            if isinstance(pg, Response):
-                return pg
-            page, per = pg
-            keep = file_filter(request)
-            chosen = self._newest_first([f for f in files if keep(f)])
-            if per is not None:
-                chosen = chosen[(page - 1) * per: page * per]
-            return respond([select(request, self._public(f), FILE_FIELDS, DEFAULT_FILE_FIELDS) for f in chosen])
-
-        def parse_id(text: str) -> int | None:
-            try:
-                return int(text)
-            except ValueError:
-                return None
-
-        def file_of(request: Request) -> tuple[int | None, dict[str, Any] | None]:
-            """The path's file id and the file it names (None when there is no such file)."""
-            fid = parse_id(request.path_params["file_id"])
-            return fid, (self.files.get(fid) if fid is not None else None)
-
-        async def latest(request: Request) -> Response:
-            return check(request) or file_list(request, list(self.files.values()), 20)
-
-        async def one_file(request: Request) -> Response:
-            denied = check(request)
-            if denied:
-                return denied
-            fid, f = file_of(request)
-            if f is None:
-                return error(404, f"File {request.path_params['file_id']} does not exist")
-            self._refresh(f)
-            return respond([select(request, self._public(f), FILE_FIELDS, DEFAULT_FILE_FIELDS)])
-
-        async def folders(request: Request) -> Response:
-            return check(request) or respond([select(request, f, FOLDER_FIELDS, DEFAULT_FOLDER_FIELDS)
-                                              for f in self.folders])
-
-        async def foldertree(request: Request) -> Response:
-            return check(request) or respond([select(request, f, FOLDER_FIELDS, TREE_FIELDS) for f in self.folders])
-
-        def get_folder(request: Request) -> dict[str, Any] | Response:
-            fid = parse_id(request.path_params["folder_id"])
-            folder = self._folders.get(fid) if fid is not None else None
-            if folder is None:
-                return error(404, f"Folder {request.path_params['folder_id']} does not exist")
-            return folder
-
-        async def children(request: Request) -> Response:
-            denied = check(request)
-            if denied:
-                return denied
-            folder = get_folder(request)
-            if isinstance(folder, Response):
-                return folder
-            return respond([select(request, f, FOLDER_FIELDS, DEFAULT_FOLDER_FIELDS)
-                            for f in self.folders if f["parent"] == folder["id"]])
-
-        async def folder_files(request: Request) -> Response:
-            denied = check(request)
-            if denied:
-                return denied
-            folder = get_folder(request)
-            if isinstance(folder, Response):
-                return folder
-            return file_list(request, [f for f in self.files.values() if f["folderId"] == folder["id"]], None)
-
-        async def request_upload(request: Request) -> Response:
-            denied = check(request)
-            if denied:
-                return denied
-            try:
-                body = json.loads(await request.body() or b"null")
-            except ValueError:
-                return error(400, "The body is not valid JSON; send {\"filename\", \"filesize\", \"toFolder\"}")
-            if not isinstance(body, dict):
-                return error(400, "Send a JSON object {\"filename\", \"filesize\", \"toFolder\"}")
-            filename, filesize, to_folder = body.get("filename"), body.get("filesize"), body.get("toFolder")
-            if not isinstance(filename, str) or not filename.strip() or "/" in filename or "\\" in filename:
-                return error(400, "filename must be a file name (text without a path)")
-            if isinstance(filesize, bool) or not isinstance(filesize, int) or not 0 <= filesize <= MAX_UPLOAD:
-                return error(400, f"filesize must be a whole number of bytes from 0 to {MAX_UPLOAD}")
-            if isinstance(to_folder, str) and to_folder.lstrip("-").isdigit():
-                to_folder = int(to_folder)
-            if isinstance(to_folder, bool) or not isinstance(to_folder, int):
-                return error(400, "toFolder must be a folder id (a whole number)")
-            folder = self._folders.get(to_folder)
-            if folder is None:
-                return error(404, f"Folder {to_folder} does not exist")
-            if not folder["uploadAllowed"]:
-                return error(403, FORBIDDEN_MESSAGE)
-            upload_id = _secrets.token_hex(8)
-            signature = _b64(hmac.new(self._key, f"upload-{upload_id}".encode(), hashlib.sha256).digest())
-            self.uploads[upload_id] = {"signature": signature, "filename": filename, "filesize": filesize,
-                                       "folder_id": to_folder,
-                                       "expires": time.monotonic() + float(self.upload_url_lifetime),
-                                       "file_id": None, "puts": 0}
-            url = f"{self.base_url}/upload/{upload_id}?signature={signature}"
-            self.issued_upload_urls.append(url)
-            self.uploads_requested += 1
-            return respond({"expiresIn": self.upload_url_lifetime, "uploadURL": url})
-
-        async def receive_upload(request: Request) -> Response:
-            upload = self.uploads.get(request.path_params["upload_id"])
-            sig = request.query_params.get("signature", "")
-            if upload is None or not hmac.compare_digest(sig, upload["signature"]):
-                return error(403, "The upload URL is not valid (unknown upload or bad signature)")
-            if time.monotonic() >= upload["expires"]:
-                return error(403, EXPIRED_MESSAGE)
-            ctype = request.headers.get("content-type", "")
-            if ctype.startswith("multipart/form-data"):
-                form = await request.form(max_files=1, max_fields=8, max_part_size=MAX_UPLOAD + 1)
-                parts = [v for v in form.values() if hasattr(v, "read")]
-                if len(parts) != 1:
-                    return error(400, "Send exactly one file part")
-                data = await parts[0].read()
-            else:
-                length = request.headers.get("content-length")
-                if length is None:
-                    return error(400, f"Content-Length is required and must equal filesize ({upload['filesize']})")
-                if not length.isdigit() or int(length) != upload["filesize"]:
-                    return error(400, f"Content-Length {length} does not equal filesize {upload['filesize']}")
-                data = await request.body()
-            if len(data) != upload["filesize"]:
-                return error(400, f"Received {len(data)} bytes but filesize is {upload['filesize']}")
-            upload["puts"] += 1
-            self.upload_puts += 1
-            now = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
-            fid = upload["file_id"]
-            if fid is None or fid not in self.files:
-                fid = self._next_file_id
-                self._next_file_id += 1
-                upload["file_id"] = fid
-                name = upload["filename"].rsplit(".", 1)[0]
-                width = height = 0
-                ftype = file_type_for(upload["filename"])
-                self._add_file({
-                    "id": fid, "name": name, "filename": upload["filename"], "type": ftype,
-                    "filesize": len(data), "checksum": "", "width": width, "height": height,
-                    "uploaded": now, "uploadedBy": "api.integration", "addedToFolder": now, "photographer": "",
-                    "description": "", "processed": False, "hasPreview": False,
-                    "gdprStatus": "NOT_CHECKED", "alttext": "", "folderId": upload["folder_id"],
-                    "icon": f"https://static.mediaflowpro.com/images/icon{ftype['id']}.gif", "data": None,
-                })
-            f = self.files[fid]
-            f.update({"data": data, "filesize": len(data), "checksum": hashlib.md5(data).hexdigest(),
-                      "processed": False, "hasPreview": False})
-            f["width"], f["height"] = _dimensions(data)
-            self._ready_at[fid] = time.monotonic() + float(self.processing_seconds)
-            for size in PREVIEW_SIZES:
-                self._previews.pop((fid, size), None)
-            return respond([self._public(f)], 201)
-
-        async def preview(request: Request) -> Response:
-            fid, f = file_of(request)
-            size = request.path_params["size"]
-            if f is None or size not in PREVIEW_SIZES:
-                return error(404, "No such preview")
-            self._refresh(f)
-            if not f["hasPreview"]:
-                return error(404, "This file has no preview")
-            key = (fid, size)
-            if key not in self._previews:
-                self._previews[key] = make_preview(f"{self.seed}-{fid}", f["width"], f["height"], size, f.get("data"))
-            return Response(self._previews[key], media_type="image/jpeg",
-                            headers={"cache-control": "public, max-age=3600"})
-
-        async def downloads(request: Request) -> Response:
-            denied = check(request)
-            if denied:
-                return denied
-            fid, f = file_of(request)
-            if f is None:
-                return error(404, f"File {request.path_params['file_id']} does not exist")
-            wanted = request.path_params.get("format_id")
-            if wanted is not None and parse_id(wanted) != 0:
-                return error(404, f"Format {wanted} does not exist for file {fid}")
-            url = f"{self.base_url}/download/{fid}/0?signature={self._download_signature(fid, 0)}"
-            if url not in self.issued_download_urls:
-                self.issued_download_urls.append(url)
-            item = {"id": 0, "format": "Original", "watermark": False, "isPreview": False,
-                    "filetype": f["type"].get("extension", ""), "expiresIn": self.download_url_lifetime,
-                    "downloadURL": url, "downloadWarning": ""}
-            fields = ("id", "format", "watermark", "isPreview", "filetype", "expiresIn", "downloadURL",
-                      "downloadWarning")
-            return respond([select(request, item, fields, fields)])
-
-        async def serve_download(request: Request) -> Response:
-            fid, f = file_of(request)
-            fmt = parse_id(request.path_params["format_id"])
-            sig = request.query_params.get("signature", "")
-            if f is None or fmt != 0 or not hmac.compare_digest(sig, self._download_signature(fid, fmt)):
-                return error(403, "The download link is not valid (unknown file or bad signature)")
-            data, mime = self._original(f)
-            self.download_gets += 1
-            return Response(data, media_type=mime,
-                            headers={"content-disposition": f"attachment; filename*=UTF-8''{quote(f['filename'])}"})
-
+    def routes(self) -> list[Any]:
+        """The API under ``/1`` and under ``/proxy/mf/1``; the upload, preview and download URLs need no auth."""
         api = [
-            Route("/oauth2/token", token, methods=["GET", "POST"]),
-            Route("/file/latest", latest, methods=["GET"]),
-            Route("/file/{file_id}", one_file, methods=["GET"]),
-            Route("/file", request_upload, methods=["POST"]),
-            Route("/files/{file_id}", one_file, methods=["GET"]),
-            Route("/files/{file_id}/downloads", downloads, methods=["GET"]),
-            Route("/files/{file_id}/downloads/{format_id}", downloads, methods=["GET"]),
-            Route("/folders", folders, methods=["GET"]),
-            Route("/folder", folders, methods=["GET"]),
-            Route("/foldertree", foldertree, methods=["GET"]),
-            Route("/folders/{folder_id}/children", children, methods=["GET"]),
-            Route("/folder/{folder_id}/children", children, methods=["GET"]),
-            Route("/folder/{folder_id}/files", folder_files, methods=["GET"]),
-            Route("/folders/{folder_id}/files", folder_files, methods=["GET"]),
+            Route("/oauth2/token", self.oauth_token, methods=["GET", "POST"]),
+            Route("/file/latest", self.get_latest, methods=["GET"]),
+            Route("/file/{file_id}", self.get_file, methods=["GET"]),
+            Route("/file", self.post_file, methods=["POST"]),
+            Route("/files/{file_id}", self.get_file, methods=["GET"]),
+            Route("/files/{file_id}/downloads", self.get_downloads, methods=["GET"]),
+            Route("/files/{file_id}/downloads/{format_id}", self.get_downloads, methods=["GET"]),
+            Route("/folders", self.get_folders, methods=["GET"]),
+            Route("/folder", self.get_folders, methods=["GET"]),
+            Route("/foldertree", self.get_foldertree, methods=["GET"]),
+            Route("/folders/{folder_id}/children", self.get_children, methods=["GET"]),
+            Route("/folder/{folder_id}/children", self.get_children, methods=["GET"]),
+            Route("/folder/{folder_id}/files", self.get_folder_files, methods=["GET"]),
+            Route("/folders/{folder_id}/files", self.get_folder_files, methods=["GET"]),
         ]
-        routes = [
+        return [
             Mount(f"/{self.api_version}", routes=api),
             Mount(f"{PROXY_PREFIX}/{self.api_version}", routes=api),
-            Route("/upload/{upload_id}", receive_upload, methods=["PUT", "POST"]),
-            Route("/previews/{file_id}/{size}.jpg", preview, methods=["GET"]),
-            Route("/download/{file_id}/{format_id}", serve_download, methods=["GET"]),
+            Route("/upload/{upload_id}", self.put_upload, methods=["PUT", "POST"]),
+            Route("/previews/{file_id}/{size}.jpg", self.get_preview, methods=["GET"]),
+            Route("/download/{file_id}/{format_id}", self.get_original, methods=["GET"]),
         ]
 
-        async def not_found(request: Request, exc: Exception) -> Response:
-            return error(404, "No such endpoint")
+    def unrouted(self, request: Request, status: int) -> Response:
+        return _error(405, "Method not allowed") if status == 405 else _error(404, "No such endpoint")
 
-        async def not_allowed(request: Request, exc: Exception) -> Response:
-            return error(405, "Method not allowed")
+    # token ------------------------------------------------------------------------------------------------
+    async def oauth_token(self, request: Request) -> Response:
+        """``GET`` (as documented) or ``POST`` ``/1/oauth2/token``: a ``refresh_token`` grant (a new refresh
+        token too when ``rotate_refresh_tokens`` is on) or a ``password`` grant of the demo user; every call
+        is recorded in ``token_requests``."""
+        query = {k: v[-1] for k, v in parse_qs(request.url.query, keep_blank_values=True).items()}
+        form = await _token_form(request)
+        if isinstance(form, Response):
+            return form
+        params = {**query, **form}
+        secret_values = {self.client_secret, self.password, *self.issued_refresh_tokens}
+        rec = {"method": request.method, "grant_type": params.get("grant_type"),
+               "secrets_in_query": any(v in secret_values for v in query.values()) or
+               any(k in query for k in ("client_secret", "refresh_token", "password")),
+               "query_keys": sorted(query), "form_keys": sorted(form), "status": None, "time": time.time()}
+        self.token_requests.append(rec)
+        resp = self._grant(params)
+        rec["status"] = resp.status_code
+        return resp
 
-        return Starlette(routes=routes, exception_handlers={404: not_found, 405: not_allowed})
+    def _grant(self, params: dict[str, str]) -> Response:
+        """The token answer to the parameters of a token call."""
+        grant = params.get("grant_type")
+        if grant not in ("refresh_token", "password"):
+            return _error(400, "grant_type must be refresh_token (or password)")
+        if not params.get("client_id"):
+            return _error(400, "the client_id parameter is missing")
+        if params["client_id"] != self.client_id:
+            return _error(401, "Unknown client id")
+        if not hmac.compare_digest(params.get("client_secret", ""), self.client_secret):
+            return _error(401, "The client secret is wrong for this client id")
+        body: dict[str, Any] = {}
+        if grant == "refresh_token":
+            old = params.get("refresh_token", "")
+            if old not in self._valid_refresh:
+                return _error(401, "The refresh token is not valid: it is wrong, or it was replaced by a newer one")
+            if self.rotate_refresh_tokens:
+                self._counter += 1
+                new = _derive(self.seed, f"refresh-token-{self._counter}-{_secrets.token_hex(4)}", 30)
+                self._valid_refresh.discard(old)
+                self._valid_refresh.add(new)
+                self.issued_refresh_tokens.append(new)
+                self.current_refresh_token = new
+                body["refresh_token"] = new
+        else:
+            if params.get("username") != self.username or not hmac.compare_digest(
+                    params.get("password", ""), self.password):
+                return _error(401, "The username or password is wrong")
+        out = {"access_token": self._issue_token(), "token_type": "Bearer", "expires_in": self.token_lifetime}
+        out.update(body)
+        return _respond(out)
+
+    def _check(self, request: Request) -> Response | None:
+        """The 401 answer to a call without a valid access token (header, or the ``access_token`` query
+        parameter, recorded in ``query_token_uses``); None when the call may go on."""
+        header = request.headers.get("authorization", "")
+        scheme, _, value = header.partition(" ")
+        value = value.strip()
+        if scheme.lower() != "bearer" or not value:
+            value = request.query_params.get("access_token", "")
+            if value:
+                self.query_token_uses.append(request.url.path)
+        exp = self._tokens.get(value) if value else None
+        reason = "missing" if not value else "invalid" if exp is None else \
+            "expired" if time.monotonic() >= exp else None
+        if reason is None:
+            return None
+        self.rejected_token_uses.append({"path": request.url.path, "reason": reason, "time": time.time()})
+        return _error(401, {"missing": "No access token: send the header Authorization: Bearer <access_token>",
+                            "invalid": "The access token is not valid",
+                            "expired": "The access token has expired"}[reason])
+
+    # files and folders ----------------------------------------------------------------------------------
+    def _file_filter(self, request: Request) -> Callable[[dict[str, Any]], bool]:
+        """Whether a file passes ``type`` and ``processed`` of the query (and bring ``processed`` up to date)."""
+        ftype = request.query_params.get("type", "any").strip().lower() or "any"
+        processed = request.query_params.get("processed", "").strip().lower() in ("true", "1", "yes")
+
+        def keep(f: dict[str, Any]) -> bool:
+            self._refresh(f)
+            if processed and not f["processed"]:
+                return False
+            return ftype in ("any", "all") or f["type"]["type"] == ftype
+        return keep
+
+    def _file_list(self, request: Request, files: list[dict[str, Any]], default_per: int | None) -> Response:
+        """``files`` filtered, newest first, one page of them, with the fields the query selects."""
+        pg = _paging(request, default_per)
+        if isinstance(pg, Response):
+            return pg
+        page, per = pg
+        keep = self._file_filter(request)
+        chosen = self._newest_first([f for f in files if keep(f)])
+        if per is not None:
+            chosen = chosen[(page - 1) * per: page * per]
+        return _respond([_select(request, self._public(f), FILE_FIELDS, DEFAULT_FILE_FIELDS) for f in chosen])
+
+    def _file_of(self, request: Request) -> tuple[int | None, dict[str, Any] | None]:
+        """The path's file id and the file it names (None when there is no such file)."""
+        fid = _parse_id(request.path_params["file_id"])
+        return fid, (self.files.get(fid) if fid is not None else None)
+
+    def _folder_of(self, request: Request) -> dict[str, Any] | Response:
+        """The folder the path names, or the 404 answer."""
+        fid = _parse_id(request.path_params["folder_id"])
+        folder = self._folders.get(fid) if fid is not None else None
+        if folder is None:
+            return _error(404, f"Folder {request.path_params['folder_id']} does not exist")
+        return folder
+
+    async def get_latest(self, request: Request) -> Response:
+        """``GET /1/file/latest``: files newest first (``processed``, ``type``, ``page`` from 1, ``per_page``
+        default 20 max 100)."""
+        return self._check(request) or self._file_list(request, list(self.files.values()), 20)
+
+    async def get_file(self, request: Request) -> Response:
+        """``GET /1/file/{id}`` (and ``/1/files/{id}``): a one-element array."""
+        denied = self._check(request)
+        if denied:
+            return denied
+        fid, f = self._file_of(request)
+        if f is None:
+            return _error(404, f"File {request.path_params['file_id']} does not exist")
+        self._refresh(f)
+        return _respond([_select(request, self._public(f), FILE_FIELDS, DEFAULT_FILE_FIELDS)])
+
+    async def get_folders(self, request: Request) -> Response:
+        """``GET /1/folders`` (alias ``/1/folder``): every folder."""
+        return self._check(request) or _respond([_select(request, f, FOLDER_FIELDS, DEFAULT_FOLDER_FIELDS)
+                                                 for f in self.folders])
+
+    async def get_foldertree(self, request: Request) -> Response:
+        """``GET /1/foldertree``: every folder, with the tree fields."""
+        return self._check(request) or _respond([_select(request, f, FOLDER_FIELDS, TREE_FIELDS)
+                                                 for f in self.folders])
+
+    async def get_children(self, request: Request) -> Response:
+        """``GET /1/folders/{id}/children``: the folder's subfolders."""
+        denied = self._check(request)
+        if denied:
+            return denied
+        folder = self._folder_of(request)
+        if isinstance(folder, Response):
+            return folder
+        return _respond([_select(request, f, FOLDER_FIELDS, DEFAULT_FOLDER_FIELDS)
+                         for f in self.folders if f["parent"] == folder["id"]])
+
+    async def get_folder_files(self, request: Request) -> Response:
+        """``GET /1/folder/{id}/files`` (and ``/1/folders/{id}/files``): the folder's files, unpaged unless
+        ``per_page`` is given."""
+        denied = self._check(request)
+        if denied:
+            return denied
+        folder = self._folder_of(request)
+        if isinstance(folder, Response):
+            return folder
+        return self._file_list(request, [f for f in self.files.values() if f["folderId"] == folder["id"]], None)
+
+    # upload -----------------------------------------------------------------------------------------------
+    async def post_file(self, request: Request) -> Response:
+        """``POST /1/file`` ``{"filename", "filesize", "toFolder"}``: a new pending upload →
+        ``{"expiresIn", "uploadURL"}``; 403 for a folder without the upload right."""
+        denied = self._check(request)
+        if denied:
+            return denied
+        try:
+            body = json.loads(await request.body() or b"null")
+        except ValueError:
+            return _error(400, "The body is not valid JSON; send {\"filename\", \"filesize\", \"toFolder\"}")
+        if not isinstance(body, dict):
+            return _error(400, "Send a JSON object {\"filename\", \"filesize\", \"toFolder\"}")
+        filename, filesize, to_folder = body.get("filename"), body.get("filesize"), body.get("toFolder")
+        if not isinstance(filename, str) or not filename.strip() or "/" in filename or "\\" in filename:
+            return _error(400, "filename must be a file name (text without a path)")
+        if isinstance(filesize, bool) or not isinstance(filesize, int) or not 0 <= filesize <= MAX_UPLOAD:
+            return _error(400, f"filesize must be a whole number of bytes from 0 to {MAX_UPLOAD}")
+        if isinstance(to_folder, str) and to_folder.lstrip("-").isdigit():
+            to_folder = int(to_folder)
+        if isinstance(to_folder, bool) or not isinstance(to_folder, int):
+            return _error(400, "toFolder must be a folder id (a whole number)")
+        folder = self._folders.get(to_folder)
+        if folder is None:
+            return _error(404, f"Folder {to_folder} does not exist")
+        if not folder["uploadAllowed"]:
+            return _error(403, FORBIDDEN_MESSAGE)
+        upload_id = _secrets.token_hex(8)
+        signature = _b64(hmac.new(self._key, f"upload-{upload_id}".encode(), hashlib.sha256).digest())
+        self.uploads[upload_id] = {"signature": signature, "filename": filename, "filesize": filesize,
+                                   "folder_id": to_folder,
+                                   "expires": time.monotonic() + float(self.upload_url_lifetime),
+                                   "file_id": None, "puts": 0}
+        url = f"{self.base_url}/upload/{upload_id}?signature={signature}"
+        self.issued_upload_urls.append(url)
+        self.uploads_requested += 1
+        return _respond({"expiresIn": self.upload_url_lifetime, "uploadURL": url})
+
+    async def put_upload(self, request: Request) -> Response:
+        """``PUT`` (or ``POST``) ``/upload/{id}?signature=…`` (no auth): the raw bytes, or one multipart file
+        part, of exactly ``filesize`` bytes → ``201 [file]``, ``processed`` ``processing_seconds`` later. A
+        repeated PUT replaces the bytes of the same file."""
+        upload = self.uploads.get(request.path_params["upload_id"])
+        sig = request.query_params.get("signature", "")
+        if upload is None or not hmac.compare_digest(sig, upload["signature"]):
+            return _error(403, "The upload URL is not valid (unknown upload or bad signature)")
+        if time.monotonic() >= upload["expires"]:
+            return _error(403, EXPIRED_MESSAGE)
+        data = await _upload_body(request, upload["filesize"])
+        if isinstance(data, Response):
+            return data
+        if len(data) != upload["filesize"]:
+            return _error(400, f"Received {len(data)} bytes but filesize is {upload['filesize']}")
+        upload["puts"] += 1
+        self.upload_puts += 1
+        fid = upload["file_id"]
+        if fid is None or fid not in self.files:
+            fid = self._new_upload_file(upload, len(data))
+        f = self.files[fid]
+        f.update({"data": data, "filesize": len(data), "checksum": hashlib.md5(data).hexdigest(),
+                  "processed": False, "hasPreview": False})
+        f["width"], f["height"] = _dimensions(data)
+        self._ready_at[fid] = time.monotonic() + float(self.processing_seconds)
+        for size in PREVIEW_SIZES:
+            self._previews.pop((fid, size), None)
+        return _respond([self._public(f)], 201)
+
+    def _new_upload_file(self, upload: dict[str, Any], size: int) -> int:
+        """Add the file of the first stored upload (uploaded now, not yet processed); its id."""
+        now = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+        fid = self._next_file_id
+        self._next_file_id += 1
+        upload["file_id"] = fid
+        name = upload["filename"].rsplit(".", 1)[0]
+        width = height = 0
+        ftype = file_type_for(upload["filename"])
+        self._add_file({
+            "id": fid, "name": name, "filename": upload["filename"], "type": ftype,
+            "filesize": size, "checksum": "", "width": width, "height": height,
+            "uploaded": now, "uploadedBy": "api.integration", "addedToFolder": now, "photographer": "",
+            "description": "", "processed": False, "hasPreview": False,
+            "gdprStatus": "NOT_CHECKED", "alttext": "", "folderId": upload["folder_id"],
+            "icon": f"https://static.mediaflowpro.com/images/icon{ftype['id']}.gif", "data": None,
+        })
+        return fid
+
+    # previews and downloads -------------------------------------------------------------------------------
+    async def get_preview(self, request: Request) -> Response:
+        """``GET /previews/{file_id}/{thumb|small|medium}.jpg`` (no auth): a JPEG once the file has a preview."""
+        fid, f = self._file_of(request)
+        size = request.path_params["size"]
+        if f is None or size not in PREVIEW_SIZES:
+            return _error(404, "No such preview")
+        self._refresh(f)
+        if not f["hasPreview"]:
+            return _error(404, "This file has no preview")
+        key = (fid, size)
+        if key not in self._previews:
+            self._previews[key] = make_preview(f"{self.seed}-{fid}", f["width"], f["height"], size, f.get("data"))
+        return Response(self._previews[key], media_type="image/jpeg",
+                        headers={"cache-control": "public, max-age=3600"})
+
+    async def get_downloads(self, request: Request) -> Response:
+        """``GET /1/files/{id}/downloads`` (and ``…/downloads/0``): the one format, the original, with its
+        signed ``downloadURL`` (the same link each time); another format id → 404."""
+        denied = self._check(request)
+        if denied:
+            return denied
+        fid, f = self._file_of(request)
+        if f is None:
+            return _error(404, f"File {request.path_params['file_id']} does not exist")
+        wanted = request.path_params.get("format_id")
+        if wanted is not None and _parse_id(wanted) != 0:
+            return _error(404, f"Format {wanted} does not exist for file {fid}")
+        url = f"{self.base_url}/download/{fid}/0?signature={self._download_signature(fid, 0)}"
+        if url not in self.issued_download_urls:
+            self.issued_download_urls.append(url)
+        item = {"id": 0, "format": "Original", "watermark": False, "isPreview": False,
+                "filetype": f["type"].get("extension", ""), "expiresIn": self.download_url_lifetime,
+                "downloadURL": url, "downloadWarning": ""}
+        fields = ("id", "format", "watermark", "isPreview", "filetype", "expiresIn", "downloadURL",
+                  "downloadWarning")
+        return _respond([_select(request, item, fields, fields)])
+
+    async def get_original(self, request: Request) -> Response:
+        """``GET /download/{file_id}/0?signature=…`` (no auth): the original file; a bad signature → 403."""
+        fid, f = self._file_of(request)
+        fmt = _parse_id(request.path_params["format_id"])
+        sig = request.query_params.get("signature", "")
+        if f is None or fmt != 0 or not hmac.compare_digest(sig, self._download_signature(fid, fmt)):
+            return _error(403, "The download link is not valid (unknown file or bad signature)")
+        data, mime = self._original(f)
+        self.download_gets += 1
+        return Response(data, media_type=mime,
+                        headers={"content-disposition": f"attachment; filename*=UTF-8''{quote(f['filename'])}"})
+
+
+def _respond(body: Any, status: int = 200) -> Response:
+    return Response(json.dumps(body, ensure_ascii=False), status_code=status,
+                    media_type="application/json; charset=utf-8")
+
+
+def _error(status: int, message: str) -> Response:
+    return _respond({"status": status, "error": message}, status)
+
+
+def _parse_id(text: str) -> int | None:
+    try:
+        return int(text)
+    except ValueError:
+        return None
+
+
+def _select(request: Request, item: dict[str, Any], allowed: tuple[str, ...],
+            default: tuple[str, ...]) -> dict[str, Any]:
+    """The fields of ``item`` that ``fields=`` asks for (``default`` without it, ``all``/``any`` every
+    allowed one); ``id`` always."""
+    raw = request.query_params.get("fields", "")
+    names = [n.strip().lower() for n in raw.split(",") if n.strip()]
+    if not names:
+        keep = set(default)
+    elif any(n in ("all", "any") for n in names):
+        keep = set(allowed)
+    else:
+        lower = {k.lower(): k for k in allowed}
+        keep = {lower[n] for n in names if n in lower}
+    keep.add("id")
+    return {k: item[k] for k in allowed if k in keep and k in item}
+
+
+def _paging(request: Request, default: int | None) -> tuple[int, int | None] | Response:
+    """``page`` (from 1) and ``per_page`` (at most 100; ``default`` without it), or the 400 answer."""
+    page_s = request.query_params.get("page")
+    per_s = request.query_params.get("per_page")
+    try:
+        page = int(page_s) if page_s not in (None, "") else 1
+        per = int(per_s) if per_s not in (None, "") else default
+    except ValueError:
+        return _error(400, "page and per_page must be whole numbers")
+    if page < 1 or (per is not None and per < 1):
+        return _error(400, "page starts at 1 and per_page must be at least 1")
+    if per is not None:
+        per = min(per, 100)
+    return page, per
+
+
+async def _token_form(request: Request) -> dict[str, str] | Response:
+    """The parameters in the body of a ``POST`` token call (form-encoded, or JSON), or the 400 answer."""
+    if request.method != "POST":
+        return {}
+    ctype = request.headers.get("content-type", "")
+    raw = await request.body()
+    if ctype.startswith("application/json"):
+        try:
+            loaded = json.loads(raw or b"{}")
+        except ValueError:
+            return _error(400, "the body is not valid JSON")
+        return {str(k): str(v) for k, v in loaded.items()} if isinstance(loaded, dict) else {}
+    return {k: v[-1] for k, v in parse_qs(raw.decode("utf-8", "replace"), keep_blank_values=True).items()}
+
+
+async def _upload_body(request: Request, filesize: int) -> bytes | Response:
+    """The uploaded bytes (one multipart file part, or the raw body with a ``Content-Length`` of
+    ``filesize``), or the 400 answer."""
+    ctype = request.headers.get("content-type", "")
+    if ctype.startswith("multipart/form-data"):
+        form = await request.form(max_files=1, max_fields=8, max_part_size=MAX_UPLOAD + 1)
+        parts = [v for v in form.values() if hasattr(v, "read")]
+        if len(parts) != 1:
+            return _error(400, "Send exactly one file part")
+        return await parts[0].read()
+    length = request.headers.get("content-length")
+    if length is None:
+        return _error(400, f"Content-Length is required and must equal filesize ({filesize})")
+    if not length.isdigit() or int(length) != filesize:
+        return _error(400, f"Content-Length {length} does not equal filesize {filesize}")
+    return await request.body()
 
 
 def _dimensions(data: bytes) -> tuple[int, int]:

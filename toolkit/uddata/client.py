@@ -20,10 +20,11 @@ from typing import TYPE_CHECKING, Any, Mapping
 
 from ..core import service as _service
 from ..core.auth import ClientCredentials
+from ..core.client import ServiceClient
 from ..core.credentials import Secret, reveal
 from ..core.errors import ValidationError
 from ..core.frames import ToolkitFrame, ToolkitSeries, frame
-from ..core.http import HttpClient, RetryPolicy, ServiceClient, Timeouts
+from ..core.http import RetryPolicy, Timeouts
 from ..core.journal import destination
 from ..core.redact import get_logger, redact
 from ..core.registry import Field, ServiceSpec, register
@@ -131,8 +132,8 @@ class AsyncClient(ServiceClient):
         self.max_pixels = int(max_pixels)
         self.auth = UddataAuth(self.token_url, self.client_id,
                                client_secret if isinstance(client_secret, Secret) else Secret(reveal(client_secret) or ""))
-        self.http = HttpClient(SERVICE, self.base_url, auth=self.auth, transport=transport, timeouts=timeouts,
-                               retry=retry, hints=HINTS, max_connections=16)
+        self.http = self._open_http(self.base_url, auth=self.auth, transport=transport, timeouts=timeouts,
+                                    retry=retry, hints=HINTS, max_connections=16)
 
     # -- paths ------------------------------------------------------------------------------------------
     @property
@@ -178,9 +179,7 @@ class AsyncClient(ServiceClient):
             records.append(record)
         schema = {**STUDENT_SCHEMA, "cpr_as_delivered": "string"} if differs else STUDENT_SCHEMA
         masked = ["cpr", "cpr_as_delivered"] if differs else ["cpr"]
-        df = frame(records, schema, masked=masked, extra="keep")
-        df.attrs.update(kind="records", service="uddata")
-        return df
+        return frame(records, schema, masked=masked, extra="keep", kind="records", service=SERVICE)
 
     # -- photos -----------------------------------------------------------------------------------------
     async def get_image_bytes(self, cpr: Any) -> bytes | None:
