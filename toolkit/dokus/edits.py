@@ -224,9 +224,8 @@ def diff(spec: EditableSpec, original: pd.DataFrame, edited: pd.DataFrame, *,
                               service="dokus",
                               hint="Undo the changes to these columns (or drop the columns from the edited table) "
                                    "and make the plan again.")
-    plan = frame(rows, PLAN_SCHEMA)
+    plan = frame(rows, PLAN_SCHEMA, kind=frame_kind(spec.name), service="dokus")
     plan.attrs["resource"] = spec.name
-    plan.attrs.update(kind=frame_kind(spec.name), service="dokus")
     counts = pd.Series([r["action"] for r in rows], dtype=object).value_counts().to_dict() if rows else {}
     summary = ", ".join(f"{k} {v}" for k, v in counts.items()) or "no changes"
     if removed and not allow_delete:
@@ -407,8 +406,8 @@ async def apply(resource: RawResource, plan: pd.DataFrame, *, dry_run: bool = Fa
         on_deferred=lambda item: _result(item, "failed", "not attempted after repeated failures: apply the plan "
                                                          "again later (rows already done show as conflicts)"),
         summary_labels=OUTCOMES, progress=progress)
-    df = frame(outcome.rows, RESULT_SCHEMA, summary=outcome.summary)
-    df.attrs.update(kind=frame_kind(spec.name), service="dokus", resource=spec.name)
+    df = frame(outcome.rows, RESULT_SCHEMA, summary=outcome.summary, kind=frame_kind(spec.name), service="dokus")
+    df.attrs["resource"] = spec.name
     return df
 
 

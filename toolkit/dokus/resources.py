@@ -28,7 +28,7 @@ from typing import Any, Mapping, Protocol
 import pandas as pd
 
 from ..core.errors import ValidationError
-from ..core.frames import ToolkitFrame, ToolkitSeries, frame
+from ..core.frames import ToolkitFrame, ToolkitSeries, frame, series
 from ..core.journal import Journal, destination, state_dir
 from ..core.redact import get_logger
 from ..core.sync import sync_wrappable
@@ -206,12 +206,12 @@ class Resource:
     def to_frame(self, records: list[Mapping[str, Any]]) -> ToolkitFrame:
         """JSON objects of this resource → a DataFrame indexed by id with the declared columns."""
         rows = [flatten(self.spec, r) for r in records]
-        df = frame(rows, self.spec.schema, index="id", extra="keep")
-        df.attrs.update(kind=edits.frame_kind(self.spec.name), service="dokus")
-        return df
+        return frame(rows, self.spec.schema, **self._shape)
 
-    def _series(self, record: Mapping[str, Any]) -> ToolkitSeries:
-        return self.to_frame([record]).iloc[0]
+    @property
+    def _shape(self) -> dict[str, Any]:
+        """How a table (``frame``) and one item (``series``, named by its id) of this resource are built."""
+        return {"index": "id", "extra": "keep", "kind": edits.frame_kind(self.spec.name), "service": "dokus"}
 
     @property
     def columns(self) -> list[str]:
@@ -291,13 +291,13 @@ class Resource:
 
     async def get(self, id: Any) -> ToolkitSeries:
         """One item as a Series (its name is the id); :class:`toolkit.NotFound` when it does not exist."""
-        return self._series(await self.raw_get(id))
+        return series(flatten(self.spec, await self.raw_get(id)), self.spec.schema, **self._shape)
 
     async def create(self, **fields: Any) -> ToolkitSeries:
         """Create one item; returns it as Dokus stored it. Values are checked before sending."""
         self._refuse_if_read_only(f"create a {self.spec.label}")
         body = edits.fields_to_body(self.spec, fields, creating=True)
-        return self._series(await self.raw_create(body))
+        return series(flatten(self.spec, await self.raw_create(body)), self.spec.schema, **self._shape)
 
     async def update(self, id: Any, **fields: Any) -> ToolkitSeries:
         """Change only the given fields of one item (partial update); returns the updated item."""
@@ -306,7 +306,7 @@ class Resource:
         if not body:
             raise ValidationError(f"nothing to update for {self.spec.label} {id}: give at least one field",
                                   service="dokus")
-        return self._series(await self.raw_update(id, body))
+        return series(flatten(self.spec, await self.raw_update(id, body)), self.spec.schema, **self._shape)
 
     async def delete(self, id: Any) -> None:
         """Delete one item (Dokus answers 204); :class:`toolkit.NotFound` when it does not exist."""

@@ -148,9 +148,7 @@ class WebhookInbox:
                          "source": body.get("source"), "total": _int(overview.get("total")),
                          "success": _int(details.get("success")), "skipped": _int(details.get("skipped")),
                          "failed": _int(details.get("failed")), "context": body.get("context")})
-        df = frame(rows, MESSAGE_SCHEMA)
-        df.attrs.update(kind="jobs", service="livingdocs")
-        return df
+        return frame(rows, MESSAGE_SCHEMA, kind="jobs", service="livingdocs")
 
     def wait(self, timeout: float | None = None) -> bool:
         """Block until a new message arrives (True) or ``timeout`` seconds passed (False)."""

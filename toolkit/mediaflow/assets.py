@@ -152,9 +152,7 @@ def file_records(items: Sequence[Any]) -> list[dict[str, Any]]:
 def _file_frame(items: Sequence[Any], names: list[str] | None) -> ToolkitFrame:
     records = file_records(items)
     schema = file_columns(names)
-    df = frame(records, schema)
-    df.attrs.update({"kind": "assets", "service": SERVICE})
-    return df
+    return frame(records, schema, kind="assets", service=SERVICE)
 
 
 def _array(response: Any) -> list[Any]:
@@ -218,9 +216,7 @@ async def folders(client: "AsyncClient") -> ToolkitFrame:
     records = [{"id": f.get("id"), "name": f.get("name"), "parent": f.get("parent"), "depth": f.get("depth"),
                 "has_children": f.get("hasChildren"), "archived": f.get("archived"), "type": f.get("type"),
                 "path": path(f)} for f in items]
-    df = frame(records, FOLDER_SCHEMA)
-    df.attrs.update({"kind": "records", "service": SERVICE})
-    return df
+    return frame(records, FOLDER_SCHEMA, kind="records", service=SERVICE)
 
 
 async def files(client: "AsyncClient", folder_id: Any, type: str | None = "any", processed: bool = False,

@@ -119,8 +119,7 @@ async def download_urls(client: AsyncClient, files: Any, format: Any = "original
         return row
 
     rows = await asyncio.gather(*(one(fid) for fid in ids))
-    df = frame(list(rows), DOWNLOAD_SCHEMA)
+    df = frame(list(rows), DOWNLOAD_SCHEMA, kind="assets", service=SERVICE)
     if index is not None:
         df.index = index
-    df.attrs.update(kind="assets", service=SERVICE)
     return df

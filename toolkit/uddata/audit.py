@@ -273,9 +273,8 @@ async def audit(client: "PhotoClient", cprs: Any, concurrency: int = 16, progres
                              on_error=on_error, on_deferred=on_deferred, progress=progress, summary_labels=LABELS)
     # the bulk runner's line is the one summary: it printed it (when progress is on); keep the same text
     rows = [{**row, "outcome": row.get("status"), "message": row.get("error")} for row in outcome.rows]
-    df = frame(rows, AUDIT_SCHEMA, masked=["cpr"], summary=redact(outcome.summary))
-    df.attrs.update(kind="assets", service="uddata")
-    return df
+    return frame(rows, AUDIT_SCHEMA, masked=["cpr"], summary=redact(outcome.summary), kind="assets",
+                 service="uddata")
 
 
 def missing(result: pd.DataFrame) -> pd.DataFrame:
