@@ -26,6 +26,7 @@ from typing import Any, Iterable, Mapping
 
 from ..core import service as _service
 from ..core.auth import BearerToken
+from ..core.bulk import check_concurrency
 from ..core.client import ServiceClient
 from ..core.credentials import Secret
 from ..core.errors import (Forbidden, Gone, NotFound, QuotaExhausted, RateLimited, ToolkitError, Unauthorized,
@@ -324,9 +325,7 @@ class AsyncClient(ServiceClient):
         ids = [str(i).strip() for i in list(external_ids) if i is not None and str(i).strip()]
         if not isinstance(system_name, str) or not system_name.strip():
             raise ValidationError("system_name is required to look images up by id", service=SERVICE)
-        if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
-            raise ValidationError(f"concurrency must be a whole number of at least 1, not {concurrency!r}",
-                                  service=SERVICE)
+        concurrency = check_concurrency(concurrency, SERVICE)
         gate = asyncio.Semaphore(concurrency)
 
         async def one(ext: str) -> dict[str, Any]:

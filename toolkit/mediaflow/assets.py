@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 import pandas as pd
 
+from ..core.bulk import check_concurrency
 from ..core.errors import ToolkitError, ValidationError
 from ..core.frames import ToolkitFrame, ToolkitSeries, frame
 from ..core.http import PagePaging, json_or_none
@@ -261,9 +262,7 @@ def _decode(data: bytes) -> Any:
 async def previews(client: "AsyncClient", files_: Any, size: str = "small", concurrency: int = 8) -> list[Any]:
     if size not in PREVIEW_SIZES:
         raise ValidationError(f"size must be one of {', '.join(PREVIEW_SIZES)}, not {size!r}", service=SERVICE)
-    if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
-        raise ValidationError(f"concurrency must be a whole number of at least 1, not {concurrency!r}",
-                              service=SERVICE)
+    concurrency = check_concurrency(concurrency, SERVICE)
     column = f"{size}_preview"
     if isinstance(files_, pd.DataFrame):
         ids = list(files_["id"]) if "id" in files_.columns else [None] * len(files_)

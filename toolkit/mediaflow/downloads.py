@@ -28,6 +28,7 @@ from typing import Any
 
 import pandas as pd
 
+from ..core.bulk import check_concurrency
 from ..core.errors import ValidationError
 from ..core.frames import ToolkitFrame, frame
 from ..core.http import json_or_none
@@ -88,9 +89,7 @@ async def download_urls(client: AsyncClient, files: Any, format: Any = "original
     """One download link per file (see the module docstring). Raises ValidationError for a bad ``format``,
     ``concurrency`` or file id (before anything is sent); Unauthorized when the credentials are refused."""
     format_id = _format_id(format)
-    if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
-        raise ValidationError(f"concurrency must be a whole number of at least 1, not {concurrency!r}",
-                              service=SERVICE)
+    concurrency = check_concurrency(concurrency, SERVICE)
     raw_ids, index = _file_ids(files)
     ids = [_as_id(v) for v in raw_ids]
     await client.http.ensure_pool(concurrency)

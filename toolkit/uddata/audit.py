@@ -32,20 +32,21 @@ Statuses (the 404 body's ``message`` says whether the person or the photo is mis
 The one-line summary is the bulk runner's (``Uddata+: photo audit: N items — with_photo …, no_photo …,
 unknown_cpr … in 1.2 s``): printed once when ``progress`` is on (never printed a second time in other
 words) and kept in ``df.attrs["summary"]`` (``df.summary``). CPR numbers are masked on display, in the
-progress bar and in the summary. ``concurrency`` must be an int ≥ 1 (else :class:`toolkit.ValidationError`).
+progress bar and in the summary. ``concurrency`` must be a whole number from 1 to 64 (else
+:class:`toolkit.ValidationError`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import io
-import numbers
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable
 
 import pandas as pd
 
+from ..core import bulk as _bulk
 from ..core.bulk import run_bulk
 from ..core.errors import APIError, ToolkitError, ValidationError
 from ..core.frames import ToolkitFrame, frame
@@ -70,16 +71,10 @@ UNKNOWN_CPR_NOTE = ("not on the roster: Uddata+ has no person with this CPR numb
                     "or enrol the student first")
 
 
-def check_concurrency(value: Any, service: str = "uddata") -> int:
-    """``value`` when it is an int ≥ 1, else a :class:`ValidationError` naming ``concurrency``."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise ValidationError(f"concurrency must be a whole number of at least 1, not {value!r}",
-                              service=service, hint="Give e.g. concurrency=8 (how many requests run at once).")
-    number = int(value)
-    if number < 1:
-        raise ValidationError(f"concurrency must be at least 1, not {number}", service=service,
-                              hint="Give e.g. concurrency=8 (how many requests run at once).")
-    return number
+def check_concurrency(value: Any, service: str = "uddata", **options: Any) -> int:
+    """Core's one check (:func:`toolkit.core.bulk.check_concurrency`) with Uddata+ as the service; kept
+    under this name because the folder upload imports it from here."""
+    return _bulk.check_concurrency(value, service, **options)
 
 
 def _status_of_404(response: Any) -> tuple[str | None, str | None]:
@@ -185,7 +180,7 @@ async def audit(client: "PhotoClient", cprs: Any, concurrency: int = 16, progres
     ----------
     client : an Uddata+ client (``toolkit.uddata.AsyncClient``).
     cprs : list, Series, DataFrame (``cpr`` column, else the first), Index or CSV/Excel path.
-    concurrency : requests at once, an int ≥ 1. progress : show a progress bar and print the summary.
+    concurrency : requests at once, a whole number from 1 to 64. progress : show a progress bar and print the summary.
 
     Returns
     -------
@@ -195,9 +190,9 @@ async def audit(client: "PhotoClient", cprs: Any, concurrency: int = 16, progres
 
     Raises
     ------
-    toolkit.ValidationError — ``concurrency`` is not an int ≥ 1, or the input cannot be read.
+    toolkit.ValidationError — ``concurrency`` is not a whole number from 1 to 64, or the input cannot be read.
     """
-    concurrency = check_concurrency(concurrency)
+    concurrency = _bulk.check_concurrency(concurrency, "uddata", default=16)
     values = read_cprs(cprs)
     checks = [_cpr.validate(v) for v in values]
     first_row: dict[str, int] = {}
