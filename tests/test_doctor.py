@@ -98,7 +98,7 @@ def test_sandbox_file_from_run_lab(sb, tmp_path: Path, monkeypatch: pytest.Monke
                                 "credentials": {"uddata": {"client_secret": secret}}}) + "\n")
     monkeypatch.setenv("TOOLKIT_SANDBOX_FILE", str(path))
     monkeypatch.setattr("toolkit.sandbox.running_sandboxes", lambda: [])  # as in a kernel of ./run lab
-    monkeypatch.setattr("toolkit.core.service._announced", [])
+    monkeypatch.setattr("toolkit.core.discovery._announced", [])
     read = []
     real_discover = toolkit.sandbox.discover
     monkeypatch.setattr("toolkit.sandbox.discover", lambda *a: read.append(a) or real_discover(*a))

@@ -26,7 +26,7 @@ def _cmd_sandbox(args: argparse.Namespace) -> int:
     import os
 
     from .core.credentials import Secret
-    from .core.service import sandbox_file
+    from .core.discovery import sandbox_file
     from .sandbox import start
 
     faults = json.loads(args.faults) if args.faults else None

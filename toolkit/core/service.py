@@ -1,4 +1,4 @@
-"""The service template: one connect path for every service, environments, and sandbox discovery.
+"""The service template: one connect path for every service, and environments.
 
 ``connect(service, **arguments)`` is what every ``toolkit.<service>.connect()`` calls:
 
@@ -6,17 +6,13 @@
    (``TOOLKIT_<SERVICE>_<FIELD>``), a ``.env`` file, or the keyring (:func:`load_credentials`);
 2. the **environment name** (``production``, ``test`` … and ``sandbox``) maps to the service's URL fields
    through the service's table, ``TOOLKIT_<SERVICE>_ENVIRONMENTS`` (a JSON object) or
-   ``environments={name: url}``; ``sandbox`` means a running sandbox found by :func:`discover`, whose
-   demo credentials fill the fields still missing;
+   ``environments={name: url}``; ``sandbox`` means a running sandbox found by
+   :func:`toolkit.core.discovery.discover`, whose demo credentials fill the fields still missing;
 3. a **check of what is missing** whose message names, for each field, the argument, the environment
    variable and the command-line flag;
 4. the async client is built and wrapped in the service's **sync client**.
 
-**Sandbox discovery** (:func:`discover`): a sandbox started in this process (``toolkit.sandbox.start()``)
-announces itself here; one started in another process (``toolkit sandbox``, ``./run lab``) writes one
-JSON line ``{"urls": …, "credentials": …, "pid": …}`` to the file named by ``TOOLKIT_SANDBOX_FILE``, by
-default ``<temp dir>/toolkit-sandbox-<user>.json``, and removes it when it stops. No client imports the
-sandbox package.
+How a sandbox is found (this process, or the sandbox file of another one) is :mod:`toolkit.core.discovery`.
 """
 
 from __future__ import annotations
@@ -25,94 +21,18 @@ import getpass
 import json
 import os
 import sys
-import tempfile
-from pathlib import Path
 from typing import Any, Mapping
 
+from . import discovery as _discovery
 from .credentials import Secret, env_name, load_credentials
 from .errors import ValidationError, service_name
 from .registry import ServiceSpec, spec
 
-__all__ = ["connect", "connect_cli", "add_connection_options", "resolve_urls", "missing_fields_error", "discover",
-           "announce", "withdraw", "sandbox_file", "SandboxInfo"]
+# toolkit.sandbox still reaches discovery through this module (``_service.discover/announce/withdraw``);
+# these names stay importable here for it and are not part of this module's own (see toolkit.core.discovery)
+from .discovery import announce, discover, withdraw  # noqa: F401
 
-SANDBOX_FILE_VAR = "TOOLKIT_SANDBOX_FILE"
-_announced: list[Any] = []
-
-
-# -- discovery -------------------------------------------------------------------------------------------
-def sandbox_file() -> Path:
-    """The file through which a sandbox in another process is found."""
-    named = os.environ.get(SANDBOX_FILE_VAR)
-    if named:
-        return Path(named)
-    try:
-        user = getpass.getuser()
-    except Exception:  # noqa: BLE001 - no user name (containers)
-        user = str(os.getuid()) if hasattr(os, "getuid") else "user"
-    return Path(tempfile.gettempdir()) / f"toolkit-sandbox-{user}.json"
-
-
-class SandboxInfo:
-    """A sandbox running in another process, as read from its file: ``urls``, ``credentials(service)``."""
-
-    def __init__(self, data: Mapping[str, Any], source: str) -> None:
-        self.urls: dict[str, str] = dict(data.get("urls") or {})
-        self._credentials: dict[str, dict[str, Any]] = dict(data.get("credentials") or {})
-        self.pid = data.get("pid")
-        self.source = source
-        self.running = True
-
-    def credentials(self, service: str) -> dict[str, Any]:
-        found = dict(self._credentials.get(service) or {})
-        secret = {f.name for f in spec(service).fields if f.secret}
-        return {k: Secret(v) if k in secret and isinstance(v, str) else v for k, v in found.items()}
-
-    def __repr__(self) -> str:
-        return f"<sandbox in another process ({self.source}): {', '.join(self.urls)}>"
-
-
-def announce(sandbox: Any) -> None:
-    """A sandbox of this process announces itself (``toolkit.sandbox.start()`` calls this)."""
-    if sandbox not in _announced:
-        _announced.append(sandbox)
-
-
-def withdraw(sandbox: Any) -> None:
-    if sandbox in _announced:
-        _announced.remove(sandbox)
-
-
-def _pid_alive(pid: Any) -> bool:
-    if not isinstance(pid, int):
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except (PermissionError, OSError):
-        return True
-    return True
-
-
-def discover(service: str | None = None) -> Any:
-    """The running sandbox (of this process first, else the one named by the sandbox file), or None.
-    With ``service``, only a sandbox that serves it."""
-    for sb in reversed(_announced):
-        if getattr(sb, "running", True) and (service is None or service in sb.urls):
-            return sb
-    path = sandbox_file()
-    try:
-        first = path.read_text(encoding="utf-8").splitlines()[0]
-        data = json.loads(first)
-    except (OSError, IndexError, ValueError):
-        return None
-    if not isinstance(data, Mapping) or not _pid_alive(data.get("pid")):
-        return None
-    info = SandboxInfo(data, str(path))
-    if service is not None and service not in info.urls:
-        return None
-    return info
+__all__ = ["connect", "connect_cli", "add_connection_options", "resolve_urls", "missing_fields_error"]
 
 
 # -- environments ---------------------------------------------------------------------------------------
@@ -148,7 +68,7 @@ def resolve_urls(svc: ServiceSpec, values: dict[str, Any], environments: Mapping
         out["base_url"] = name.rstrip("/")
         return out
     if name == "sandbox" and "sandbox" not in svc.environments:
-        sb = discover(svc.name)
+        sb = _discovery.discover(svc.name)
         if sb is None:
             raise ValidationError("no sandbox is running", service=svc.name,
                                   hint="Start one with toolkit.sandbox.start() in this kernel or `toolkit sandbox` "

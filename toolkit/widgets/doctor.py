@@ -164,7 +164,7 @@ def check_sandbox(timeout: float = 2.0, env: dict[str, str] | None = None) -> li
     another process. ``env`` (default ``os.environ``) only decides whether a named but empty sandbox file
     is worth a warning."""
     from ..sandbox import discover, running_sandboxes  # read at each call (tests replace them)
-    from ..core.service import SANDBOX_FILE_VAR, sandbox_file
+    from ..core.discovery import SANDBOX_FILE_VAR, sandbox_file
     from ..core.sync import run
 
     env = dict(os.environ) if env is None else env
