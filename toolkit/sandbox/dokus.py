@@ -1,6 +1,6 @@
-"""Dokus emulator: products, customers, customer groups, VAT classes and invoices (api-contracts Part 1).
+"""Dokus emulator: products, customers, customer groups, VAT classes and invoices, on loopback HTTP.
 
-What it implements, exactly as the contract fixes it:
+What it implements, as the service's API documentation fixes it:
 
 * Basic auth with the sandbox user's e-mail and password on every request; wrong or missing credentials →
   ``401`` with ``WWW-Authenticate: Basic`` and ``{"detail": "Invalid credentials"}``.
@@ -16,7 +16,7 @@ What it implements, exactly as the contract fixes it:
 * ``modification_time`` changes on every change: the emulator's clock advances at least one second per
   change, so two changes within the same wall-clock second still get different times.
 
-Test hooks (not part of the contract): :meth:`DokusEmulator.hold_next` delays the answer of the next
+Test hooks (not part of the service's API): :meth:`DokusEmulator.hold_next` delays the answer of the next
 matching request (after it was processed, or before), :meth:`DokusEmulator.change` changes a record as
 a colleague would, :meth:`DokusEmulator.record` reads the stored state, ``bodies`` lists the JSON bodies
 of creates and updates.
@@ -34,7 +34,11 @@ import re
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal, InvalidOperation, ROUND_HALF_UP
+from functools import partial
 from typing import Any, Callable
+
+from starlette.responses import Response
+from starlette.routing import Route
 
 from .server import Emulator
 
@@ -192,6 +196,59 @@ def _rel_id(value: Any) -> int | None:
         raise _Invalid("Select a valid choice. That choice is not one of the available choices.") from None
 
 
+def _parse_text(value: Any, limit: int, required: bool) -> str:
+    if value is None:
+        value = ""
+    if not isinstance(value, (str, int)) or isinstance(value, bool):
+        raise _Invalid("Enter a text.")
+    value = str(value).strip()
+    if required and not value:
+        raise _Invalid("This field is required.")
+    if len(value) > limit:
+        raise _Invalid(f"Ensure this value has at most {limit} characters (it has {len(value)}).")
+    return value
+
+
+def _parse_int(value: Any) -> int:
+    if isinstance(value, bool):
+        raise _Invalid("Enter a whole number.")
+    try:
+        number = int(str(value).strip())
+    except ValueError:
+        raise _Invalid("Enter a whole number.") from None
+    if number < 0:
+        raise _Invalid("Ensure this value is greater than or equal to 0.")
+    return number
+
+
+def _parse_date(value: Any) -> date | None:
+    if value in (None, ""):
+        return None
+    try:
+        return date.fromisoformat(str(value))
+    except ValueError:
+        raise _Invalid("Enter a valid date (YYYY-MM-DD).") from None
+
+
+def _parse_email(value: Any) -> str:
+    value = "" if value is None else str(value).strip()
+    if value and not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", value):
+        raise _Invalid("Enter a valid email address.")
+    return value
+
+
+def _parse_orgnr(value: Any) -> str:
+    value = "" if value is None else re.sub(r"\s", "", str(value))
+    if value and not re.fullmatch(r"\d{9}", value):
+        raise _Invalid("An organisation number has 9 digits.")
+    return value
+
+
+#: the field types whose value needs no stored records to check
+_PARSERS: dict[str, Callable[[Any], Any]] = {"money": _money, "int": _parse_int, "date": _parse_date,
+                                             "email": _parse_email, "orgnr": _parse_orgnr}
+
+
 class DokusEmulator(Emulator):
     """The Dokus emulator (see the module docstring)."""
 
@@ -277,7 +334,7 @@ class DokusEmulator(Emulator):
         def when() -> datetime:
             return start + timedelta(days=rng.randint(0, 300), seconds=rng.randint(0, 8 * 3600))
 
-        for vid, vname in VAT_CLASSES:  # as in the contract: only id and name
+        for vid, vname in VAT_CLASSES:  # as the API serves them: only id and name
             self.store["vat_classes"][vid] = {"id": vid, "name": vname}
             self._next_id["vat_classes"] = vid + 1
         for prefix, (vat, names) in _PRODUCT_NAMES.items():
@@ -388,62 +445,14 @@ class DokusEmulator(Emulator):
         return clean, errors
 
     def _parse(self, kind: str, value: Any, required: bool) -> Any:
+        """The stored value of a field of type ``kind`` (see :data:`FIELDS`); :class:`_Invalid` with the
+        service's message when ``value`` does not fit."""
         if kind.startswith("str"):
-            if value is None:
-                value = ""
-            if not isinstance(value, (str, int)) or isinstance(value, bool):
-                raise _Invalid("Enter a text.")
-            value = str(value).strip()
-            limit = int(kind.split(":")[1])
-            if required and not value:
-                raise _Invalid("This field is required.")
-            if len(value) > limit:
-                raise _Invalid(f"Ensure this value has at most {limit} characters (it has {len(value)}).")
-            return value
-        if kind == "money":
-            return _money(value)
-        if kind == "int":
-            if isinstance(value, bool):
-                raise _Invalid("Enter a whole number.")
-            try:
-                number = int(str(value).strip())
-            except ValueError:
-                raise _Invalid("Enter a whole number.") from None
-            if number < 0:
-                raise _Invalid("Ensure this value is greater than or equal to 0.")
-            return number
-        if kind == "date":
-            if value in (None, ""):
-                return None
-            try:
-                return date.fromisoformat(str(value))
-            except ValueError:
-                raise _Invalid("Enter a valid date (YYYY-MM-DD).") from None
-        if kind == "email":
-            value = "" if value is None else str(value).strip()
-            if value and not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", value):
-                raise _Invalid("Enter a valid email address.")
-            return value
-        if kind == "orgnr":
-            value = "" if value is None else re.sub(r"\s", "", str(value))
-            if value and not re.fullmatch(r"\d{9}", value):
-                raise _Invalid("An organisation number has 9 digits.")
-            return value
-        if kind == "country":
-            cid = _rel_id(value)
-            if cid is None or cid not in COUNTRIES:
-                raise _Invalid("Select a valid choice. That choice is not one of the available choices.")
-            return cid
-        if kind == "vat_class":
-            vid = _rel_id(value)
-            if vid is None or vid not in self.store["vat_classes"]:
-                raise _Invalid("Select a valid choice. That choice is not one of the available choices.")
-            return vid
-        if kind == "customer":
-            cid = _rel_id(value)
-            if cid is not None and cid not in self.store["customers"]:
-                raise _Invalid("Select a valid choice. That choice is not one of the available choices.")
-            return cid
+            return _parse_text(value, int(kind.split(":")[1]), required)
+        if kind in _PARSERS:
+            return _PARSERS[kind](value)
+        if kind in ("country", "vat_class", "customer"):
+            return self._parse_relation(kind, value)
         if kind == "customers":
             if not isinstance(value, list):
                 raise _Invalid("Enter a list of customers.")
@@ -455,62 +464,69 @@ class DokusEmulator(Emulator):
         if kind == "items":
             if not isinstance(value, list):
                 raise _Invalid("Enter a list of invoice lines.")
-            items = []
-            for n, item in enumerate(value, start=1):
-                if not isinstance(item, dict):
-                    raise _Invalid(f"Line {n}: enter an object.")
-                try:
-                    name = str(item.get("name") or "").strip()
-                    if not name:
-                        raise _Invalid("name: This field is required.")
-                    discount = _decimal(item.get("discount", 0) or 0)
-                    if not Decimal(0) <= discount <= Decimal(100):
-                        raise _Invalid("discount: Ensure this value is between 0 and 100.")
-                    vat = _rel_id(item.get("vat_class", 1))
-                    if vat not in self.store["vat_classes"]:
-                        raise _Invalid("vat_class: Select a valid choice.")
-                    items.append({"name": name, "unit_price": _money(item.get("unit_price")),
-                                  "quantity": _decimal(item.get("quantity", 1)), "discount": discount,
-                                  "vat_class": vat})
-                except _Invalid as exc:
-                    raise _Invalid(f"Line {n}: {exc}") from None
-            return items
+            return [self._parse_item(n, item) for n, item in enumerate(value, start=1)]
         raise _Invalid("Unsupported field.")  # pragma: no cover
 
-    # -- HTTP -------------------------------------------------------------------------------------------
-    def build_app(self) -> Any:
-        from starlette.applications import Starlette
-        from starlette.routing import Route
+    def _parse_relation(self, kind: str, value: Any) -> int | None:
+        """A country or VAT class (required), or a customer (may be empty), given as an id or an object."""
+        rid = _rel_id(value)
+        if kind == "customer":
+            known = rid is None or rid in self.store["customers"]
+        else:
+            known = rid is not None and rid in (COUNTRIES if kind == "country" else self.store["vat_classes"])
+        if not known:
+            raise _Invalid("Select a valid choice. That choice is not one of the available choices.")
+        return rid
 
+    def _parse_item(self, n: int, item: Any) -> dict[str, Any]:
+        """Invoice line ``n`` (from 1); its messages start with ``Line n:``."""
+        if not isinstance(item, dict):
+            raise _Invalid(f"Line {n}: enter an object.")
+        try:
+            name = str(item.get("name") or "").strip()
+            if not name:
+                raise _Invalid("name: This field is required.")
+            discount = _decimal(item.get("discount", 0) or 0)
+            if not Decimal(0) <= discount <= Decimal(100):
+                raise _Invalid("discount: Ensure this value is between 0 and 100.")
+            vat = _rel_id(item.get("vat_class", 1))
+            if vat not in self.store["vat_classes"]:
+                raise _Invalid("vat_class: Select a valid choice.")
+            return {"name": name, "unit_price": _money(item.get("unit_price")),
+                    "quantity": _decimal(item.get("quantity", 1)), "discount": discount, "vat_class": vat}
+        except _Invalid as exc:
+            raise _Invalid(f"Line {n}: {exc}") from None
+
+    # -- HTTP -------------------------------------------------------------------------------------------
+    def routes(self) -> list[Any]:
+        """The same routes for every resource (the read-only ones refuse changes with 405), and sending an
+        invoice. Unknown paths and methods get Starlette's plain-text answers (the default :meth:`unrouted`)."""
         routes = []
         for res in RESOURCES:
             p = res.path
             routes += [
-                Route(p, self._endpoint(res, self._list), methods=["GET"]),
-                Route(p + "find/", self._endpoint(res, self._list), methods=["GET"]),
-                Route(p + "{id:int}/", self._endpoint(res, self._item), methods=["GET", "POST"]),
+                Route(p, partial(self.get_records, res), methods=["GET"]),
+                Route(p + "find/", partial(self.get_records, res), methods=["GET"]),
+                Route(p + "{id:int}/", partial(self.get_or_update, res), methods=["GET", "POST"]),
             ]
             if res.writable:
                 routes += [
-                    Route(p + "create/", self._endpoint(res, self._create), methods=["POST"]),
-                    Route(p + "{id:int}/delete/", self._endpoint(res, self._delete), methods=["POST"]),
+                    Route(p + "create/", partial(self.post_create, res), methods=["POST"]),
+                    Route(p + "{id:int}/delete/", partial(self.post_delete, res), methods=["POST"]),
                 ]
             else:
-                routes += [Route(p + "create/", self._endpoint(res, self._read_only), methods=["POST"]),
-                           Route(p + "{id:int}/delete/", self._endpoint(res, self._read_only), methods=["POST"])]
-        routes.append(Route("/invoices/{id:int}/send/", self._endpoint(next(r for r in RESOURCES if r.key == "invoices"), self._send), methods=["POST"]))
-        app = Starlette(routes=routes)
-        return _Gate(self, app)
+                routes += [Route(p + "create/", partial(self.refuse_change, res), methods=["POST"]),
+                           Route(p + "{id:int}/delete/", partial(self.refuse_change, res), methods=["POST"])]
+        invoices = next(r for r in RESOURCES if r.key == "invoices")
+        routes.append(Route("/invoices/{id:int}/send/", partial(self.post_send, invoices), methods=["POST"]))
+        return routes
 
-    def _endpoint(self, res: _Res, handler: Callable) -> Callable:
-        async def endpoint(request: Any) -> Any:
-            return await handler(res, request)
-        return endpoint
+    def build_app(self) -> Any:
+        """The routes behind the gate of basic auth, the Accept header and the :meth:`hold_next` delays."""
+        return _Gate(self, super().build_app())
 
     @staticmethod
     def _json(status: int, body: Any, headers: dict[str, str] | None = None) -> Any:
-        from starlette.responses import Response
-
         return Response(json.dumps(body, ensure_ascii=False), status_code=status, headers=headers,
                         media_type="application/json")
 
@@ -528,20 +544,24 @@ class DokusEmulator(Emulator):
         except ValueError:
             return None, self._json(400, {"detail": "The body is not valid JSON."})
 
-    async def _list(self, res: _Res, request: Any) -> Any:
+    async def get_records(self, res: _Res, request: Any) -> Any:
+        """``GET /<resource>/`` and ``GET /<resource>/find/?…``: ``{"<plural>": [...]}``, every query
+        parameter a case-insensitive substring filter."""
         records = [self._render(res.key, r) for r in self.store[res.key].values()]
         for name, wanted in request.query_params.items():
             records = [r for r in records if name not in r or _matches(r[name], wanted)]
         return self._json(200, {res.plural: records})
 
-    async def _item(self, res: _Res, request: Any) -> Any:
+    async def get_or_update(self, res: _Res, request: Any) -> Any:
+        """``GET /<resource>/<id>/`` → ``{"<singular>": {...}}``; ``POST`` the same path: a partial update
+        (fields not sent are kept); invalid values → 401 ``{"errors"}``; unknown id → 404."""
         record = self.store[res.key].get(request.path_params["id"])
         if record is None:
             return self._not_found()
         if request.method == "GET":
             return self._json(200, {res.singular: self._render(res.key, record)})
         if not res.writable:
-            return await self._read_only(res, request)
+            return await self.refuse_change(res, request)
         data, problem = await self._body(request)
         if problem is not None:
             return problem
@@ -552,7 +572,8 @@ class DokusEmulator(Emulator):
         self._touch(record)
         return self._json(200, {res.singular: self._render(res.key, record)})
 
-    async def _create(self, res: _Res, request: Any) -> Any:
+    async def post_create(self, res: _Res, request: Any) -> Any:
+        """``POST /<resource>/create/``: a new record (missing optional fields get their defaults)."""
         data, problem = await self._body(request)
         if problem is not None:
             return problem
@@ -563,18 +584,19 @@ class DokusEmulator(Emulator):
         record = self._insert(res.key, clean, stamp, API_USER)
         return self._json(200, {res.singular: self._render(res.key, record)})
 
-    async def _delete(self, res: _Res, request: Any) -> Any:
-        from starlette.responses import Response
-
+    async def post_delete(self, res: _Res, request: Any) -> Any:
+        """``POST /<resource>/<id>/delete/`` → 204; unknown id → 404."""
         if self.store[res.key].pop(request.path_params["id"], None) is None:
             return self._not_found()
         self._now()  # a deletion is a change too: later changes get a later time
         return Response(status_code=204)
 
-    async def _read_only(self, res: _Res, request: Any) -> Any:
+    async def refuse_change(self, res: _Res, request: Any) -> Any:
+        """Create, update or delete of a read-only resource (sent invoices, VAT classes) → 405."""
         return self._json(405, {"detail": f"{res.plural.replace('_', ' ').capitalize()} cannot be changed."})
 
-    async def _send(self, res: _Res, request: Any) -> Any:
+    async def post_send(self, res: _Res, request: Any) -> Any:
+        """``POST /invoices/<id>/send/``: the invoice becomes a sent invoice with the next number."""
         record = self.store["invoices"].pop(request.path_params["id"], None)
         if record is None:
             return self._not_found()
