@@ -1,5 +1,6 @@
-"""The public names of DESIGN.md stay callable however often and in whatever order they are reached
-(a submodule named like a function must not shadow the function)."""
+"""The public names the README and the notebooks call (connect, doctor, the widgets, the sandbox, the CPR
+helpers) stay callable however often and in whatever order they are reached (a submodule named like a
+function must not shadow the function)."""
 
 from __future__ import annotations
 

@@ -57,10 +57,16 @@ def test_every_relative_link_in_the_readme_and_docs_resolves_inside_the_reposito
     assert not broken, f"links to files that do not exist: {broken}"
 
 
-def test_no_document_points_at_the_shared_folder_of_the_workspace() -> None:
+def test_no_document_names_a_path_outside_the_repository() -> None:
+    """Not as a link (above) and not in the text: no ``../`` that climbs out of the repository, and no
+    absolute path into the folder the repository sits in."""
+    around = f"{ROOT.parent.as_posix()}/" if ROOT.parent != Path(ROOT.anchor) else None
     for path in documentation_files():
         text = path.read_text(encoding="utf-8")
-        assert "../shared" not in text and "/work/shared" not in text, path.name
+        assert around is None or around not in text, f"{path.name} names a path outside the repository ({around}…)"
+        for climb in re.findall(r"(?:\.\./)+[\w.-]*", text):
+            target = (path.parent / climb).resolve()
+            assert target == ROOT or ROOT in target.parents, f"{path.name}: {climb} leaves the repository"
 
 
 def test_the_readme_links_the_architecture_and_every_service_contract() -> None:
