@@ -26,10 +26,10 @@ def odd_folder(folder: Path, roster: list[str]) -> dict[str, str]:
     (folder / "sub").mkdir()
     (folder / "sub" / f"{e}.jpg").write_bytes(make_photo(24))       # inside a sub-folder: not searched
     (folder / "notes.txt").write_text("x")
-    os.symlink(folder / f"{a}.jpg", folder / f"{e}.JPG")            # a link to a photo is a file
-    return {f"{a}.jpg": "uploaded", f"{b}.jpg": "not_a_file", f"{c}.jpg": "not_a_file",
-            f"..{d}.jpg": "hidden", f".{e}.jpg": "hidden", "sub": "not_a_file", "notes.txt": "invalid_name",
-            f"{e}.JPG": "uploaded"}
+    os.symlink(folder / f"{a}.jpg", folder / f"{e}.JPG")            # a link, even to a photo: not followed
+    return {f"{a}.jpg": "uploaded", f"{b}.jpg": "folder", f"{c}.jpg": "link",
+            f"..{d}.jpg": "hidden", f".{e}.jpg": "hidden", "sub": "folder", "notes.txt": "invalid_name",
+            f"{e}.JPG": "link"}
 
 
 def test_every_entry_of_the_folder_is_one_row(sb, tmp_path):
@@ -46,7 +46,7 @@ def test_every_entry_of_the_folder_is_one_row(sb, tmp_path):
     b, c = emu.roster()[71:73]
     assert "folder" in messages[f"{b}.jpg"] and "link" in messages[f"{c}.jpg"]
     assert "hidden" in messages[f"..{emu.roster()[73]}.jpg"]
-    assert emu.roster()[73] not in emu.put_counts and emu.roster()[74] in emu.put_counts
+    assert emu.roster()[73] not in emu.put_counts and emu.roster()[74] not in emu.put_counts
 
 
 def test_scan_counts_one_candidate_per_entry(tmp_path):
@@ -65,5 +65,29 @@ def test_scan_counts_one_candidate_per_entry(tmp_path):
     assert len(entries) == 32
     candidates = scan_folder(folder)
     assert len(candidates) == 32
-    assert sum(c.outcome == "not_a_file" for c in candidates) == 3
+    assert sum(c.outcome == "folder" for c in candidates) == 2
+    assert sum(c.outcome == "link" for c in candidates) == 1
     assert sum(c.outcome == "hidden" for c in candidates) == 2
+
+
+def test_a_link_out_of_the_folder_is_never_read(sb, tmp_path):
+    """A link to a file outside the folder (here a fake secret named like a photo's target) is a row of its
+    own; its bytes never reach the service, and the same holds for a link to a photo outside the folder."""
+    emu = sb.emulator("uddata")
+    a, b, c = emu.roster()[80:83]
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "passwd").write_text("root:x:0:0:fake-secret-line\n")
+    (outside / "photo.jpg").write_bytes(make_photo(31))
+    folder = tmp_path / "with-links"
+    folder.mkdir()
+    (folder / f"{a}.jpg").write_bytes(make_photo(32))
+    os.symlink(outside / "passwd", folder / f"{b}.jpg")
+    os.symlink(outside / "photo.jpg", folder / f"{c}.jpg")
+    with toolkit.uddata.connect(**sb.credentials("uddata")) as ud:
+        result = ud.upload_folder(folder, progress=False)
+    outcomes = dict(zip(result["file"], result["outcome"]))
+    assert outcomes == {f"{a}.jpg": "uploaded", f"{b}.jpg": "link", f"{c}.jpg": "link"}
+    assert b not in emu.put_counts and c not in emu.put_counts
+    messages = dict(zip(result["file"], result["message"]))
+    assert "outside the folder" in messages[f"{b}.jpg"]

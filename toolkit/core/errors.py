@@ -102,9 +102,15 @@ class ToolkitError(Exception):
 
 
 class APIError(ToolkitError):
-    """The service answered with an error status."""
+    """The service answered with an error status. ``delivery`` is :data:`MAYBE_DELIVERED` when an earlier
+    attempt of the same request may have reached the service (its answer was lost, or a 500/502/504)
+    before the retry that got this answer; else None."""
 
     default_hint = "Check the request and try again; if it keeps failing, contact the service's support."
+
+    def __init__(self, message: str, *, delivery: str | None = None, **kw: Any) -> None:
+        self.delivery = delivery
+        super().__init__(message, **kw)
 
 
 class BadRequest(APIError):
@@ -178,11 +184,12 @@ def may_have_arrived(exc: BaseException) -> bool:
     """Whether a write that ended in ``exc`` may have been stored by the service: a request whose answer was
     lost (:data:`MAYBE_DELIVERED`), a 500/502/504 (the service may have stored it before failing) or any
     exception that is not the toolkit's (an interruption). A refusal (4xx), a 429 or 503 (the service did not
-    take it), a request never sent and our own checks are not."""
+    take it), a request never sent and our own checks are not — unless an earlier attempt of the same request
+    may have arrived (the HTTP layer's retries: ``delivery`` says so)."""
     if isinstance(exc, TransportError):
         return exc.delivery == MAYBE_DELIVERED
     if isinstance(exc, APIError):
-        return exc.status in (500, 502, 504) or (exc.status or 0) > 504
+        return exc.delivery == MAYBE_DELIVERED or exc.status in (500, 502, 504) or (exc.status or 0) > 504
     return not isinstance(exc, ToolkitError)
 
 

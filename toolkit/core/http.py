@@ -34,7 +34,8 @@ import httpx
 
 from .auth import TokenAuth
 from .credentials import Secret
-from .errors import FATAL, MAYBE_DELIVERED, UNSENT, ToolkitError, TransportError, error_class_for_status, service_name
+from .errors import (FATAL, MAYBE_DELIVERED, UNSENT, APIError, ToolkitError, TransportError, error_class_for_status,
+                     service_name)
 from .files import content_disposition_filename, inside, safe_filename, temporary
 from .redact import get_logger, redact
 
@@ -334,6 +335,7 @@ class HttpClient:
         plain = {"json": json, "data": data, "content": content, "files": files, "authenticate": authenticate}
         refreshed = False
         attempt = 0
+        arrived = False  # whether an earlier attempt may have reached the service (travels on the error)
         while True:
             attempt += 1
             started = time.perf_counter()
@@ -341,9 +343,11 @@ class HttpClient:
             if isinstance(outcome, _Failure):
                 may_repeat = outcome.kind == "unsent" or (outcome.kind == "lost" and retryable)
                 if may_repeat and attempt < policy.attempts:
+                    arrived = arrived or outcome.kind == "lost"
                     await self.pause(method, url, attempt, None, outcome.name)
                     continue
-                raise self._transport_error(outcome.name, method, url, what, attempt, outcome.kind) from None
+                kind = "lost" if arrived and outcome.kind == "unsent" else outcome.kind
+                raise self._transport_error(outcome.name, method, url, what, attempt, kind) from None
             response = outcome
             status = response.status_code
             if log.isEnabledFor(logging.DEBUG):  # the filter redacts the rendered line
@@ -360,6 +364,7 @@ class HttpClient:
                     and (retryable or status in policy.safe_for_post):
                 retry_after = parse_retry_after(response.headers.get("retry-after")) \
                     if status in (429, 503) else None
+                arrived = arrived or status not in (429, 503)
                 await response.aclose()
                 await self.pause(method, url, attempt, retry_after, f"HTTP {status}")
                 continue
@@ -367,7 +372,10 @@ class HttpClient:
                 return response
             await response.aread()
             await response.aclose()
-            raise self.error_for(response, what=what, hints=hints) from None
+            error = self.error_for(response, what=what, hints=hints)
+            if arrived and isinstance(error, APIError):
+                error.delivery = MAYBE_DELIVERED
+            raise error from None
 
     async def pause(self, method: str, url: str, attempt: int, retry_after: float | None, reason: str) -> None:
         """Wait before attempt ``attempt + 1`` as the retry policy says (``Retry-After`` honoured), with one

@@ -4,12 +4,13 @@
 ``ud.upload_folder(folder)``) checks every file before anything is sent, then uploads the good ones
 concurrently and returns **one row per file** (``file, cpr, outcome, http_status, message``).
 
-Rows: **every entry** directly in ``folder`` becomes one row (sorted by name): files, sub-folders (not
-searched: ``not_a_file``), broken links and other non-files (``not_a_file``), names starting with ``.``
-such as ``.0101901234.jpg`` or ``..0101901234.jpg`` (``hidden``, not sent: rename them to upload them).
-Only the journal's own files (``.uddata-upload.sqlite`` and its ``-wal``/``-shm``/``-journal``
-companions, or those of the ``journal=`` file when it lies in the folder) get no row. A link to a file
-counts as that file. A file is sent only when
+Rows: **every entry** directly in ``folder`` becomes one row (sorted by name), as the core folder scanner
+(:mod:`toolkit.core.folders`) sees it: a sub-folder (``folder``, not searched), a symbolic link (``link``:
+never followed, whether it points to a photo, outside the folder or nowhere — nothing outside the folder
+is ever read), a device or pipe (``not_a_file``), a name starting with ``.`` such as ``.0101901234.jpg``
+(``hidden``: rename it to upload it). Only the journal's own files (``.uddata-upload.sqlite`` and its
+``-wal``/``-shm``/``-journal`` companions, or those of the ``journal=`` file when it lies in the folder)
+get no row. A file is sent only when
 
 * its name is ``<cpr>.jpg`` or ``<cpr>.jpeg`` in any case, ``DDMMYYSSSS`` or ``DDMMYY-SSSS``, and the CPR
   number is valid (a real date, not in the future; modulus 11 is not required);
@@ -19,20 +20,21 @@ counts as that file. A file is sent only when
   at most ``max_pixels`` pixels, and a reduced-size decode succeeds (this catches truncated files).
 
 Outcomes: ``uploaded`` (201), ``already_uploaded`` (the journal says this exact photo was stored; not
-sent again), ``would_upload`` (dry run), ``invalid_name``, ``invalid_image``, ``duplicate``,
-``not_a_file`` (a folder, a broken link, a device), ``hidden`` (name starts with a dot),
-``unknown_cpr`` (404), ``forbidden`` (403), ``unauthorized`` (401), ``rejected`` (400/413 from the
-service), ``failed`` (no answer or a service error after the retries), ``deferred`` (not tried: the
-service failed repeatedly, run again later).
+sent again), ``would_upload`` (dry run), ``invalid_name``, ``invalid_image``, ``duplicate``, ``hidden``,
+``folder``, ``link``, ``not_a_file``, ``unknown_cpr`` (404), ``forbidden`` (403), ``unauthorized`` (401),
+``rejected`` (400/413 from the service), ``failed`` (not stored: no answer or a service error after the
+retries), ``in_doubt`` (the answer was lost and Uddata+ could not be asked whether it stored the photo: a
+re-run looks before sending), ``deferred`` (not tried: the service failed repeatedly, run again later).
 
-Resumable: the core journal (:mod:`toolkit.core.journal`, SQLite in WAL mode), by default
+Exactly once, on the core write protocol (:mod:`toolkit.core.writes`) with its journal, by default
 ``<folder>/.uddata-upload.sqlite``, keyed by destination (base URL, API version, institution), CPR and the
 SHA-256 of the photo: uploading the same folder to another environment or institution sends it there.
-Two runs on one journal (threads, or two kernels) never send a photo twice: each photo is claimed in the
-journal before it is sent, and a run that finds a photo claimed waits for the other run's answer. A re-run skips photos already uploaded, sends a changed photo again, and
-retries failures. A photo whose upload was interrupted (sent, answer not received) is first looked up on
-the service and not sent again when the stored photo is the same. ``dry_run=True`` sends nothing and
-writes nothing.
+Two runs on one journal (threads, or two kernels) never send a photo twice. A re-run skips photos
+already uploaded, sends a changed photo again, and retries failures. A photo an earlier run may have
+stored — its answer was lost, or the process died between Uddata+'s answer and the journal's record — is
+first looked up on the service (``GET billeder/{cpr}``, same bytes) and not sent again when it is there;
+after a lost answer in this run the same look decides whether the row says ``uploaded`` or ``failed``.
+``dry_run=True`` sends nothing and writes nothing.
 """
 
 from __future__ import annotations
@@ -47,14 +49,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..core.bulk import failure, is_transient, run_bulk
+from ..core.bulk import ItemFailed, check_concurrency, failure, run_bulk
 from ..core.errors import (BadRequest, Forbidden, NotFound, ToolkitError, Unauthorized,
                            ValidationError)
-from ..core.frames import ToolkitFrame, ToolkitSeries, frame
-from ..core.journal import Journal
+from ..core.folders import Entry, UnreadableEntry, own_files, read, scan
+from ..core.frames import ToolkitFrame, ToolkitSeries, frame, series
 from ..core.redact import get_logger, redact
+from ..core.writes import ALREADY, BUSY, FOUND, IN_DOUBT, SENT, Settled, Stored, WriteRun, in_doubt_message
 from . import cpr as _cpr
-from .audit import check_concurrency
 
 if TYPE_CHECKING:
     from .interface import PhotoClient
@@ -71,10 +73,10 @@ JOURNAL_NAME = ".uddata-upload.sqlite"
 NAME_RE = re.compile(r"^(\d{6})-?(\d{4})$")
 JPEG_SUFFIXES = (".jpg", ".jpeg")
 LABELS = ("uploaded", "already_uploaded", "would_upload", "invalid_name", "invalid_image", "duplicate",
-          "not_a_file", "hidden", "unknown_cpr", "forbidden", "unauthorized", "rejected", "failed", "deferred")
-INVALID = {"invalid_name", "invalid_image", "duplicate", "not_a_file", "hidden"}
-JOURNAL_SUFFIXES = ("", "-wal", "-shm", "-journal")
-FAILED = {"unknown_cpr", "forbidden", "unauthorized", "rejected", "failed", "deferred"}
+          "hidden", "folder", "link", "not_a_file", "unknown_cpr", "forbidden", "unauthorized", "rejected", "failed",
+          "in_doubt", "deferred")
+INVALID = {"invalid_name", "invalid_image", "duplicate", "hidden", "folder", "link", "not_a_file"}
+FAILED = {"unknown_cpr", "forbidden", "unauthorized", "rejected", "failed", "in_doubt", "deferred"}
 #: the command line's exit codes
 EXIT_CODES = {"ok": 0, "failed": 1, "invalid": 2}
 
@@ -126,68 +128,48 @@ def _sha256(data: bytes) -> str:
 
 @dataclass
 class Candidate:
-    """One file of the folder and what its name says."""
+    """One entry of the folder (core :class:`~toolkit.core.folders.Entry`) and what its name says."""
 
-    path: Path
+    entry: Entry
     cpr: str | None = None
-    outcome: str | None = None  # set when the file is refused by name or as a duplicate
+    outcome: str | None = None  # set when the entry is refused by its kind, its name or as a duplicate
     message: str | None = None
 
     @property
     def name(self) -> str:
-        return self.path.name
+        return self.entry.name
+
+    @property
+    def path(self) -> Path:
+        return self.entry.path
 
 
-def _parse_name(path: Path) -> Candidate:
-    suffix = path.suffix.lower()
-    if suffix not in JPEG_SUFFIXES:
-        return Candidate(path, None, "invalid_name", "not sent: only <cpr>.jpg / <cpr>.jpeg files are uploaded")
+def _parse_name(entry: Entry) -> Candidate:
+    path = entry.path
+    if path.suffix.lower() not in JPEG_SUFFIXES:
+        return Candidate(entry, None, "invalid_name", "not sent: only <cpr>.jpg / <cpr>.jpeg files are uploaded")
     stem = path.stem.strip()
     if not NAME_RE.match(stem):
-        return Candidate(path, None, "invalid_name",
+        return Candidate(entry, None, "invalid_name",
                          "not sent: the name must be the CPR number, as DDMMYYSSSS.jpg or DDMMYY-SSSS.jpg")
     check = _cpr.validate(stem)
     if not check.valid:
-        return Candidate(path, None, "invalid_name", f"not sent: the name is {check.error}")
-    return Candidate(path, check.cpr)
+        return Candidate(entry, None, "invalid_name", f"not sent: the name is {check.error}")
+    return Candidate(entry, check.cpr)
 
 
-def _entry_candidate(entry: "os.DirEntry[str]") -> Candidate:
-    """The candidate of one directory entry: refused at once unless it is a visible file."""
-    path = Path(entry.path)
-    if entry.name.startswith("."):
-        return Candidate(path, None, "hidden", "not sent: a hidden file (its name starts with a dot); rename it "
-                                               "to <cpr>.jpg to upload it")
-    try:
-        is_dir = entry.is_dir()  # follows links: a link to a folder is a folder
-        is_file = entry.is_file()
-    except OSError:
-        is_dir = is_file = False
-    if is_dir:
-        return Candidate(path, None, "not_a_file", "not sent: a folder (sub-folders are not searched; move the "
-                                                   "photos into this folder)")
-    if not is_file:
-        if entry.is_symlink():
-            return Candidate(path, None, "not_a_file", "not sent: a broken link (the file it points to does not "
-                                                       "exist)")
-        return Candidate(path, None, "not_a_file", "not sent: not a regular file")
-    return _parse_name(path)
+def _candidate(entry: Entry) -> Candidate:
+    """The candidate of one directory entry: refused by its kind unless it is a regular file."""
+    if not entry.readable:
+        return Candidate(entry, None, entry.kind, entry.reason)
+    return _parse_name(entry)
 
 
 def scan_folder(folder: Path, journal: "Path | None" = None) -> list[Candidate]:
-    """One candidate per entry of ``folder`` sorted by name (see the module docstring), duplicates of one
+    """One candidate per entry of ``folder`` sorted by name (the core folder scanner), duplicates of one
     CPR flagged. The journal's own files (``journal``, default ``folder/.uddata-upload.sqlite``) are left out."""
-    folder = Path(folder)
-    skip = {JOURNAL_NAME + s for s in JOURNAL_SUFFIXES}
-    if journal is not None:
-        journal = Path(journal)
-        try:
-            if journal.parent.resolve() == folder.resolve():
-                skip |= {journal.name + s for s in JOURNAL_SUFFIXES}
-        except OSError:
-            pass
-    entries = sorted((e for e in os.scandir(folder) if e.name not in skip), key=lambda e: e.name)
-    candidates = [_entry_candidate(e) for e in entries]
+    own = own_files(Path(folder), journal, JOURNAL_NAME)
+    candidates = [_candidate(e) for e in scan(folder, own=own, service="uddata")]
     by_cpr: dict[str, list[Candidate]] = {}
     for c in candidates:
         if c.cpr:
@@ -250,15 +232,9 @@ async def put_one(client: "PhotoClient", cpr: Any, path_or_bytes: Any) -> Toolki
         row = _row(file, number, "uploaded", status, MESSAGES[201] if status == 201 else f"uploaded ({status})")
     except Exception as exc:  # noqa: BLE001 - every answer is a row
         row = _row(file, number, *_classify(exc))
-    return _series(row)
+    return series(row, UPLOAD_SCHEMA, masked=MASKED, kind="assets", service="uddata")
 
 
-def _series(row: dict[str, Any]) -> ToolkitSeries:
-    df = frame([row], UPLOAD_SCHEMA, masked=MASKED)
-    df.attrs.update(kind="assets", service="uddata")
-    out = df.iloc[0]
-    out.attrs.update(df.attrs)
-    return out
 
 
 def exit_code(result: Any) -> int:
@@ -271,6 +247,110 @@ def exit_code(result: Any) -> int:
     return EXIT_CODES["ok"]
 
 
+class _Uploader:
+    """The Uddata+ side of one folder upload on the core write protocol (:mod:`toolkit.core.writes`): what
+    "sending" a photo and "the service already holds it" mean here, and the row of each way an item ends."""
+
+    def __init__(self, client: "PhotoClient", run: WriteRun, stop: tuple[str, int | None, str] | None) -> None:
+        self.client, self.run, self.stop = client, run, stop
+
+    async def one(self, c: Candidate) -> dict[str, Any]:
+        if c.outcome:
+            return _row(c.name, c.cpr, c.outcome, None, c.message or "")
+        assert c.cpr is not None
+        cpr = c.cpr
+        data, outcome, problem = await asyncio.to_thread(_load, c.entry, self.client.max_pixels)
+        if problem:
+            return _row(c.name, cpr, outcome, None, f"not sent: {problem}")
+        sha = _sha256(data)
+        if self.run.dry_run:
+            before = self.run.previous(cpr, sha)
+            if before and before["state"] == "done":
+                return _row(c.name, cpr, "already_uploaded", None, "not sent again: this photo was uploaded on "
+                            f"{str(before.get('updated') or '')[:10]} (see the journal)")
+            why = "a new photo" if before is None else "an earlier attempt did not finish"
+            return _row(c.name, cpr, "would_upload", None, f"would be sent ({why}); dry run: nothing sent")
+        if self.stop is not None:
+            outcome, status, message = self.stop
+            return _row(c.name, cpr, outcome, status, message.replace("not uploaded", "not sent", 1))
+        settled = await self.run.write(cpr, sha, lambda: self._send(cpr, data), label=c.name,
+                                       recognise=lambda entry: self._recognise(cpr, sha))
+        return self._row_of(c, cpr, settled)
+
+    async def _send(self, cpr: str, data: bytes) -> Stored:
+        status = await _put(self.client, cpr, data)
+        return Stored(status, http_status=status, message=MESSAGES[201])
+
+    async def _recognise(self, cpr: str, sha: str) -> Stored | None:
+        """This very photo is what Uddata+ holds for the person (an earlier attempt stored it)."""
+        stored = await self.client.get_image_bytes(cpr)
+        if stored is not None and _sha256(stored) == sha:
+            return Stored(200, http_status=200, message="found on the service")
+        return None
+
+    def _row_of(self, c: Candidate, cpr: str, settled: Settled) -> dict[str, Any]:
+        state = settled.state
+        if state == SENT:
+            status = settled.stored.http_status if settled.stored else None
+            return _row(c.name, cpr, "uploaded", status, MESSAGES[201] if status == 201 else f"uploaded ({status})")
+        if state == ALREADY:
+            return _row(c.name, cpr, "already_uploaded", None,
+                        "not sent again: another run on the same journal uploaded this photo at the same time"
+                        if settled.by_other_run else
+                        f"not sent again: this photo was uploaded on {settled.when} (see the journal)")
+        if state == FOUND:
+            if settled.checked:
+                return _row(c.name, cpr, "uploaded", 200, "uploaded: the answer was lost, and Uddata+ holds this "
+                                                          "photo (looked up afterwards)")
+            return _row(c.name, cpr, "already_uploaded", 200,
+                        "not sent again: an earlier run sent it and Uddata+ already holds this photo")
+        if state == BUSY:
+            return _row(c.name, cpr, "deferred", None, "not sent: another run on the same journal is still "
+                        "sending this photo; run the upload again later")
+        if state == IN_DOUBT:
+            row = _row(c.name, cpr, "in_doubt", None, in_doubt_message("uddata", settled.error))
+        else:
+            outcome, status, message = _classify(settled.error or RuntimeError("failed"))
+            if settled.checked:
+                message += " (Uddata+ was asked afterwards: it does not hold this photo)"
+            row = _row(c.name, cpr, outcome, status, message)
+        if settled.transient:
+            raise ItemFailed(row, transient=True)  # the bulk runner's breaker counts it
+        return row
+
+    def on_error(self, c: Candidate, exc: BaseException) -> dict[str, Any]:
+        return _row(c.name, c.cpr, *_classify(exc))
+
+    def on_deferred(self, c: Candidate) -> dict[str, Any]:
+        if c.outcome:
+            return _row(c.name, c.cpr, c.outcome, None, c.message or "")
+        return _row(c.name, c.cpr, "deferred", None, "not sent: Uddata+ failed repeatedly, so the rest was "
+                    "stopped; run the upload again later (nothing is sent twice)")
+
+
+def _load(entry: Entry, max_pixels: int) -> tuple[bytes, str, str | None]:
+    """(bytes, outcome, problem) of one photo file, read without following links; problem None when good."""
+    try:
+        data = read(entry, MAX_BYTES)
+    except UnreadableEntry as exc:
+        return b"", "not_a_file", str(exc)
+    if len(data) > MAX_BYTES:
+        size = entry.size or len(data)
+        return b"", "invalid_image", f"the file is {size / 1024 / 1024:.1f} MB; Uddata+ accepts at most 10 MB"
+    return data, "invalid_image", check_image(data, max_pixels)
+
+
+async def _credentials_problem(client: "PhotoClient", candidates: list[Candidate]) -> tuple[str, int | None, str] | None:
+    """One token fetch up front: bad credentials give one clear answer, not one per file."""
+    if not any(c.outcome is None for c in candidates):
+        return None
+    try:
+        await client.check_credentials()
+    except ToolkitError as exc:
+        return _classify(exc)
+    return None
+
+
 async def upload_folder(client: "PhotoClient", folder: "str | os.PathLike[str]", concurrency: int = 8,
                         dry_run: bool = False, journal: "str | os.PathLike[str] | None" = None,
                         progress: bool = True) -> ToolkitFrame:
@@ -278,108 +358,23 @@ async def upload_folder(client: "PhotoClient", folder: "str | os.PathLike[str]",
 
     Raises :class:`toolkit.ValidationError` when ``folder`` is not a folder or ``concurrency`` is not an
     int ≥ 1 (before anything is read or sent)."""
-    concurrency = check_concurrency(concurrency)
+    concurrency = check_concurrency(concurrency, "uddata")
     root = Path(folder).expanduser()
     if not root.is_dir():
         raise ValidationError(f"no such folder: {root.name}", service="uddata",
                               hint="Give the folder that holds the <cpr>.jpg photos.")
     journal_path = Path(journal).expanduser() if journal else root / JOURNAL_NAME
     candidates = scan_folder(root, journal=journal_path)
-    book = Journal(journal_path, readonly=dry_run, service="uddata")
-    dest = client.destination
-    run_id = book.start_run("uddata", dest, "photo upload", len(candidates))
-    token_problem: tuple[str, int | None, str] | None = None
-    if not dry_run and any(c.outcome is None for c in candidates):
-        try:  # one token fetch up front: bad credentials give one clear answer, not one per file
-            await client.check_credentials()
-        except ToolkitError as exc:
-            token_problem = _classify(exc)
-
-    def done_row(c: Candidate, cpr: str, entry: Any, how: str = "") -> dict[str, Any]:
-        when = str((entry or {}).get("updated") or "")[:10]
-        return _row(c.name, cpr, "already_uploaded", None,
-                    how or f"not sent again: this photo was uploaded on {when} (see the journal)")
-
-    async def worker(c: Candidate) -> dict[str, Any]:
-        if c.outcome:
-            return _row(c.name, c.cpr, c.outcome, None, c.message or "")
-        assert c.cpr is not None
-        cpr = c.cpr
-        size = c.path.stat().st_size
-        if size > MAX_BYTES:
-            return _row(c.name, cpr, "invalid_image", None,
-                        f"not sent: the file is {size / 1024 / 1024:.1f} MB; Uddata+ accepts at most 10 MB")
-        data = await asyncio.to_thread(c.path.read_bytes)
-        problem = await asyncio.to_thread(check_image, data, client.max_pixels)
-        if problem:
-            return _row(c.name, cpr, "invalid_image", None, f"not sent: {problem}")
-        sha = _sha256(data)
-        if dry_run:
-            before = book.get(dest, cpr, sha)
-            if before and before["state"] == "done":
-                return done_row(c, cpr, before)
-            why = "a new photo" if before is None else "an earlier attempt did not finish"
-            return _row(c.name, cpr, "would_upload", None, f"would be sent ({why}); dry run: nothing sent")
-        if token_problem is not None:
-            outcome, status, message = token_problem
-            return _row(c.name, cpr, outcome, status, message.replace("not uploaded", "not sent", 1))
-        claim = book.claim(dest, cpr, sha, run_id=run_id, label=c.name)
-        if claim.state == "busy":  # another run (thread or kernel) is sending this very photo: wait for it
-            settled = await book.wait_settled(dest, cpr, sha)
-            if settled is not None and settled["state"] == "done":
-                return done_row(c, cpr, settled, "not sent again: another run on the same journal uploaded "
-                                                 "this photo at the same time")
-            claim = book.claim(dest, cpr, sha, run_id=run_id, label=c.name)
-            if claim.state == "busy":
-                return _row(c.name, cpr, "deferred", None, "not sent: another run on the same journal is still "
-                            "sending this photo; run the upload again later")
-        if claim.state == "done":
-            return done_row(c, cpr, claim.record)
-        try:
-            if claim.needs_check:
-                # an earlier run sent it without getting the answer (or the journal is of an older version
-                # and names no destination): look before sending it again
-                try:
-                    stored = await client.get_image_bytes(cpr)
-                except ToolkitError:
-                    stored = None
-                if stored is not None and _sha256(stored) == sha:
-                    book.finish(dest, cpr, sha, "done", http_status=200, message="found on the service", label=c.name)
-                    return _row(c.name, cpr, "already_uploaded", 200,
-                                "not sent again: an earlier run sent it and Uddata+ already holds this photo")
-            status = await _put(client, cpr, data)
-        except Exception as exc:
-            outcome, status_, message = _classify(exc)
-            book.finish(dest, cpr, sha, "in_doubt" if outcome == "failed" else "failed", http_status=status_,
-                        message=message, label=c.name)
-            if is_transient(exc):
-                raise  # the bulk runner counts it (circuit breaker) and makes the row with on_error
-            return _row(c.name, cpr, outcome, status_, message)
-        except BaseException:  # cancelled (Ctrl-C): it may have been sent
-            book.finish(dest, cpr, sha, "in_doubt", message="interrupted", label=c.name)
-            raise
-        book.finish(dest, cpr, sha, "done", http_status=status, message=MESSAGES.get(201), label=c.name)
-        return _row(c.name, cpr, "uploaded", status, MESSAGES[201] if status == 201 else f"uploaded ({status})")
-
-    def on_error(c: Candidate, exc: BaseException) -> dict[str, Any]:
-        return _row(c.name, c.cpr, *_classify(exc))
-
-    def on_deferred(c: Candidate) -> dict[str, Any]:
-        if c.outcome:
-            return _row(c.name, c.cpr, c.outcome, None, c.message or "")
-        return _row(c.name, c.cpr, "deferred", None, "not sent: Uddata+ failed repeatedly, so the rest was "
-                    "stopped; run the upload again later (nothing is sent twice)")
-
-    try:
+    with WriteRun("uddata", client.destination, "photo upload", journal=journal_path, items=len(candidates),
+                  dry_run=dry_run) as run:
+        stop = None if dry_run else await _credentials_problem(client, candidates)
+        upload = _Uploader(client, run, stop)
         if not dry_run:
             await client.http.ensure_pool(concurrency)
-        outcome = await run_bulk(candidates, worker, service="uddata",
+        outcome = await run_bulk(candidates, upload.one, service="uddata",
                                  desc="photo upload (dry run)" if dry_run else "photo upload",
-                                 concurrency=concurrency, on_error=on_error, on_deferred=on_deferred,
+                                 concurrency=concurrency, on_error=upload.on_error, on_deferred=upload.on_deferred,
                                  progress=progress, summary_labels=LABELS)
-        book.end_run(run_id, outcome.counts, outcome.summary, outcome.rows)
-    finally:
-        book.close()
-    df = frame(outcome.rows, UPLOAD_SCHEMA, masked=MASKED, summary=outcome.summary)
-    df.attrs.update(kind="assets", service="uddata")
-    return df
+        run.end(outcome)
+    return frame(outcome.rows, UPLOAD_SCHEMA, masked=MASKED, summary=outcome.summary, kind="assets",
+                 service="uddata")
