@@ -186,30 +186,7 @@ def diff(spec: EditableSpec, original: pd.DataFrame, edited: pd.DataFrame, *,
             raise ValidationError("the original table has no modification_time column, so changes made on Dokus "
                                   "since you read it could not be detected", service="dokus",
                                   hint=f"Pass the table exactly as dk.{spec.name}.list() returned it.")
-        seen = _stamp(base["modification_time"])
-        for column in ed.columns:
-            if column == "id":
-                continue
-            try:
-                old, _ = normalize(spec, column, base[column]) if column in orig.columns else (None, None)
-            except _Bad:
-                old = _plain(base[column])
-            try:
-                new, note = normalize(spec, column, row[column])
-            except _Bad as exc:
-                if not spec.is_editable(column):
-                    refused.setdefault(column, []).append(f"id {item_id}: {_read_only_message(spec, column)}")
-                    continue
-                rows.append(_plan_row(item_id, column, old, _plain(row[column]), "invalid", str(exc), seen))
-                continue
-            if same(old, new):
-                continue
-            if not spec.is_editable(column):
-                refused.setdefault(column, []).append(f"id {item_id}: {_read_only_message(spec, column)}")
-                continue
-            problem = check(spec, column, new, creating=False)
-            rows.append(_plan_row(item_id, column, old, new, "invalid" if problem else "update",
-                                  problem or note or "", seen, note=_note(spec, column, new)))
+        rows.extend(_update_rows(spec, item_id, base, row, orig.columns, refused))
     removed = [i for i in orig.index if i not in set(ed_ids)]
     if allow_delete:
         for item_id in removed:
@@ -233,6 +210,38 @@ def diff(spec: EditableSpec, original: pd.DataFrame, edited: pd.DataFrame, *,
                     f"(allow_delete=True deletes them)")
     plan.attrs["summary"] = f"Dokus {spec.name} plan: {summary}"
     return plan
+
+
+def _update_rows(spec: EditableSpec, item_id: Any, base: pd.Series, row: pd.Series, known_columns: Any,
+                 refused: dict[str, list[str]]) -> list[dict[str, Any]]:
+    """The plan rows of one existing item: one per changed column (an edit of a read-only column goes to
+    ``refused``, which makes :func:`diff` refuse the whole plan)."""
+    rows: list[dict[str, Any]] = []
+    seen = _stamp(base["modification_time"])
+    for column in row.index:
+        if column == "id":
+            continue
+        try:
+            old, _ = normalize(spec, column, base[column]) if column in known_columns else (None, None)
+        except _Bad:
+            old = _plain(base[column])
+        try:
+            new, note = normalize(spec, column, row[column])
+        except _Bad as exc:
+            if not spec.is_editable(column):
+                refused.setdefault(column, []).append(f"id {item_id}: {_read_only_message(spec, column)}")
+                continue
+            rows.append(_plan_row(item_id, column, old, _plain(row[column]), "invalid", str(exc), seen))
+            continue
+        if same(old, new):
+            continue
+        if not spec.is_editable(column):
+            refused.setdefault(column, []).append(f"id {item_id}: {_read_only_message(spec, column)}")
+            continue
+        problem = check(spec, column, new, creating=False)
+        rows.append(_plan_row(item_id, column, old, new, "invalid" if problem else "update",
+                              problem or note or "", seen, note=_note(spec, column, new)))
+    return rows
 
 
 def _new_labels(ed: pd.DataFrame, ids: list[int | None], known: set[int | None]) -> list[str | None]:
