@@ -4,7 +4,9 @@
     job = lv.import_images(df, system_name="archive")
     job.wait(); job.results()
 
-See :mod:`toolkit.livingdocs.client`, :mod:`toolkit.livingdocs.imports` and :mod:`toolkit.livingdocs.webhooks`.
+See :mod:`toolkit.livingdocs.client`, :mod:`toolkit.livingdocs.imports` (the import: its row checks in
+:mod:`~toolkit.livingdocs.rows`, its sending in :mod:`~toolkit.livingdocs.sending`, its server jobs in
+:mod:`~toolkit.livingdocs.jobs`) and :mod:`toolkit.livingdocs.webhooks`.
 """
 
 from .client import AsyncClient, Client, connect

@@ -9,7 +9,8 @@ IMAGES.csv (or .xlsx / .json) has the columns ``url`` and ``id``, optionally ``f
 / ``title``), ``mediaType``, ``metadata`` (JSON text) and ``metadata.<name>`` columns.
 
 Exit codes: 0 every image imported or skipped as unchanged (or, without ``--wait``, every chunk sent);
-1 some images failed; 2 some rows were invalid (not sent); 3 an error stopped the run.
+1 some images failed, or are in doubt (the answer of their import call was lost: run again with the same
+rows); 2 some rows were invalid (not sent); 3 an error stopped the run.
 """
 
 from __future__ import annotations
@@ -89,24 +90,26 @@ def _cmd_import(args: argparse.Namespace) -> int:
                 status.to_csv(args.report, index=False)
             if len(status):
                 print(status.to_string(index=False))
-            results = job.aio._result_rows()
+            results = [r for r in job.result_rows() if r.get("job_id") is None]
             invalid = sum(1 for r in results if r["status"] == "invalid")
             unsent = sum(1 for r in results if r["status"] == "failed")
-            print(f"{invalid} invalid row(s) not sent; {unsent} row(s) could not be sent. "
-                  f"Follow the jobs with --wait, or in Python: lv.job(id).")
-            return 1 if unsent else 2 if invalid else 0
+            doubt = sum(1 for r in results if r["status"] == "in_doubt")
+            print(f"{invalid} invalid row(s) not sent; {unsent} row(s) could not be sent"
+                  + (f"; {doubt} row(s) in doubt (the answer was lost: run again to be sure)" if doubt else "")
+                  + ". Follow the jobs with --wait, or in Python: lv.job(id).")
+            return 1 if unsent or doubt else 2 if invalid else 0
         job.wait(timeout=args.timeout, progress=not args.no_progress)
         res = job.results()
     if args.report:
         res.to_csv(args.report, index=False)
-    problems = res[res["status"].isin(["failed", "invalid"])]
+    problems = res[res["status"].isin(["failed", "in_doubt", "invalid"])]
     if len(problems):
         with __import__("pandas").option_context("display.max_colwidth", 120):
             print(problems[["external_id", "status", "reason", "job_id"]].head(40).to_string(index=False))
         if len(problems) > 40:
             print(f"… {len(problems) - 40} more (use --report for all)")
     print(res.attrs.get("summary", ""))
-    if (res["status"] == "failed").any():
+    if res["status"].isin(["failed", "in_doubt"]).any():
         return 1
     if (res["status"] == "invalid").any():
         return 2

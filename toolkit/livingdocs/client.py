@@ -126,9 +126,30 @@ class AsyncClient(ServiceClient):
                        service=SERVICE, method=exc.method, url=exc.url, status=410, details=exc.details,
                        hint="Connect with api_version='v1' or a current dated version (e.g. '2026-01').") from None
 
-    async def _post_import(self, body: Mapping[str, Any]) -> str:
-        """POST one chunk; the job id. Repeated on 429 with Retry-After and 5xx (``import_attempts`` times),
-        on the usage limit (429 with an array body / no Retry-After) at most twice more."""
+    async def post_import(self, body: Mapping[str, Any]) -> str:
+        """Start one import job: ``POST import/images`` with ``body`` (``systemName``, ``images``, and
+        ``webhook`` / ``context`` when given) as it is; :meth:`import_images` calls it once per chunk.
+
+        The POST is not idempotent, so this is its one repeat loop: on a 429 with ``Retry-After`` and on a 5xx
+        it is sent again (``import_attempts`` times in all, waiting as the client's retry policy says —
+        harmless even if the service took it, since it upserts by system name and id); the usage limit (a
+        429 with an array body, or without ``Retry-After``) is tried at most twice more. A lost answer is
+        not repeated here (the caller decides).
+
+        Returns
+        -------
+        str
+            The new job's id.
+
+        Raises
+        ------
+        QuotaExhausted
+            The plan's usage limit is reached (the service's own message).
+        RateLimited, ServerError
+            Still 429 / 5xx after ``import_attempts`` tries.
+        Unauthorized, Forbidden, ValidationError, TransportError
+            As for every call (a ``TransportError`` says by ``delivery`` whether the request may have arrived).
+        """
         usage_tries = 0
         attempt = 0
         while True:
@@ -161,7 +182,22 @@ class AsyncClient(ServiceClient):
                     raise self.http.error_for(response, what="start an image import") from None
                 await self.http.pause("POST", str(response.request.url), attempt, retry_after, f"HTTP {status}")
 
-    async def _job_status(self, job_id: str, *, allow_missing: bool = False) -> dict[str, Any] | None:
+    async def job_status(self, job_id: str, *, allow_missing: bool = False) -> dict[str, Any] | None:
+        """The status body of one import job as the service sends it (``GET import/images/status?id=``):
+        ``{finished, state, startedAt}`` while it runs, with ``images`` once it finished.
+
+        Parameters
+        ----------
+        job_id:
+            The job's id (from :meth:`post_import`, ``ImportJob.ids``, a webhook or a journal).
+        allow_missing:
+            Return ``None`` for a job the service does not know instead of raising.
+
+        Raises
+        ------
+        NotFound
+            The service knows no such job (unless ``allow_missing``).
+        """
         response = await self._request("GET", "import/images/status", scope=WRITE_SCOPE,
                                        what="read the status of an import job", params={"id": str(job_id)},
                                        allow=(404,))
@@ -179,11 +215,17 @@ class AsyncClient(ServiceClient):
                                hint="The server may not be a Livingdocs server: check the base URL.") from None
         return body if isinstance(body, dict) else {}
 
-    def _remember(self, job_id: str, system_name: str | None, images: int | None, *, source: str,
-                  chunk: str | None = None) -> None:
+    def remember_job(self, job_id: str, system_name: str | None, images: int | None, *, source: str,
+                     chunk: str | None = None) -> None:
+        """Add a job to those :meth:`jobs` lists (``source``: ``this connection``, ``re-attached``,
+        ``journal``); a job already listed keeps its first entry. No call to the service."""
         self._known.setdefault(job_id, {"job_id": job_id, "system_name": system_name, "images": images,
                                         "source": source, "chunk": chunk,
                                         "recorded_at": datetime.now(timezone.utc).isoformat(timespec="seconds")})
+
+    def remember_journal(self, path: Any) -> None:
+        """Add a journal file whose recorded import jobs :meth:`jobs` lists. No call to the service."""
+        self._journals.add(str(path))
 
     # -- public -----------------------------------------------------------------------------------------
     async def import_images(self, images: Any, system_name: str, webhook: Any = None, context: Any = None,
@@ -252,7 +294,7 @@ class AsyncClient(ServiceClient):
         ids = [job_id] if isinstance(job_id, str) else [str(j) for j in job_id]
         if not ids or any(not str(j).strip() for j in ids):
             raise ValidationError("give a job id (text), e.g. lv.job(job.ids[0])", service=SERVICE)
-        bodies = await asyncio.gather(*(self._job_status(j.strip()) for j in ids))
+        bodies = await asyncio.gather(*(self.job_status(j.strip()) for j in ids))
         jobs = []
         for j, body in zip(ids, bodies):
             server = ServerJob(j.strip())
@@ -263,7 +305,7 @@ class AsyncClient(ServiceClient):
             known = self._known.get(server.job_id)
             if known and server.total is None:
                 server.total = known.get("images")
-            self._remember(server.job_id, None, server.total, source="re-attached")
+            self.remember_job(server.job_id, None, server.total, source="re-attached")
             self._known[server.job_id].update(state=server.state, finished=server.finished)
         return ImportJob(self, jobs=jobs)
 
