@@ -14,14 +14,14 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from ..core import service as _service
 from ..core.auth import DateHeader, TicketAuth
 from ..core.client import ServiceClient
 from ..core.credentials import Secret
-from ..core.errors import ToolkitError, ValidationError
-from ..core.http import RetryPolicy, Timeouts
+from ..core.errors import BadRequest, ToolkitError, ValidationError
+from ..core.http import Download, RetryPolicy, Timeouts
 from ..core.redact import redact
 from ..core.registry import Field, ServiceSpec, register
 from ..core.sync import sync_class
@@ -60,6 +60,16 @@ CODE_HINTS = {
     "INVALID_PARAMETERS": "Give exactly one of after= or next=.",
 }
 CLOCK_CODES = ("DATE_SKEW", "MISSING_DATE", "INVALID_DATE")
+#: what a download sends as ``Accept`` (Boknett answers 406 to anything else)
+DOWNLOAD_ACCEPT = {"Accept": "application/octet-stream"}
+#: statuses of a download → what to do
+DOWNLOAD_HINTS = {
+    401: HINTS[401],
+    403: "The id belongs to another Boknett user: download with the user name that pulled the report.",
+    404: "Boknett knows no object with this id: pull the report again.",
+    410: "The id has expired (Boknett's download ids live 24 hours): pull the report again (objects() or "
+         "changes()) and download from the new rows.",
+}
 TGT_LIFETIME = 2 * 3600
 TGT_RENEW_AFTER = 110 * 60
 
@@ -172,6 +182,73 @@ class AsyncClient(ServiceClient):
             raise self._api_error(response, what)
         raise AssertionError("unreachable")  # pragma: no cover
 
+    async def download_file(self, reference: str, folder: "str | os.PathLike[str]", *,
+                            name: Callable[[str], str] | None = None, default_name: str = "download.bin",
+                            overwrite: bool = False) -> Download:
+        """Download one object file: the ``reference`` of one report row, fetched as served, into ``folder``.
+
+        The building block of :meth:`download`, which adds what a folder of many files needs (names that
+        never clash, the journal, one row per object): use that one for report rows. The request carries
+        ``Accept: application/octet-stream``, the ticket and a fresh ``Date``; the body goes to a temporary
+        file in ``folder`` (``.{name}.~tk…~….part``) renamed to its name only when complete. A clock refusal
+        (``400 DATE_SKEW``) is probed once (the same URL, its body read), the server's clock learnt and the
+        download repeated once.
+
+        Parameters
+        ----------
+        reference:
+            a ``reference`` URL of :meth:`objects` / :meth:`changes`.
+        folder:
+            where the file goes (created).
+        name:
+            called with Boknett's file name (``Content-Disposition``, cleaned so it stays inside ``folder``) as
+            soon as the headers are in, before the body is written; returns the name to save under (cleaned
+            again). Default: Boknett's name.
+        default_name:
+            the name when Boknett gives none.
+        overwrite:
+            replace a file already there under that name (otherwise it is kept and the body not read).
+
+        Returns
+        -------
+        :class:`toolkit.core.http.Download`: ``path``, ``filename``, ``bytes``, ``status``, ``skipped`` (an
+        existing file kept), ``suggested`` (Boknett's cleaned name).
+
+        Raises
+        ------
+        Gone: 410, the id expired (pull the report again). Forbidden: 403, another user's id. NotFound: 404.
+        ValidationError: a clock Boknett refuses even after the toolkit adjusted its ``Date``; another 400.
+        TransportError: the connection failed (after the retry policy).
+        """
+        what = "download the object file"
+        for attempt in (1, 2):
+            offset = self.clock.offset
+            try:
+                return await self.http.download(reference, folder, headers=DOWNLOAD_ACCEPT, overwrite=overwrite,
+                                                name=name, default_name=default_name, what=what,
+                                                hints=DOWNLOAD_HINTS)
+            except BadRequest:
+                if attempt == 2:
+                    raise
+            # why the 400? (the download keeps no body): probe the same URL and learn the clock if that is it
+            probe = await self.http.request("GET", reference, headers=DOWNLOAD_ACCEPT, allow=(400,), stream=True,
+                                            what=what, hints=DOWNLOAD_HINTS)
+            try:
+                if probe.status_code != 400:
+                    continue
+                await probe.aread()
+                from .report import parse_errors
+
+                try:
+                    codes = [c for c, _ in parse_errors(probe.content)]
+                except ToolkitError:
+                    codes = []
+                if not (self._clock_refused(probe, codes) and await self._learn_clock(probe, offset)):
+                    raise self._api_error(probe, what)
+            finally:
+                await probe.aclose()
+        raise AssertionError("unreachable")  # pragma: no cover
+
     # -- the API ------------------------------------------------------------------------------------------
     async def objects(self, after: Any = None, next: str | None = None, pagesize: int = 5000,
                       out: "str | os.PathLike[str] | None" = None) -> Any:
@@ -263,9 +340,11 @@ class AsyncClient(ServiceClient):
         Returns
         -------
         DataFrame isbn13, type, file, bytes, http_status, outcome, message. Outcomes: ``downloaded``,
-        ``already_downloaded`` (nothing fetched), ``forbidden`` (403), ``not_found`` (404), ``expired``
-        (410: pull the report again), ``refused`` (a reference to another host), ``duplicate`` (the same
-        isbn13/type again in the input), ``invalid``, ``failed``, ``deferred``.
+        ``already_downloaded`` (nothing fetched: the journal's file is still there, or an interrupted run had
+        saved it complete), ``forbidden`` (403), ``not_found`` (404), ``expired`` (410: pull the report
+        again), ``unauthorized``, ``refused`` (a reference to another host), ``duplicate`` (the same
+        isbn13/type again in the input), ``invalid``, ``failed``, ``in_doubt``, ``deferred``. Each object's
+        file is saved once, also when a run was killed part-way (docs/boknett.md).
 
         Raises
         ------
