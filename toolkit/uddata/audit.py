@@ -46,8 +46,8 @@ from typing import TYPE_CHECKING, Any, Iterable
 
 import pandas as pd
 
-from ..core import bulk as _bulk
-from ..core.bulk import run_bulk
+# check_concurrency is core's one check, also importable from here (the folder upload used to import it so)
+from ..core.bulk import check_concurrency, run_bulk
 from ..core.errors import APIError, ToolkitError, ValidationError
 from ..core.frames import ToolkitFrame, frame
 from ..core.redact import redact
@@ -69,12 +69,6 @@ STATUSES = ("with_photo", "no_photo", "unknown_cpr", "not_found", "invalid", "er
 LABELS = STATUSES
 UNKNOWN_CPR_NOTE = ("not on the roster: Uddata+ has no person with this CPR number (404); check the number, "
                     "or enrol the student first")
-
-
-def check_concurrency(value: Any, service: str = "uddata", **options: Any) -> int:
-    """Core's one check (:func:`toolkit.core.bulk.check_concurrency`) with Uddata+ as the service; kept
-    under this name because the folder upload imports it from here."""
-    return _bulk.check_concurrency(value, service, **options)
 
 
 def _status_of_404(response: Any) -> tuple[str | None, str | None]:
@@ -192,7 +186,7 @@ async def audit(client: "PhotoClient", cprs: Any, concurrency: int = 16, progres
     ------
     toolkit.ValidationError — ``concurrency`` is not a whole number from 1 to 64, or the input cannot be read.
     """
-    concurrency = _bulk.check_concurrency(concurrency, "uddata", default=16)
+    concurrency = check_concurrency(concurrency, "uddata", default=16)
     values = read_cprs(cprs)
     checks = [_cpr.validate(v) for v in values]
     first_row: dict[str, int] = {}
