@@ -250,7 +250,8 @@ class AsyncClient(ServiceClient):
             Images per import call (one server job each); 100 by default.
         journal:
             A journal file path (or :class:`toolkit.core.journal.Journal`): each chunk sent and its job id are
-            recorded, so calling again with the same rows re-attaches instead of sending again.
+            recorded, so calling again with the same rows re-attaches instead of sending again. ``None``: a
+            journal in memory for this call only.
         concurrency:
             Import calls in flight at once (after the first).
         progress:
@@ -259,7 +260,9 @@ class AsyncClient(ServiceClient):
         Returns
         -------
         ImportJob
-            ``ids``, ``status()``, ``wait()``, ``results()`` (one row per input image; bad rows ``invalid``).
+            ``ids``, ``status()``, ``wait()``, ``results()`` (one row per input image; bad rows ``invalid``,
+            ``in_doubt`` the rows of a chunk whose import call may have arrived but got no answer: sending the
+            same rows again is safe, the service upserts by system name and id).
 
         Raises
         ------
@@ -267,7 +270,7 @@ class AsyncClient(ServiceClient):
             ``system_name`` missing, ``context`` too large, a bad ``webhook``/``chunk_size``; nothing was sent.
         Unauthorized, Forbidden
             The token is unknown or expired, or lacks ``public-api:write`` (nothing was imported).
-        RateLimited
+        QuotaExhausted
             The plan's daily usage limit (the service's own message), when no chunk was accepted.
         """
         return await start_import(self, images, system_name, webhook, context, chunk_size, journal,
