@@ -28,9 +28,6 @@ from .credentials import Secret, env_name, load_credentials
 from .errors import ValidationError, service_name
 from .registry import ServiceSpec, spec
 
-# toolkit.sandbox still reaches discovery through this module (``_service.discover/announce/withdraw``);
-# these names stay importable here for it and are not part of this module's own (see toolkit.core.discovery)
-from .discovery import announce, discover, withdraw  # noqa: F401
 
 __all__ = ["connect", "connect_cli", "add_connection_options", "resolve_urls", "missing_fields_error"]
 

@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass, replace
 from typing import Any, Callable, Iterator, Mapping
 
-from ..core import service as _service
+from ..core import discovery as _discovery
 from ..core.errors import ToolkitError
 from ..core.redact import get_logger, install_log_redaction, redact
 
@@ -101,7 +101,7 @@ def discover(service: str | None = None) -> Any:
     (``toolkit sandbox``, ``./run lab``) found through its file — ``TOOLKIT_SANDBOX_FILE``, by default
     ``<temp dir>/toolkit-sandbox-<user>.json``. ``None`` when none runs. It has ``urls`` and
     ``credentials(service)``."""
-    return _service.discover(service)
+    return _discovery.discover(service)
 
 
 @dataclass
@@ -394,7 +394,7 @@ class Sandbox:
             self.stop()
             raise ToolkitError(f"the sandbox did not start ({errors[0] if errors else 'timeout'})", service="sandbox")
         _running.append(self)
-        _service.announce(self)
+        _discovery.announce(self)
         log.info("sandbox serving %s", ", ".join(f"{k} at {v}" for k, v in self.urls.items()))
 
     @property
@@ -413,7 +413,7 @@ class Sandbox:
                 pass
         if self in _running:
             _running.remove(self)
-        _service.withdraw(self)
+        _discovery.withdraw(self)
 
     def __enter__(self) -> "Sandbox":
         return self
