@@ -107,9 +107,18 @@ class AsyncClient(ServiceClient):
         return redact(f"<Boknett client {self.base_url} user={self.username}>")
 
     # -- the clock ----------------------------------------------------------------------------------------
-    def _clock_now(self) -> float:
-        """This computer's time corrected by the learnt offset of Boknett's clock (epoch seconds)."""
+    def server_now(self) -> float:
+        """Boknett's time as this connection knows it: this computer's clock corrected by the offset learnt
+        from Boknett's answers (epoch seconds). A date ``after=`` is checked against it."""
         return time.time() + self.clock.offset
+
+    async def report_page(self, params: Mapping[str, Any]) -> Any:
+        """One page of the object report (``GET`` of the report with ``params``: ``after``/``next`` and
+        ``pagesize``), with the ticket and ``Date``; a clock refusal learns Boknett's clock and repeats once.
+        Returns the answer whose body is the page's XML; :meth:`objects` and :meth:`changes` page with it."""
+        from .objects import REPORT_PATH
+
+        return await self._get(REPORT_PATH, params=params, what="pull the object report")
 
     def _lock(self) -> asyncio.Lock:
         loop = asyncio.get_running_loop()

@@ -1,4 +1,4 @@
-"""The small client interface Boknett's downloads are written against (no import of the client, which
+"""The small client interfaces Boknett's feature modules (the report pull, the downloads) are written against (no import of the client, which
 imports the feature modules).
 
 Anything with these members works: the real :class:`toolkit.boknett.AsyncClient`, or a test double.
@@ -7,12 +7,22 @@ Anything with these members works: the real :class:`toolkit.boknett.AsyncClient`
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Callable, Protocol
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Protocol
 
 if TYPE_CHECKING:
     from ..core.http import Download
 
-__all__ = ["DownloadClient"]
+__all__ = ["DownloadClient", "ReportClient"]
+
+
+class ReportClient(Protocol):
+    """What the object report pull (``objects.py``) uses."""
+
+    def server_now(self) -> float:
+        """Boknett's time as this connection knows it (epoch seconds)."""
+
+    async def report_page(self, params: Mapping[str, Any]) -> Any:
+        """One page of the object report (the answer, its body the page's XML)."""
 
 
 class DownloadClient(Protocol):

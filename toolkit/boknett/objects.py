@@ -41,10 +41,8 @@ from ..core.frames import ToolkitFrame, frame
 from ..core.http import CursorPaging
 from ..core.memory import small_pages
 from ..core.redact import get_logger
+from .interface import ReportClient
 from .report import OBJECT_SCHEMA, parse_columns, parse_objects
-
-#: the service's AsyncClient, duck-typed (not imported: the client imports this module)
-AsyncClient = Any
 
 __all__ = ["format_after", "check_pagesize", "pull_objects", "pull_changes", "read_state", "write_state",
            "MAX_PAGESIZE", "MAX_AGE_DAYS", "REPORT_PATH", "SUMMARY_SCHEMA"]
@@ -123,7 +121,7 @@ def _frame(parts: list[pd.DataFrame], cursor: str | None, pages: int) -> Toolkit
     return df
 
 
-def _first_query(client: "AsyncClient", after: Any, next: str | None, pagesize: int) -> dict[str, Any]:
+def _first_query(client: ReportClient, after: Any, next: str | None, pagesize: int) -> dict[str, Any]:
     """The query of the first page; refuses bad arguments before anything is sent."""
     if (after is None) == (next is None or next == ""):
         raise ValidationError("give exactly one of after= (a date) or next= (a cursor)", service=SERVICE,
@@ -131,11 +129,11 @@ def _first_query(client: "AsyncClient", after: Any, next: str | None, pagesize: 
                                    "attrs['next'] as next=, or use changes(state=…), which keeps it for you.")
     size = check_pagesize(pagesize)
     if after is not None:
-        return {"after": format_after(after, now=client._clock_now()), "pagesize": size}
+        return {"after": format_after(after, now=client.server_now()), "pagesize": size}
     return {"next": str(next), "pagesize": size}
 
 
-async def _each_page(client: "AsyncClient", query: dict[str, Any], on_page: Any, *, parse: Any = parse_objects,
+async def _each_page(client: ReportClient, query: dict[str, Any], on_page: Any, *, parse: Any = parse_objects,
                      count: Any = len) -> tuple[str | None, int]:
     """Pull every page from ``query``, handing each non-empty page — as ``parse`` makes it (a DataFrame;
     plain column lists for a streamed pull) — to ``on_page`` as it arrives (nothing is kept here); returns
@@ -147,7 +145,7 @@ async def _each_page(client: "AsyncClient", query: dict[str, Any], on_page: Any,
     cursor: str | None = query.get("next")
     pages = 0
     while True:
-        response = await client._get(REPORT_PATH, params=query, what="pull the object report")
+        response = await client.report_page(query)
         pages += 1
         df = parse(response.content)
         seen["rows"] = rows = count(df)
@@ -172,7 +170,7 @@ async def _each_page(client: "AsyncClient", query: dict[str, Any], on_page: Any,
     return cursor, pages
 
 
-async def pull_objects(client: "AsyncClient", *, after: Any = None, next: str | None = None,
+async def pull_objects(client: ReportClient, *, after: Any = None, next: str | None = None,
                        pagesize: int = MAX_PAGESIZE, out: "str | os.PathLike[str] | None" = None) -> ToolkitFrame:
     """Every page of the report from ``after`` or ``next``; see the module docstring. With ``out`` the pages
     stream into one Parquet file and a one-row summary is returned (see the module docstring)."""
@@ -229,7 +227,7 @@ def _parquet_schema(pa: Any) -> Any:
     return pa.schema([(name, pa.string()) for name in OBJECT_SCHEMA], metadata={"pandas": json.dumps(meta)})
 
 
-async def _pull_to_parquet(client: "AsyncClient", query: dict[str, Any], out: "str | os.PathLike[str]"
+async def _pull_to_parquet(client: ReportClient, query: dict[str, Any], out: "str | os.PathLike[str]"
                            ) -> ToolkitFrame:
     """Stream the report page by page into ``out``: each page parsed, written as a row group, dropped.
     Written to a temporary file in the same folder and renamed when complete."""
@@ -318,7 +316,7 @@ def write_state(path: "str | os.PathLike[str]", cursor: str) -> None:
         raise
 
 
-async def pull_changes(client: "AsyncClient", *, state: "str | os.PathLike[str]" = "boknett.cursor",
+async def pull_changes(client: ReportClient, *, state: "str | os.PathLike[str]" = "boknett.cursor",
                        after: Any = None, pagesize: int = MAX_PAGESIZE,
                        out: "str | os.PathLike[str] | None" = None) -> ToolkitFrame:
     """The incremental pull; see the module docstring. With ``out`` the pages stream into that Parquet file
