@@ -19,6 +19,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from ..core import discovery as _discovery
 from ..core import service as _service
 from ..core.errors import ValidationError
 
@@ -67,7 +68,7 @@ def _connect(args: argparse.Namespace) -> Any:
     from . import connect
 
     if args.sandbox:
-        sb = _service.discover("livingdocs")
+        sb = _discovery.discover("livingdocs")
         if sb is None:
             raise ValidationError("no sandbox is running", service="livingdocs",
                                   hint="Start one with `toolkit sandbox` in another terminal, or give --base-url.")
