@@ -336,3 +336,24 @@ def test_public_names_and_signatures() -> None:
     assert list(sig)[1:5] == ["objs", "folder", "concurrency", "overwrite"]
     assert sig["concurrency"].default == 8 and sig["overwrite"].default is False
     assert "410" in (toolkit.boknett.Client.download.__doc__ or "")
+
+
+# -- dates that cannot be meant ------------------------------------------------------------------------------
+@pytest.mark.parametrize("after", ["2062-11-20", "NaT", "2026-13-45", "next tuesday", None])
+def test_a_date_that_cannot_be_meant_is_refused_before_anything_is_sent_and_no_cursor_is_saved(
+        bk: Any, emu: BoknettEmulator, tmp_path: Path, after: Any) -> None:
+    import pandas as pd
+
+    value = pd.NaT if after == "NaT" else after
+    state = tmp_path / "boknett.cursor"
+    seen = len(emu.requests)
+    with pytest.raises(ValidationError) as info:
+        bk.changes(state=state, after=value)
+    with pytest.raises(ValidationError):
+        bk.objects(after=value) if value is not None else bk.objects(after=pd.NaT)
+    assert report_calls(emu, seen) == []  # nothing was asked of Boknett
+    assert not state.exists()  # the cursor file is never written by a refused pull
+    text = str(info.value)
+    assert "Boknett" in text and "after" in text and "What to do" in text
+    if after == "2062-11-20":
+        assert "future" in text and "2062-11-20" in text

@@ -57,6 +57,9 @@ _STAMP = re.compile(r"^\d{14}$")
 
 
 def _as_utc(value: Any) -> datetime:
+    if value is None or value is pd.NaT or (isinstance(value, float) and value != value) or value is pd.NA:
+        raise ValidationError(f"after={value!r} is not a date (it is missing)", service=SERVICE,
+                              hint="Give a date such as '2026-11-01', a datetime, or a timestamp yyyyMMddHHmmss.")
     if isinstance(value, pd.Timestamp):
         value = value.to_pydatetime()
     if isinstance(value, datetime):
@@ -79,9 +82,17 @@ def _as_utc(value: Any) -> datetime:
 
 
 def format_after(value: Any, *, now: float | None = None) -> str:
-    """``after`` as Boknett's ``yyyyMMddHHmmss`` (UTC); refuses one older than 180 days."""
+    """``after`` as Boknett's ``yyyyMMddHHmmss`` (UTC); refuses one older than 180 days, and one in the
+    future (a typo such as 2062 for 2026: Boknett would answer no changes, and a cursor saved from that
+    answer would skip every change between the meant date and now)."""
     when = _as_utc(value)
     now_dt = datetime.fromtimestamp(time.time() if now is None else now, timezone.utc)
+    if when > now_dt + timedelta(minutes=5):
+        raise ValidationError(f"after={when:%Y-%m-%d %H:%M} UTC is in the future (Boknett's time is "
+                              f"{now_dt:%Y-%m-%d %H:%M} UTC): no change can be that new, so nothing was pulled "
+                              "and no cursor was saved", service=SERVICE,
+                              hint="Check the year and the order of day and month; give a date in the last "
+                                   f"{MAX_AGE_DAYS} days, such as '{now_dt - timedelta(days=7):%Y-%m-%d}'.")
     oldest = now_dt - timedelta(days=MAX_AGE_DAYS)
     if when < oldest:
         raise ValidationError(f"after={when:%Y-%m-%d %H:%M} UTC is older than {MAX_AGE_DAYS} days; Boknett "
