@@ -56,13 +56,39 @@ IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
 
 @dataclass(frozen=True)
 class Timeouts:
+    """Seconds to wait. ``connect``/``read``/``write``/``pool`` bound one attempt's phases (``read``: the
+    longest silence while an answer is awaited); ``total`` bounds one call with all its retries, so a
+    service that takes the connection and never answers ends a call after ``total`` seconds with a
+    :class:`~toolkit.core.errors.TransportError` that says so (``None``: no bound beyond the attempts).
+    The body of a streamed download is not counted in ``total`` (its pieces are bounded by ``read``)."""
+
     connect: float = 10.0
-    read: float = 60.0
+    read: float = 30.0
     write: float = 60.0
     pool: float = 120.0
+    total: float | None = 60.0
 
     def to_httpx(self) -> httpx.Timeout:
         return httpx.Timeout(connect=self.connect, read=self.read, write=self.write, pool=self.pool)
+
+    def deadline(self) -> float | None:
+        """The monotonic time by which a call that starts now must end."""
+        return None if self.total is None else time.monotonic() + self.total
+
+    def for_attempt(self, deadline: float | None, timeout: float | None) -> Any:
+        """The httpx timeout of one attempt: each phase at most what is left before ``deadline``."""
+        if deadline is None:
+            return timeout
+        left = max(0.05, deadline - time.monotonic())
+        if timeout is not None:
+            return min(float(timeout), left)
+        return httpx.Timeout(connect=min(self.connect, left), read=min(self.read, left),
+                             write=min(self.write, left), pool=min(self.pool, left))
+
+    @staticmethod
+    def in_time(deadline: float | None, pause: float = 0.0) -> bool:
+        """Whether another attempt (after ``pause`` seconds) still has a second before ``deadline``."""
+        return deadline is None or deadline - time.monotonic() - pause > 1.0
 
 
 @dataclass(frozen=True)
@@ -336,18 +362,21 @@ class HttpClient:
         refreshed = False
         attempt = 0
         arrived = False  # whether an earlier attempt may have reached the service (travels on the error)
+        deadline = self.timeouts.deadline()
         while True:
             attempt += 1
             started = time.perf_counter()
-            outcome, generation = await self._send(method, url, params, headers, body, plain, timeout, stream)
+            outcome, generation = await self._send(method, url, params, headers, body, plain,
+                                                   self.timeouts.for_attempt(deadline, timeout), stream)
             if isinstance(outcome, _Failure):
                 may_repeat = outcome.kind == "unsent" or (outcome.kind == "lost" and retryable)
-                if may_repeat and attempt < policy.attempts:
+                if may_repeat and attempt < policy.attempts and self.timeouts.in_time(deadline):
                     arrived = arrived or outcome.kind == "lost"
                     await self.pause(method, url, attempt, None, outcome.name)
                     continue
                 kind = "lost" if arrived and outcome.kind == "unsent" else outcome.kind
-                raise self._transport_error(outcome.name, method, url, what, attempt, kind) from None
+                raise self._transport_error(outcome.name, method, url, what, attempt, kind,
+                                            out_of_time=not self.timeouts.in_time(deadline)) from None
             response = outcome
             status = response.status_code
             if log.isEnabledFor(logging.DEBUG):  # the filter redacts the rendered line
@@ -361,7 +390,7 @@ class HttpClient:
                 attempt -= 1  # a token renewal is not a retry
                 continue
             if status in policy.statuses and status not in allowed and attempt < policy.attempts \
-                    and (retryable or status in policy.safe_for_post):
+                    and (retryable or status in policy.safe_for_post) and self.timeouts.in_time(deadline):
                 retry_after = parse_retry_after(response.headers.get("retry-after")) \
                     if status in (429, 503) else None
                 arrived = arrived or status not in (429, 503)
@@ -387,7 +416,7 @@ class HttpClient:
         await self._sleep(delay)
 
     def _transport_error(self, name: str, method: str, url: str, what: str | None,
-                         attempts: int = 1, kind_of: str = "lost") -> TransportError:
+                         attempts: int = 1, kind_of: str = "lost", out_of_time: bool = False) -> TransportError:
         kind = {
             "ConnectError": "could not connect to the service",
             "ConnectTimeout": "timed out connecting to the service",
@@ -402,7 +431,12 @@ class HttpClient:
         }.get(name, "the request failed before an answer arrived")
         prefix = f"could not {what}: " if what else ""
         hint = None
-        if "Timeout" in name:
+        if out_of_time and "Timeout" in name and self.timeouts.total is not None:
+            kind = (f"no answer within {self.timeouts.total:g} s — the service took the connection but did not "
+                    "answer")
+            hint = ("The service is not answering: try again later. If it is only slow, give the connection a "
+                    "longer bound, e.g. timeouts=Timeouts(total=300).")
+        elif "Timeout" in name:
             hint = "The service is slow or unreachable: try again later, lower the concurrency or raise the timeout."
         elif name == "ConnectError" and _is_loopback(url):
             hint = ("Nothing answers at this local address: if it is the toolkit's sandbox, it was stopped "
