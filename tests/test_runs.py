@@ -6,6 +6,7 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pytest
 
 import toolkit
@@ -35,7 +36,7 @@ def test_runs_of_three_services_are_listed_with_their_rows(sb: Any, state: Path,
         (files / "a.jpg").write_bytes(make_photo(1, size=(30, 30)))
         mf.upload_folder(files, folder_id, progress=False)
     with toolkit.boknett.connect(**sb.credentials("boknett")) as bk:
-        objs = bk.objects(after="2026-11-01")
+        objs = bk.objects(after=pd.Timestamp.now(tz="UTC") - pd.Timedelta(days=30))
         bk.download(objs.head(3), tmp_path / "covers", progress=False)
 
     history = toolkit.runs()
@@ -49,6 +50,21 @@ def test_runs_of_three_services_are_listed_with_their_rows(sb: Any, state: Path,
     assert rows["cpr"].tolist() == sorted(cprs) or sorted(rows["cpr"].tolist()) == sorted(cprs)
     assert_no_secrets(repr(rows) + rows._repr_html_(), cprs, "the rows of a run")  # masked on display
     assert_no_secrets(history.to_csv(), sb.secrets(), "the history")
+
+
+def test_a_bulk_write_without_a_journal_is_listed_too(sb: Any, state: Path) -> None:
+    """"What did I send last week" finds an import made without journal=: its run is recorded in the
+    toolkit's history journal in the state folder."""
+    em = sb.emulator("livingdocs")
+    images = [{"url": em.image_url("ok-1.png"), "id": f"runs-{i}", "fileName": f"Runs {i}"} for i in range(3)]
+    with toolkit.livingdocs.connect(**sb.credentials("livingdocs")) as lv:
+        job = lv.import_images(images, system_name="runs-history")
+        job.wait(timeout=60, progress=False)
+    history = toolkit.runs()
+    livingdocs = history[history["service"] == "livingdocs"]
+    assert len(livingdocs) == 1 and livingdocs["kind"].iloc[0] == "image import"
+    assert livingdocs["journal"].iloc[0].startswith(str(state))
+    assert livingdocs["items"].iloc[0] >= 1
 
 
 def test_an_old_or_damaged_journal_says_so_plainly(state: Path, tmp_path: Path) -> None:

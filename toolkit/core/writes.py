@@ -25,7 +25,8 @@ The protocol owns the rest, the same way for all four:
    cell) leaves ``in_doubt``; a killed process leaves ``sending``, which the next run treats the same way.
 
 The run itself: :class:`WriteRun` opens the journal (``journal=None``: one in memory for this call only),
-records the run for :func:`toolkit.runs` and its rows when it ends, and first removes the temporaries that
+records the run for :func:`toolkit.runs` and its rows when it ends (in the journal; for a call without one,
+in the toolkit's history journal ``runs.sqlite`` in its state folder, so every bulk write is listed), and first removes the temporaries that
 killed runs left in the destination folder (:func:`toolkit.core.files.clean_temporaries`). A dry run
 (``dry_run=True``) reads the journal and writes nothing.
 """
@@ -122,13 +123,18 @@ class WriteRun:
             if removed:
                 log.info("%s: removed %d temporary file(s) an interrupted run left", service_name(service), removed)
         self.journal = Journal(journal, readonly=dry_run, service=service)
-        self.run_id = self.journal.start_run(service, destination, kind, items)
+        # the run's record: in the journal, or — a call without a journal of its own — in the toolkit's history
+        # journal in its state folder, so toolkit.runs() lists every bulk write, journal given or not
+        self.history = self.journal if journal is not None or dry_run else _history(service)
+        self.run_id = self.history.start_run(service, destination, kind, items)
 
     def __enter__(self) -> "WriteRun":
         return self
 
     def __exit__(self, *exc: Any) -> None:
         self.journal.close()
+        if self.history is not self.journal:
+            self.history.close()
 
     # -- one item ---------------------------------------------------------------------------------------
     def previous(self, item: str, content_hash: str) -> Entry | None:
@@ -222,5 +228,23 @@ class WriteRun:
     # -- the run ----------------------------------------------------------------------------------------
     def end(self, outcome: BulkOutcome) -> None:
         """Record the run's counts, summary and rows (``toolkit.runs()``, ``toolkit.run_rows()``)."""
-        self.journal.end_run(self.run_id, outcome.counts, outcome.summary, outcome.rows)
+        self.history.end_run(self.run_id, outcome.counts, outcome.summary, outcome.rows)
+
+
+#: the file in the toolkit's state folder that records the runs of calls made without a journal
+HISTORY_NAME = "runs.sqlite"
+
+
+def _history(service: str) -> Journal:
+    """The toolkit's history journal (``state_dir()/runs.sqlite``); one in memory where the state folder
+    cannot be written (the run is then not listed, and nothing else changes)."""
+    from .errors import ValidationError
+    from .journal import state_dir
+
+    try:
+        folder = state_dir()
+        folder.mkdir(parents=True, exist_ok=True)
+        return Journal(folder / HISTORY_NAME, service=service)
+    except (OSError, ValidationError):
+        return Journal(None, service=service)
 
