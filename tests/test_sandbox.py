@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -111,17 +112,24 @@ def test_unknown_service_and_fault_are_plain_errors() -> None:
 
 
 @pytest.mark.integration
-def test_cli_serves_and_prints_urls() -> None:
+def test_cli_serves_and_prints_urls(tmp_path) -> None:
     services = ",".join(toolkit.sandbox.available_services()) or None
     if services is None:
         pytest.fail("no emulator is available to serve")
+    found = tmp_path / "sandbox.json"
+    found.write_text("{}\n")
+    os.chmod(found, 0o644)  # a leftover that everyone could read
     proc = subprocess.Popen([sys.executable, "-m", "toolkit.cli", "sandbox", "--json", "--services", services],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "TOOLKIT_SANDBOX_FILE": str(found)})
     try:
         line = proc.stdout.readline()  # type: ignore[union-attr]
         info = json.loads(line)
         assert set(info["urls"]) == set(services.split(","))
         assert all(u.startswith("http://127.0.0.1:") for u in info["urls"].values())
+        # the discovery file holds the demo credentials: readable by its owner only
+        assert json.loads(found.read_text().splitlines()[0])["urls"] == info["urls"]
+        assert found.stat().st_mode & 0o777 == 0o600
     finally:
         proc.terminate()
         proc.wait(10)

@@ -26,7 +26,7 @@ def _cmd_sandbox(args: argparse.Namespace) -> int:
     import os
 
     from .core.credentials import Secret
-    from .core.discovery import sandbox_file
+    from .core.discovery import publish, sandbox_file
     from .sandbox import start
 
     faults = json.loads(args.faults) if args.faults else None
@@ -45,9 +45,7 @@ def _cmd_sandbox(args: argparse.Namespace) -> int:
                  for name in sb.emulators}
         line = json.dumps({"urls": sb.urls, "credentials": creds, "pid": os.getpid()})
         try:  # the discovery file: `toolkit … --environment sandbox` and toolkit.sandbox.discover() read it
-            tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
-            tmp.write_text(line + "\n", encoding="utf-8")
-            os.replace(tmp, path)
+            publish(line, path)
         except OSError as exc:
             print(f"warning: could not write the sandbox file {path}: {exc}", file=sys.stderr)
         if args.json:

@@ -21,7 +21,7 @@ from typing import Any, Mapping
 from .credentials import Secret
 from .registry import spec
 
-__all__ = ["discover", "announce", "withdraw", "sandbox_file", "SandboxInfo", "SANDBOX_FILE_VAR"]
+__all__ = ["discover", "announce", "withdraw", "sandbox_file", "SandboxInfo", "SANDBOX_FILE_VAR", "publish"]
 
 SANDBOX_FILE_VAR = "TOOLKIT_SANDBOX_FILE"
 _announced: list[Any] = []
@@ -37,6 +37,24 @@ def sandbox_file() -> Path:
     except Exception:  # noqa: BLE001 - no user name (containers)
         user = str(os.getuid()) if hasattr(os, "getuid") else "user"
     return Path(tempfile.gettempdir()) / f"toolkit-sandbox-{user}.json"
+
+
+def publish(line: str, path: Path | None = None) -> Path:
+    """Write the discovery file (one JSON line: URLs, the fake demo credentials, the pid) readable and
+    writable by its owner only (mode 0600, also where the umask would let others read it), atomically:
+    a reader never sees half a line. Returns the path."""
+    target = Path(path) if path is not None else sandbox_file()
+    tmp = target.with_name(f"{target.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.fchmod(fd, 0o600)  # O_CREAT's mode applies to a new file only; a leftover keeps its own
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(line.rstrip("\n") + "\n")
+        os.replace(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return target
 
 
 class SandboxInfo:
