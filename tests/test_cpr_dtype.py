@@ -35,7 +35,9 @@ def _plain() -> pd.DataFrame:
 
 
 def _shown(obj: object) -> list[str]:
-    out = [repr(obj), str(obj)]
+    """What eyes see of ``obj``: its repr, its str when it is a container (a frame, a list; a str's ``str()`` is
+    its text, for code), its HTML and its to_string."""
+    out = [repr(obj)] if isinstance(obj, str) else [repr(obj), str(obj)]
     for name in ("_repr_html_", "to_string"):
         method = getattr(obj, name, None)
         if callable(method):
@@ -77,7 +79,9 @@ OPERATIONS: dict[str, Callable[[pd.DataFrame, pd.DataFrame], object]] = {
     "to_dict_records": lambda s, a: s.to_dict("records"),
     "astype_object": lambda s, a: s.astype(object),
     "scalar": lambda s, a: s["cpr"].iloc[0],
-    "fstring": lambda s, a: f"{s['cpr'].iloc[0]} / {s['cpr'].iloc[0]:>12}",
+    "named_row": lambda s, a: s.set_index("cpr").loc["0101901234"],
+    "list_of_scalars": lambda s, a: list(s["cpr"]),
+    "identity_map": lambda s, a: s["cpr"].map(lambda c: c),
     "style": lambda s, a: s.style.to_html(),
     "pivot": lambda s, a: s.pivot_table(index="cpr", values="name", aggfunc="count"),
     "melt": lambda s, a: s.melt(id_vars="name"),
@@ -153,8 +157,10 @@ def test_text_mask_travels_with_file_names() -> None:
     assert df["file"].tolist() == ["0101901234.jpg"]
 
 
-def test_scalar_is_a_str_shown_masked() -> None:
+def test_scalar_is_the_number_for_code_and_masked_for_eyes() -> None:
     value = _students()["cpr"].iloc[0]
     assert isinstance(value, CprStr) and isinstance(value, str)
-    assert str(value) == SHOWN and repr(value) == repr(SHOWN) and f"{value}" == SHOWN
+    assert str(value) == "0101901234" and type(str(value)) is str and f"{value}" == "0101901234"
+    assert f"{value:>12}" == "  0101901234" and "%s" % value == "0101901234" == "{}".format(value)
+    assert repr(value) == repr(SHOWN) and value.masked == SHOWN and value._repr_html_() == SHOWN
     assert "0101901234" not in repr([value]) and "0101901234" not in str({"cpr": value})

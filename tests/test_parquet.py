@@ -1,6 +1,7 @@
 """Results larger than memory: the Boknett report streamed page by page into one Parquet file (the same
 frame as the in-memory pull, no file under the final name after a failure part-way, a plain message
-without pyarrow), and the CPR dtype through Parquet (raw values in the file, masked again when read back).
+without pyarrow), and the CPR dtype through Parquet (raw values in the file, masked again when read back;
+a reader without the toolkit: tests/test_cpr_idioms.py).
 
 The pulls go through the public ``bk.objects(out=…)`` / ``bk.changes(out=…)``."""
 
@@ -257,6 +258,10 @@ def test_cpr_dtype_round_trips_through_parquet_masked_again(psb: Sandbox, tmp_pa
     assert isinstance(back["cpr"].dtype, CprDtype)
     assert [str.__str__(v) for v in back["cpr"]] == raw
     assert back["cpr"].tolist() == students["cpr"].tolist()
-    shown = repr(back) + back.to_string() + back.to_html() + repr(back["cpr"]) + str(back["cpr"].iloc[0])
+    shown = repr(back) + back.to_string() + back.to_html() + repr(back["cpr"]) + repr(back["cpr"].iloc[0])
     assert all(v not in shown for v in raw)
     assert f"{raw[0][:6]}-****" in shown
+    assert str(back["cpr"].iloc[0]) == f"{back['cpr'].iloc[0]}" == raw[0]  # the number for code
+    # the file is plain text to any reader: the dtype's name is a marker beside the column, not its type
+    column = {c["name"]: c for c in table.schema.pandas_metadata["columns"]}["cpr"]
+    assert column["numpy_type"] == "object" and column["metadata"] == {"toolkit_dtype": "cpr"}

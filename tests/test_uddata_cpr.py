@@ -98,8 +98,8 @@ def test_a_value_from_a_cpr_column_is_its_raw_number():
     from toolkit.core.frames import frame
 
     value = frame([{"cpr": "0101901234"}], {"cpr": "cpr"})["cpr"].iloc[0]
-    assert str(value) == "010190-****"  # shown masked …
-    assert cpr.normalize(value) == "0101901234" and type(cpr.normalize(value)) is str  # … but it is the number
+    assert repr(value) == "'010190-****'" and str(value) == "0101901234"  # shown masked, the number for code
+    assert cpr.normalize(value) == "0101901234" and type(cpr.normalize(value)) is str
     assert cpr.mask(value) == "010190-****"
 
 

@@ -1,51 +1,74 @@
-"""Pandas extension dtypes whose *display* is masked: CPR numbers (``"cpr"``) and free text that may hold
-one (``"redacted"``, e.g. file names like ``0101901234.jpg``).
+"""Pandas extension dtypes for personal data: CPR numbers (``"cpr"``) and free text that may hold one
+(``"redacted"``: file names like ``0101901234.jpg``, signed links).
 
-The mask travels with the data, not with a DataFrame subclass: a column of dtype ``cpr`` keeps the dtype
-through ordinary pandas work, and pandas renders it through the array's own formatter, so it shows
-``010190-****`` wherever pandas draws a table. The raw value is there for the code that asks for it.
+**A CPR value is the number for code and masked for eyes.** Every conversion to text that code uses gives
+the ten digits; only what a person looks at (``repr``, the frame's and series' display in text and HTML, logs,
+errors) shows ``010190-****``. Masking data that code receives would be data loss (two students born the
+same day would get the same file name), so nothing here masks ``str()``.
 
     >>> import pandas as pd
     >>> from toolkit.core.cpr_dtype import CprDtype
     >>> s = pd.Series(["0101901234"], dtype="cpr")
-    >>> s.tolist(), str(s.dtype)
-    (['0101901234'], 'cpr')
+    >>> v = s.iloc[0]
+    >>> str(v), f"{v}.jpg", repr(v), str(s.dtype)
+    ('0101901234', '0101901234.jpg', "'010190-****'", 'cpr')
     >>> print(s.to_string())
     0    010190-****
 
-**Shown masked** (each checked by ``tests/test_cpr_dtype.py`` / ``tests/test_core_frames.py``):
-``repr``/``print``/``to_string`` and the notebook's HTML (``_repr_html_``, ``to_html``) after ``merge`` of two
-CPR columns (and a CPR frame on the left with a plain one), ``join``, ``pd.concat`` with a plain text frame
-(either order: the common dtype of ``cpr`` and plain text is ``cpr``), ``rename``, ``set_index("cpr")`` (index
-and MultiIndex show the mask), ``groupby("cpr")`` (result index), ``value_counts()``, ``unique()``,
-``pd.DataFrame(df)``, ``pd.Series(col)``, ``head``, boolean filtering, ``.loc``/``.iloc``, ``sort_values``,
-``drop_duplicates``, ``fillna``, ``pivot_table``, ``melt``, ``apply``/``map`` (identity), pickling.
-Where pandas falls back to object dtype the values are :class:`CprStr` scalars, shown masked too: ``.T`` of
-a mixed frame, a row ``df.iloc[0]``, ``astype(object)``, ``describe()``, ``print(df.to_dict())`` /
-``to_dict("records")``, ``itertuples``, ``.style`` (the Styler renders ``str()`` of each cell),
-a scalar's ``repr``/``str``/f-string. Parquet through pyarrow gives the dtype back
-(``__arrow_array__``/``__from_arrow__``; the file holds the raw values).
+**The number, for code** (``tests/test_cpr_idioms.py``): a scalar (``df["cpr"].iloc[0]``, iteration,
+``row.cpr`` of ``itertuples``, ``row["cpr"]`` of ``iterrows``, a cell of ``.T`` or ``to_dict``) is a
+:class:`CprStr`, a ``str`` equal to, hashing as and *converting to* the number: ``str(v)``, f-strings
+(``out / f"{row.cpr}.jpg"``), ``"%s" % v``, ``"{}".format(v)``, ``v + ".jpg"``, ``Path(...) / v``,
+``urlencode``, an HTTP query (``params={"cpr": v}``), ``json.dumps``, ``csv``, ``sqlite3`` parameters. A
+column gives the digits to ``.tolist()``, ``.to_numpy()``, ``astype(str)``, ``apply(str)``,
+``map(lambda c: f"{c}.jpg")``, ``to_csv``, ``to_json``, ``to_excel``, ``to_sql``, ``to_parquet``,
+comparisons (``df["cpr"] == "0101901234"``, ``isin``) and merge keys. The ``.str`` accessor
+(``df.cpr.str.startswith("01")``, ``.str[:6]``, ``.str.len()``) and ``df.cpr + ".jpg"`` / ``".jpg" +
+df.cpr`` work on the values as pandas' own ``string`` dtype and give **plain** results (``string``,
+``boolean``, ``Int64``): text derived from a CPR is no longer a CPR column and is shown as it is. The same
+holds for a ``redacted`` column (``folder / row.file``; Mediaflow's ``download_url`` gives the real link).
 
-**Raw, for the code that asks**: ``.tolist()``, ``.to_numpy()``, ``np.asarray``, ``astype(str)`` /
-``astype("string")``, ``to_csv``, ``to_json``, ``to_parquet``, comparisons (``df["cpr"] == "0101901234"``,
-``isin``), ``.loc["0101901234"]`` on a CPR index, merge keys. A scalar (``df["cpr"].iloc[0]``, iteration) is
-a :class:`CprStr`: a ``str`` subclass *equal to, hashing as and concatenating as* the raw text
-(``v + ".jpg"``, ``json.dumps``, ``open(v)``, dict keys); only its ``str()``, ``repr()`` and ``format()``
-(f-strings, ``%s``, logging) show the mask. ``v.raw`` or :func:`raw` give the plain ``str``;
-``toolkit.uddata.cpr.normalize(v)`` gives the raw number. So build URLs/paths from ``normalize(v)`` or
-``v.raw``, never ``f"{v}"``.
+**Masked, for eyes**: ``repr(v)`` (so the notebook, ``print([v])``, ``print(df.to_dict())``), ``v.masked``,
+``v._repr_html_()``; ``repr``/``print``/``to_string`` and the notebook's HTML of a frame or series — the
+column's dtype carries the mask through ``merge`` (a CPR frame on the left), ``join``, ``pd.concat`` with a
+plain text frame (either order: the common dtype of ``cpr`` and plain text is ``cpr``), ``rename``,
+``set_index`` (index and MultiIndex), ``groupby`` (result index), ``value_counts``, ``unique``,
+``pivot_table``, ``melt``, ``pd.DataFrame(df)``, ``head``, filtering, ``.loc``/``.iloc``, ``sort_values``,
+``drop_duplicates``, ``fillna``, identity ``map``, pickling, and Parquet (below). Log records: a ``CprStr``
+argument (``log.info("saved %s", v)``) is masked by :class:`toolkit.core.redact.RedactingFilter`, and
+``redact(v)`` masks it whole.
 
-**Cannot keep the mask** (pandas or the caller builds plain text from the values):
+**Where pandas drops the dtype** (a row ``df.iloc[0]`` or ``iterrows()``, ``.T`` of a mixed frame,
+``astype(object)``, ``describe()``, a Series named by a CPR such as ``df.set_index("cpr").loc[c]``, the
+``Styler``): the values are :class:`CprStr` scalars, which pandas draws with ``str()``. So that these stay
+masked on display without changing what code receives, this module hooks two display functions of pandas
+on import (:func:`install_display_hooks`): ``pandas.io.formats.printing.pprint_thing`` shows a ``CprStr``
+masked when it is called for a table or a repr (with ``escape_chars``; pandas' HDF query values call it
+without and are untouched), and the Styler's default formatter and HTML escaping show it masked.
 
-* ``plain.merge(students, on="cpr")`` with the *plain* frame on the left: pandas casts both keys to object
-  and keeps the left's plain strings (cast first: ``plain.astype({"cpr": "cpr"})``);
-* rebuilding from scalars or rows: ``iterrows()`` (each row is a new Series), ``pd.DataFrame([row])``,
-  ``pd.Series(list_of_values)`` infer pandas' own ``str`` dtype from the ``CprStr`` values, which keeps
-  their content and so displays it raw;
-* anything built from ``tolist()``/``to_numpy()``/``astype(str)`` (raw by definition);
-* ``.str`` methods are not implemented on these dtypes (``AttributeError``): ``astype(str).str…`` is the
-  explicit, raw way;
-* ``to_markdown`` needs ``tabulate`` (not installed here, unchecked).
+**Parquet** (:func:`install_arrow_hooks`): pyarrow stores ``str(dtype)`` in the file's pandas metadata and
+calls ``pandas_dtype("cpr")`` when reading, which fails where the toolkit is not imported (``TypeError: data
+type 'cpr' not understood``). The toolkit therefore writes a masked column as a plain Parquet string column
+with ``numpy_type: object`` and a marker ``{"toolkit_dtype": "cpr"}`` in the column's metadata: pandas
+without the toolkit reads text (leading zeros kept), DuckDB reads ``VARCHAR``, and pandas after
+``import toolkit`` reads the column (or index level) back as ``cpr``/``redacted``, masked. Files written
+before this change (``numpy_type: cpr``) still read with the toolkit; read and write them again for readers
+without it.
+
+**Cannot keep the mask** (pandas or the caller builds plain text from the values — shown as it is):
+
+* ``print(v)`` of a single value: ``print`` is ``str()``, the number (show it with ``v`` in the notebook,
+  ``repr(v)`` or ``v.masked``; label pictures with ``toolkit.uddata.cpr.mask(v)``);
+* anything built from ``str()``/f-strings, ``tolist()``/``to_numpy()``/``astype(str)``, ``.str`` methods or
+  ``+`` (plain text by definition);
+* ``plain.merge(students, on="cpr")`` with the *plain* frame on the left: pandas keeps the left's plain
+  strings (cast first: ``plain.astype({"cpr": "cpr"})``);
+* rebuilding from values: ``pd.Series(list_of_values)``, ``pd.DataFrame([row])`` infer pandas' own ``str``
+  dtype (cast back with ``astype("cpr")``);
+* a formatter of your own (``to_string(formatters=…)``, ``Styler.format(func)``) receives the value and
+  shows what it returns;
+* ``to_markdown`` needs ``tabulate`` (not installed here, unchecked); a frame whose *column labels* are
+  CPRs comes back from Parquet with plain labels.
 """
 
 from __future__ import annotations
@@ -71,7 +94,11 @@ def raw(value: Any) -> Any:
 
 
 class CprStr(str):
-    """A CPR value taken out of a ``cpr`` column: the raw text, shown masked by ``str``/``repr``/``format``."""
+    """A CPR value taken out of a ``cpr`` column: a ``str`` that *is* the number for code and shows masked for
+    eyes. ``str()``, ``format()`` (f-strings, ``"{}".format``), ``%s``, concatenation, ``json``, ``csv``,
+    ``sqlite3``, ``urlencode``, ``Path(...) / f"{v}.jpg"`` all see the ten digits; ``repr()`` (the notebook,
+    ``print([v])``, ``print({"cpr": v})``), ``_repr_html_`` and pandas' display show ``010190-****``.
+    ``v.masked`` is the masked text (a label for a picture), ``v.raw`` the plain ``str``."""
 
     __slots__ = ()
 
@@ -80,16 +107,22 @@ class CprStr(str):
 
     @property
     def raw(self) -> str:
+        """The plain ``str`` (the same as ``str(v)``)."""
         return str.__str__(self)
 
-    def __str__(self) -> str:
+    @property
+    def masked(self) -> str:
+        """The text for eyes: ``010190-****`` (a file name or free text: its CPRs and secrets masked)."""
         return self._shown()
+
+    def __str__(self) -> str:
+        return str.__str__(self)  # a plain str of the same text: the number, for code
+
+    def __format__(self, spec: str) -> str:
+        return format(str.__str__(self), spec)
 
     def __repr__(self) -> str:
         return repr(self._shown())
-
-    def __format__(self, spec: str) -> str:
-        return format(self._shown(), spec)
 
     def _repr_html_(self) -> str:
         import html
@@ -101,7 +134,8 @@ class CprStr(str):
 
 
 class RedactedStr(CprStr):
-    """A file name or free-text value shown with secrets and every run of ten digits masked
+    """A file name or free-text value (a signed link): the text itself for code (``folder / v``,
+    ``open(v)``, ``f"{v}"``), shown for eyes with secrets and every run of ten digits masked
     (:func:`toolkit.core.redact.redact_file_name`: ``3201901234.jpg`` → ``320190-****.jpg``)."""
 
     __slots__ = ()
@@ -395,10 +429,48 @@ class _MaskedArray(ExtensionArray):
     def __ge__(self, other: Any) -> Any:
         return self._cmp(other, operator.ge)
 
+    # -- text operations: plain results ------------------------------------------------------------------
+    def _plain(self) -> ExtensionArray:
+        """The values as pandas' own ``string`` array: what ``.str`` methods and ``+`` work on (their results
+        are plain text, bools or ints — no longer masked)."""
+        return pd.array(self.to_numpy(na_value=pd.NA), dtype="string")
+
+    def _concat(self, other: Any, reverse: bool) -> Any:
+        if isinstance(other, (pd.Series, pd.Index, pd.DataFrame)):
+            return NotImplemented  # pandas unpacks them and asks again with the array
+        if isinstance(other, _MaskedArray):
+            other = other._plain()
+        elif isinstance(other, str):
+            other = str.__str__(other)
+        plain = self._plain()
+        return other + plain if reverse else plain + other
+
+    def __add__(self, other: Any) -> Any:
+        return self._concat(other, reverse=False)
+
+    def __radd__(self, other: Any) -> Any:
+        return self._concat(other, reverse=True)
+
     def __repr__(self) -> str:
         shown = ", ".join(self._formatter()(v) for v in self._data[:10])
         more = ", ..." if len(self) > 10 else ""
         return f"<{type(self).__name__}>\n[{shown}{more}]\nLength: {len(self)}, dtype: {self.dtype.name}"
+
+
+def _delegate_str(name: str) -> Callable[..., Any]:
+    def method(self: _MaskedArray, *args: Any, **kwargs: Any) -> Any:
+        return getattr(self._plain(), name)(*args, **kwargs)
+
+    method.__name__ = method.__qualname__ = name
+    method.__doc__ = f"``Series.str`` on a masked column: pandas' ``string`` array's {name}, a plain result."
+    return method
+
+
+# ``df.cpr.str.startswith("01")``, ``.str[:6]``, ``.str.len()``: pandas' .str accessor calls the array's
+# ``_str_*`` methods; these are those of pandas' own string arrays, run on the values as plain text
+for _name in sorted({n for cls in (pd.arrays.StringArray, getattr(pd.arrays, "ArrowStringArray", None))
+                     if cls is not None for n in dir(cls) if n.startswith("_str_")}):
+    setattr(_MaskedArray, _name, _delegate_str(_name))
 
 
 class CprArray(_MaskedArray):
@@ -434,3 +506,140 @@ RedactedDtype._array = RedactedArray
 def is_masked_dtype(dtype: Any) -> bool:
     """Whether values of this dtype are shown masked by pandas."""
     return isinstance(dtype, _MaskedDtype)
+
+
+# -- the mask where a value leaves its column ---------------------------------------------------------------
+# A row ``df.iloc[0]``, ``.T`` of a mixed frame, ``describe()``, ``astype(object)`` and a Series named by a
+# CPR (``df.set_index("cpr").loc[c]``) hold CprStr scalars in object dtype, and a Styler renders the scalars
+# themselves: pandas shows those through ``printing.pprint_thing`` and the Styler's default formatter, which
+# call ``str()`` — the number, since ``str()`` is for code. These hooks make pandas' *display* of a CprStr
+# its masked text; what code receives (the values, ``str()``, ``format()``, user formatters) is unchanged.
+_HOOKED = "_toolkit_cpr_mask"
+
+
+def _hook(module: Any, name: str, make: Callable[[Callable[..., Any]], Callable[..., Any]]) -> bool:
+    """Replace ``module.name`` by ``make(original)`` once (a second import of this module does nothing)."""
+    original = getattr(module, name, None)
+    if original is None or not callable(original):
+        return False
+    if getattr(original, _HOOKED, False):
+        return True
+    wrapper = make(original)
+    import functools
+
+    functools.update_wrapper(wrapper, original)
+    setattr(wrapper, _HOOKED, True)
+    setattr(module, name, wrapper)
+    return True
+
+
+def _display_pprint(original: Callable[..., Any]) -> Callable[..., Any]:
+    def pprint_thing(thing: Any, *args: Any, **kwargs: Any) -> Any:
+        # pandas' table and repr formatting pass escape_chars (tabs and newlines are escaped for display);
+        # pprint_thing_encoded (HDF query values: data) passes none and gets the value unchanged
+        escape_chars = kwargs.get("escape_chars", args[1] if len(args) > 1 else None)
+        if escape_chars is not None and isinstance(thing, CprStr):
+            thing = thing.masked
+        return original(thing, *args, **kwargs)
+
+    return pprint_thing
+
+
+def _display_styler(original: Callable[..., Any]) -> Callable[..., Any]:
+    def styler_value(x: Any, *args: Any, **kwargs: Any) -> Any:
+        return original(x.masked if isinstance(x, CprStr) else x, *args, **kwargs)
+
+    return styler_value
+
+
+def install_display_hooks() -> dict[str, bool]:
+    """Mask CprStr scalars in pandas' display (object columns, rows, Series names, the Styler); done on import.
+    Returns which hooks are in place (a pandas without one of these functions keeps its own display)."""
+    from pandas.io.formats import printing
+
+    done = {"pprint_thing": _hook(printing, "pprint_thing", _display_pprint)}
+    try:
+        import jinja2  # noqa: F401  (the Styler needs it; without it there is no Styler to hook)
+    except ImportError:
+        return done
+    from pandas.io.formats import style_render
+
+    done["styler"] = _hook(style_render, "_default_formatter", _display_styler) \
+        and _hook(style_render, "_str_escape", _display_styler)
+    return done
+
+
+# -- Parquet: a file any reader reads, masked again with the toolkit --------------------------------------
+# pyarrow records a column's dtype as ``str(dtype)`` in the file's pandas metadata and rebuilds it with
+# ``pandas_dtype("cpr")``, which fails (TypeError: data type 'cpr' not understood) wherever the toolkit is not
+# imported. So the file records a masked column as plain text (``numpy_type: object``, the values a Parquet
+# string column: any reader — pandas without the toolkit, DuckDB, Spark — reads the digits, zeros kept) with
+# the dtype's name in the column's own metadata (``{"toolkit_dtype": "cpr"}``), and reading with the toolkit
+# imported turns such columns (and index levels) back into the masked dtype.
+ARROW_MARK = "toolkit_dtype"
+
+
+def _arrow_column_metadata(original: Callable[..., Any]) -> Callable[..., Any]:
+    def get_column_metadata(column: Any, *args: Any, **kwargs: Any) -> Any:
+        meta = original(column, *args, **kwargs)
+        dtype = getattr(column, "dtype", None)
+        if is_masked_dtype(dtype) and isinstance(meta, dict):
+            meta = dict(meta, numpy_type="object", metadata={ARROW_MARK: dtype.name})
+        return meta
+
+    return get_column_metadata
+
+
+def _masked_dtype_of(meta: Any) -> "_MaskedDtype | None":
+    """The masked dtype a column's pandas metadata names (ours, or ``numpy_type: cpr`` of older files)."""
+    if not isinstance(meta, dict):
+        return None
+    extra = meta.get("metadata")
+    name = extra.get(ARROW_MARK) if isinstance(extra, dict) else None
+    name = name or meta.get("numpy_type")
+    return {"cpr": CprDtype, "redacted": RedactedDtype}.get(name)() if name in ("cpr", "redacted") else None
+
+
+def _restore_masked(df: pd.DataFrame, table: Any) -> pd.DataFrame:
+    pandas_meta = table.schema.pandas_metadata or {}
+    marked = {m.get("field_name", m.get("name")): _masked_dtype_of(m) for m in pandas_meta.get("columns", [])}
+    marked = {k: v for k, v in marked.items() if v is not None}
+    if not marked:
+        return df
+    index_fields = [d for d in pandas_meta.get("index_columns", []) if isinstance(d, str)]
+    data_fields = [f for f in table.column_names if f not in index_fields]
+    if len(data_fields) == df.shape[1]:
+        for position, field in enumerate(data_fields):
+            if field in marked and df.dtypes.iloc[position] != marked[field]:
+                df.isetitem(position, df.iloc[:, position].astype(marked[field]))
+    levels = [f for f in index_fields if f in table.column_names]
+    if any(f in marked for f in levels) and df.index.nlevels == len(levels):
+        arrays = [df.index.get_level_values(i) for i in range(len(levels))]
+        arrays = [a.astype(marked[f]) if f in marked else a for a, f in zip(arrays, levels)]
+        df.index = arrays[0].rename(df.index.name) if len(arrays) == 1 else \
+            pd.MultiIndex.from_arrays(arrays, names=df.index.names)
+    return df
+
+
+def _arrow_to_dataframe(original: Callable[..., Any]) -> Callable[..., Any]:
+    def table_to_dataframe(options: Any, table: Any, *args: Any, **kwargs: Any) -> Any:
+        df = original(options, table, *args, **kwargs)
+        ignore = kwargs.get("ignore_metadata", args[1] if len(args) > 1 else False)
+        return df if ignore or not isinstance(df, pd.DataFrame) else _restore_masked(df, table)
+
+    return table_to_dataframe
+
+
+def install_arrow_hooks() -> dict[str, bool]:
+    """Write masked columns to Arrow/Parquet as plain text plus a marker, read the marker back as the dtype
+    (see above); done on import when pyarrow is installed. Returns which hooks are in place."""
+    try:
+        from pyarrow import pandas_compat
+    except ImportError:
+        return {}
+    return {"write": _hook(pandas_compat, "get_column_metadata", _arrow_column_metadata),
+            "read": _hook(pandas_compat, "table_to_dataframe", _arrow_to_dataframe)}
+
+
+install_display_hooks()
+install_arrow_hooks()

@@ -6,8 +6,9 @@
   has dtype ``"cpr"`` (shown ``010190-****``), free text that may hold a CPR (file names such as
   ``0101901234.jpg``) has dtype ``"redacted"`` (shown through :func:`toolkit.core.redact.redact`). The mask
   therefore survives merge, join, concat, rename, set_index, groupby, value_counts and the rest of pandas,
-  also on a plain ``pd.DataFrame``; the raw value stays in the data for the code that needs it
-  (``df["cpr"].tolist()``, ``to_csv``). Which operations keep the mask is listed in that module.
+  also on a plain ``pd.DataFrame``. A CPR value is the number for code and masked for eyes: ``str(v)``,
+  f-strings, ``.tolist()``, ``to_csv``/``to_excel``/``to_parquet``/``to_sql`` give the digits, ``repr`` and
+  every display (text, HTML, a row, ``.T``) the mask. What keeps the mask is listed in that module.
 * Free text columns (``message``, ``error``, ``reason``, ``details`` by default, or ``text=[...]``) are
   shown in full, left-aligned and wrapped in the notebook's HTML view of a toolkit frame (not cut at
   pandas' 50 characters).
@@ -256,7 +257,7 @@ def series(record: Mapping[str, Any], schema: Schema, *, masked: Mapping[str, st
     and ``kind`` / ``service`` are in its ``attrs``.
 
     A row mixes dtypes, so it is of object dtype: its CPR value is a :class:`toolkit.core.cpr_dtype.CprStr`
-    (equal to the raw text, shown masked).
+    (the number for code — ``str()``, f-strings —, shown masked by ``repr`` and in the row's display).
     """
     row = frame([record], schema, masked=masked, index=index, extra=extra, kind=kind, service=service).iloc[0]
     row.attrs.update({k: v for k, v in (("kind", kind), ("service", service)) if v is not None})

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import re
+import sys
 import threading
 
 __all__ = ["redact", "redact_file_name", "mask_cpr", "register_secret", "get_logger", "install_log_redaction", "RedactingFilter"]
@@ -116,14 +117,27 @@ def mask_cpr(value: object) -> str:
     return "*" * min(len(text), 10)
 
 
+def _masked_scalar(value: object) -> "str | None":
+    """The display text of a value taken out of a ``cpr``/``redacted`` column (whose ``str()`` is the number,
+    for code), or None for anything else. Without :mod:`toolkit.core.cpr_dtype` loaded there is no such value."""
+    module = sys.modules.get(f"{__package__}.cpr_dtype")
+    if module is not None and isinstance(value, module.CprStr):
+        return value.masked
+    return None
+
+
 def redact(text: object, *, file_name: bool = False) -> str:
     """Return ``text`` with every secret and every CPR number masked.
 
     ``file_name=True`` masks every run of exactly ten digits (a file is named after the CPR it holds,
-    valid or not); otherwise plain ASCII runs are masked only when they start like a date.
+    valid or not); otherwise plain ASCII runs are masked only when they start like a date. A value of a
+    ``cpr`` column is masked whole (``010190-****``) whatever its digits.
     """
     if text is None:
         return ""
+    masked = _masked_scalar(text)
+    if masked is not None:
+        return masked
     out = str(text)
     for secret in _secrets_longest_first():  # plain substring search: cheap for thousands of secrets
         if secret in out:
@@ -143,10 +157,21 @@ def redact_file_name(name: object) -> str:
     return redact(name, file_name=True)
 
 
+def _for_eyes(value: object) -> object:
+    masked = _masked_scalar(value)
+    return value if masked is None else masked
+
+
 class RedactingFilter(logging.Filter):
     """Logging filter that renders the record's message and replaces it by its redacted form."""
 
     def filter(self, record: logging.LogRecord) -> bool:  # noqa: A003 - logging API
+        # a CPR value passed as an argument (log.info("sent %s", v)) is shown masked whatever its digits
+        if isinstance(record.args, tuple):
+            record.args = tuple(_for_eyes(a) for a in record.args)
+        elif isinstance(record.args, dict):
+            record.args = {k: _for_eyes(v) for k, v in record.args.items()}
+        record.msg = _for_eyes(record.msg)
         try:
             message = record.getMessage()
         except Exception:  # a broken format string must not break logging

@@ -8,9 +8,10 @@ gives one row per file, in the order given (and, for a DataFrame, with its index
 
 A download link is **signed** (anyone holding it can fetch the file until it expires), so it is a secret
 here: every link is registered with :func:`toolkit.core.redact.register_secret` (logs, messages and
-errors mask it) and the ``download_url`` column has the ``"redacted"`` dtype — shown masked in the notebook
-and in ``print``, while ``df["download_url"].tolist()`` gives the real links to hand to another service
-(Livingdocs fetches them). A file Mediaflow does not know, or a format it does not offer for that file, is a
+errors mask it) and the ``download_url`` column has the ``"redacted"`` dtype — shown masked in the notebook,
+in ``print(df)`` and in a value's ``repr``, while code gets the real link: ``df["download_url"].tolist()``,
+``str(v)``, ``f"{v}"``, ``row.download_url`` to hand to another service (Livingdocs fetches them) or to
+an HTTP request. A file Mediaflow does not know, or a format it does not offer for that file, is a
 row with ``http_status`` 404 and Mediaflow's message, not an exception.
 
 ``format``: ``"original"`` (format id 0, the original file: undocumented but used by the Rust SDK) or a
