@@ -176,8 +176,8 @@ def test_fault_mix_every_file_stored_exactly_once_and_rerun_sends_nothing(
         took = time.monotonic() - started
         assert list(df.columns) == list(UPLOAD_SCHEMA) and len(df) == 42
         rows = df.set_index("file")
-        assert rows.loc["sub", "outcome"] == "skipped" and "sub-folder" in rows.loc["sub", "message"]
-        assert rows.loc[".DS_Store", "outcome"] == "skipped" and "hidden" in rows.loc[".DS_Store", "message"]
+        assert rows.loc["sub", "outcome"] == "folder" and "sub-folders are not searched" in rows.loc["sub", "message"]
+        assert rows.loc[".DS_Store", "outcome"] == "hidden" and "hidden" in rows.loc[".DS_Store", "message"]
         assert (rows.loc[list(files), "outcome"] == "uploaded").all(), df[df.outcome != "uploaded"].to_string()
         for name, data in files.items():
             got = stored(em, name)
@@ -308,7 +308,7 @@ def test_the_uploads_wait_as_the_clients_retry_policy_says(make_sandbox: Any, tm
 
     sb = make_sandbox(services=["mediaflow"], seed=13)
     em = sb.emulator("mediaflow")
-    files = make_files(tmp_path / "up", 12)
+    files = make_files(tmp_path / "up", 30)  # enough requests that the 503s hit both POST file and the PUT
     sb.set_faults("mediaflow", **{"503": 0.3, "retry_after": 30})
     with toolkit.mediaflow.connect(**sb.credentials("mediaflow"),
                                    retry=RetryPolicy(attempts=8, base=0.01, cap=0.01, retry_after_cap=0.01)) as client:

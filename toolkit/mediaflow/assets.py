@@ -27,7 +27,7 @@ from ..core.http import PagePaging, json_or_none
 AsyncClient = Any
 
 __all__ = ["FILE_COLUMNS", "FOLDER_SCHEMA", "DEFAULT_FIELDS", "PREVIEW_SIZES", "snake", "file_columns",
-           "file_records", "latest", "folders", "files", "file", "previews"]
+           "file_records", "latest", "folders", "files", "file", "previews", "array_of", "int_id"]
 
 SERVICE = "mediaflow"
 PAGE_SIZE = 100  # Mediaflow's largest per_page
@@ -156,7 +156,11 @@ def _file_frame(items: Sequence[Any], names: list[str] | None) -> ToolkitFrame:
     return frame(records, schema, kind="assets", service=SERVICE)
 
 
-def _array(response: Any) -> list[Any]:
+def array_of(response: Any) -> list[Any]:
+    """The JSON array of a Mediaflow answer (one object counts as an array of one). An answer that is not
+    JSON, or JSON that is neither, is a :class:`~toolkit.core.errors.ToolkitError` saying so — never an
+    empty list, so a caller looking for something (the upload's check for a stored file) never takes a
+    broken answer for "not there"."""
     body = json_or_none(response)
     if isinstance(body, dict):  # the documented root is an array; accept one object too
         body = [body]
@@ -166,7 +170,8 @@ def _array(response: Any) -> list[Any]:
     return body
 
 
-def _int_id(value: Any, what: str) -> int:
+def int_id(value: Any, what: str) -> int:
+    """``value`` as a Mediaflow id (a whole number, may be negative); else a ValidationError naming ``what``."""
     if isinstance(value, bool):
         raise ValidationError(f"{what} must be a whole number, not {value!r}", service=SERVICE)
     try:
@@ -192,10 +197,10 @@ async def latest(client: "AsyncClient", type: str | None = "image", processed: b
     params: dict[str, Any] = {"type": _type_param(type), "fields": _fields_param(names)}
     if processed:
         params["processed"] = "true"
-    paging = PagePaging(count=lambda r: len(_array(r)), size=PAGE_SIZE, limit=limit)
+    paging = PagePaging(count=lambda r: len(array_of(r)), size=PAGE_SIZE, limit=limit)
     items: list[Any] = []
     async for response in client.http.pages("file/latest", paging, params=params, what="list the latest files"):
-        items.extend(_array(response))
+        items.extend(array_of(response))
         if len(items) >= limit:
             break
     return _file_frame(items[:limit], names)
@@ -203,7 +208,7 @@ async def latest(client: "AsyncClient", type: str | None = "image", processed: b
 
 async def folders(client: "AsyncClient") -> ToolkitFrame:
     response = await client.http.request("GET", "foldertree", params={"fields": "all"}, what="read the folder tree")
-    items = [f for f in _array(response) if isinstance(f, dict)]
+    items = [f for f in array_of(response) if isinstance(f, dict)]
     by_id = {f.get("id"): f for f in items}
 
     def path(f: dict[str, Any]) -> str:
@@ -222,22 +227,22 @@ async def folders(client: "AsyncClient") -> ToolkitFrame:
 
 async def files(client: "AsyncClient", folder_id: Any, type: str | None = "any", processed: bool = False,
                 fields: "str | Sequence[str] | None" = None) -> ToolkitFrame:
-    fid = _int_id(folder_id, "folder id")
+    fid = int_id(folder_id, "folder id")
     names = _field_list(fields)
     params: dict[str, Any] = {"type": _type_param(type), "fields": _fields_param(names)}
     if processed:
         params["processed"] = "true"
     response = await client.http.request("GET", f"folder/{fid}/files", params=params,
                                          what=f"list the files of folder {fid}")
-    return _file_frame(_array(response), names)
+    return _file_frame(array_of(response), names)
 
 
 async def file(client: "AsyncClient", file_id: Any, fields: "str | Sequence[str] | None" = None) -> ToolkitSeries:
-    fid = _int_id(file_id, "file id")
+    fid = int_id(file_id, "file id")
     names = _field_list(fields)
     response = await client.http.request("GET", f"file/{fid}", params={"fields": _fields_param(names)},
                                          what=f"read file {fid}")
-    df = _file_frame(_array(response)[:1], names)
+    df = _file_frame(array_of(response)[:1], names)
     if not len(df):
         from ..core.errors import NotFound
 

@@ -5,7 +5,9 @@ The client secret and the refresh token are read from ``TOOLKIT_MEDIAFLOW_CLIENT
 never taken from the command line, where every process on the machine could see them. The client id
 and the base URL come from ``--client-id`` / ``--base-url`` / ``--environment`` or ``TOOLKIT_MEDIAFLOW_<FIELD>``.
 
-Exit codes: 0 done (all uploaded or already uploaded), 1 some files failed, 3 an error stopped the run.
+Exit codes of ``upload``: 0 done (all uploaded or already uploaded), 1 some files failed or are in doubt
+(run it again: nothing is sent twice), 2 some entries of the folder were not sent because of their kind
+(hidden, folder, link, not_a_file), 3 an error stopped the run.
 """
 
 from __future__ import annotations
@@ -41,7 +43,9 @@ def register(subparsers: Any) -> None:
     up = sub.add_parser("upload", help="upload every file of a folder (resumable)",
                         description="Upload every file directly in FOLDER to the Mediaflow folder --folder-id. "
                                     "A re-run sends nothing twice (journal FOLDER/.mediaflow-upload.sqlite). "
-                                    "Exit code 0: all uploaded; 1: some failed.")
+                                    "Symbolic links are never followed. Exit code 0: all uploaded; 1: some "
+                                    "failed or in doubt (run again); 2: some entries were not sent (hidden, "
+                                    "folder, link, not_a_file).")
     up.add_argument("folder")
     up.add_argument("--folder-id", required=True, type=int, help="the Mediaflow folder id (may be negative)")
     _connection_options(up)

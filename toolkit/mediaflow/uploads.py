@@ -4,6 +4,12 @@ The two steps of the contract: ``POST file`` ``{"filename", "filesize", "toFolde
 upload URL (valid ``expiresIn`` seconds); a ``PUT`` of the raw bytes to that URL, with ``Content-Length``
 equal to ``filesize`` and **no** ``Authorization`` header, stores the file (``201 [file]``).
 
+Every upload runs on the toolkit's one write protocol (:class:`toolkit.core.writes.WriteRun`: claim in the
+journal, send, settle, finish). What is Mediaflow's own is **send** (the two steps and their repeats, below)
+and **recognise**: whether the folder already holds this very file — same file name, same size, and the
+same MD5 when Mediaflow gives a 32-hex-digit ``checksum`` (:func:`find_stored`). A look that fails (an
+error, an answer that is not the folder's JSON list) is never taken as "not there".
+
 The rules that keep every file stored exactly once, also when answers are lost:
 
 * **The upload URL is a secret** (it is signed): registered with the redactor the moment it arrives, never
@@ -11,29 +17,40 @@ The rules that keep every file stored exactly once, also when answers are lost:
 * **A PUT is repeated to the same upload URL** while it is valid (a 503/429 — after ``Retry-After`` —, a
   500/502/504, a dropped connection): a repeated PUT to one URL keeps the same file, so this is safe.
 * **A second upload URL is asked for only when the first one is of no more use**: it expired
-  (``403 "Upload URL has expired"``). If an earlier PUT to the expired URL may have been stored (its
-  answer was lost or was a 5xx), the folder is looked at first (file name + size, and the checksum when
-  Mediaflow gives one): a file found there is the upload, and nothing is sent again.
+  (``403 "Upload URL has expired"``). If an earlier PUT may have been stored (its answer was lost or was a
+  5xx), the folder is looked at first: a file found there is the upload, and nothing is sent again.
 * **``POST file`` itself stores nothing** (the file exists only after a PUT), but it is not idempotent:
   a 429 or 503 (Mediaflow did not take it) is asked again after ``Retry-After``; a lost answer or a
-  500/502/504 is asked again only when the folder does not already hold the file (name + size +
-  checksum) — otherwise that file is reported and nothing more is sent.
+  500/502/504 is asked again only when the folder does not already hold the file — otherwise that file is
+  reported and nothing more is sent.
+* **When the repeats give up**, a file one of whose PUTs may have been stored is looked for in the folder
+  once more (by the protocol): found, the row is ``uploaded``; not there, ``failed``; the look failing too,
+  ``in_doubt`` ("may have been stored; a re-run checks before sending") — never "not uploaded" for a file
+  Mediaflow may hold. Only when every PUT was surely refused (429/503) or never left is the row ``failed``
+  without a look.
 * **A forbidden folder** (``403`` on ``POST file``) is a ``forbidden`` row with Mediaflow's own message,
   and nothing is sent; in ``upload_folder`` the other files of the run get the same row without asking
   again.
 
-``upload_folder`` gives **one row per directory entry** (sub-folders, hidden files and anything that is not
-a regular file get a ``skipped`` row saying why; only the toolkit's own journal files are left out). It
-is resumable with the core journal (:mod:`toolkit.core.journal`), by default
+``upload_folder`` reads the folder with the core folder scanner (:mod:`toolkit.core.folders`): **one row
+per directory entry**, sorted by name. Only regular files directly in the folder are read and sent; every
+other entry is a row whose outcome is its kind, with the plain reason: ``hidden`` (the name starts with a
+dot), ``folder`` (sub-folders are not searched), ``link`` (a symbolic link is never followed, wherever it
+points: nothing outside the folder is ever read), ``not_a_file`` (a device, a pipe, a socket). A file
+replaced by a link between the scan and the read is refused, not read (a ``not_a_file`` row). Only the
+toolkit's own journal files get no row.
+
+It is resumable with the core journal (:mod:`toolkit.core.journal`), by default
 ``<folder>/.mediaflow-upload.sqlite``: destination = service + base URL + folder id, item = the file name,
 hash = SHA-256 of the bytes. A re-run sends nothing for files already stored (``already_uploaded``), sends
-a changed file again, and looks in the folder first for a file an interrupted run may have stored.
-``dry_run=True`` sends no request at all and writes nothing.
+a changed file again, and looks in the folder first for a file an interrupted or killed run may have
+stored. ``dry_run=True`` sends no request at all and writes nothing.
 
-Outcomes: ``uploaded``, ``already_uploaded``, ``would_upload`` (dry run), ``skipped``, ``forbidden`` (403),
-``not_found`` (404: no such folder), ``rejected`` (400), ``unauthorized`` (credentials refused),
-``failed`` (no answer or a service error after the retries: run again, nothing is sent twice),
-``deferred`` (not tried: Mediaflow failed repeatedly).
+Outcomes: ``uploaded``, ``already_uploaded``, ``would_upload`` (dry run), ``in_doubt`` (may have been
+stored: run again, the re-run looks before sending), ``hidden``, ``folder``, ``link``, ``not_a_file``
+(entries that are not sent), ``forbidden`` (403), ``not_found`` (404: no such folder), ``rejected`` (400),
+``unauthorized`` (credentials refused), ``failed`` (not stored: no answer or a service error after the
+retries: run again, nothing is sent twice), ``deferred`` (not tried: Mediaflow failed repeatedly).
 """
 
 from __future__ import annotations
@@ -44,21 +61,24 @@ import os
 import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Mapping
 
-from ..core.bulk import failure, is_transient, run_bulk
-from ..core.errors import (MAYBE_DELIVERED, BadRequest, Forbidden, NotFound, ToolkitError, TransportError,
-                           Unauthorized, ValidationError)
+from ..core import folders
+from ..core.bulk import ItemFailed, check_concurrency, failure, run_bulk
+from ..core.errors import (MAYBE_DELIVERED, UNSENT, BadRequest, Forbidden, NotFound, ToolkitError, TransportError,
+                           Unauthorized, ValidationError, may_have_arrived)
 from ..core.frames import ToolkitFrame, ToolkitSeries, frame
 from ..core.http import json_or_none, parse_error_body, parse_retry_after
-from ..core.journal import Journal
 from ..core.redact import SECRET_KEYS, get_logger, redact, register_secret
-from .assets import _array
+from ..core.writes import ALREADY, BUSY, FAILED as SETTLED_FAILED, FOUND, IN_DOUBT, SENT, Settled, Stored, WriteRun
+from ..core.writes import in_doubt_message
+from .assets import array_of, int_id
 
-#: the Mediaflow AsyncClient (duck-typed here, not imported: the client imports this module)
-AsyncClient = Any
+if TYPE_CHECKING:
+    from .interface import UploadClient
 
-__all__ = ["UPLOAD_SCHEMA", "JOURNAL_NAME", "LABELS", "upload", "upload_folder", "exit_code"]
+__all__ = ["UPLOAD_SCHEMA", "JOURNAL_NAME", "LABELS", "EXIT_CODES", "upload", "upload_folder", "exit_code",
+           "find_stored", "send"]
 
 log = get_logger("toolkit.mediaflow.uploads")
 
@@ -67,9 +87,13 @@ UPLOAD_SCHEMA = {"file": "string", "folder_id": "Int64", "id": "Int64", "filenam
                  "outcome": "string", "http_status": "Int64", "message": "string", "bytes": "Int64"}
 MASKED = {"file": "text", "filename": "text"}
 JOURNAL_NAME = ".mediaflow-upload.sqlite"
-LABELS = ("uploaded", "already_uploaded", "would_upload", "skipped", "forbidden", "not_found", "rejected",
-          "unauthorized", "failed", "deferred")
-FAILED = {"forbidden", "not_found", "rejected", "unauthorized", "failed", "deferred"}
+#: the entries of a folder that are never read (core folder scanner kinds), each its own outcome
+NOT_SENT = ("hidden", "folder", "link", "not_a_file")
+LABELS = ("uploaded", "already_uploaded", "would_upload", "in_doubt", *NOT_SENT, "forbidden", "not_found",
+          "rejected", "unauthorized", "failed", "deferred")
+FAILED = {"in_doubt", "forbidden", "not_found", "rejected", "unauthorized", "failed", "deferred"}
+#: the command line's exit codes
+EXIT_CODES = {"ok": 0, "failed": 1, "not_sent": 2}
 EXPIRED_TEXT = "upload url has expired"
 #: how many times one file may ask for a new upload URL after the previous one expired
 MAX_RENEWALS = 3
@@ -79,18 +103,22 @@ POST_ATTEMPTS = 6
 
 FORBIDDEN_HINT = ("choose a folder the integration may upload to, or ask the Mediaflow administrator for the "
                   "right to upload to this one")
+RETRY_HINT = "Mediaflow is failing or unreachable: run the upload again later (nothing is sent twice)."
 
 
-class _Stop(Exception):
-    """An answer that ends one file's upload with a row (not a transient failure)."""
+class _Stop(ToolkitError):
+    """An answer that ends one file's upload with a row (not a transient failure; nothing was stored)."""
 
     def __init__(self, outcome: str, status: int | None, message: str) -> None:
-        super().__init__(message)
-        self.outcome, self.status, self.message = outcome, status, message
+        super().__init__(message, service=SERVICE, status=status)
+        self.outcome = outcome
 
 
 class _Transient(TransportError):
-    """Mediaflow did not answer usefully after every retry; the bulk runner counts it as transient."""
+    """Mediaflow did not answer usefully after every retry; the bulk runner counts it as transient.
+    ``delivery`` says whether the file may have been stored on the way (:data:`MAYBE_DELIVERED`: a PUT's
+    answer was lost or was a 500/502/504, so the protocol looks in the folder) or surely not (:data:`UNSENT`:
+    every PUT was refused with 429/503 or never left, or no upload URL was had)."""
 
 
 def _row(file: str | None, folder_id: int | None, outcome: str, *, file_id: Any = None, filename: str | None = None,
@@ -100,9 +128,7 @@ def _row(file: str | None, folder_id: int | None, outcome: str, *, file_id: Any 
 
 
 def _frame(rows: list[dict[str, Any]], summary: str | None = None) -> ToolkitFrame:
-    df = frame(rows, UPLOAD_SCHEMA, masked=MASKED, summary=summary)
-    df.attrs.update({"kind": "assets", "service": SERVICE})
-    return df
+    return frame(rows, UPLOAD_SCHEMA, masked=MASKED, summary=summary, kind="assets", service=SERVICE)
 
 
 def _series(row: dict[str, Any]) -> ToolkitSeries:
@@ -112,7 +138,7 @@ def _series(row: dict[str, Any]) -> ToolkitSeries:
     return out
 
 
-async def _wait(client: "AsyncClient", method: str, url: str, attempt: int, retry_after: float | None,
+async def _wait(client: "UploadClient", method: str, url: str, attempt: int, retry_after: float | None,
                 reason: str) -> None:
     """The core's one backoff (the client's retry policy; ``Retry-After`` honoured), with its log line."""
     await client.http.pause(method, url, attempt, retry_after, reason)
@@ -128,10 +154,12 @@ FAILURES = [
 ]
 
 
-def _classify(exc: BaseException) -> tuple[str, int | None, str]:
+def _classify(exc: BaseException | None) -> tuple[str, int | None, str]:
     """(outcome, http status, plain message) of an exception that ends a file's upload."""
     if isinstance(exc, _Stop):
         return exc.outcome, exc.status, exc.message
+    if exc is None:
+        return "failed", None, "not uploaded: the upload ended without an answer"
     return failure(exc, FAILURES, verb="uploaded")
 
 
@@ -150,15 +178,20 @@ class _File:
     def md5(self) -> str:
         return hashlib.md5(self.data).hexdigest()  # noqa: S324 - Mediaflow's checksum, not security
 
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.data).hexdigest()
 
-async def find_stored(client: "AsyncClient", folder_id: int, f: _File) -> int | None:
+
+async def find_stored(client: "UploadClient", folder_id: int, f: _File) -> int | None:
     """The id of a file in the folder with this name and size (and checksum, when Mediaflow gives a
-    32-hex-digit one), or None. Used only when an earlier request may have stored the file."""
+    32-hex-digit one), or None. Used only when an earlier request may have stored the file. An answer that
+    is not the folder's list raises (never a guess that sends again)."""
     response = await client.http.request("GET", f"folder/{folder_id}/files",
                                          params={"type": "any", "fields": "id,filename,filesize,checksum"},
                                          what="look in the folder for the file")
     md5 = f.md5
-    for item in _array(response):  # not the folder's list: an error row, never a guess that sends again
+    for item in array_of(response):
         if not isinstance(item, dict) or item.get("filename") != f.name or item.get("filesize") != f.size:
             continue
         checksum = str(item.get("checksum") or "").lower()
@@ -179,7 +212,14 @@ def _register_url(url: str) -> None:
     register_secret(url)
 
 
-async def _request_url(client: "AsyncClient", folder_id: int, f: _File) -> tuple[str | None, int | None]:
+@dataclass
+class _Attempts:
+    """What one file's upload has done so far: whether any PUT may have stored it."""
+
+    maybe_stored: bool = False
+
+
+async def _request_url(client: "UploadClient", folder_id: int, f: _File) -> tuple[str | None, int | None]:
     """``POST file`` → (upload URL, None), or (None, id) when the folder turned out to hold the file."""
     body = {"filename": f.name, "filesize": f.size, "toFolder": folder_id}
     last = "no answer"
@@ -214,13 +254,12 @@ async def _request_url(client: "AsyncClient", folder_id: int, f: _File) -> tuple
                 return None, found
         await _wait(client, "POST", client.http.url_for("file"), attempt, retry_after, last)
     raise _Transient(f"could not get an upload URL after {POST_ATTEMPTS} attempts ({last})", service=SERVICE,
-                     hint="Mediaflow is failing or unreachable: run the upload again later (nothing is sent twice).")
+                     delivery=UNSENT, hint=RETRY_HINT)
 
 
-async def _put(client: "AsyncClient", url: str, f: _File) -> tuple[str, Any, bool]:
-    """PUT the bytes to one upload URL, repeating it while useful → ("stored", file dict, _),
-    ("expired", None, maybe_stored) or raises."""
-    maybe_stored = False
+async def _put(client: "UploadClient", url: str, f: _File, tried: _Attempts) -> tuple[str, Any]:
+    """PUT the bytes to one upload URL, repeating it while useful → ("stored", file dict) or
+    ("expired", None), or raises; ``tried.maybe_stored`` is set when a PUT's answer was lost or a 5xx."""
     last = "no answer"
     for attempt in range(1, PUT_ATTEMPTS + 1):
         retry_after = None
@@ -230,250 +269,269 @@ async def _put(client: "AsyncClient", url: str, f: _File) -> tuple[str, Any, boo
                 allow=(400, 403, 404, 408, 409, 410, 413, 429, 500, 502, 503, 504), what="send the file")
         except TransportError as exc:
             if exc.delivery == MAYBE_DELIVERED:
-                maybe_stored = True  # the bytes may have arrived; a repeat to this URL is safe
+                tried.maybe_stored = True  # the bytes may have arrived; a repeat to this URL is safe
             last = exc.message
         else:
             status = response.status_code
             if status < 300:
                 answer = json_or_none(response)
                 item = answer[0] if isinstance(answer, list) and answer else answer
-                return "stored", item if isinstance(item, dict) else {}, maybe_stored
+                return "stored", item if isinstance(item, dict) else {}
             detail = parse_error_body(response)
             if status == 403 and EXPIRED_TEXT in detail.lower():
-                return "expired", None, maybe_stored
+                return "expired", None
             if status in (400, 409, 413):
                 raise _Stop("rejected", status, f"not uploaded: Mediaflow rejected the bytes: {detail}")
             if status in (403, 404, 410):
-                return "expired", None, maybe_stored  # the URL is of no more use: ask for a new one
+                return "expired", None  # the URL is of no more use: ask for a new one
             last = f"HTTP {status}: {detail}"
             if status in (429, 503):
                 retry_after = parse_retry_after(response.headers.get("retry-after"))
             else:
-                maybe_stored = True
+                tried.maybe_stored = True
         if attempt < PUT_ATTEMPTS:
             await _wait(client, "PUT", url, attempt, retry_after, last)
     raise _Transient(f"could not send the file after {PUT_ATTEMPTS} attempts ({last})", service=SERVICE,
-                     hint="Mediaflow is failing or unreachable: run the upload again later (nothing is sent twice).")
+                     delivery=MAYBE_DELIVERED if tried.maybe_stored else UNSENT, hint=RETRY_HINT)
 
 
-async def send(client: "AsyncClient", folder_id: int, f: _File, *, check_first: bool = False) -> dict[str, Any]:
-    """Store one file in the folder exactly once; returns the row, raises for failures (see module doc)."""
-    def stored_row(file_id: Any, how: str, status: int | None = None) -> dict[str, Any]:
-        return _row(f.name, folder_id, "uploaded" if status else "already_uploaded", file_id=file_id,
-                    filename=f.name, filesize=f.size, status=status, message=how)
+def _found_row(f: _File, folder_id: int, file_id: Any, outcome: str, message: str) -> dict[str, Any]:
+    return _row(f.name, folder_id, outcome, file_id=file_id, filename=f.name, filesize=f.size, message=message)
 
-    if check_first:
-        found = await find_stored(client, folder_id, f)
-        if found is not None:
-            return stored_row(found, "not sent again: an earlier run sent it and the folder already holds it")
+
+async def _send(client: "UploadClient", folder_id: int, f: _File, tried: _Attempts) -> dict[str, Any]:
     renewals = 0
     while True:
         url, found = await _request_url(client, folder_id, f)
         if url is None:
-            return stored_row(found, "not sent again: the folder already holds a file with this name, size and "
-                                     "checksum")
-        state, item, maybe_stored = await _put(client, url, f)
+            return _found_row(f, folder_id, found, "already_uploaded", "not sent again: the folder already holds a "
+                              "file with this name, size and checksum")
+        state, item = await _put(client, url, f, tried)
         del url
         if state == "stored":
             return _row(f.name, folder_id, "uploaded", file_id=item.get("id"), filename=item.get("filename", f.name),
                         filesize=item.get("filesize", f.size), status=201,
                         message="uploaded: Mediaflow stored the file (201); it is processed a moment later")
-        if maybe_stored:
+        if tried.maybe_stored:
             found = await find_stored(client, folder_id, f)
             if found is not None:
-                return stored_row(found, "uploaded: the answer was lost, and the folder holds the file", 201)
+                return _found_row(f, folder_id, found, "uploaded", "uploaded: the answer was lost, and the folder "
+                                                                   "holds the file")
         renewals += 1
         if renewals > MAX_RENEWALS:
             raise _Transient(f"the upload URL expired {renewals} times before the file was sent", service=SERVICE,
+                             delivery=UNSENT,
                              hint="The connection is too slow for the URL's lifetime: lower the concurrency.")
         log.debug("Mediaflow: the upload URL expired before the file was sent; asking for a new one")
 
 
-def _read(path: Path) -> _File:
-    return _File(path.name, path.read_bytes())
+async def send(client: "UploadClient", folder_id: int, f: _File) -> dict[str, Any]:
+    """Store one file in the folder (the two steps and their repeats; see the module docstring): the row,
+    or raises. A failure after a PUT that may have stored the file is raised as one that *may have arrived*
+    (:func:`toolkit.core.errors.may_have_arrived`), so the write protocol looks in the folder before the row
+    says anything."""
+    tried = _Attempts()
+    try:
+        return await _send(client, folder_id, f, tried)
+    except ToolkitError as exc:
+        if tried.maybe_stored and not may_have_arrived(exc):
+            raise _Transient(f"{exc.message} (an earlier attempt may have stored the file)", service=SERVICE,
+                             delivery=MAYBE_DELIVERED, status=exc.status, hint=RETRY_HINT) from exc
+        raise
+
+
+def _recogniser(client: "UploadClient", folder_id: int, f: _File) -> Callable[[Any], Awaitable[Stored | None]]:
+    """The protocol's ``recognise``: the file in the folder (:func:`find_stored`), or None; a failing look
+    raises (the protocol then says ``in_doubt``, never "not there")."""
+    async def recognise(entry: Mapping[str, Any]) -> Stored | None:
+        found = await find_stored(client, folder_id, f)
+        if found is None:
+            return None
+        return Stored(value=found, remote_id=str(found), message="found in the folder (name, size and checksum)")
+    return recognise
+
+
+def _as_id(value: Any) -> int | None:
+    return int(value) if value not in (None, "") else None
+
+
+def _already_row(name: str, folder_id: int, f: _File, entry: Mapping[str, Any] | None, how: str = "") -> dict:
+    when = str((entry or {}).get("updated") or "")[:10]
+    return _row(name, folder_id, "already_uploaded", file_id=_as_id((entry or {}).get("remote_id")),
+                filename=f.name, filesize=f.size,
+                message=how or f"not sent again: this file was uploaded on {when} (see the journal)")
+
+
+def _settled_row(settled: Settled, name: str, folder_id: int, f: _File) -> dict[str, Any]:
+    """The result row of one file from how the write protocol settled it."""
+    def row(outcome: str, message: str, **kw: Any) -> dict[str, Any]:
+        return _row(name, folder_id, outcome, filename=f.name, filesize=f.size, message=message, **kw)
+
+    state, stored = settled.state, settled.stored
+    if state == SENT and stored is not None:
+        return dict(stored.value, file=name)
+    if state == ALREADY:
+        return _already_row(name, folder_id, f, settled.entry, "not sent again: another run on the same journal "
+                            "uploaded it meanwhile" if settled.by_other_run else "")
+    if state == FOUND and stored is not None:
+        if settled.checked:  # an error after which the folder was looked at: the file is there
+            return row("uploaded", "uploaded: the answer was lost, and the folder holds the file", file_id=stored.value)
+        return row("already_uploaded", "not sent again: an earlier run sent it and the folder already holds it",
+                   file_id=stored.value)
+    if state == BUSY:
+        return row("deferred", "not sent: another run on the same journal is still sending this file; run the "
+                               "upload again later")
+    if state == IN_DOUBT:
+        return row("in_doubt", in_doubt_message(SERVICE, settled.error), status=getattr(settled.error, "status", None))
+    outcome, status, message = _classify(settled.error)
+    if settled.checked:
+        message += " (a look in the folder afterwards found no such file)"
+    return row(outcome, message, status=status)
+
+
+async def _write(run: WriteRun, client: "UploadClient", folder_id: int, name: str, f: _File
+                 ) -> tuple[dict[str, Any], Settled]:
+    """One file through the write protocol → (its row, how it settled)."""
+    async def sent() -> Stored:
+        row = await send(client, folder_id, f)
+        return Stored(value=row, http_status=row["http_status"], remote_id=None if row["id"] is None else
+                      str(row["id"]), message=row["message"])
+
+    settled = await run.write(name, f.sha256, sent, label=name, recognise=_recogniser(client, folder_id, f))
+    return _settled_row(settled, name, folder_id, f), settled
 
 
 def _folder_id(value: Any) -> int:
-    from .assets import _int_id
-
-    return _int_id(value, "folder id")
+    return int_id(value, "folder id")
 
 
-async def upload(client: "AsyncClient", path: "str | os.PathLike[str]", folder_id: Any) -> ToolkitSeries:
-    """One file → one row (see the module docstring)."""
+async def upload(client: "UploadClient", path: "str | os.PathLike[str]", folder_id: Any) -> ToolkitSeries:
+    """One file → one row (see the module docstring); the write protocol with a journal of this call only."""
     fid = _folder_id(folder_id)
     p = Path(path).expanduser()
     if not p.is_file():
         raise ValidationError(f"no such file: {redact(p.name)}", service=SERVICE,
                               hint="Give the path of a file to upload.")
-    f = await asyncio.to_thread(_read, p)
-    try:
-        row = await send(client, fid, f)
-    except Exception as exc:  # noqa: BLE001 - every answer is a row
-        outcome, status, message = _classify(exc)
-        row = _row(f.name, fid, outcome, filename=f.name, filesize=f.size, status=status, message=message)
+    f = _File(p.name, await asyncio.to_thread(p.read_bytes))
+    with WriteRun(SERVICE, client.destination(fid), "file upload", journal=None, items=1) as run:
+        row, _ = await _write(run, client, fid, p.name, f)
     return _series(row)
 
 
 def exit_code(result: Any) -> int:
-    """The command line's exit code: 0 all stored (or nothing to do), 1 some failed."""
-    return 1 if set(result["outcome"].dropna()) & FAILED else 0
+    """The command line's exit code: 0 all stored (or nothing to do), 1 some failed or are in doubt (run
+    again), 2 some entries of the folder were not sent because of their kind (hidden, folder, link,
+    not_a_file)."""
+    outcomes = set(result["outcome"].dropna())
+    if outcomes & FAILED:
+        return EXIT_CODES["failed"]
+    if outcomes & set(NOT_SENT):
+        return EXIT_CODES["not_sent"]
+    return EXIT_CODES["ok"]
 
 
-@dataclass
-class _Entry:
-    path: Path
-    skip: str | None = None
+class _FolderUpload:
+    """The rows of one ``upload_folder`` run: one per directory entry."""
 
-    @property
-    def name(self) -> str:
-        return self.path.name
+    def __init__(self, client: "UploadClient", folder_id: int, run: WriteRun) -> None:
+        self.client, self.fid, self.run = client, folder_id, run
+        #: a refusal of the credentials or of the folder: every later file gets this row without asking
+        self.stop: tuple[str, int | None, str] | None = None
+
+    async def check_credentials(self) -> None:
+        """One token request up front: refused credentials give one answer, not one per file."""
+        try:
+            await self.client.check_credentials()
+        except ToolkitError as exc:
+            self.stop = _classify(exc)
+
+    def kind_row(self, e: folders.Entry) -> dict[str, Any]:
+        return _row(e.name, self.fid, e.kind, message=e.reason or "")
+
+    async def row(self, e: folders.Entry) -> dict[str, Any]:
+        """The worker of the bulk run."""
+        if not e.readable:
+            return self.kind_row(e)
+        if self.stop is not None and not self.run.dry_run:
+            outcome, status, message = self.stop
+            return _row(e.name, self.fid, outcome, filename=e.name, filesize=e.size, status=status, message=message)
+        try:
+            f = _File(e.name, await asyncio.to_thread(folders.read, e))
+        except (folders.UnreadableEntry, OSError) as exc:  # it changed since the scan: never read through a link
+            return _row(e.name, self.fid, "not_a_file", filename=e.name, message=f"not sent: {exc}")
+        if self.run.dry_run:
+            return self.dry_row(e.name, f)
+        row, settled = await _write(self.run, self.client, self.fid, e.name, f)
+        if settled.state == SETTLED_FAILED and row["outcome"] in ("forbidden", "not_found"):
+            self.stop = self.stop or (row["outcome"], row["http_status"], row["message"])
+        if settled.transient:
+            raise ItemFailed(row, transient=True)  # the circuit breaker counts it
+        return row
+
+    def dry_row(self, name: str, f: _File) -> dict[str, Any]:
+        before = self.run.previous(name, f.sha256)
+        if before and before["state"] == "done":
+            return _already_row(name, self.fid, f, before)
+        why = "a new file" if before is None else "an earlier attempt did not finish"
+        return _row(name, self.fid, "would_upload", filename=f.name, filesize=f.size,
+                    message=f"would be sent ({why}); dry run: nothing sent")
+
+    def on_error(self, e: folders.Entry, exc: BaseException) -> dict[str, Any]:
+        outcome, status, message = _classify(exc)
+        return _row(e.name, self.fid, outcome, filename=e.name, status=status, message=message)
+
+    def on_deferred(self, e: folders.Entry) -> dict[str, Any]:
+        if not e.readable:
+            return self.kind_row(e)
+        return _row(e.name, self.fid, "deferred", filename=e.name,
+                    message="not sent: Mediaflow failed repeatedly, so the rest was stopped; run the upload "
+                            "again later (nothing is sent twice)")
 
 
-def _scan(root: Path, journal_path: Path) -> list[_Entry]:
-    own = {journal_path.name, *(journal_path.name + s for s in ("-wal", "-shm", "-journal"))} \
-        if journal_path.parent.resolve() == root.resolve() else set()
-    entries = []
-    for e in sorted(os.scandir(root), key=lambda e: e.name):
-        if e.name in own:
-            continue
-        if e.is_dir():
-            why = "not sent: a sub-folder (only the files directly in the folder are uploaded)"
-        elif e.name.startswith("."):
-            why = "not sent: a hidden file (its name starts with a dot)"
-        elif not e.is_file():
-            why = "not sent: not a regular file"
-        else:
-            why = None
-        entries.append(_Entry(Path(e.path), why))
-    return entries
+async def _grow_pools(client: "UploadClient", concurrency: int) -> None:
+    """Grow the pools only: a pool already larger than ``concurrency`` serves it as it is, and resizing
+    would close its warm connections (``ensure_pool`` closes a pool of any other size)."""
+    if concurrency > min(client.http.max_connections, client.transfer.max_connections):
+        await client.ensure_pool(concurrency)
 
 
-async def upload_folder(client: "AsyncClient", folder: "str | os.PathLike[str]", folder_id: Any,
+async def upload_folder(client: "UploadClient", folder: "str | os.PathLike[str]", folder_id: Any,
                         concurrency: int = 4, dry_run: bool = False,
                         journal: "str | os.PathLike[str] | None" = None, progress: bool = True) -> ToolkitFrame:
     """Upload every file of ``folder`` to Mediaflow folder ``folder_id``; one row per directory entry.
 
     Parameters
     ----------
-    folder : the local folder; its files are uploaded (not those of sub-folders).
+    folder : the local folder; its regular files are uploaded (not those of sub-folders; links are never
+        followed).
     folder_id : the Mediaflow folder id (may be negative).
-    concurrency : files in flight at once (a whole number ≥ 1).
+    concurrency : files in flight at once (a whole number from 1 to 64).
     dry_run : send nothing (no request at all) and write nothing; rows say what would be sent.
     journal : the journal file (default ``<folder>/.mediaflow-upload.sqlite``).
 
     Returns
     -------
-    DataFrame ``file, folder_id, id, filename, filesize, outcome, http_status, message``; ``df.summary``.
+    DataFrame ``file, folder_id, id, filename, filesize, outcome, http_status, message, bytes``;
+    ``df.summary``. Outcomes: see the module docstring.
 
     Raises
     ------
     ValidationError for a missing folder, a bad folder id, a bad ``concurrency`` or an unusable journal.
     """
-    if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
-        raise ValidationError(f"concurrency must be a whole number of at least 1, not {concurrency!r}",
-                              service=SERVICE, hint="Give concurrency=4, for example.")
+    concurrency = check_concurrency(concurrency, SERVICE, default=4)
     fid = _folder_id(folder_id)
     root = Path(folder).expanduser()
-    if not root.is_dir():
-        raise ValidationError(f"no such folder: {redact(root.name)}", service=SERVICE,
-                              hint="Give the local folder that holds the files to upload.")
     journal_path = Path(journal).expanduser() if journal else root / JOURNAL_NAME
-    entries = _scan(root, journal_path)
-    book = Journal(journal_path, readonly=dry_run, service=SERVICE)
-    dest = client.destination(fid)
-    run_id = book.start_run(SERVICE, dest, "file upload", len(entries))
-    stop: dict[str, tuple[str, int | None, str]] = {}  # a refusal of the whole folder or of the credentials
-    sendable = [e for e in entries if e.skip is None]
-    if not dry_run and sendable:
-        try:  # one token request up front: refused credentials give one answer, not one per file
-            await client.check_credentials()
-        except ToolkitError as exc:
-            stop["all"] = _classify(exc)
-
-    async def worker(e: _Entry) -> dict[str, Any]:
-        if e.skip:
-            return _row(e.name, fid, "skipped", message=e.skip)
-        f = await asyncio.to_thread(_read, e.path)
-        sha = hashlib.sha256(f.data).hexdigest()
-
-        def row(outcome: str, message: str, **kw: Any) -> dict[str, Any]:
-            return _row(e.name, fid, outcome, filename=f.name, filesize=f.size, message=message, **kw)
-
-        def done_row(entry: Any, how: str = "") -> dict[str, Any]:
-            when = str((entry or {}).get("updated") or "")[:10]
-            remote = (entry or {}).get("remote_id")
-            return row("already_uploaded", how or f"not sent again: this file was uploaded on {when} (see the "
-                       "journal)", file_id=int(remote) if remote not in (None, "") else None)
-
-        if dry_run:
-            before = book.get(dest, e.name, sha)
-            if before and before["state"] == "done":
-                return done_row(before)
-            why = "a new file" if before is None else "an earlier attempt did not finish"
-            return row("would_upload", f"would be sent ({why}); dry run: nothing sent")
-        if "all" in stop:
-            outcome, status, message = stop["all"]
-            return row(outcome, message, status=status)
-        claim = book.claim(dest, e.name, sha, run_id=run_id, label=e.name)
-        if claim.state == "busy":
-            settled = await book.wait_settled(dest, e.name, sha)
-            if settled is not None and settled["state"] == "done":
-                return done_row(settled, "not sent again: another run on the same journal uploaded it meanwhile")
-            claim = book.claim(dest, e.name, sha, run_id=run_id, label=e.name)
-            if claim.state == "busy":
-                return row("deferred", "not sent: another run on the same journal is still sending this file; "
-                                       "run the upload again later")
-        if claim.state == "done":
-            return done_row(claim.record)
-        try:
-            result = await send(client, fid, f, check_first=claim.needs_check)
-        except BaseException as exc:
-            if isinstance(exc, Exception):
-                outcome, status, message = _classify(exc)
-                transient = is_transient(exc)
-                book.finish(dest, e.name, sha, "in_doubt" if transient or outcome == "failed" else "failed",
-                            http_status=status, message=message, label=e.name)
-                if outcome in ("forbidden", "not_found"):
-                    stop["folder"] = (outcome, status, message)
-                if transient:
-                    raise
-                return row(outcome, message, status=status)
-            book.finish(dest, e.name, sha, "in_doubt", message="interrupted", label=e.name)
-            raise
-        book.finish(dest, e.name, sha, "done", http_status=result["http_status"], message=result["message"],
-                    remote_id=str(result["id"]) if result["id"] is not None else None, label=e.name)
-        return result
-
-    async def guarded(e: _Entry) -> dict[str, Any]:
-        if e.skip is None and not dry_run and "folder" in stop and "all" not in stop:
-            outcome, status, message = stop["folder"]
-            return _row(e.name, fid, outcome, filename=e.name, filesize=e.path.stat().st_size, status=status,
-                        message=message)
-        return await worker(e)
-
-    def on_error(e: _Entry, exc: BaseException) -> dict[str, Any]:
-        outcome, status, message = _classify(exc)
-        return _row(e.name, fid, outcome, filename=e.name, status=status, message=message)
-
-    def on_deferred(e: _Entry) -> dict[str, Any]:
-        if e.skip:
-            return _row(e.name, fid, "skipped", message=e.skip)
-        return _row(e.name, fid, "deferred", filename=e.name,
-                    message="not sent: Mediaflow failed repeatedly, so the rest was stopped; run the upload "
-                            "again later (nothing is sent twice)")
-
-    try:
-        # grow the pools only: a pool already larger than ``concurrency`` serves it as it is, and resizing
-        # would close its warm connections (ensure_pool closes a pool of any other size)
-        if not dry_run and concurrency > min(getattr(client.http, "max_connections", 0),
-                                             getattr(client.transfer, "max_connections", 0)):
-            await client.ensure_pool(concurrency)
-        outcome = await run_bulk(entries, guarded, service=SERVICE,
+    entries = folders.scan(root, own=folders.own_files(root, journal_path, JOURNAL_NAME), service=SERVICE)
+    with WriteRun(SERVICE, client.destination(fid), "file upload", journal=journal_path, items=len(entries),
+                  dry_run=dry_run) as run:
+        job = _FolderUpload(client, fid, run)
+        if not dry_run and any(e.readable for e in entries):
+            await job.check_credentials()
+            await _grow_pools(client, concurrency)
+        outcome = await run_bulk(entries, job.row, service=SERVICE,
                                  desc="file upload (dry run)" if dry_run else "file upload",
-                                 concurrency=concurrency, on_error=on_error, on_deferred=on_deferred,
+                                 concurrency=concurrency, on_error=job.on_error, on_deferred=job.on_deferred,
                                  progress=progress, summary_labels=LABELS)
-        book.end_run(run_id, outcome.counts, outcome.summary, outcome.rows)
-    finally:
-        book.close()
+        run.end(outcome)
     return _frame(outcome.rows, outcome.summary)
