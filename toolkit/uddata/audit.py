@@ -51,6 +51,7 @@ from ..core.bulk import check_concurrency, run_bulk
 from ..core.errors import APIError, ToolkitError, ValidationError
 from ..core.frames import ToolkitFrame, frame
 from ..core.redact import redact
+from ..core.tables import read_table
 from . import cpr as _cpr
 
 if TYPE_CHECKING:
@@ -102,31 +103,18 @@ def _pick_column(df: pd.DataFrame) -> pd.Series:
 
 
 def _read_table(path: Path) -> pd.DataFrame:
-    suffix = path.suffix.lower()
-    if suffix in (".xlsx", ".xlsm", ".xls"):
-        df = pd.read_excel(path, dtype=str)
-        if df.shape[1] and _cpr.validate(str(df.columns[0])).valid:  # no header row
-            df = pd.read_excel(path, dtype=str, header=None)
-        return df
-    with open(path, encoding="utf-8-sig", errors="replace") as fh:
-        first = fh.readline()
-    sep = next((s for s in (";", "\t", ",") if s in first), ",")
-    kwargs: dict[str, Any] = dict(dtype=str, keep_default_na=False, skipinitialspace=True, sep=sep,
-                                  encoding="utf-8-sig")
-    df = pd.read_csv(path, **kwargs)
+    """The table of a CSV/Excel file of CPR numbers (core :func:`~toolkit.core.tables.read_table`: plain
+    messages for an empty or malformed file); a first row that is itself a CPR number is no header."""
+    df = read_table(path, service="uddata", what="one CPR number per row")
     if df.shape[1] and _cpr.validate(str(df.columns[0])).valid:  # no header row
-        df = pd.read_csv(path, header=None, **kwargs)
+        df = read_table(path, service="uddata", header=None, what="one CPR number per row")
     return df
 
 
 def read_cprs(source: Any) -> list[Any]:
     """The CPR values of ``source`` (list, Series, DataFrame, Index or file path), raw, in order."""
     if isinstance(source, (str, os.PathLike)) and not (isinstance(source, str) and _looks_like_cpr(source)):
-        path = Path(source).expanduser()
-        if not path.is_file():
-            raise ValidationError(f"no such file: {path.name}", service="uddata",
-                                  hint="Give a CSV/Excel file with one CPR number per row, or a list of numbers.")
-        return list(_pick_column(_read_table(path)))
+        return list(_pick_column(_read_table(Path(source).expanduser())))
     if isinstance(source, str):
         return [source]
     if isinstance(source, pd.DataFrame):

@@ -87,10 +87,11 @@ def _cmd_upload(args: argparse.Namespace) -> int:
 
 
 def _cmd_audit(args: argparse.Namespace) -> int:
-    from .audit import missing
+    from .audit import missing, read_cprs
 
+    cprs = read_cprs(args.cprs)  # a file that cannot be read is said before anything else
     with _connect(args) as ud:
-        result = ud.audit(args.cprs, concurrency=args.concurrency, progress=not args.no_progress)
+        result = ud.audit(cprs, concurrency=args.concurrency, progress=not args.no_progress)
     if args.out:
         result.to_csv(args.out, index=False)
     if args.missing:
