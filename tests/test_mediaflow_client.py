@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import time
+from pathlib import Path
 from typing import Any, Iterator
 
 import pandas as pd
@@ -260,3 +261,30 @@ def test_no_secret_in_logs_repr_or_frames(mfs: Any, em: MediaflowEmulator, debug
     assert secrets and debug_logs.records
     assert not [s for s in secrets if s in text or s in logs]
     assert all(r.levelno >= logging.DEBUG for r in debug_logs.records)
+
+
+def test_garbage_input_is_refused_in_plain_words_before_anything_is_sent(mf: Any, em: MediaflowEmulator,
+                                                                         tmp_path: Path) -> None:
+    from decimal import Decimal
+
+    from toolkit.core.errors import ValidationError
+
+    photo = tmp_path / "photo.jpg"
+    photo.write_bytes(b"\xff\xd8 not really a photo")
+    (tmp_path / "c").mkdir()
+    mark = len(em.requests)
+    cases = {
+        "unknown field: 'nonexistent'": lambda: mf.latest(fields=["nonexistent"]),
+        "did you mean 'uploadedby'": lambda: mf.latest(fields="id,uploadedbye"),
+        "Decimal('13.7')": lambda: mf.upload(photo, Decimal("13.7")),  # was uploaded to folder 13
+        "'13.7'": lambda: mf.upload(photo, "13.7"),
+        "needs files, not None": lambda: mf.previews(None),  # was [None]
+        "c is a folder, not a file": lambda: mf.upload(tmp_path / "c", 1),  # was "no such file: c"
+        "not NoneType": lambda: mf.upload(None, 1),
+    }
+    for says, call in cases.items():
+        with pytest.raises(ValidationError) as info:
+            call()
+        assert says in str(info.value) and str(info.value).startswith("Mediaflow:"), str(info.value)
+    assert [r for r in em.requests[mark:] if r.method != "POST" or "token" not in r.path] == []
+    assert mf.latest(fields=["id", "uploaded_by"], limit=1).columns[:2].tolist() == ["id", "uploaded_by"]

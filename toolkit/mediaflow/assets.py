@@ -94,10 +94,18 @@ def _field_list(fields: "str | Sequence[str] | None") -> list[str] | None:
     if fields is None:
         return None
     names = fields.split(",") if isinstance(fields, str) else [str(f) for f in fields]
-    names = [n.strip().lower() for n in names if str(n).strip()]
+    names = [n.strip().lower().replace("_", "") for n in names if str(n).strip()]
     if not names:
         raise ValidationError("fields is empty", service=SERVICE,
                               hint='Give Mediaflow field names, e.g. fields="id,name,uploadedby", or "all".')
+    unknown = [n for n in names if n not in FILE_COLUMNS and n != "all"]
+    if unknown:
+        import difflib
+
+        near = {n: difflib.get_close_matches(n, list(FILE_COLUMNS), n=1) for n in unknown}
+        said = ", ".join(f"{n!r}" + (f" (did you mean {near[n][0]!r}?)" if near[n] else "") for n in unknown)
+        raise ValidationError(f"unknown field{'s' if len(unknown) > 1 else ''}: {said}", service=SERVICE,
+                              hint="Give fields Mediaflow has: " + ", ".join(FILE_COLUMNS) + ', or "all".')
     return names
 
 
@@ -172,15 +180,17 @@ def array_of(response: Any) -> list[Any]:
 
 def int_id(value: Any, what: str) -> int:
     """``value`` as a Mediaflow id (a whole number, may be negative); else a ValidationError naming ``what``."""
-    if isinstance(value, bool):
-        raise ValidationError(f"{what} must be a whole number, not {value!r}", service=SERVICE)
+    hint = f"Give the {what} as a whole number, e.g. 12 or -14 (see mf.folders())."
+    if isinstance(value, bool) or value is None:
+        raise ValidationError(f"{what} must be a whole number, not {value!r}", service=SERVICE, hint=hint)
     try:
         number = int(value)
-    except (TypeError, ValueError):
+        whole = number == value if not isinstance(value, str) else str(number) == value.strip().lstrip("+")
+    except (TypeError, ValueError, ArithmeticError):
+        whole = False
+    if not whole:  # 13.7, Decimal("13.7"), "13.7", "abc": never rounded to another folder
         raise ValidationError(f"{what} must be a whole number (ids may be negative), not {value!r}",
-                              service=SERVICE, hint=f"Give the {what} as a number, e.g. 12 or -14.") from None
-    if isinstance(value, float) and number != value:
-        raise ValidationError(f"{what} must be a whole number, not {value!r}", service=SERVICE)
+                              service=SERVICE, hint=hint)
     return number
 
 
@@ -269,6 +279,10 @@ async def previews(client: "AsyncClient", files_: Any, size: str = "small", conc
         raise ValidationError(f"size must be one of {', '.join(PREVIEW_SIZES)}, not {size!r}", service=SERVICE)
     concurrency = check_concurrency(concurrency, SERVICE)
     column = f"{size}_preview"
+    if files_ is None or isinstance(files_, (bool, float)) or (isinstance(files_, str) and not files_.strip()):
+        raise ValidationError(f"previews() needs files, not {files_!r}", service=SERVICE,
+                              hint="Give a frame of files (mf.latest(), mf.files(folder_id)), a row of one, or "
+                                   "file ids.")
     if isinstance(files_, pd.DataFrame):
         ids = list(files_["id"]) if "id" in files_.columns else [None] * len(files_)
         urls = list(files_[column]) if column in files_.columns else [None] * len(files_)

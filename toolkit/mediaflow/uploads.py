@@ -408,7 +408,13 @@ def _folder_id(value: Any) -> int:
 async def upload(client: "UploadClient", path: "str | os.PathLike[str]", folder_id: Any) -> ToolkitSeries:
     """One file → one row (see the module docstring); the write protocol with a journal of this call only."""
     fid = _folder_id(folder_id)
+    if not isinstance(path, (str, os.PathLike)):
+        raise ValidationError(f"upload() takes the path of one file, not {type(path).__name__}", service=SERVICE,
+                              hint="Give the path of a file to upload, e.g. mf.upload('photo.jpg', folder_id).")
     p = Path(path).expanduser()
+    if p.is_dir():
+        raise ValidationError(f"{redact(p.name)} is a folder, not a file", service=SERVICE,
+                              hint="Upload a folder's files with mf.upload_folder(folder, folder_id).")
     if not p.is_file():
         raise ValidationError(f"no such file: {redact(p.name)}", service=SERVICE,
                               hint="Give the path of a file to upload.")
