@@ -21,6 +21,11 @@ Rules (the same everywhere in the toolkit):
   so a number is never rejected for that.
 
 ``mask`` delegates to :func:`toolkit.core.redact.mask_cpr` (one masking rule for the whole toolkit).
+
+A CPR value is the number for code and masked for eyes: a value taken out of a ``cpr`` column
+(:class:`toolkit.core.cpr_dtype.CprStr`) converts to its ten digits (``str(v)``, ``f"{v}.jpg"``) and shows
+``010190-****`` only where a person looks (``repr``, the frame's display, logs). Every function here takes
+it as the number; ``mask(v)`` is the text for a label.
 """
 
 from __future__ import annotations
