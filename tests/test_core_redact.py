@@ -41,7 +41,11 @@ def test_cpr_numbers_masked_plain_and_dashed() -> None:
 def test_mask_cpr_keeps_birth_date_only() -> None:
     assert mask_cpr("0101901234") == "010190-****"
     assert mask_cpr("010190-1234") == "010190-****"
-    assert mask_cpr("abc") == "***"
+    assert mask_cpr("abc") == "abc"  # not a CPR: shown as given, so the analyst sees which input was wrong
+    assert mask_cpr(True) == "True" and mask_cpr("12345") == "12345" and mask_cpr(3.5) == "3.5"
+    assert mask_cpr("010190123") == "*********" and mask_cpr("nr 010190 12").startswith("nr ")
+    assert "010190" not in mask_cpr("nr 010190 12")
+    assert "0101" not in mask_cpr("cpr: 0101 9012 345")  # digits that could be one are never shown
     assert mask_cpr(None) == ""
 
 

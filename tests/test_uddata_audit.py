@@ -85,3 +85,14 @@ def test_numpy_integers_keep_their_status(ud, sb):
     zero = next(c for c in emu.roster() if c.startswith("0"))
     result = ud.audit(np.array([int(zero)]), progress=False)
     assert result["cpr"].tolist() == [zero] and result["status"][0] in {"with_photo", "no_photo"}
+
+
+def test_inputs_that_are_not_cpr_numbers_are_shown_as_given(sb) -> None:
+    """The analyst sees which input was wrong: only what could be a CPR number is masked on display."""
+    with toolkit.uddata.connect(**sb.credentials("uddata")) as ud:
+        result = ud.audit(["abc", True, "12345", "0101901234", "010190123"], progress=False)
+    shown = result[["cpr", "status"]].to_string()
+    for given in ("abc", "True", "12345"):
+        assert given in shown
+    assert "010190-****" in shown and "0101901234" not in shown and "010190123" not in shown
+    assert result["status"].tolist()[:3] == ["invalid"] * 3

@@ -97,7 +97,9 @@ def _secrets_longest_first() -> "list[str]":
 def mask_cpr(value: object) -> str:
     """Mask one CPR number for display: ``0101901234`` → ``010190-****``.
 
-    Anything that is not recognisably a CPR is masked whole (``**********``) rather than shown.
+    Anything that is not a CPR number is shown as given — so the analyst sees which input was wrong
+    (``abc``, ``True``, ``12345``) — except any run of six or more digits in it, which could be (part of)
+    one and is shown as asterisks (``010190123`` → ``*********``).
     """
     if value is None:
         return ""
@@ -114,7 +116,11 @@ def mask_cpr(value: object) -> str:
         return f"{digits[:6]}-****"
     if not text:
         return ""
-    return "*" * min(len(text), 10)
+    return _DIGIT_RUN.sub(lambda m: "*" * len(m.group()), text)
+
+
+#: six or more digits (any script's), possibly split by spaces or dashes: could be (part of) a CPR number
+_DIGIT_RUN = re.compile(r"\d(?:[\s-]?\d){5,}")
 
 
 def _masked_scalar(value: object) -> "str | None":
