@@ -141,7 +141,7 @@ def label_text(label: object) -> str:
     """The text drawn under a tile: CPR numbers and secrets masked, on one line."""
     if label is None:
         return ""
-    return " ".join(redact(str(label)).split())
+    return " ".join(redact(label).split())  # a CPR value is masked whole, whatever its digits
 
 
 def _fit(draw: ImageDraw.ImageDraw, text: str, font: Any, width: int) -> str:
