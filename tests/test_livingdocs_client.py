@@ -79,7 +79,8 @@ def test_one_row_per_input_in_order_bad_rows_never_sent(lv: Any, em: Any) -> Non
     assert sent == ["a1", "a2", "a3", "a4", "5"]
     assert em.entry("archive", "a1")["title"] == "First"
     st = job.status()
-    assert list(st.columns) == ["job_id", "state", "finished", "started_at", "total", "success", "skipped", "failed"]
+    assert list(st.columns) == ["job_id", "state", "finished", "started_at", "total", "success", "skipped", "failed",
+                                "failed_polls"]
     assert st["job_id"].tolist() == job.ids and st["finished"].all()
     assert st["total"].tolist() == [2, 2, 1] and st["success"].sum() == 3 and st["failed"].sum() == 2
 

@@ -7,6 +7,12 @@ the first still running — jobs started later are rarely done earlier), with th
 0.3 s, so it returns soon after the last job finished and costs one or two status calls per job; with a
 :class:`~toolkit.livingdocs.WebhookInbox` it polls a job as soon as its webhook arrived.
 :meth:`ImportJob.results` is one row per input row, in input order (docs/livingdocs.md).
+
+A status poll that fails (a 5xx or 429 after the client's own repeats, no answer) does not end the wait and
+does not fail the job — only the service's word does that (``state: failed``, or an unknown id): the job is
+asked again at the next round, with a growing pause after a round whose every poll failed, all within the
+wait's ``timeout`` (a round of polls is cut off there). The failed polls are counted: the ``failed_polls``
+column and ``attrs["failed_polls"]`` of the status frame, its summary line, and the :class:`JobTimeout` message.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from typing import Any, Mapping, Sequence
 
 import pandas as pd
 
+from ..core.bulk import is_transient
 from ..core.errors import JobTimeout, ToolkitError
 from ..core.frames import frame
 from ..core.jobs import Backoff, Job, JobState
@@ -39,9 +46,15 @@ RESULT_SCHEMA = {"external_id": "string", "title": "string", "status": "string",
                  # empty (Livingdocs reports each image in the job's status, not by an HTTP answer)
                  "outcome": "string", "http_status": "Int64", "message": "string"}
 STATUS_SCHEMA = {"job_id": "string", "state": "string", "finished": "boolean", "started_at": "string",
-                 "total": "Int64", "success": "Int64", "skipped": "Int64", "failed": "Int64"}
+                 "total": "Int64", "success": "Int64", "skipped": "Int64", "failed": "Int64",
+                 # status polls of this job that got no usable answer (5xx, 429, none) and were asked again
+                 "failed_polls": "Int64"}
 #: the statuses of a result row, in the order the summary names them
 STATUSES = ("success", "skipped", "failed", "in_doubt", "invalid")
+#: the pause after a round of status polls that all failed: FAILED_POLL_PAUSE s, doubled each such round up to
+#: FAILED_POLL_PAUSE_MAX s (a round with one answer goes back to the usual pace)
+FAILED_POLL_PAUSE = 0.5
+FAILED_POLL_PAUSE_MAX = 10.0
 
 
 @dataclass
@@ -79,6 +92,8 @@ class ServerJob:
     journal: Any = None
     #: the result rows of its chunk, position → row (made once the job finished)
     rows: dict[int, dict[str, Any]] | None = None
+    #: status polls that got no usable answer (asked again later)
+    failed_polls: int = 0
 
 
 def _image_status(value: Any) -> str:
@@ -173,6 +188,12 @@ class ImportJob(Job):
         self._progressed = False
         self._inbox: Any = None
         self.status_calls = 0
+        #: rounds of polls in a row in which every poll failed (the pause after them grows)
+        self._failed_rounds = 0
+        #: the monotonic time the running wait ends (a round of polls is cut off there); None: no wait
+        self._deadline: float | None = None
+        #: why the most recent failed status poll failed
+        self._last_poll_error: str | None = None
 
     # -- public -----------------------------------------------------------------------------------------
     @property
@@ -189,28 +210,54 @@ class ImportJob(Job):
         """Add a server job started (or re-attached) for one of this import's chunks; kept in chunk order."""
         bisect.insort(self._jobs, server, key=lambda j: j.chunk.index if j.chunk is not None else 0)
 
+    @property
+    def failed_polls(self) -> int:
+        """Status polls (of every server job) that got no usable answer and were asked again."""
+        return sum(j.failed_polls for j in self._jobs)
+
     def describe(self) -> str:
         if len(self._jobs) == 1:
             return f"the import job {self._jobs[0].job_id}"
         return f"the import ({len(self._jobs)} jobs)"
 
+    def _failed_polls_text(self) -> str:
+        """"N status polls failed and were asked again (the last: …)", or "" when none failed."""
+        count = self.failed_polls
+        if not count:
+            return ""
+        last = self._last_poll_error
+        return (f"{count} status poll{'s' if count != 1 else ''} failed and {'were' if count != 1 else 'was'} "
+                f"asked again" + (f" (the last: {last})" if last else ""))
+
     async def status(self) -> Any:
         """Ask the service about every unfinished job and return one row per server job.
+
+        A poll that gets no usable answer (5xx, 429, none) leaves its job as last seen and is counted in
+        ``failed_polls``; a refusal (the token, its scope) raises.
 
         Returns
         -------
         DataFrame
             job_id, state (``started`` / ``success`` / ``failed``), finished, started_at, total, success,
-            skipped, failed (the counts are empty while a job runs). ``attrs["kind"] == "jobs"``.
+            skipped, failed (the counts are empty while a job runs), failed_polls. ``attrs["kind"] == "jobs"``,
+            ``attrs["failed_polls"]`` the total, ``attrs["summary"]`` one line.
         """
-        await asyncio.gather(*(self._refresh(j) for j in self._jobs if not j.finished))
+        await self._ask([j for j in self._jobs if not j.finished])
         return self.status_frame()
 
     def status_frame(self) -> Any:
         """The last-known state of each server job (no call to the service)."""
         rows = [{"job_id": j.job_id, "state": j.state, "finished": j.finished, "started_at": j.started_at,
-                 "total": j.total, **_counts(j)} for j in self._jobs]
-        return frame(rows, STATUS_SCHEMA, kind="jobs", service=SERVICE)
+                 "total": j.total, **_counts(j), "failed_polls": j.failed_polls} for j in self._jobs]
+        done = [j for j in self._jobs if j.finished]
+        states = pd.Series([j.state for j in done], dtype="string").value_counts()
+        summary = (f"Livingdocs: import jobs: {len(done)} of {len(self._jobs)} finished"
+                   + (f" ({', '.join(f'{k} {int(v)}' for k, v in states.items())})" if len(done) else ""))
+        polls = self._failed_polls_text()
+        out = frame(rows, STATUS_SCHEMA, kind="jobs", service=SERVICE,
+                    summary=summary + (f"; {polls}" if polls else ""))
+        out.attrs["failed_polls"] = self.failed_polls
+        return out
 
     async def wait(self, timeout: float | None = 600, inbox: Any = None, *, progress: bool = True) -> Any:
         """Wait until every server job finished; returns :meth:`status_frame`.
@@ -226,13 +273,22 @@ class ImportJob(Job):
         progress:
             Show a progress bar of the images whose job finished.
 
+        A status poll that gets no usable answer (5xx or 429 after the client's repeats, no answer) is asked
+        again at the next round (with a growing pause when every poll of a round failed): it neither ends the
+        wait nor fails its job. The returned frame's ``failed_polls`` column, ``attrs["failed_polls"]`` and
+        summary say how many failed.
+
         Raises
         ------
         JobTimeout
-            Still running after ``timeout`` seconds. A job that failed on the service does not raise: its
-            rows in :meth:`results` say failed and name the job.
+            Still running after ``timeout`` seconds (failing status polls included: the message says how many
+            failed). A job that failed on the service does not raise: its rows in :meth:`results` say failed
+            and name the job.
+        Unauthorized, Forbidden
+            The token is refused for the status calls (no use asking again).
         """
         self._inbox = inbox
+        self._deadline = None if timeout is None else time.monotonic() + max(0.0, timeout)
         # with an inbox the webhook wakes the wait; polling only covers a webhook that never comes
         saved = self.backoff
         if inbox is not None:
@@ -248,15 +304,20 @@ class ImportJob(Job):
         try:
             await super().wait(timeout, callback=callback, wake=_InboxWake(self, inbox) if inbox is not None else None)
         except JobTimeout:
+            polls = self._failed_polls_text()
             raise JobTimeout(f"{self.describe()} is still running after {timeout:g} s "
-                             f"({sum(j.finished for j in self._jobs)} of {len(self._jobs)} jobs finished)",
-                             service=SERVICE) from None
+                             f"({sum(j.finished for j in self._jobs)} of {len(self._jobs)} jobs finished"
+                             + (f"; {polls}" if polls else "") + ")", service=SERVICE) from None
         finally:
             if bar is not None:
                 bar.close()
             self._inbox = None
+            self._deadline = None
             self.backoff = saved
-        return self.status_frame()
+        out = self.status_frame()
+        if self.failed_polls:
+            log.info("%s", out.attrs.get("summary"))
+        return out
 
     async def results(self, timeout: float | None = 600) -> Any:
         """One row per input image, in input order (waits first while a job still runs).
@@ -277,16 +338,57 @@ class ImportJob(Job):
         parts = ", ".join(f"{k} {int(counts[k])}" for k in STATUSES if k in counts)
         summary = f"Livingdocs: image import: {len(rows)} image{'s' if len(rows) != 1 else ''}" + \
                   (f" — {parts}" if parts else "") + f" in {len(self._jobs)} job{'s' if len(self._jobs) != 1 else ''}"
+        polls = self._failed_polls_text()
+        if polls:
+            summary += f"; {polls}"
         rows = [{**r, "outcome": r.get("status"), "message": r.get("reason")} for r in rows]
-        return frame(rows, RESULT_SCHEMA, summary=summary, kind="assets", service=SERVICE)
+        out = frame(rows, RESULT_SCHEMA, summary=summary, kind="assets", service=SERVICE)
+        out.attrs["failed_polls"] = self.failed_polls
+        return out
 
     # -- polling ----------------------------------------------------------------------------------------
+    async def _ask(self, jobs: Sequence[ServerJob]) -> None:
+        """Poll ``jobs`` at once; the polls still waiting for an answer when the running wait's time is up
+        are cut off and counted as failed. A refusal (not a transient failure) is raised."""
+        if not jobs:
+            return
+        tasks = [asyncio.ensure_future(self._refresh(j)) for j in jobs]
+        left = None if self._deadline is None else max(0.1, self._deadline - time.monotonic())
+        try:
+            done, pending = await asyncio.wait(tasks, timeout=left)
+        except BaseException:  # cancelled or interrupted: take the polls along
+            for task in tasks:
+                task.cancel()
+            raise
+        for task in pending:
+            task.cancel()
+        if pending:
+            await asyncio.gather(*pending, return_exceptions=True)
+            for job, task in zip(jobs, tasks):
+                if task in pending:
+                    self._poll_failed(job, "no answer before the wait's timeout")
+        errors = [t.exception() for t in tasks if t in done and t.exception() is not None]
+        if errors:
+            raise errors[0]
+
+    def _poll_failed(self, job: ServerJob, why: str) -> None:
+        job.failed_polls += 1
+        self._last_poll_error = why
+        log.info("Livingdocs: the status of the import job %s could not be read (%s); asking again", job.job_id, why)
+
     async def _refresh(self, job: ServerJob) -> None:
         if job.finished:
             return
         job.polls += 1
         self.status_calls += 1
-        body = await self._client.job_status(job.job_id, allow_missing=True)
+        try:
+            body = await self._client.job_status(job.job_id, allow_missing=True)
+        except ToolkitError as exc:
+            if not is_transient(exc):
+                raise
+            # no usable answer: the job is as last seen (only the service's word fails it); asked again
+            self._poll_failed(job, redact(f"HTTP {exc.status}: {exc.message}" if exc.status else exc.message))
+            return
         if body is None:  # the service no longer knows the job
             job.finished, job.state, job.images = True, "failed", []
             job.reason = (f"not imported: the service does not know the import job {job.job_id} (any more); "
@@ -313,22 +415,32 @@ class ImportJob(Job):
         """One round: jobs whose webhook arrived, then the oldest unfinished jobs a window at a time."""
         pending = [j for j in self._jobs if not j.finished]
         before = len(pending)
+        failed_before = self.failed_polls
+        asked = 0
         if self._inbox is not None and pending:
             hooked = self._inbox.job_ids() if hasattr(self._inbox, "job_ids") else set()
-            await asyncio.gather(*(self._refresh(j) for j in pending if j.job_id in hooked))
+            batch = [j for j in pending if j.job_id in hooked]
+            await self._ask(batch)
+            asked += len(batch)
             pending = [j for j in pending if not j.finished]
         for start in range(0, len(pending), self.window):
             batch = pending[start:start + self.window]
-            await asyncio.gather(*(self._refresh(j) for j in batch))
+            await self._ask(batch)
+            asked += len(batch)
             if not all(j.finished for j in batch):
                 break
+        # a round whose every poll failed: pause longer before the next (the service may be down a while)
+        failed_now = self.failed_polls - failed_before
+        self._failed_rounds = self._failed_rounds + 1 if asked and failed_now >= asked else 0
+        retry_after = min(FAILED_POLL_PAUSE_MAX, FAILED_POLL_PAUSE * 2 ** (self._failed_rounds - 1)) \
+            if self._failed_rounds else None
         done = [j for j in self._jobs if j.finished]
         self._progressed = len(self._jobs) - len(done) < before
         failed = [j for j in done if j.state == "failed"]
         finished = len(done) == len(self._jobs)
         state = (("failed" if len(failed) == len(done) else "partly failed") if failed else "success") \
             if finished else f"{len(done)}/{len(self._jobs)} jobs finished"
-        return JobState(finished=finished, failed=bool(failed), state=state,
+        return JobState(finished=finished, failed=bool(failed), state=state, retry_after=retry_after,
                         done=sum(j.total or 0 for j in done), total=sum(j.total or 0 for j in self._jobs))
 
     # -- results ----------------------------------------------------------------------------------------

@@ -19,7 +19,9 @@ Versions: ``v1``, ``beta`` and the dated ``2025-03`` … ``2026-11`` (odd months
   stored picture, the "imgix" URL of an entry).
 
 Knobs: ``job_seconds``, ``max_images_per_call``, ``daily_limit``, ``fail_next_jobs``, ``webhook_delay``,
-``fetch_timeout``. Truth: ``media``, ``import_counts``, ``jobs``, ``webhooks_sent``, ``reset()``.
+``fetch_timeout``, ``status_error_rate`` (the share of status polls answered ``503``, from a random stream of
+their own).
+Truth: ``media``, ``import_counts``, ``jobs``, ``webhooks_sent``, ``reset()``.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ import datetime as dt
 import hashlib
 import io
 import json
+import random
 import re
 import time
 import urllib.error
@@ -145,6 +148,8 @@ class LivingdocsEmulator(Emulator):
         self.fail_next_jobs: int = 0
         self.webhook_delay: float = 0.0
         self.fetch_timeout: float = 5.0
+        self.status_error_rate: float = 0.0
+        self._status_rng = random.Random(f"livingdocs-status-{seed}")
         self.fetch_attempts: int = 2
         #: resolve this emulator's own ``/test-images/`` URLs in memory (no HTTP, no injected faults)
         self.fetch_own_images_internally: bool = True
@@ -547,6 +552,8 @@ class LivingdocsEmulator(Emulator):
         denied = self._check(request, WRITE_SCOPE)
         if denied is not None:
             return denied
+        if self.status_error_rate and self._status_rng.random() < self.status_error_rate:
+            return _error(503, "Service Unavailable", {"status": "Sandbox: injected 503 on a status poll"})
         job_id = request.query_params.get("id")
         if not job_id:
             return _error(400, "Bad Request", {"id": "is required"})

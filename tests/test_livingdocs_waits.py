@@ -1,0 +1,150 @@
+"""Livingdocs waits that stay bounded when the service misbehaves: failing status polls, a service that takes
+the connection and never answers (private sandboxes and a silent TCP server on 127.0.0.1)."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from typing import Any, Iterator
+
+import pytest
+
+import toolkit
+from toolkit.core.errors import JobTimeout, Unauthorized
+from toolkit.core.http import RetryPolicy, Timeouts
+from toolkit.core.sync import run
+from toolkit.livingdocs.jobs import ImportJob, ServerJob
+
+STATUS_PATH = "/api/v1/import/images/status"
+SYSTEM = "archive"
+
+#: no repeat inside one status call: every 503 the emulator gives is a failed poll of the wait (the
+#: production case is five 503s in a row with the default policy; this makes it happen at 30 %)
+ONE_TRY = RetryPolicy(attempts=1, base=0.01, cap=0.01, retry_after_cap=0.01)
+
+
+def status_503s(em: Any) -> int:
+    return sum(1 for r in em.requests if r.path == STATUS_PATH and r.status == 503)
+
+
+# -- 1. failing status polls ------------------------------------------------------------------------------
+def test_failing_status_polls_do_not_end_the_wait_and_are_counted(make_sandbox: Any) -> None:
+    """30 % of the status polls answer 503: the wait returns every job's result, and says how many polls
+    failed (before: the first poll that failed raised ServerError 503 out of wait())."""
+    sb = make_sandbox(services=["livingdocs"], seed=21)
+    em = sb.emulator("livingdocs")
+    em.job_seconds = 0.6
+    em.status_error_rate = 0.3
+    images = em.sample_images(30)
+    with toolkit.livingdocs.connect(**sb.credentials("livingdocs"), retry=ONE_TRY) as lv:
+        job = lv.import_images(images, system_name=SYSTEM, chunk_size=2, progress=False)
+        assert len(job.ids) == 15
+        status = job.wait(timeout=120, progress=False)
+        res = job.results()
+    assert status["finished"].all() and set(status["state"]) == {"success"}
+    failed = status_503s(em)
+    assert failed >= 1, "no status poll failed: pick another seed"
+    assert status.attrs["failed_polls"] == int(status["failed_polls"].sum()) == failed
+    assert f"{failed} status poll" in status.attrs["summary"] and "asked again" in status.attrs["summary"]
+    assert "503" in status.attrs["summary"]
+    assert len(res) == 30 and (res["status"] == "success").all()
+    assert res.attrs["failed_polls"] == failed and "status poll" in res.attrs["summary"]
+
+
+def test_status_polls_that_keep_failing_end_in_job_timeout_and_the_jobs_go_on(make_sandbox: Any) -> None:
+    """Every status poll fails: JobTimeout after the timeout (saying why), no job is called failed, and a
+    later wait gets the results."""
+    sb = make_sandbox(services=["livingdocs"], seed=22)
+    em = sb.emulator("livingdocs")
+    em.job_seconds = 0.1
+    em.status_error_rate = 1.0
+    with toolkit.livingdocs.connect(**sb.credentials("livingdocs"), retry=ONE_TRY) as lv:
+        job = lv.import_images(em.sample_images(6), system_name=SYSTEM, chunk_size=2, progress=False)
+        started = time.monotonic()
+        with pytest.raises(JobTimeout) as info:
+            job.wait(timeout=2, progress=False)
+        took = time.monotonic() - started
+        assert took < 2 + 5
+        text = str(info.value)
+        assert "still running after 2 s" in text and "status polls failed" in text and "503" in text
+        # the growing pause after rounds that all failed: a handful of rounds, not one every 0.3 s
+        assert status_503s(em) <= 3 * 6
+        st = job.status_frame()
+        assert not st["finished"].any() and set(st["state"]) == {"started"}
+        em.status_error_rate = 0.0
+        res = job.results(timeout=30)
+    assert (res["status"] == "success").all()
+
+
+def test_a_refused_status_poll_still_raises(make_sandbox: Any) -> None:
+    """Only transient failures are asked again: a token the service no longer takes ends the wait."""
+    sb = make_sandbox(services=["livingdocs"], seed=23)
+    em = sb.emulator("livingdocs")
+    em.job_seconds = 0.5
+    with toolkit.livingdocs.connect(**sb.credentials("livingdocs")) as lv:
+        job = lv.import_images(em.sample_images(2), system_name=SYSTEM, progress=False)
+        em.expire_tokens()
+        with pytest.raises(Unauthorized, match="expired"):
+            job.wait(timeout=30, progress=False)
+
+
+# -- a TCP server that takes every connection and never answers ------------------------------------------
+@pytest.fixture
+def silent() -> Iterator[dict[str, Any]]:
+    """127.0.0.1, a free port: accepts, reads each request's head (its first line is recorded), never answers."""
+    server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    server.bind(("127.0.0.1", 0))
+    server.listen(64)
+    server.settimeout(0.2)
+    state: dict[str, Any] = {"port": server.getsockname()[1], "requests": [], "stop": False}
+    held: list[socket.socket] = []
+    lock = threading.Lock()
+
+    def read(conn: socket.socket) -> None:
+        data = b""
+        conn.settimeout(0.2)
+        while not state["stop"] and b"\r\n\r\n" not in data:
+            try:
+                got = conn.recv(65536)
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            if not got:
+                return
+            data += got
+        if b"\r\n" in data:
+            with lock:
+                state["requests"].append(data.split(b"\r\n", 1)[0].decode("latin-1"))
+
+    def serve() -> None:
+        while not state["stop"]:
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                continue
+            held.append(conn)  # kept open, never answered
+            threading.Thread(target=read, args=(conn,), daemon=True).start()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield state
+    state["stop"] = True
+    thread.join(2)
+    for conn in held:
+        conn.close()
+    server.close()
+
+
+def test_a_silent_status_poll_is_cut_off_at_the_waits_timeout(silent: dict[str, Any]) -> None:
+    """A status call that would wait 30 s for its answer does not hold the wait past its timeout."""
+    lv = toolkit.livingdocs.connect(base_url=f"http://127.0.0.1:{silent['port']}", token="ldpat_test-not-a-token",
+                                    timeouts=Timeouts(read=30, total=60))
+    job = ImportJob(lv.aio, jobs=[ServerJob("abc1234", total=3)])
+    started = time.monotonic()
+    with pytest.raises(JobTimeout, match="no answer before the wait's timeout"):
+        run(job.wait(timeout=1, progress=False))
+    assert time.monotonic() - started < 1 + 5
+    assert job.status_frame()["failed_polls"].tolist() == [1]
+    lv.close()
