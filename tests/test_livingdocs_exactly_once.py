@@ -114,9 +114,11 @@ def test_fault_mix_every_row_agrees_with_the_library(make_sandbox: Any, tmp_path
 
 def test_chunks_whose_answers_were_all_lost_say_in_doubt_and_a_rerun_settles_them(make_sandbox: Any,
                                                                                   tmp_path: Path) -> None:
-    """Every import answer lost (half of the requests processed by the service all the same): the rows of
-    the chunks sent say in_doubt — never failed or "not sent" — and the chunk the breaker kept back says
-    not sent and is not in the library; a re-run with the same rows and journal stores each image once."""
+    """Every answer lost (half of the requests processed by the service all the same), the media library's
+    answers too: the first chunk is sent once — the look in the library that must come before a second send
+    fails as well — and its rows say in_doubt, never failed or "not sent"; a service that answers neither
+    gets no further chunk (their rows say not sent, and they are not in the library); a re-run with the same
+    rows and journal stores each image once."""
     sb = make_sandbox(services=["livingdocs"], seed=17,
                       faults={"drop": 1.0, "exempt": ("/api/v1/import/images/status", "/test-images/")})
     em = sb.emulator("livingdocs")
@@ -127,10 +129,11 @@ def test_chunks_whose_answers_were_all_lost_say_in_doubt_and_a_rerun_settles_the
         job = lv.import_images(images, system_name=SYSTEM, chunk_size=4, journal=journal, concurrency=1,
                                progress=False)
         res = job.results()
-        # three chunks sent 1 + 3 times each, then the breaker kept the fourth back
-        assert job.ids == [] and posts(em) == 3 * 4
-        assert res["status"].tolist() == ["in_doubt"] * 12 + ["failed"] * 4
-        assert res.iloc[12:]["reason"].str.contains("not sent").all()
+        # the first chunk sent once (never again without a look), the others not at all
+        assert job.ids == [] and posts(em) == 1
+        assert res["status"].tolist() == ["in_doubt"] * 4 + ["failed"] * 12
+        assert res.iloc[:4]["reason"].str.contains("media library could not be searched").all()
+        assert res.iloc[4:]["reason"].str.contains("not sent: Livingdocs answered neither").all()
         assert res["outcome"].tolist() == res["status"].tolist()
         assert em.jobs, "this seed lets the service process some of the requests whose answer was lost"
         assert_rows_agree_with_library(res, em)
@@ -138,6 +141,7 @@ def test_chunks_whose_answers_were_all_lost_say_in_doubt_and_a_rerun_settles_the
         again = lv.import_images(images, system_name=SYSTEM, chunk_size=4, journal=journal,
                                  progress=False).results()
     assert set(again["status"]) <= {"success", "skipped"}
-    assert again.iloc[:12]["reason"].str.contains("earlier run sent these rows").all()
+    assert again.iloc[:4]["reason"].str.contains("earlier run sent these rows").all()
+    assert again.iloc[4:]["reason"].isna().all() and (again.iloc[4:]["status"] == "success").all()
     assert_rows_agree_with_library(again, em)
     assert_each_image_once(em, images)

@@ -1,5 +1,6 @@
-"""Livingdocs waits that stay bounded when the service misbehaves: failing status polls, a service that takes
-the connection and never answers (private sandboxes and a silent TCP server on 127.0.0.1)."""
+"""Livingdocs waits and sends that stay bounded when the service misbehaves: failing status polls, an import
+answer that never comes, a service that takes the connection and never answers (private sandboxes and a
+silent TCP server on 127.0.0.1)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from toolkit.core.sync import run
 from toolkit.livingdocs.jobs import ImportJob, ServerJob
 
 STATUS_PATH = "/api/v1/import/images/status"
+IMPORT_PATH = "/api/v1/import/images"
 SYSTEM = "archive"
 
 #: no repeat inside one status call: every 503 the emulator gives is a failed poll of the wait (the
@@ -26,6 +28,10 @@ ONE_TRY = RetryPolicy(attempts=1, base=0.01, cap=0.01, retry_after_cap=0.01)
 
 def status_503s(em: Any) -> int:
     return sum(1 for r in em.requests if r.path == STATUS_PATH and r.status == 503)
+
+
+def posts(em: Any) -> int:
+    return sum(1 for r in em.requests if r.method == "POST" and r.path == IMPORT_PATH)
 
 
 # -- 1. failing status polls ------------------------------------------------------------------------------
@@ -148,3 +154,51 @@ def test_a_silent_status_poll_is_cut_off_at_the_waits_timeout(silent: dict[str, 
     assert time.monotonic() - started < 1 + 5
     assert job.status_frame()["failed_polls"].tolist() == [1]
     lv.close()
+
+
+# -- 2. an import answer that never comes -----------------------------------------------------------------
+def test_a_lost_import_answer_whose_images_are_in_the_library_is_not_sent_again(make_sandbox: Any) -> None:
+    """The service takes every import and answers after the client gave up: the chunk's images are looked up
+    in the media library, found as sent, and taken — one POST per chunk (before: sent 4 times, then in_doubt)."""
+    sb = make_sandbox(services=["livingdocs"], seed=24)
+    em = sb.emulator("livingdocs")
+    em.job_seconds = 0.05
+    em.import_answer_delay = 1.5
+    images = em.sample_images(8)
+    with toolkit.livingdocs.connect(**sb.credentials("livingdocs"), timeouts=Timeouts(read=0.5, total=0.9)) as lv:
+        job = lv.import_images(images, system_name=SYSTEM, chunk_size=4, progress=False)
+        res = job.results()
+    assert posts(em) == 2 and len(em.jobs) == 2 and job.ids == []
+    assert res["status"].tolist() == ["success"] * 8, res[["status", "reason"]].to_string()
+    assert res["reason"].str.contains("media library holds these images as sent").all()
+    assert res["job_id"].isna().all()
+    for row in res.itertuples():
+        entry = em.entry(SYSTEM, row.external_id)
+        assert entry is not None and row.media_id == entry["id"] and row.width == entry["asset"]["width"]
+    assert set(em.import_counts.values()) == {1}
+
+
+def test_a_bulk_import_against_a_silent_service_ends_in_bounded_time_one_post_per_chunk(
+        silent: dict[str, Any]) -> None:
+    """A service that takes the connection and never answers: the first chunk is sent once (the look in the
+    media library that must come before a second send gets no answer either) and its rows say in doubt; no
+    further chunk is sent (their rows say why); the call ends within about one POST's read timeout plus one
+    call's bound (before: 4 POSTs of the first chunk, then more chunks, 4 POSTs each)."""
+    lv = toolkit.livingdocs.connect(base_url=f"http://127.0.0.1:{silent['port']}", token="ldpat_test-not-a-token",
+                                    timeouts=Timeouts(read=0.5, total=1.5))
+    images = [{"url": f"https://images.example/{i}.png", "id": f"img-{i}"} for i in range(40)]
+    started = time.monotonic()
+    job = lv.import_images(images, system_name=SYSTEM, chunk_size=4, progress=False)
+    res = job.results(timeout=5)
+    took = time.monotonic() - started
+    lv.close()
+    post_lines = [r for r in silent["requests"] if r.startswith("POST ")]
+    assert took < 20, took  # 0.5 s (the POST) + 1.5 s (the look), generously
+    assert len(res) == 40 and set(res["status"]) <= {"in_doubt", "failed"}
+    doubt = res[res["status"] == "in_doubt"]
+    # the chunk in doubt was sent exactly once; the others never
+    assert len(post_lines) == 1 and doubt.index.tolist() == [0, 1, 2, 3]
+    assert doubt["reason"].str.contains("media library could not be searched").all()
+    assert res.iloc[4:]["reason"].str.contains("not sent: Livingdocs answered neither").all()
+    gets = [r for r in silent["requests"] if r.startswith("GET ") and "mediaLibrary" in r]
+    assert gets, "the library was looked at before anything was sent again"

@@ -23,6 +23,10 @@ class ImportClient(Protocol):
     async def job_status(self, job_id: str, *, allow_missing: bool = False) -> dict[str, Any] | None:
         """The status body of one import job (``None`` for an unknown one when ``allow_missing``)."""
 
+    async def media(self, external_ids: Any, system_name: str, *, concurrency: int = 8) -> Any:
+        """The media library's entries of these ids (a frame: external_id, found, media_id, title, metadata,
+        url, width, height, mime_type …); the import looks there after an answer that was lost."""
+
     def remember_job(self, job_id: str, system_name: str | None, images: int | None, *, source: str,
                      chunk: str | None = None) -> None:
         """Add a job to those ``jobs()`` lists."""

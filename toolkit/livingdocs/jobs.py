@@ -70,6 +70,11 @@ class Chunk:
     status: str = "failed"
     #: a note added to every row's reason (an answer lost and sent again, re-attached from the journal)
     note: str | None = None
+    #: the chunk's images as the media library holds them, position → result fields, when its import call's
+    #: answer was lost and a look in the library found them all as sent (no job is known; not sent again)
+    found: dict[int, dict[str, Any]] | None = None
+    #: why the media library could not be searched after a lost answer (the rows say in_doubt with it)
+    look_error: str | None = None
     item: str = ""
     content_hash: str = ""
     outcome: str = "pending"
@@ -475,6 +480,10 @@ class ImportJob(Job):
 
     @staticmethod
     def _chunk_rows(chunk: Chunk, job: ServerJob | None) -> dict[int, dict[str, Any]]:
+        if job is None and chunk.found is not None:  # the answer was lost; the library holds them as sent
+            return {row.position: {"external_id": row.external_id, "title": row.title, "status": "success",
+                                   **chunk.found.get(row.position, {}), "reason": chunk.note, "job_id": None}
+                    for row in chunk.rows}
         if job is None:
             return {row.position: {"external_id": row.external_id, "title": row.title, "status": chunk.status,
                                    "reason": _join(chunk.error, chunk.note), "job_id": None} for row in chunk.rows}

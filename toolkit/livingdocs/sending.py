@@ -5,12 +5,17 @@ of ``{systemName, images}`` as sent — and one ``POST …/import/images``, whos
 
 * **send** is the client's :meth:`~toolkit.livingdocs.AsyncClient.post_import` (it repeats a 429 with
   ``Retry-After`` and a 5xx itself, and raises :class:`~toolkit.core.errors.QuotaExhausted` at the usage
-  limit). An answer that was lost (the connection broke after sending) is sent again here, up to
-  :data:`LOST_RESENDS` times: safe, because the service upserts by (``systemName``, ``id``) — an image the
-  unseen job stored comes back ``skipped`` / ``already exists``. There is no ``recognise``: the job of a lost
-  answer cannot be found, and sending again stores nothing twice.
-* a chunk whose answers were all lost (or that ended in a 500/502/504) **may have been stored**: its rows say
-  ``in_doubt``, never "failed"; a re-run sends it again (harmless, see above).
+  limit). The POST is not idempotent, so a request that may have arrived without its answer coming back (the
+  connection broke, no answer in time, a 500/502/504 after the repeats) is **never sent again blindly**: the
+  media library is **looked at** first (the client's :meth:`~toolkit.livingdocs.AsyncClient.media`, one id,
+  then the rest — Livingdocs' public API has no list of jobs to look in). Every image there as sent (same
+  metadata and title): the chunk is taken as imported, its rows say so, nothing is sent again. Not all
+  there, after a lost answer: sent again (up to :data:`LOST_RESENDS` times; the service upserts by
+  ``systemName`` and ``id``, so an image the unseen job stored comes back ``skipped``). The look itself
+  failing (the service does not answer that either): the chunk is ``in_doubt`` and not sent again — against a
+  silent service one POST per chunk, each call bounded by the client's ``Timeouts.total``.
+* a chunk that **may have been stored** and was not found: its rows say ``in_doubt``, never "failed"; a
+  re-run sends it again (harmless, see above).
 * a chunk the journal records ``done`` **re-attaches** to its job after one status call (a job the service
   forgot, or that failed, is sent again); one another live run is sending is ``not sent`` ("run again later");
   one a killed run left ``sending`` is sent again, its rows say so.
@@ -28,8 +33,11 @@ import os
 from collections import Counter
 from typing import Any, Mapping
 
+import pandas as pd
+
 from ..core.bulk import BulkOutcome, ItemFailed, is_transient, run_bulk
-from ..core.errors import MAYBE_DELIVERED, Forbidden, QuotaExhausted, ToolkitError, TransportError, Unauthorized
+from ..core.errors import (MAYBE_DELIVERED, Forbidden, QuotaExhausted, ToolkitError, TransportError, Unauthorized,
+                           may_have_arrived)
 from ..core.journal import LEGACY, Journal, destination
 from ..core.redact import get_logger, redact
 from ..core.writes import ALREADY, BUSY, FOUND, IN_DOUBT, SENT, Settled, Stored, WriteRun
@@ -46,18 +54,34 @@ LOST_RESENDS = 3
 #: refusals that are the same for every chunk: the sending stops
 STOPPING = (Unauthorized, Forbidden, QuotaExhausted)
 
-LOST_NOTE = ("the answer to the first import request was lost, so these rows were sent again (the service upserts "
-             "by system name and id): an image the unseen first job stored is reported skipped (already exists)")
+LOST_NOTE = ("the answer to the first import request was lost and the media library did not hold these rows (yet), "
+             "so they were sent again (the service upserts by system name and id): an image the unseen first job "
+             "stored is reported skipped (already exists)")
+FOUND_NOTE = ("imported: the answer to the import request was lost, and the media library holds these images as "
+              "sent (looked up by id), so they were not sent again; no job id is known")
 RESENT_NOTE = ("an earlier run sent these rows without getting the answer, so they were sent again; images that "
                "run stored are reported skipped (already exists)")
 
 
-def in_doubt_text(error: BaseException | None) -> str:
-    """The reason of the rows of a chunk that may have been stored (its answer was lost)."""
+def in_doubt_text(error: BaseException | None, look: str | None = None) -> str:
+    """The reason of the rows of a chunk that may have been stored (its answer was lost); ``look`` says why
+    the media library could not tell."""
     why = getattr(error, "message", None) or (type(error).__name__ if error is not None else "interrupted")
+    looked = (f"; the media library could not be searched for them either ({look}), so the request was not repeated"
+              if look else "")
     return (f"in doubt — may have been imported: Livingdocs got the import request but its answer was lost ({why}), "
-            "so its job is unknown; run the import again with the same rows (and journal): the service upserts by "
-            "system name and id, so each image is stored once and one already stored is reported skipped")
+            f"so its job is unknown{looked}; run the import again with the same rows (and journal) when the "
+            "service answers: it upserts by system name and id, so each image is stored once and one already "
+            "stored is reported skipped")
+
+
+class _LookFailed(Exception):
+    """The media library could not be searched for a chunk whose import answer was lost; ``silent``: for want of
+    an answer (no answer, 5xx, 429) rather than a refusal."""
+
+    def __init__(self, message: str, *, silent: bool) -> None:
+        super().__init__(message)
+        self.silent = silent
 
 
 def make_chunks(rows: list[Row], system_name: str, chunk_size: int) -> list[Chunk]:
@@ -98,6 +122,8 @@ class Sender:
         self.journal = journal
         #: a refusal that is the same for every chunk: nothing more is sent
         self.stop: ToolkitError | None = None
+        #: why no more chunks are sent: the service answered neither an import request nor the look after it
+        self.silent: str | None = None
         #: job ids the journal records but the service no longer has (or that failed): sent again
         self.gone: set[str] = set()
 
@@ -107,6 +133,8 @@ class Sender:
         breaker should count it)."""
         if self.stop is not None:
             return self.not_sent(chunk, f"not sent: {self.stop.message}")
+        if self.silent is not None:
+            return self.not_sent(chunk, self.silent)
         previous = self.run.previous(chunk.item, chunk.content_hash) or {}
         await self.check_recorded(previous)
         resent = previous.get("state") in ("in_doubt", "sending", LEGACY)
@@ -136,7 +164,8 @@ class Sender:
         return bool(recorded) and str(recorded) not in self.gone
 
     async def post(self, chunk: Chunk, resent: bool) -> Stored:
-        """The protocol's ``send()``: POST the chunk, again after a lost answer (up to :data:`LOST_RESENDS`)."""
+        """The protocol's ``send()``: POST the chunk; after an answer that may have been lost, look in the
+        media library before anything else (see the module docstring)."""
         if resent:
             chunk.note = RESENT_NOTE
         body = {**self.body, "images": [r.payload for r in chunk.rows]}
@@ -145,19 +174,64 @@ class Sender:
             try:
                 job_id = await self.client.post_import(body)
                 break
-            except TransportError as exc:
-                if exc.delivery != MAYBE_DELIVERED or lost >= LOST_RESENDS:
+            except ToolkitError as exc:
+                if not may_have_arrived(exc):
+                    raise
+                try:
+                    found = await self.look(chunk)
+                except _LookFailed as look:
+                    chunk.look_error = str(look)
+                    if look.silent and self.silent is None:  # neither the import nor the look was answered
+                        log.warning("Livingdocs: no answer to the import request of chunk %d nor to the look in the "
+                                    "media library after it; no further chunk is sent", chunk.index + 1)
+                        self.silent = (
+                            f"not sent: Livingdocs answered neither the import request of chunk {chunk.index + 1} "
+                            f"nor the look in the media library after it ({look}), so no further chunk was sent; "
+                            "run the import again later" + (" with the same journal" if self.journal else ""))
+                    raise exc from None  # settled in_doubt by the protocol: not sent again
+                if found is not None:
+                    log.info("Livingdocs: the answer to the import request of chunk %d was lost; the media library "
+                             "holds its images, so it is not sent again", chunk.index + 1)
+                    chunk.found, chunk.note = found, FOUND_NOTE
+                    return Stored(value=None, message="found in the media library after the answer was lost",
+                                  extra={"system_name": self.system, "images": len(chunk.rows),
+                                         "found_in_library": True})
+                resend = isinstance(exc, TransportError) and exc.delivery == MAYBE_DELIVERED
+                if not resend or lost >= LOST_RESENDS:
                     raise
                 lost += 1
-                log.info("Livingdocs: the answer to an import request was lost (%s); sending chunk %d again",
-                         exc.reason, chunk.index + 1)
+                log.info("Livingdocs: the answer to an import request was lost (%s) and the media library does not "
+                         "hold its images; sending chunk %d again", exc.reason, chunk.index + 1)
                 chunk.note = LOST_NOTE
         return Stored(value=job_id, http_status=200, remote_id=job_id, message=f"import job {job_id}",
                       extra={"job_id": job_id, "system_name": self.system, "images": len(chunk.rows)})
 
+    async def look(self, chunk: Chunk) -> dict[int, dict[str, Any]] | None:
+        """The chunk's images as the media library holds them (position → result fields) when every one is
+        there as sent; ``None`` when one is missing or differs. One id is asked first (a missing one ends
+        the look after one call), then the rest. Raises :class:`_LookFailed` when the library cannot be asked."""
+        found: dict[int, dict[str, Any]] = {}
+        for rows in (chunk.rows[:1], chunk.rows[1:]):
+            if not rows:
+                continue
+            try:
+                media = await self.client.media([r.external_id for r in rows], self.system)
+            except ToolkitError as exc:
+                raise _LookFailed(exc.message, silent=is_transient(exc)) from None
+            by_id = {str(e["external_id"]): e for e in media.to_dict("records")} if len(media) else {}
+            for row in rows:
+                entry = by_id.get(str(row.external_id))
+                if entry is None or not _as_sent(entry, row.payload or {}):
+                    return None
+                found[row.position] = {k: _plain(entry.get(k)) for k in ("media_id", "url", "width", "height",
+                                                                           "mime_type")}
+        return found
+
     def settled_row(self, chunk: Chunk, settled: Settled) -> dict[str, Any]:
         """The chunk's row from how the protocol settled it."""
-        if settled.state in (SENT, FOUND) and settled.stored is not None:
+        if settled.state in (SENT, FOUND) and settled.stored is not None and chunk.found is not None:
+            chunk.outcome = "found"  # in the media library after a lost answer: no job to attach
+        elif settled.state in (SENT, FOUND) and settled.stored is not None:
             chunk.outcome = "sent"
             self.attach(chunk, str(settled.stored.remote_id))
         elif settled.state == ALREADY:
@@ -170,7 +244,7 @@ class Sender:
                                         "run again later")
         elif settled.state == IN_DOUBT:
             chunk.status, chunk.outcome, chunk.note = "in_doubt", "in_doubt", None
-            chunk.error = in_doubt_text(settled.error)
+            chunk.error = in_doubt_text(settled.error, chunk.look_error)
         else:
             return self.failed_row(chunk, settled.error)
         row = chunk_row(chunk)
@@ -229,15 +303,43 @@ class Sender:
             for chunk in rest:
                 self.not_sent(chunk, f"not sent: {self.stop.message}")
             raise self.stop
+        if self.silent is not None:
+            for chunk in rest:
+                self.not_sent(chunk, self.silent)
+            return
         if rest:
             await run_bulk(rest, self.send_chunk, service=SERVICE, desc="sending import chunks",
                            concurrency=concurrency, on_error=self.on_error, on_deferred=self.on_deferred,
                            breaker=2 if first.job_id is None else 3, progress=progress and len(rest) > 20,
-                           summary_labels=("sent", "re-attached", "failed", "in_doubt", "deferred"))
+                           summary_labels=("sent", "found", "re-attached", "failed", "in_doubt", "deferred"))
         if self.stop is not None and not self.job.ids:
             raise self.stop
         if self.stop is not None:
             log.warning("Livingdocs: %s — the chunks after it were not sent (see their rows)", redact(self.stop.message))
+
+
+def _plain(value: Any) -> Any:
+    """A frame's cell as a plain value (``None`` for a missing one)."""
+    try:
+        if value is None or bool(pd.isna(value)):
+            return None
+    except (TypeError, ValueError):  # a dict or list cell
+        return value
+    return value.item() if hasattr(value, "item") else value
+
+
+def _as_sent(entry: Mapping[str, Any], payload: Mapping[str, Any]) -> bool:
+    """Whether a media library row holds the image as ``payload`` sends it (metadata and title alike); the
+    source URL is not in the public entry."""
+    if not entry.get("found"):
+        return False
+    metadata = entry.get("metadata")
+    if not isinstance(metadata, Mapping):
+        metadata = {}
+    if dict(metadata) != dict(payload.get("metadata") or {}):
+        return False
+    title = _plain(entry.get("title"))
+    return title is None or str(title) == str(payload.get("fileName"))
 
 
 def run_outcome(chunks: list[Chunk], images: int) -> BulkOutcome:

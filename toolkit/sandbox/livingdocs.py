@@ -20,7 +20,8 @@ Versions: ``v1``, ``beta`` and the dated ``2025-03`` … ``2026-11`` (odd months
 
 Knobs: ``job_seconds``, ``max_images_per_call``, ``daily_limit``, ``fail_next_jobs``, ``webhook_delay``,
 ``fetch_timeout``, ``status_error_rate`` (the share of status polls answered ``503``, from a random stream of
-their own).
+their own), ``import_answer_delay`` (seconds an import POST waits after starting its job before it answers:
+a client with a shorter read timeout loses the answer of a request the service took).
 Truth: ``media``, ``import_counts``, ``jobs``, ``webhooks_sent``, ``reset()``.
 """
 
@@ -149,6 +150,7 @@ class LivingdocsEmulator(Emulator):
         self.webhook_delay: float = 0.0
         self.fetch_timeout: float = 5.0
         self.status_error_rate: float = 0.0
+        self.import_answer_delay: float = 0.0
         self._status_rng = random.Random(f"livingdocs-status-{seed}")
         self.fetch_attempts: int = 2
         #: resolve this emulator's own ``/test-images/`` URLs in memory (no HTTP, no injected faults)
@@ -545,6 +547,8 @@ class LivingdocsEmulator(Emulator):
                                     status_code=429)
         self.usage[dt.datetime.now(dt.timezone.utc).date().isoformat()] += len(images)
         job = self._create_job(body, images)
+        if self.import_answer_delay > 0:  # the job runs; the answer comes late (or, to a client gone, never)
+            await asyncio.sleep(self.import_answer_delay)
         return JSONResponse({"id": job["id"]})
 
     async def get_import_status(self, request: Request) -> Response:
