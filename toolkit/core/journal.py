@@ -479,10 +479,11 @@ def runs(journals: "Iterable[str | os.PathLike[str]] | None" = None) -> Any:
                             "started_at": _naive(started), "finished_at": _naive(finished)})
     schema = dict(_RUN_COLUMNS)
     schema.update({f"n_{k}": "Int64" for k in outcomes})
-    df = frame(records, schema)  # counts are n_<outcome> (n_uploaded …): an outcome such as "created" is no date
+    # counts are n_<outcome> (n_uploaded …): an outcome such as "created" is no date
+    df = frame(records, schema, kind="jobs", service="toolkit")
     if len(df):
         df = df.sort_values("started_at", ascending=False, na_position="last").reset_index(drop=True)
-    df.attrs.update({"kind": "jobs", "service": "toolkit"})
+        df.attrs.update({"kind": "jobs", "service": "toolkit"})  # as frame() gave them, whatever the sort kept
     return df
 
 
@@ -522,7 +523,7 @@ def run_rows(run_id: "str | Mapping[str, Any]", journals: "Iterable[str | os.Pat
     columns = list(dict.fromkeys(k for r in rows for k in r))
     masked = {c: "cpr" for c in columns if c == "cpr"}
     masked.update({c: "text" for c in columns if c in ("file", "filename")})
-    df = frame(rows, {c: "object" for c in columns}, masked=masked)
+    df = frame(rows, {c: "object" for c in columns}, masked=masked, kind="jobs", service=run["service"])
     for c in columns:
         if c in ("http_status", "bytes", "width", "height", "id", "folder_id", "filesize"):
             try:
@@ -531,5 +532,5 @@ def run_rows(run_id: "str | Mapping[str, Any]", journals: "Iterable[str | os.Pat
                 pass
         elif c not in masked and df[c].map(lambda v: v is None or isinstance(v, str)).all():
             df[c] = df[c].astype("string")
-    df.attrs.update({"kind": "jobs", "service": run["service"], "run_id": run_id, "summary": run.get("summary") or ""})
+    df.attrs.update({"run_id": run_id, "summary": run.get("summary") or ""})
     return df

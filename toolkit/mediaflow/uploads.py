@@ -67,7 +67,7 @@ from ..core import folders
 from ..core.bulk import ItemFailed, check_concurrency, failure, run_bulk
 from ..core.errors import (MAYBE_DELIVERED, UNSENT, BadRequest, Forbidden, NotFound, ToolkitError, TransportError,
                            Unauthorized, ValidationError, may_have_arrived)
-from ..core.frames import ToolkitFrame, ToolkitSeries, frame
+from ..core.frames import ToolkitFrame, ToolkitSeries, frame, series
 from ..core.http import json_or_none, parse_error_body, parse_retry_after
 from ..core.redact import SECRET_KEYS, get_logger, redact, register_secret
 from ..core.writes import ALREADY, BUSY, FAILED as SETTLED_FAILED, FOUND, IN_DOUBT, SENT, Settled, Stored, WriteRun
@@ -132,10 +132,7 @@ def _frame(rows: list[dict[str, Any]], summary: str | None = None) -> ToolkitFra
 
 
 def _series(row: dict[str, Any]) -> ToolkitSeries:
-    df = _frame([row])
-    out = df.iloc[0]
-    out.attrs.update(df.attrs)
-    return out
+    return series(row, UPLOAD_SCHEMA, masked=MASKED, kind="assets", service=SERVICE)
 
 
 async def _wait(client: "UploadClient", method: str, url: str, attempt: int, retry_after: float | None,

@@ -11,7 +11,7 @@ import io
 from functools import lru_cache
 from typing import Iterator
 
-__all__ = ["TYPES", "EXTENSIONS", "HOSTILE_NAMES", "isbn13", "object_fields", "file_extension",
+__all__ = ["TYPES", "HOSTILE_NAMES", "isbn13", "object_fields", "file_extension",
            "cover_bytes", "audio_bytes", "render_objects", "make_report"]
 
 #: type code → weight (percent) in the synthetic report

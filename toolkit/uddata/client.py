@@ -168,7 +168,7 @@ class AsyncClient(ServiceClient):
         for item in body or []:
             record = dict(item)
             raw = record.pop("cpr_nr", record.get("cpr"))
-            text = _cpr._text(raw).strip() if raw is not None else None
+            text = _cpr.as_text(raw).strip() if raw is not None else None
             try:  # the normalised 10 digits, which audit() and upload_folder() use
                 record["cpr"] = _cpr.normalize(text) if text else None
             except ValidationError:

@@ -44,7 +44,7 @@ from stdnum.exceptions import ValidationError as _StdnumError
 from ..core.errors import ValidationError
 from ..core.redact import mask_cpr
 
-__all__ = ["CprCheck", "normalize", "validate", "is_valid", "mask", "modulus11", "birth_date"]
+__all__ = ["CprCheck", "normalize", "validate", "is_valid", "mask", "modulus11", "birth_date", "as_text"]
 
 _SEPARATORS = re.compile(r"[\s\-]")
 
@@ -74,7 +74,7 @@ class CprCheck:
     __str__ = __repr__
 
 
-def _text(value: Any) -> str:
+def as_text(value: Any) -> str:
     """Text of a CPR given as str, or as an integer/float that lost its leading zero (Excel, CSV).
 
     Every integer type is padded alike: Python ``int``, numpy ``int64``/``int32``/``uint…``, the scalars of
@@ -88,7 +88,7 @@ def _text(value: Any) -> str:
     if isinstance(value, (bool, _np.bool_)):
         return str(value)
     if isinstance(value, _np.ndarray) and value.ndim == 0:
-        return _text(value.item())
+        return as_text(value.item())
     if isinstance(value, (int, _np.integer)):
         number = int(value)
         return str(number).zfill(10) if 0 <= number < 10**10 else str(number)
@@ -118,7 +118,7 @@ def _digits(text: str) -> bool:
 
 
 def _compact(value: Any) -> str:
-    return _SEPARATORS.sub("", _text(value).strip())
+    return _SEPARATORS.sub("", as_text(value).strip())
 
 
 def validate(value: Any) -> CprCheck:
@@ -162,7 +162,7 @@ def normalize(value: Any) -> str:
 
 def mask(value: Any) -> str:
     """The display form of a CPR number: ``010190-****`` (delegates to ``toolkit.core.redact.mask_cpr``)."""
-    return mask_cpr(_text(value))
+    return mask_cpr(as_text(value))
 
 
 def modulus11(value: Any) -> bool:
