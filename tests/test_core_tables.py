@@ -20,7 +20,7 @@ BAD = {
     "blank.csv": ("\n\n\n", "no columns"),
     "ragged.csv": ("cpr;name\n" + "".join(f"01019012{i:02d};n{i}\n" for i in range(12)) + "0101901299;a;b;c\n",
                    "line 14"),
-    "fake.xlsx": ("this is not a spreadsheet", "not a spreadsheet"),
+    "fake.xlsx": ("this is not a spreadsheet", "not an Excel workbook"),
     "fake.json": ("{not json", "not a JSON table"),
 }
 

@@ -36,32 +36,50 @@ def _separator(path: Path) -> str:
 
 
 def read_table(path: "str | os.PathLike[str]", *, service: str | None, header: "int | None" = 0,
-               what: str = "a table with a header row") -> pd.DataFrame:
-    """The table in ``path`` with every cell as text (see the module docstring)."""
+               what: str = "a table with a header row", text: "tuple[str, ...] | None" = None) -> pd.DataFrame:
+    """The table in ``path`` (see the module docstring). ``text=None`` reads every cell as text; ``text``
+    naming columns reads those as text (ids with leading zeros) and types the others as the file does
+    (numbers stay numbers, a JSON file's objects stay objects)."""
     p = Path(path).expanduser()
     if not p.is_file():
         raise ValidationError(f"no such file: {p.name}", service=service,
                               hint=f"Give the path of a CSV, Excel or JSON file with {what}.")
     suffix = p.suffix.lower()
-    fix = f"Give a CSV, Excel or JSON file with {what}."
+    fix = f"Give a CSV (UTF-8, with a header row), Excel or JSON file with {what}."
     if p.stat().st_size == 0:
         raise _problem(p, service, "it is empty (0 bytes)", fix)
+    dtype: Any = str if text is None else {c: str for c in text}
     try:
         if suffix in EXCEL_SUFFIXES:
-            return pd.read_excel(p, dtype=str, header=header)
+            return pd.read_excel(p, dtype=dtype, header=header)
         if suffix == ".json":
-            return pd.read_json(p, dtype=str)
-        return pd.read_csv(p, dtype=str, keep_default_na=False, skipinitialspace=True, sep=_separator(p),
-                           encoding="utf-8-sig", header=header)
+            return pd.read_json(p, dtype=dtype)
+        return pd.read_csv(p, dtype=dtype, keep_default_na=text is not None, skipinitialspace=text is None,
+                           sep=_separator(p), encoding="utf-8-sig", header=header)
     except pd.errors.EmptyDataError:
         raise _problem(p, service, "it holds no columns (an empty file, or only blank lines)", fix) from None
     except pd.errors.ParserError as exc:
-        line = _LINE.findall(str(exc))
-        where = f"line {line[-1]} has more fields than the header" if line else "its rows do not line up"
-        raise _problem(p, service, where, "Look at that line: a value with the separator in it needs quotes, "
-                                          "or a column is missing from the header.") from None
-    except (ValueError, OSError, KeyError, UnicodeDecodeError) as exc:
-        kind = "spreadsheet" if suffix in EXCEL_SUFFIXES else "JSON table" if suffix == ".json" else "text table"
-        raise _problem(p, service, f"it is not a {kind} ({type(exc).__name__})", fix) from None
-    except Exception as exc:  # noqa: BLE001 - e.g. a zip file named .xlsx: openpyxl's own errors
-        raise _problem(p, service, f"it is not a readable file of its kind ({type(exc).__name__})", fix) from None
+        raise _problem(p, service, _misaligned(str(exc)), "Look at that line: a value holding the separator (a "
+                       "comma in a title, say) needs double quotes around it, or the header lacks a column; fix "
+                       "it and run again.") from None
+    except UnicodeDecodeError:
+        raise _problem(p, service, "it is not UTF-8 text", "Save it as 'CSV UTF-8' (Excel: File → Save As), or "
+                                                           "give the .xlsx file.") from None
+    except ImportError as exc:  # an Excel format whose reader is not installed (.xls needs xlrd)
+        raise _problem(p, service, f"the reader for {suffix} files is not installed ({exc.name or 'a package'})",
+                       "Save it as .xlsx or CSV UTF-8 and run again.") from None
+    except Exception:  # noqa: BLE001 - ValueError, OSError, a zip file named .xlsx (openpyxl's own errors)
+        kind = "an Excel workbook" if suffix in EXCEL_SUFFIXES else \
+            'a JSON table (a list of records such as [{"a": …, "b": …}])' if suffix == ".json" else \
+            "a text table (CSV)"
+        raise _problem(p, service, f"it is not {kind}", fix) from None
+
+
+def _misaligned(said: str) -> str:
+    """Where pandas' parser says the rows do not line up, in plain words."""
+    found = re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)", said)
+    if found:
+        expected, line, saw = found.groups()
+        return f"line {line} has {saw} fields but the header has {expected}"
+    line = _LINE.findall(said)
+    return f"line {line[-1]} does not line up with the header" if line else "its rows do not line up"

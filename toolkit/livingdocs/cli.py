@@ -26,6 +26,7 @@ from typing import Any
 from ..core import discovery as _discovery
 from ..core import service as _service
 from ..core.errors import ValidationError
+from ..core.tables import read_table
 
 __all__ = ["register", "read_images"]
 
@@ -53,74 +54,15 @@ def register(subparsers: Any) -> None:
     imp.set_defaults(func=_cmd_import)
 
 
-#: what to do about a file that cannot be read
-FILE_HINT = ("Give a CSV (UTF-8, comma or semicolon separated, with a header row), Excel or JSON file with url and "
-             "id columns.")
-
-
-def _unreadable(file: Path, why: str, hint: str = FILE_HINT) -> ValidationError:
-    return ValidationError(f"the file {file.name} cannot be read: {why}", service="livingdocs", hint=hint)
-
-
-def _separator(file: Path) -> str:
-    """The separator of a CSV from its header line: ``;`` or tab when the header holds one, else ``,``."""
-    with open(file, encoding="utf-8-sig", errors="replace") as fh:
-        first = fh.readline()
-    return next((s for s in (";", "\t", ",") if s in first), ",")
-
-
 def read_images(path: str) -> Any:
     """The rows of a CSV, Excel or JSON file of images, ``id`` as text (leading zeros kept), other values as
     the file types them (metadata numbers stay numbers; a JSON file's ``metadata`` objects stay objects).
 
     A file that cannot be read — empty, a row with more fields than the header (the line is named), not
     UTF-8, a spreadsheet or JSON file that is not one — is a :class:`ValidationError` naming the file and
-    saying what to do, never the reader's own exception.
+    saying what to do (core :func:`~toolkit.core.tables.read_table`), never the reader's own exception.
     """
-    import pandas as pd
-
-    file = Path(path).expanduser()
-    if not file.is_file():
-        raise ValidationError(f"no such file: {file}", service="livingdocs",
-                              hint="Give a CSV (or .xlsx / .json) file with url and id columns.")
-    suffix = file.suffix.lower()
-    try:
-        if file.stat().st_size == 0:
-            raise _unreadable(file, "it is empty (0 bytes)")
-        if suffix in (".xlsx", ".xlsm", ".xls"):
-            return pd.read_excel(file, dtype={"id": str})
-        if suffix == ".json":
-            return pd.read_json(file, dtype={"id": str})
-        return pd.read_csv(file, dtype={"id": str}, keep_default_na=True, sep=_separator(file), encoding="utf-8-sig")
-    except ValidationError:
-        raise
-    except pd.errors.EmptyDataError:
-        raise _unreadable(file, "it holds no columns (only blank lines)") from None
-    except pd.errors.ParserError as exc:
-        found = re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)", str(exc))
-        if found:
-            expected, line, saw = found.groups()
-            why = f"line {line} has {saw} fields but the header has {expected}"
-        else:
-            line_no = re.findall(r"line (\d+)", str(exc))
-            why = f"line {line_no[-1]} does not line up with the header" if line_no else "its rows do not line up"
-        raise _unreadable(file, why, "Look at that line: a value holding the separator (a comma in a title or in "
-                                     "metadata JSON) needs double quotes around it, or the header lacks a "
-                                     "column; fix it and run again.") from None
-    except UnicodeDecodeError:
-        raise _unreadable(file, "it is not UTF-8 text", "Save it as 'CSV UTF-8' (Excel: File → Save As) and run "
-                                                        "again, or give the .xlsx file.") from None
-    except ImportError as exc:  # an Excel format whose reader is not installed (.xls needs xlrd)
-        raise _unreadable(file, f"the reader for {suffix} files is not installed ({exc.name or 'a package'})",
-                          "Save it as .xlsx or CSV UTF-8 and run again.") from None
-    except Exception:  # noqa: BLE001 - ValueError, OSError, a zip file named .xlsx (openpyxl's own errors) …
-        raise _unreadable(file, _NOT_A.get(suffix, "it is not a text table (CSV)")) from None
-
-
-#: what a file that the reader refused is not, by suffix
-_NOT_A = {".xlsx": "it is not an Excel workbook", ".xlsm": "it is not an Excel workbook",
-          ".xls": "it is not an Excel workbook",
-          ".json": "it is not a JSON table (a list of records such as [{\"url\": …, \"id\": …}])"}
+    return read_table(path, service="livingdocs", text=("id",), what="url and id columns")
 
 
 def _connect(args: argparse.Namespace) -> Any:
