@@ -19,8 +19,6 @@ rows); 2 some rows were invalid (not sent); 3 an error stopped the run.
 from __future__ import annotations
 
 import argparse
-import re
-from pathlib import Path
 from typing import Any
 
 from ..core import discovery as _discovery

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 from datetime import datetime, timezone
 from typing import Any, Iterable, Mapping
 
@@ -29,8 +28,7 @@ from ..core.auth import BearerToken
 from ..core.bulk import check_concurrency
 from ..core.client import ServiceClient
 from ..core.credentials import Secret
-from ..core.errors import (Forbidden, Gone, NotFound, QuotaExhausted, RateLimited, ToolkitError, Unauthorized,
-                           ValidationError)
+from ..core.errors import Forbidden, Gone, NotFound, QuotaExhausted, ToolkitError, Unauthorized, ValidationError
 from ..core.frames import frame
 from ..core.http import RetryPolicy, Timeouts, json_or_none, parse_error_body, parse_retry_after
 from ..core.journal import Journal
