@@ -3,10 +3,8 @@ TransportError, over a real socket on 127.0.0.1."""
 
 from __future__ import annotations
 
-import socket
-import threading
 import time
-from typing import Iterator
+from typing import Any, Iterator
 
 import pytest
 
@@ -14,35 +12,14 @@ import toolkit
 from toolkit.core.errors import TransportError
 from toolkit.core.http import HttpClient, RetryPolicy, Timeouts
 from toolkit.core.sync import run
+from toolkit.testing import silent_server
 
 
 @pytest.fixture
-def silent() -> Iterator[dict]:
+def silent() -> Iterator[Any]:
     """A TCP server on 127.0.0.1 that accepts every connection, reads, and never answers."""
-    server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    server.bind(("127.0.0.1", 0))
-    server.listen(64)
-    server.settimeout(0.2)
-    state = {"port": server.getsockname()[1], "connections": 0, "stop": False}
-    held: list[socket.socket] = []
-
-    def serve() -> None:
-        while not state["stop"]:
-            try:
-                conn, _ = server.accept()
-            except OSError:
-                continue
-            state["connections"] += 1
-            held.append(conn)  # kept open, never answered
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    yield state
-    state["stop"] = True
-    thread.join(2)
-    for conn in held:
-        conn.close()
-    server.close()
+    with silent_server() as server:
+        yield server
 
 
 def test_the_default_bound_of_one_call_is_60_seconds():
@@ -58,7 +35,7 @@ def test_a_silent_service_ends_the_call_within_its_bound_with_a_plain_error(sile
     took = time.monotonic() - started
     run(http.aclose())
     assert took < 2.5 + 2  # the bound holds although the policy would allow 8 attempts of 1 s
-    assert silent["connections"] <= 3
+    assert silent.connections <= 3
     text = str(info.value)
     assert "Uddata+" in text and "no answer within 2.5 s" in text and "What to do" in text
     assert "httpx" not in text and "ReadTimeout" not in text

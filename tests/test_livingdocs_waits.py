@@ -4,8 +4,6 @@ silent TCP server on 127.0.0.1)."""
 
 from __future__ import annotations
 
-import socket
-import threading
 import time
 from typing import Any, Iterator
 
@@ -16,6 +14,7 @@ from toolkit.core.errors import JobTimeout, Unauthorized
 from toolkit.core.http import RetryPolicy, Timeouts
 from toolkit.core.sync import run
 from toolkit.livingdocs.jobs import ImportJob, ServerJob
+from toolkit.testing import silent_server
 
 STATUS_PATH = "/api/v1/import/images/status"
 IMPORT_PATH = "/api/v1/import/images"
@@ -97,50 +96,10 @@ def test_a_refused_status_poll_still_raises(make_sandbox: Any) -> None:
 
 # -- a TCP server that takes every connection and never answers ------------------------------------------
 @pytest.fixture
-def silent() -> Iterator[dict[str, Any]]:
+def silent() -> Iterator[Any]:
     """127.0.0.1, a free port: accepts, reads each request's head (its first line is recorded), never answers."""
-    server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    server.bind(("127.0.0.1", 0))
-    server.listen(64)
-    server.settimeout(0.2)
-    state: dict[str, Any] = {"port": server.getsockname()[1], "requests": [], "stop": False}
-    held: list[socket.socket] = []
-    lock = threading.Lock()
-
-    def read(conn: socket.socket) -> None:
-        data = b""
-        conn.settimeout(0.2)
-        while not state["stop"] and b"\r\n\r\n" not in data:
-            try:
-                got = conn.recv(65536)
-            except socket.timeout:
-                continue
-            except OSError:
-                return
-            if not got:
-                return
-            data += got
-        if b"\r\n" in data:
-            with lock:
-                state["requests"].append(data.split(b"\r\n", 1)[0].decode("latin-1"))
-
-    def serve() -> None:
-        while not state["stop"]:
-            try:
-                conn, _ = server.accept()
-            except OSError:
-                continue
-            held.append(conn)  # kept open, never answered
-            threading.Thread(target=read, args=(conn,), daemon=True).start()
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    yield state
-    state["stop"] = True
-    thread.join(2)
-    for conn in held:
-        conn.close()
-    server.close()
+    with silent_server() as server:
+        yield server
 
 
 def test_a_silent_status_poll_is_cut_off_at_the_waits_timeout(silent: dict[str, Any]) -> None:

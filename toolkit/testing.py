@@ -8,6 +8,8 @@
 * :func:`free_port` — a free TCP port on 127.0.0.1.
 * :func:`broken_request` — the n-th request of a client fails as a broken connection would (a failure
   part-way through a paged pull or a bulk run).
+* :func:`silent_server` — a TCP server on 127.0.0.1 that takes every connection and never answers (a
+  service that hangs), recording the first line of each request it was sent.
 * :func:`run_killed` — run a bulk write in a child process that is killed (``SIGKILL``, no clean-up of any
   kind) the moment the n-th item's answer has come back and before the journal records it: the worst
   moment for an exactly-once write.
@@ -20,7 +22,7 @@ import socket
 from typing import Any, Iterable, Iterator
 
 __all__ = ["assert_no_secrets", "free_port", "broken_request", "toolkit_sandbox", "sandbox_factory", "leaks",
-           "run_killed"]
+           "run_killed", "silent_server", "SilentServer"]
 
 
 def leaks(text: str, secrets: Iterable[Any]) -> list[str]:
@@ -47,6 +49,74 @@ def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
         return int(sock.getsockname()[1])
+
+
+class SilentServer:
+    """What :func:`silent_server` yields: ``port``, ``url``, ``connections`` (accepted so far) and
+    ``requests`` (the first line of each request received, e.g. ``"POST /api/v1/import/images HTTP/1.1"``)."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.url = f"http://127.0.0.1:{port}"
+        self.connections = 0
+        self.requests: list[str] = []
+        self.stopped = False
+
+    def __getitem__(self, key: str) -> Any:  # ``silent["port"]`` reads like the fixtures that came before
+        return getattr(self, key)
+
+
+@contextlib.contextmanager
+def silent_server() -> Iterator[SilentServer]:
+    """A service that accepts every connection on 127.0.0.1, reads each request's head, and never answers;
+    stopped (every connection closed) when the block ends."""
+    import threading
+
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(64)
+    listener.settimeout(0.2)
+    state = SilentServer(listener.getsockname()[1])
+    held: list[socket.socket] = []
+    lock = threading.Lock()
+
+    def read(conn: socket.socket) -> None:
+        data = b""
+        conn.settimeout(0.2)
+        while not state.stopped and b"\r\n\r\n" not in data:
+            try:
+                got = conn.recv(65536)
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            if not got:
+                return
+            data += got
+        if b"\r\n" in data:
+            with lock:
+                state.requests.append(data.split(b"\r\n", 1)[0].decode("latin-1"))
+
+    def serve() -> None:
+        while not state.stopped:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                continue
+            state.connections += 1
+            held.append(conn)  # kept open, never answered
+            threading.Thread(target=read, args=(conn,), daemon=True).start()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield state
+    finally:
+        state.stopped = True
+        thread.join(2)
+        for conn in held:
+            conn.close()
+        listener.close()
 
 
 _KILL_PRELUDE = """
