@@ -173,6 +173,87 @@ def parse_error_body(response: httpx.Response) -> str:
 BodyFactory = Callable[[], Mapping[str, Any]]
 
 
+# -- the seam for transcripts and replays (toolkit.record, toolkit.testing.replay) ---------------------------
+@dataclass
+class Exchange:
+    """One request and its answer in plain data (no httpx object leaves this module): what a transcript
+    records. ``response_body`` is None for a streamed answer (a download), whose size is in its headers;
+    ``request_body`` None when the request had none. Nothing here is redacted yet: observers redact."""
+
+    service: str
+    method: str
+    url: str
+    http_version: str
+    request_headers: list[tuple[str, str]]
+    request_body: bytes | None
+    status: int
+    reason: str
+    response_headers: list[tuple[str, str]]
+    response_body: bytes | None
+    started: float  # epoch seconds
+    elapsed_ms: float
+
+
+@dataclass
+class Answer:
+    """A canned answer for a replay: ``answer_with(fn)`` makes every connection ask ``fn(method, url, headers,
+    body)`` instead of the network."""
+
+    status: int
+    headers: list[tuple[str, str]]
+    body: bytes = b""
+
+
+_observers: list[Callable[[Exchange], None]] = []
+_answerer: list[Callable[[str, str, list[tuple[str, str]], bytes], Answer]] = []
+
+
+def observe(callback: Callable[[Exchange], None]) -> Callable[[], None]:
+    """Call ``callback(exchange)`` for every request any connection of this process completes, until the
+    returned function is called. A failing observer never fails the request."""
+    _observers.append(callback)
+    return lambda: _observers.remove(callback) if callback in _observers else None
+
+
+def answer_with(answerer: "Callable[[str, str, list[tuple[str, str]], bytes], Answer] | None") -> None:
+    """Answer every request of connections made from now on with ``answerer`` (None: the network again)."""
+    _answerer.clear()
+    if answerer is not None:
+        _answerer.append(answerer)
+
+
+def _replay_transport() -> Any:
+    """The transport of a replay (an httpx mock transport over the answerer), or None."""
+    if not _answerer:
+        return None
+    answerer = _answerer[0]
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        body = request.read()
+        got = answerer(request.method, str(request.url), list(request.headers.multi_items()), body)
+        return httpx.Response(got.status, headers=got.headers, content=got.body)
+
+    return httpx.MockTransport(handle)
+
+
+def _tell(service: str, request: httpx.Request, response: httpx.Response, started: float, elapsed: float,
+          stream: bool) -> None:
+    """Hand one exchange to the observers (bodies as bytes; a streamed answer's body is not read here)."""
+    try:
+        body = request.content
+    except httpx.RequestNotRead:  # a streamed body (a multipart upload): its size is in the headers
+        body = None
+    exchange = Exchange(service, request.method, str(request.url), response.http_version,
+                        list(request.headers.multi_items()), body or None, response.status_code,
+                        response.reason_phrase or "", list(response.headers.multi_items()),
+                        None if stream else response.content, started, elapsed * 1000)
+    for callback in list(_observers):
+        try:
+            callback(exchange)
+        except Exception:  # noqa: BLE001 - a transcript must never break the work it records
+            log.debug("an exchange observer failed", exc_info=False)
+
+
 class _Failure:
     """What ``HttpClient._send`` hands back instead of raising, so that no frame holding the built request
     (headers with a token, a form with a secret) is part of the traceback of the error we raise."""
@@ -241,8 +322,8 @@ class HttpClient:
                               max_keepalive_connections=self._max_connections, keepalive_expiry=30.0)
         auth = httpx.BasicAuth(self._basic[0], self._basic[1].reveal()) if self._basic else None
         return httpx.AsyncClient(base_url=self.base_url, headers=self._headers, timeout=self.timeouts.to_httpx(),
-                                 limits=limits, transport=self._transport, auth=auth, follow_redirects=False,
-                                 trust_env=False)
+                                 limits=limits, transport=_replay_transport() or self._transport, auth=auth,
+                                 follow_redirects=False, trust_env=False)
 
     @property
     def client(self) -> httpx.AsyncClient:
@@ -309,7 +390,10 @@ class HttpClient:
             request = self.client.build_request(method, url, params=params, headers=send_headers, **kwargs,
                                                 **({"timeout": timeout} if timeout is not None else {}))
             self.requests_sent += 1
+            started, clock = time.time(), time.perf_counter()
             response = await self.client.send(request, stream=stream)
+            if _observers:
+                _tell(self.service, request, response, started, time.perf_counter() - clock, stream)
             if not stream:
                 # the body is read and the stream closed; httpx's stream object still points back at the
                 # response (a reference cycle), so every answer would wait for the cyclic garbage collector —
