@@ -116,14 +116,22 @@ def test_login_gives_a_ticket_with_a_form_encoded_password(emu: BoknettEmulator)
     assert emu.logins == before + 1 and tgt in emu.secrets() and creds["password"] in emu.secrets()
     # the password sent without form encoding is wrong
     raw = f"username={creds['username']}&password={creds['password']}".encode()
-    assert call(emu.base_url + "/v1/tickets", method="POST", data=raw).status == 401
+    wrong = call(emu.base_url + "/v1/tickets", method="POST", data=raw)
+    assert wrong.status == 400 and wrong.error_code() == "INVALID_CREDENTIALS"
 
 
-def test_wrong_password_is_401_error_xml(emu: BoknettEmulator) -> None:
+def test_wrong_password_is_400_error_xml_as_bokbasen_documents_it(emu: BoknettEmulator) -> None:
+    """Bokbasen's login lists 201, 400 and 405; php-sdk-auth's tests/Unit/LoginTest.php mocks a failed login
+    as 400. The first contract's 401 stays available as a knob (the client reads both as refused)."""
     form = urllib.parse.urlencode({"username": emu.username, "password": "wrong"}).encode()
     answer = call(emu.base_url + "/v1/tickets", method="POST", data=form)
-    assert answer.status == 401 and answer.header("Boknett-TGT") is None
+    assert answer.status == 400 and answer.header("Boknett-TGT") is None
     assert answer.error_code() == "INVALID_CREDENTIALS"
+    unknown = urllib.parse.urlencode({"username": "nobody", "password": emu.password}).encode()
+    assert call(emu.base_url + "/v1/tickets", method="POST", data=unknown).error_code() == "INVALID_CREDENTIALS"
+    emu.wrong_password_status = 401
+    answer = call(emu.base_url + "/v1/tickets", method="POST", data=form)
+    assert answer.status == 401 and answer.error_code() == "INVALID_CREDENTIALS"
 
 
 def test_logout_and_unknown_ticket(emu: BoknettEmulator) -> None:
@@ -288,8 +296,10 @@ def test_download_gives_the_file_with_its_name(emu: BoknettEmulator) -> None:
 def test_download_refusals(emu: BoknettEmulator) -> None:
     tgt = login(emu)
     ref = emu.reference(5)
-    assert download(ref, tgt, accept=None).status == 406
-    assert download(ref, tgt, accept="image/jpeg").error_code() == "NOT_ACCEPTABLE"
+    assert download(ref, tgt, accept=None).status == 200  # no Accept means anything (the SDK sends none)
+    refused = download(ref, tgt, accept="image/jpeg")
+    assert refused.status == 406 and refused.error_code() == "NOT_ACCEPTABLE"
+    assert "application/octet-stream" in refused.error_message()
     other = login(emu, emu.second_user_credentials())
     theirs = isbns(report(emu, other, f"after={after_days(100)}&pagesize=3").body)[0][1]
     assert download(theirs, other).status == 200
@@ -324,3 +334,161 @@ def test_hostile_names_big_and_cut_downloads(emu: BoknettEmulator) -> None:
         download(emu.big_object_reference(), tgt)
     emu.cut_download_after = None
     assert download(emu.reference(1), tgt).status == 200  # the service serves on
+
+
+@pytest.mark.parametrize("accept,status", [
+    (None, 200),
+    ("*/*", 200),
+    ("application/*", 200),
+    ("application/octet-stream", 200),
+    ("APPLICATION/Octet-Stream", 200),
+    ("application/octet-stream;q=0.5", 200),
+    ("image/jpeg, application/*;q=0.2", 200),
+    ("text/html;q=0.9, */*;q=0.1", 200),
+    ("application/octet-stream, */*;q=0", 200),
+    ("image/jpeg", 406),
+    ("text/html, image/*", 406),
+    ("application/json", 406),
+    ("application/octet-stream;q=0", 406),
+    ("*/*;q=0", 406),
+    ("application/octet-stream;q=0, */*", 406),
+    ("application/*;q=0, */*;q=1", 406),
+])
+def test_download_content_negotiation_follows_http(emu: BoknettEmulator, accept: str | None, status: int) -> None:
+    """RFC 9110 §12.5.1: no Accept means anything, */* and application/* include the file's type, and the most
+    specific range decides; only an Accept that excludes application/octet-stream is 406."""
+    tgt = login(emu)
+    answer = download(emu.reference(7), tgt, accept=accept)
+    assert answer.status == status, (accept, answer.body[:200])
+    if status == 200:
+        assert answer.body == emu.body(7)
+        assert answer.header("Content-Type") == "application/octet-stream"
+    else:
+        assert answer.error_code() == "NOT_ACCEPTABLE"
+
+
+@pytest.mark.parametrize("accept", [None, "", " ", "garbage", "*/*", "application/*;q=oops"])
+def test_accept_without_a_readable_exclusion_allows_the_file(accept: str | None) -> None:
+    from toolkit.sandbox.boknett import acceptable
+
+    assert acceptable(accept, "application/octet-stream")
+    assert not acceptable("image/jpeg", "application/octet-stream")
+    assert not acceptable("application/octet-stream;q=0.000", "application/octet-stream")
+
+
+# -- exactly what Bokbasen's PHP SDK sends ----------------------------------------------------------------------
+# php-sdk-auth 2.x src/Auth/Login.php: the login is POST {url} with the body http_build_query(username,
+# password) and no headers of its own (Guzzle, the SDK's usual client, adds no Content-Type to a raw body);
+# every call carries Authorization "Boknett {TGT}" and Date gmdate('D, d M Y H:i:s e') ("… UTC").
+# php-sdk-met-api src/Export/ExportBase.php + Object.php (through php-api-client 1.x Client::get(url, null) and
+# executeHttpRequest('GET', [], null, REFERENCE)): the report is GET …/metadata/export/object?
+# subscription=extended&pagesize=N&after=YmdHis | next=<Next>, paged while a page has an <OBJECT>; a download
+# is a GET of the REFERENCE with the auth headers only — no Accept.
+SDK_AGENT = "GuzzleHttp/6.5.5 curl/7.68.0 PHP/7.4.3"
+
+
+def sdk_date() -> str:
+    return formatdate(time.time(), usegmt=True).replace(" GMT", " UTC")
+
+
+def raw(emu: BoknettEmulator, method: str, target: str, headers: dict[str, str], body: bytes | None = None
+        ) -> tuple[Answer, Any]:
+    """One request over loopback with exactly ``headers`` (plus Host and, with a body, Content-Length), as
+    http.client sends it; returns the answer and what the emulator recorded."""
+    import http.client
+
+    parts = urllib.parse.urlsplit(emu.base_url)
+    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
+    try:
+        conn.putrequest(method, target, skip_accept_encoding=True)
+        for name, value in headers.items():
+            conn.putheader(name, value)
+        if body is not None:
+            conn.putheader("Content-Length", str(len(body)))
+        conn.endheaders(body)
+        response = conn.getresponse()
+        answer = Answer(response.status, response.headers, response.read())
+    finally:
+        conn.close()
+    return answer, emu.requests[-1]
+
+
+def sdk_login(emu: BoknettEmulator, username: str, password: str) -> tuple[Answer, Any]:
+    body = urllib.parse.urlencode({"username": username, "password": password}).encode()  # http_build_query
+    return raw(emu, "POST", "/v1/tickets", {"User-Agent": SDK_AGENT}, body)
+
+
+def sdk_get(emu: BoknettEmulator, target: str, tgt: str) -> tuple[Answer, Any]:
+    return raw(emu, "GET", target, {"User-Agent": SDK_AGENT, "Authorization": f"Boknett {tgt}",
+                                    "Date": sdk_date()})
+
+
+def test_sdk_login_without_content_type(emu: BoknettEmulator) -> None:
+    logins, failed = emu.logins, emu.failed_logins
+    answer, seen = sdk_login(emu, emu.username, emu.password)
+    assert "content-type" not in seen.headers and "accept" not in seen.headers
+    assert answer.status == 201, answer.body
+    tgt = answer.header("Boknett-TGT")
+    assert tgt in emu.issued_tgts and emu.logins == logins + 1
+    assert report(emu, tgt, f"after={after_days(1)}").status == 200
+    # a wrong password: what the SDK gets and turns into BokbasenAuthException("Ticket not created. HTTP: 400 …")
+    wrong, _ = sdk_login(emu, emu.username, emu.password + "x")
+    assert wrong.status == 400 and wrong.header("Boknett-TGT") is None
+    assert wrong.error_code() == "INVALID_CREDENTIALS"
+    # a field truly missing is still MISSING_CREDENTIALS, with and without a Content-Type
+    for body in (b"", b"username=" + urllib.parse.quote_plus(emu.username).encode(), b"password=x",
+                 b"username=&password=x"):
+        missing, _ = raw(emu, "POST", "/v1/tickets", {"User-Agent": SDK_AGENT}, body)
+        assert missing.status == 400 and missing.error_code() == "MISSING_CREDENTIALS", body
+        typed, _ = raw(emu, "POST", "/v1/tickets", {"Content-Type": "application/x-www-form-urlencoded"}, body)
+        assert typed.status == 400 and typed.error_code() == "MISSING_CREDENTIALS", body
+    assert emu.failed_logins == failed + 9 and emu.logins == logins + 1
+
+
+def test_sdk_report_paging_until_an_empty_page_and_cursor_continuity(emu: BoknettEmulator) -> None:
+    tgt = sdk_login(emu, emu.username, emu.password)[0].header("Boknett-TGT")
+
+    def download_after(query: str) -> tuple[list[tuple[str, str]], str, int, list[Any]]:
+        """The SDK's Object::downloadAfter/downloadNext loop: page while a page has an <OBJECT>."""
+        got, seen = [], []
+        answer, rec = sdk_get(emu, f"/metadata/export/object?{query}", tgt)
+        pages = 1
+        while True:
+            assert answer.status == 200, answer.body
+            seen.append(rec)
+            objects = isbns(answer.body)
+            token = answer.header("Next")
+            assert token
+            if not objects:
+                return got, token, pages, seen
+            got.extend(objects)
+            next_query = urllib.parse.urlencode({"subscription": "extended", "pagesize": 70, "next": token})
+            answer, rec = sdk_get(emu, f"/metadata/export/object?{next_query}", tgt)
+            pages += 1
+
+    got, token, pages, seen = download_after(f"subscription=extended&pagesize=70&after={after_days(100)}")
+    assert all(r.headers["date"].endswith(" UTC") and "accept" not in r.headers for r in seen)
+    assert pages == 6  # five pages of objects, then the empty page that ends the SDK's loop
+    assert [isbn for isbn, _ in got] == [r["isbn13"] for r in emu.records()]
+    assert len({ref for _, ref in got}) == 300  # nothing twice
+    # the SDK's lastNextToken (the empty page's Next) continues exactly where the pull ended
+    start, stop = emu.add_objects(9)
+    query = urllib.parse.urlencode({"subscription": "extended", "pagesize": 70, "next": token})
+    new, token2, pages2, _ = download_after(query)
+    assert [isbn for isbn, _ in new] == [r["isbn13"] for r in emu.records(start, stop)] and pages2 == 2
+    again, _, pages3, _ = download_after(urllib.parse.urlencode({"subscription": "extended", "pagesize": 70,
+                                                                 "next": token2}))
+    assert again == [] and pages3 == 1
+
+
+def test_sdk_download_without_accept(emu: BoknettEmulator) -> None:
+    tgt = sdk_login(emu, emu.username, emu.password)[0].header("Boknett-TGT")
+    page, _ = sdk_get(emu, f"/metadata/export/object?subscription=extended&pagesize=8&after={after_days(100)}", tgt)
+    kinds = [o.findtext("TYPE") for o in etree.fromstring(page.body).iter("OBJECT")]
+    for i, ((isbn, ref), kind) in enumerate(zip(isbns(page.body), kinds)):
+        parts = urllib.parse.urlsplit(ref)
+        answer, seen = sdk_get(emu, f"{parts.path}?{parts.query}", tgt)
+        assert "accept" not in seen.headers
+        assert answer.status == 200, answer.body[:200]
+        assert answer.body == emu.body(i)
+        assert answer.header("Content-Disposition").startswith(f'attachment; filename="{isbn}_{kind}.')

@@ -3,19 +3,28 @@
 One app serves the login and the metadata paths (``credentials()`` gives the same URL for both):
 
 * ``POST /v1/tickets`` (form ``username``, ``password``) → ``201``, empty body, headers ``Boknett-TGT`` and
-  ``Location``; wrong credentials → ``401`` error XML. ``DELETE /v1/tickets/{tgt}`` logs out. A TGT lives
-  ``tgt_lifetime`` seconds (server clock); unknown or expired → ``401``.
+  ``Location``. The form is read as ``application/x-www-form-urlencoded`` also when the request has no
+  ``Content-Type`` (Bokbasen's PHP SDK sends none). Wrong credentials → ``wrong_password_status`` (``400``, as
+  Bokbasen documents its login and as the SDK's own test mocks it; ``401`` was the first contract) with error
+  XML ``INVALID_CREDENTIALS``; no username or password field → ``400 MISSING_CREDENTIALS``.
+  ``DELETE /v1/tickets/{tgt}`` logs out. A TGT lives ``tgt_lifetime`` seconds (server clock); unknown or
+  expired → ``401``.
 * Every metadata call needs ``Authorization: Boknett TGT-…`` and an RFC 1123 ``Date`` (``GMT``/``UTC``) within
   15 minutes of the server clock, else ``400`` (codes ``MISSING_DATE``, ``INVALID_DATE``, ``DATE_SKEW``).
   The server clock is ``time.time() + clock_offset``; every response carries it in its ``Date`` header.
 * ``GET /metadata/export/object?after=yyyyMMddHHmmss | next=<cursor>[&pagesize=N]`` → ``application/xml``
   ``<OBJECTS>…</OBJECTS>``. The cursor is a position in the list of changes (opaque, urlsafe base64), so a
   pull gets exactly what it missed; every page has ``Next``, pages with more to come also ``Link``.
-* ``GET /metadata/export/object/download?id=…`` (``Accept: application/octet-stream``) → the file with
-  ``Content-Disposition``; ``406`` other Accept, ``403`` another user's id, ``404`` unknown, ``410`` expired.
+* ``GET /metadata/export/object/download?id=…`` → the file (``application/octet-stream``) with
+  ``Content-Disposition``. Content negotiation as HTTP has it (RFC 9110 §12.5.1): no ``Accept`` (the SDK
+  sends none), ``*/*``, ``application/*`` or ``application/octet-stream`` — also in a list with q-values —
+  serve the file; only an ``Accept`` that excludes ``application/octet-stream`` (``image/jpeg`` alone, or
+  ``q=0`` on its most specific range) → ``406``. ``403`` another user's id, ``404`` unknown, ``410`` expired.
+* ``subscription=`` on the report is accepted and ignored (the SDK sends ``extended``; what it changes on the
+  real service is not known).
 
 Test hooks: ``object_count`` (settable), ``add_objects(n)``, ``tgt_lifetime``, ``download_lifetime``,
-``clock_offset``, ``hostile_names``, ``big_object_bytes`` / ``big_object_reference()``,
+``wrong_password_status``, ``clock_offset``, ``hostile_names``, ``big_object_bytes`` / ``big_object_reference()``,
 ``cut_download_after``, ``logins`` / ``failed_logins``, ``download_counts``, ``expire_tickets()``,
 ``object_record(i)``, ``reference(i)``, ``cursor(position)``, ``second_user_credentials()``.
 """
@@ -35,7 +44,7 @@ from collections import Counter
 from datetime import datetime, timezone
 from email.utils import formatdate
 from typing import Any, Callable, Iterator
-from urllib.parse import quote
+from urllib.parse import parse_qsl, quote
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -45,13 +54,15 @@ from .boknett_data import (HOSTILE_NAMES, audio_bytes, cover_bytes, file_extensi
                            render_objects)
 from .server import Emulator
 
-__all__ = ["BoknettEmulator", "MAX_PAGESIZE", "MAX_AGE_DAYS", "MAX_SKEW_SECONDS"]
+__all__ = ["BoknettEmulator", "MAX_PAGESIZE", "MAX_AGE_DAYS", "MAX_SKEW_SECONDS", "acceptable"]
 
 MAX_PAGESIZE = 5000
 MAX_AGE_DAYS = 180
 MAX_SKEW_SECONDS = 15 * 60
 SPREAD_DAYS = 90
 _DAY = 86400.0
+#: the type every object file is served as
+FILE_TYPE = "application/octet-stream"
 
 _DATE_RE = re.compile(r"^(Mon|Tue|Wed|Thu|Fri|Sat|Sun), (\d{1,2}) (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) "
                       r"(\d{4}) (\d{2}):(\d{2}):(\d{2}) (GMT|UTC)$")
@@ -73,6 +84,55 @@ def parse_http_date(text: str) -> float | None:
     except ValueError:
         return None
     return dt.timestamp()
+
+
+def acceptable(accept: str | None, media_type: str) -> bool:
+    """Whether an ``Accept`` header allows ``media_type`` (RFC 9110 §12.5.1): no header (or one without a
+    readable media range) allows anything; otherwise the most specific matching range decides
+    (``type/subtype`` over ``type/*`` over ``*/*``), and it allows the type unless its ``q`` is 0. A range
+    that matches nothing does not allow it."""
+    if accept is None:
+        return True
+    kind, _, sub = media_type.strip().lower().partition("/")
+    best: tuple[int, float] | None = None
+    readable = False
+    for part in accept.split(","):
+        fields = [f.strip() for f in part.split(";")]
+        rtype, slash, rsub = fields[0].lower().partition("/")
+        if not slash or not rtype or not rsub:
+            continue
+        readable = True
+        q = 1.0
+        for param in fields[1:]:
+            name, _, value = param.partition("=")
+            if name.strip().lower() == "q":
+                try:
+                    q = min(max(float(value.strip()), 0.0), 1.0)
+                except ValueError:
+                    q = 1.0  # an unreadable weight: the range counts as given
+        if rtype == "*" and rsub == "*":
+            rank = 0
+        elif rtype == kind and rsub == "*":
+            rank = 1
+        elif rtype == kind and rsub == sub:
+            rank = 2
+        else:
+            continue
+        if best is None or rank > best[0]:
+            best = (rank, q)
+    if not readable:
+        return True
+    return best is not None and best[1] > 0
+
+
+async def _login_form(request: Request) -> dict[str, str]:
+    """The login form's fields: the body read as urlencoded when the request says no ``Content-Type`` (as
+    Bokbasen's PHP SDK sends it), else as its ``Content-Type`` says (urlencoded or multipart)."""
+    if not request.headers.get("content-type", "").strip():
+        raw = await request.body()
+        return dict(parse_qsl(raw.decode("utf-8", errors="replace"), keep_blank_values=True))
+    form = await request.form()
+    return {k: v for k, v in form.items() if isinstance(v, str)}
 
 
 def _error_xml(code: str, message: str) -> bytes:
@@ -131,7 +191,7 @@ def content_disposition(name: str) -> str:
 class BoknettEmulator(Emulator):
     name = "boknett"
     knobs = ("tgt_lifetime", "download_lifetime", "clock_offset", "hostile_names", "big_object_bytes",
-             "cut_download_after")
+             "cut_download_after", "wrong_password_status")
 
     def __init__(self, seed: int = 0, object_count: int = 300) -> None:
         super().__init__(seed)
@@ -152,6 +212,10 @@ class BoknettEmulator(Emulator):
         self.hostile_names = False
         self.big_object_bytes: int | None = None
         self.cut_download_after: int | None = None
+        #: the status of a login with a wrong user name or password: 400, as Bokbasen's documentation of the
+        #: login lists (201, 400, 405) and as php-sdk-auth's tests/Unit/LoginTest.php mocks a failed login;
+        #: 401 was the contract as first researched (the client reads both as a refused login)
+        self.wrong_password_status = 400
         self.logins = 0
         self.failed_logins = 0
         self.logouts = 0
@@ -361,9 +425,10 @@ class BoknettEmulator(Emulator):
         return user
 
     async def post_ticket(self, request: Request) -> Response:
-        """``POST /v1/tickets`` (form ``username``, ``password``): log in → ``201``, empty body, the TGT in
-        the headers ``Boknett-TGT`` and ``Location``; wrong credentials → ``401``."""
-        form = await request.form()
+        """``POST /v1/tickets`` (form ``username``, ``password``; no ``Content-Type`` reads as urlencoded): log
+        in → ``201``, empty body, the TGT in the headers ``Boknett-TGT`` and ``Location``; wrong credentials →
+        ``wrong_password_status`` (400); a missing field → ``400 MISSING_CREDENTIALS``."""
+        form = await _login_form(request)
         username, password = form.get("username"), form.get("password")
         if not isinstance(username, str) or not isinstance(password, str) or not username:
             self.failed_logins += 1
@@ -371,7 +436,7 @@ class BoknettEmulator(Emulator):
         known = self._users.get(username)
         if known is None or not _secrets.compare_digest(known[1].encode(), password.encode()):
             self.failed_logins += 1
-            return _error(401, "INVALID_CREDENTIALS", "wrong user name or password")
+            return _error(int(self.wrong_password_status), "INVALID_CREDENTIALS", "wrong user name or password")
         self._tgt_serial += 1
         tgt = f"TGT-{self._tgt_serial}-{''.join(_secrets.choice(_ALNUM) for _ in range(40))}-login.boknett.no"
         self._tickets[tgt] = (known[0], self.now())
@@ -444,15 +509,16 @@ class BoknettEmulator(Emulator):
         return start
 
     async def get_download(self, request: Request) -> Any:
-        """``GET /metadata/export/object/download?id=…`` (``Accept: application/octet-stream``): the file with
-        ``Content-Disposition``; ``406`` other Accept, ``403`` another user's id, ``404`` unknown, ``410``
+        """``GET /metadata/export/object/download?id=…``: the file (``application/octet-stream``) with
+        ``Content-Disposition``; ``406`` only for an ``Accept`` that excludes ``application/octet-stream``
+        (none, ``*/*`` and ``application/*`` allow it), ``403`` another user's id, ``404`` unknown, ``410``
         expired."""
         user = self._user_of(request)
         if isinstance(user, Response):
             return user
-        accept = [part.split(";")[0].strip().lower() for part in request.headers.get("accept", "").split(",")]
-        if "application/octet-stream" not in accept:
-            return _error(406, "NOT_ACCEPTABLE", "the Accept header must be application/octet-stream")
+        if not acceptable(request.headers.get("accept"), FILE_TYPE):
+            return _error(406, "NOT_ACCEPTABLE", f"the Accept header excludes {FILE_TYPE}, the type of every "
+                                                 "object file; send none, */* or " + FILE_TYPE)
         raw = request.query_params.get("id", "")
         parsed = self._read_id(raw)
         if parsed is None or parsed[1] >= self.object_count:
@@ -465,7 +531,7 @@ class BoknettEmulator(Emulator):
         self.download_counts[raw] += 1
         self.downloads_by_position[i] += 1
         headers = {"Content-Disposition": content_disposition(self.filename(i)),
-                   "Content-Type": "application/octet-stream"}
+                   "Content-Type": FILE_TYPE}
         if i == 0 and self.big_object_bytes is not None:
             total = int(self.big_object_bytes)
             return _Body(200, headers, _big_chunks(total), total, self.cut_download_after)
