@@ -132,6 +132,47 @@ def test_rerun_fetches_nothing_and_overwrite_fetches_all(bk: Any, emu: BoknettEm
     check_contents(forced, folder, emu)
 
 
+def test_isbn13_as_text_as_numbers_or_missing_with_an_ean_is_the_same_object(bk: Any, emu: BoknettEmulator,
+                                                                            tmp_path: Path) -> None:
+    """The same rows in three shapes: the report's text, read back from a CSV (isbn13/ean int64, float64 once
+    a value is missing), and records with Python ints. Each object keeps one key ({isbn13}_{type}, or the EAN
+    when the ISBN-13 is missing, as php-sdk-met-api's file formatter does), so the re-runs fetch nothing and
+    the rows' isbn13 is one string dtype."""
+    import pandas as pd
+
+    df = everything(bk, emu).head(24)
+    folder = tmp_path / "shapes"
+    first = bk.download(df, folder)
+    done = first["outcome"] == "downloaded"
+    assert done.sum() >= 20
+    before = fetched(emu)
+
+    csv = tmp_path / "objs.csv"
+    df[["isbn13", "ean", "type", "reference"]].to_csv(csv, index=False)
+    as_ints = pd.read_csv(csv)
+    assert str(as_ints["isbn13"].dtype) == "int64"
+    with_gap = as_ints.astype({"isbn13": "float64"})
+    with_gap.loc[0, "isbn13"] = float("nan")  # the SDK's shape: no ISBN-13, the object known by its EAN
+    records = [{"isbn13": int(r.isbn13), "type": r.type, "reference": r.reference}
+               for r in as_ints.itertuples(index=False)]
+    for shape in (as_ints, with_gap, records):
+        again = bk.download(shape, folder)
+        assert fetched(emu) == before  # not one object fetched again, none saved twice
+        assert str(again["isbn13"].dtype) == "string"
+        assert again["outcome"].tolist() == ["already_downloaded" if d else o
+                                             for d, o in zip(done, first["outcome"])]
+        assert again["file"].tolist() == first["file"].tolist()
+        expected = df["isbn13"].tolist()
+        if shape is with_gap:
+            expected[0] = pd.NA
+        assert again["isbn13"].tolist() == expected
+    assert files_of(folder) == sorted(first.loc[done, "file"])
+    # a row with neither an ISBN-13 nor an EAN is still invalid
+    none = bk.download([{"isbn13": None, "ean": float("nan"), "type": "ol", "reference": df["reference"].iloc[0]}],
+                       folder)
+    assert none["outcome"].tolist() == ["invalid"] and "isbn13 (or ean)" in none["message"].iloc[0]
+
+
 def test_403_404_410_are_rows_with_plain_messages(dls: Sandbox, bk: Any, emu: BoknettEmulator, tmp_path: Path
                                                   ) -> None:
     mine = emu.object_record(1)

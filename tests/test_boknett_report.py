@@ -49,6 +49,25 @@ def test_values_are_text_exactly_as_served() -> None:
     assert second.isna()["fssn"]
 
 
+def test_an_isbn13_missing_empty_or_blank_is_na_alike_and_the_ean_stays() -> None:
+    """php-sdk-met-api's DefaultDownloadFileFormatter names a file by the EAN when ISBN13 is missing or empty
+    (its v1.0.0 fix): the report can carry such objects. Every shape of "no ISBN-13" lands as <NA> in the one
+    string column (a blank element was "" before), next to text ISBNs."""
+    def obj(isbn: str) -> str:
+        return (f"<OBJECT>{isbn}<EAN>9788202437930</EAN><FSSN>007157628</FSSN><VAREEIER_KODE>0008</VAREEIER_KODE>"
+                "<TYPE>ol</TYPE><REFERENCE>https://api.boknett.no/metadata/export/object/download?id=a</REFERENCE>"
+                "</OBJECT>")
+
+    shapes = ["", "<ISBN13/>", "<ISBN13></ISBN13>", "<ISBN13>  \n </ISBN13>", "<ISBN13>9788202437930</ISBN13>"]
+    body = ("<OBJECTS>" + "".join(obj(x) for x in shapes) + "</OBJECTS>").encode()
+    df = parse_objects(body)
+    assert all(str(t) == "string" for t in df.dtypes)
+    assert df["isbn13"].isna().tolist() == [True, True, True, True, False]
+    assert df["isbn13"].iloc[4] == "9788202437930" and (df["ean"] == "9788202437930").all()
+    blank_fssn = parse_objects(b"<OBJECTS>" + obj("").replace("007157628", " ").encode() + b"</OBJECTS>")
+    assert blank_fssn["fssn"].isna().all() and blank_fssn["vareeier_kode"].tolist() == ["0008"]
+
+
 def test_same_frame_as_the_frame_layer_gives() -> None:
     data = make_report(50, seed=3)
     df = parse_objects(data)

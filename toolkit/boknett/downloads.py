@@ -32,8 +32,11 @@ object's file saved exactly once.
 from __future__ import annotations
 
 import json
+import math
+import numbers
 import os
 import stat
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 from urllib.parse import urlsplit
@@ -90,6 +93,19 @@ def _text(value: Any) -> str | None:
     return text or None
 
 
+def _number(value: Any) -> str | None:
+    """An ISBN/EAN as text whatever shape it came in: ``"9788215012049"``, the int ``9788215012049`` (a
+    table read back with pandas), or the float ``9788215012049.0`` (the same column with a gap) all give
+    ``"9788215012049"``, so the object's journal key and file-name suffix do not depend on the shape."""
+    if isinstance(value, bool):
+        return _text(value)
+    if isinstance(value, numbers.Integral):
+        return str(int(value))
+    if isinstance(value, (float, Decimal)) and math.isfinite(value) and value == int(value):
+        return str(int(value))
+    return _text(value)
+
+
 def _records(objs: Any) -> list[dict[str, Any]]:
     if isinstance(objs, pd.Series):
         objs = [objs.to_dict()]
@@ -99,7 +115,8 @@ def _records(objs: Any) -> list[dict[str, Any]]:
             raise ValidationError(f"the objects lack the column{'s' if len(missing) > 1 else ''} "
                                   f"{', '.join(missing)}", service=SERVICE,
                                   hint="Give the DataFrame that bk.objects() or bk.changes() returned.")
-        rows = objs[["isbn13", "type", "reference"]].to_dict("records")
+        columns = ["isbn13", "type", "reference"] + (["ean"] if "ean" in objs.columns else [])
+        rows = objs[columns].to_dict("records")
     elif isinstance(objs, Mapping):
         rows = [dict(objs)]
     else:
@@ -108,8 +125,13 @@ def _records(objs: Any) -> list[dict[str, Any]]:
         except (TypeError, ValueError):
             raise ValidationError("objs must be the DataFrame of bk.objects() (or records with isbn13, type, "
                                   "reference)", service=SERVICE, hint="Pass the result of bk.objects().") from None
-    return [{"isbn13": _text(r.get("isbn13")), "type": _text(r.get("type")), "reference": _text(r.get("reference"))}
-            for r in rows]
+    records = []
+    for r in rows:
+        isbn13 = _number(r.get("isbn13"))
+        # an object without an ISBN-13 is known by its EAN (as Bokbasen's SDK names its file)
+        records.append({"isbn13": isbn13, "code": isbn13 or _number(r.get("ean")), "type": _text(r.get("type")),
+                        "reference": _text(r.get("reference"))})
+    return records
 
 
 def _folder(folder: "str | os.PathLike[str]") -> Path:
@@ -236,14 +258,14 @@ class _Download:
         self.client, self.run, self.root, self.records, self.overwrite = client, run, root, records, overwrite
         self.origin = _origin(client.base_url)
         self.names = _Names(root, overwrite, run.journal.entries(run.destination))
-        self.last_of = {f"{r['isbn13']}_{r['type']}": k for k, r in enumerate(records) if r["isbn13"] and r["type"]}
+        self.last_of = {f"{r['code']}_{r['type']}": k for k, r in enumerate(records) if r["code"] and r["type"]}
 
     def refused(self, k: int) -> Row | None:
         """The row of an object that is not fetched (incomplete, named again later, another host), or None."""
         rec = self.records[k]
-        if not (rec["isbn13"] and rec["type"] and rec["reference"]):
-            return _row(rec, "invalid", None, "not downloaded: the row lacks isbn13, type or reference")
-        if self.last_of.get(f"{rec['isbn13']}_{rec['type']}") != k:
+        if not (rec["code"] and rec["type"] and rec["reference"]):
+            return _row(rec, "invalid", None, "not downloaded: the row lacks isbn13 (or ean), type or reference")
+        if self.last_of.get(f"{rec['code']}_{rec['type']}") != k:
             return _row(rec, "duplicate", None, "not downloaded here: a later row names the same isbn13 and type; "
                                                 "that row downloads it")
         if not rec["reference"].startswith(("http://", "https://")) or _origin(rec["reference"]) != self.origin:
@@ -257,7 +279,7 @@ class _Download:
         if row is not None:
             return row
         rec = self.records[k]
-        item, reference = f"{rec['isbn13']}_{rec['type']}", str(rec["reference"])
+        item, reference = f"{rec['code']}_{rec['type']}", str(rec["reference"])
         settled = await self.run.write(item, reference, lambda: self.send(item, reference), label=item,
                                        recognise=self.recognise, keep=self.keep)
         row = self.row_of(rec, item, settled)

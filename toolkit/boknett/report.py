@@ -2,7 +2,8 @@
 
 * :func:`parse_objects` turns ``<OBJECTS><OBJECT>…</OBJECT></OBJECTS>`` into a DataFrame with the columns
   of :data:`OBJECT_SCHEMA`, every value text exactly as served (leading zeros kept, references untouched,
-  surrounding whitespace stripped); an empty ``<OBJECTS/>`` keeps its columns.
+  surrounding whitespace stripped); an element that is missing, empty (``<ISBN13/>``) or blank is ``<NA>``
+  alike (Bokbasen's SDK names such an object's file by its EAN); an empty ``<OBJECTS/>`` keeps its columns.
 * Speed: lxml's ``iterparse`` filtered on ``OBJECT``, each element cleared once read, values collected in
   column lists (``benchmarks/boknett_report.py`` compares it with ``pandas.read_xml``).
 * Safety: lxml never expands entities, never loads a DTD, never touches the network, and refuses huge
@@ -116,14 +117,14 @@ def parse_columns(data: bytes) -> dict[str, list[Any]]:
                 # the usual shape: the six elements in the documented order
                 for append, kid in zip(appends, kids):
                     text = kid.text
-                    append(text.strip() if text is not None else None)
+                    append((text.strip() or None) if text is not None else None)
             else:
                 row: list[Any] = [None] * width
                 for kid in kids:
                     k = slot.get(_local(kid.tag))
                     if k is not None:
                         text = kid.text
-                        row[k] = text.strip() if text is not None else None
+                        row[k] = (text.strip() or None) if text is not None else None
                 for append, value in zip(appends, row):
                     append(value)
             element.clear(keep_tail=False)
