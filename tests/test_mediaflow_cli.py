@@ -59,3 +59,32 @@ def test_missing_secret_without_a_terminal_is_a_plain_error(env: Any, monkeypatc
     assert main(["mediaflow", "latest"]) == 3
     err = capsys.readouterr().err
     assert "Mediaflow" in err and "TOOLKIT_MEDIAFLOW_REFRESH_TOKEN" in err
+
+
+def test_search_lists_the_hits_in_the_services_order(env: Any, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    out = tmp_path / "hits.csv"
+    truth = [f["id"] for f in env._search("sommar")]
+    assert main(["mediaflow", "search", "sommar", "--limit", "3", "--out", str(out)]) == 0
+    assert pd.read_csv(out)["id"].tolist() == truth[:3]
+    printed = capsys.readouterr()
+    assert "3 files found" in printed.out and not [s for s in env.secrets() if s in printed.out + printed.err]
+    videos = [f["id"] for f in env._search("sommar") if f["type"]["type"] == "video"]
+    assert main(["mediaflow", "search", "sommar", "--type", "video", "--out", str(out)]) == 0
+    assert pd.read_csv(out)["id"].tolist() == videos
+    folder = env.files[truth[0]]["folderId"]
+    assert main(["mediaflow", "search", "sommar", "--folder-id", str(folder), "--out", str(out)]) == 0
+    assert pd.read_csv(out)["id"].tolist() == [i for i in truth if env.files[i]["folderId"] == folder]
+    assert main(["mediaflow", "search", "ingen-sådan-fil"]) == 0  # nothing found is not an error
+    assert "0 files found" in capsys.readouterr().out
+    assert main(["mediaflow", "search", "sommar", "--limit", "0"]) == 3  # an error stopped it
+    assert "limit" in capsys.readouterr().err
+
+
+def test_every_option_of_every_verb_has_help() -> None:
+    from toolkit.cli import build_parser
+
+    verbs = build_parser()._subparsers._group_actions[0].choices["mediaflow"]._subparsers._group_actions[0].choices
+    assert {"latest", "search", "upload"} <= set(verbs)
+    for name, parser in verbs.items():
+        for action in parser._actions:
+            assert action.help, f"toolkit mediaflow {name}: {action.dest} has no help"

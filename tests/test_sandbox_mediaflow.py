@@ -347,3 +347,160 @@ def test_previews_are_served_without_auth_as_distinct_jpegs(em: MediaflowEmulato
     assert len(call("GET", sizes["thumb"])[1]) < len(call("GET", sizes["medium"])[1])
     status, body = call("GET", f"{em.base_url}/previews/{without[0]['id']}/small.jpg")
     assert status == 404 and set(body) == {"status", "error"}
+
+
+# -- what Mediaflow's own clients call (issue 19) -----------------------------------------------------------
+def post_json(em: MediaflowEmulator, path: str, body: Any, auth: dict[str, str] | None = None,
+              **params: Any) -> tuple[int, Any]:
+    query = ("?" + urllib.parse.urlencode(params)) if params else ""
+    return call("POST", f"{em.credentials()['base_url']}/{path}{query}", json.dumps(body).encode(),
+                {**(auth if auth is not None else bearer(em)), "Content-Type": "application/json"})
+
+
+def an_image(em: MediaflowEmulator) -> dict[str, Any]:
+    return next(f for f in em._newest_first(list(em.files.values())) if f["type"]["type"] == "image")
+
+
+def test_download_links_in_both_path_forms_and_a_form_turned_off_is_404(em: MediaflowEmulator) -> None:
+    """The file selector asks ``file/{id}/downloads/0`` (singular): 404 before, only ``files/…`` was served."""
+    auth, fid = bearer(em), an_image(em)["id"]
+    status, single = api(em, f"file/{fid}/downloads/0", auth)
+    assert status == 200 and len(single) == 1 and single[0]["id"] == 0 and single[0]["format"] == "Original"
+    assert api(em, f"files/{fid}/downloads/0", auth)[1] == single  # the same signed link either way
+    status, every = api(em, f"file/{fid}/downloads", auth)
+    assert status == 200 and [d["id"] for d in every] == [0, 11, 12, 13]
+    assert all(isinstance(d["downloadWarning"], bool) and isinstance(d["watermark"], bool) for d in every)
+    em.download_path_forms = ("files",)
+    status, body = api(em, f"file/{fid}/downloads/0", auth)
+    assert status == 404 and body["error"] == "No such endpoint"
+    assert api(em, f"files/{fid}/downloads/0", auth)[0] == 200
+    em.download_path_forms = ("file",)
+    assert api(em, f"files/{fid}/downloads/0", auth)[0] == 404 and api(em, f"file/{fid}/downloads/0", auth)[0] == 200
+
+
+def test_formats_and_a_converted_download(em: MediaflowEmulator) -> None:
+    auth, f = bearer(em), an_image(em)
+    status, crate = api(em, "format", auth)  # the Rust crate: GET format, id/name/width/height
+    assert status == 200 and all(set(x) == {"id", "name", "width", "height"} for x in crate)
+    status, selector = api(em, "formats", auth, fields="id,name,suffix,filetype,width,height,keepRatio")
+    assert status == 200 and [x["id"] for x in selector] == [x["id"] for x in crate]
+    assert all(isinstance(x["keepRatio"], bool) and isinstance(x["width"], int) for x in selector)
+    square = next(x for x in selector if not x["keepRatio"])
+    link = api(em, f"file/{f['id']}/downloads/{square['id']}", auth)[1][0]
+    assert link["filetype"] == square["filetype"] and link["format"] == square["name"]
+    status, raw = call("GET", link["downloadURL"])  # no auth: the signed link
+    with Image.open(io.BytesIO(raw)) as img:
+        assert status == 200 and img.size == (square["width"], square["height"])
+    assert call("GET", link["downloadURL"].replace("signature=", "signature=x"))[0] == 403
+    document = next(x for x in em.files.values() if x["type"]["type"] == "document")
+    assert api(em, f"file/{document['id']}/downloads/{square['id']}", auth)[0] == 404  # only the original
+    assert [d["id"] for d in api(em, f"file/{document['id']}/downloads", auth)[1]] == [0]
+
+
+def test_a_warning_is_a_bool_and_a_locked_file_is_403(em: MediaflowEmulator) -> None:
+    from toolkit.sandbox.mediaflow_data import WARNING_MARK
+
+    auth = bearer(em)
+    warned = next(f for f in em.files.values() if f["mark"] == WARNING_MARK)
+    assert api(em, f"file/{warned['id']}/downloads/0", auth)[1][0]["downloadWarning"] is True
+    f = an_image(em)
+    assert api(em, f"file/{f['id']}/checkpermissions", auth)[1] == [{"allowDownload": True,
+                                                                      "allowDownloadReason": None}]
+    f["locked"] = True
+    try:
+        status, body = api(em, f"file/{f['id']}/downloads/0", auth)
+        assert status == 403 and "permission" in body["error"]
+        assert api(em, f"file/{f['id']}/checkpermissions", auth)[1][0] == {"allowDownload": False,
+                                                                            "allowDownloadReason": "FILE_DENIED"}
+    finally:
+        f["locked"] = False
+
+
+def test_file_folders_marks_and_the_user_as_the_file_selector_reads_them(em: MediaflowEmulator) -> None:
+    auth, f = bearer(em), an_image(em)
+    status, folders = api(em, f"file/{f['id']}/folders", auth)
+    assert status == 200 and folders[0]["id"] == f["folderId"]
+    status, marks = api(em, "marks", auth)
+    assert status == 200 and {m["mark"] for m in marks} == set(range(1, 7)) and all(m["name"] for m in marks)
+    status, me = api(em, "users/me", auth, fields="activeModules")
+    assert status == 200 and set(me[0]) == {"id", "customerId", "activeModules"}
+    assert {"ai_assisted_search_default", "ai_generated_keywords"} <= set(me[0]["activeModules"])
+    assert api(em, "file/123/folders", auth)[0] == 404 and api(em, "file/123/checkpermissions", auth)[0] == 404
+
+
+def test_fields_the_clients_ask_for_come_back_with_the_vendor_types(em: MediaflowEmulator) -> None:
+    """mark, gdprType, mediaId, alpha were asked for and never returned; the crate's numbers, objects and
+    bools were strings, ints and ``""``."""
+    auth = bearer(em)
+    asked = "id,name,mark,uploaded,uploadedby,gdprstatus,gdprtype,mediaid,alttext,alpha"
+    rows = api(em, f"folder/{an_image(em)['folderId']}/files", auth, fields=asked)[1]
+    assert rows and all({"mark", "gdprType", "mediaId", "alpha", "uploadedBy"} <= set(r) for r in rows)
+    full = api(em, f"file/{an_image(em)['id']}", auth, fields="all")[1][0]
+    for name in ("dpi", "rating", "nrDownloads", "mark", "uploadedBy"):
+        assert isinstance(full[name], int) and not isinstance(full[name], bool), name
+    for name in ("hasVersions", "hasHistory", "locked", "alpha", "processed"):
+        assert isinstance(full[name], bool), name
+    assert isinstance(full["instructions"], str) and isinstance(full["comment"], str)
+    assert all(isinstance(p["size"], str) for p in full["previews"])  # the crate's Preview.size: a String
+    tree = api(em, "folders", auth, fields="all")[1]
+    for folder in tree:
+        assert isinstance(folder["type"], int) and isinstance(folder["createdBy"], int)
+        assert all(isinstance(p, dict) and {"id", "name"} <= set(p) for p in folder["parents"])
+    deep = next(x for x in tree if x["id"] == -15)
+    assert [p["id"] for p in deep["parents"]] == [10, -14] and [p["name"] for p in deep["parents"]] == [
+        "Bilder", "Evenemang"]
+    em.legacy_shapes = True  # the contract as first researched, for tests of clients that read both
+    old = api(em, f"file/{an_image(em)['id']}", auth, fields="all")[1][0]
+    assert isinstance(old["uploadedBy"], str) and isinstance(old["dpi"], str)
+    assert api(em, "folders", auth, fields="parents")[1][-1]["parents"] == [40]
+
+
+def test_search_as_the_file_selector_posts_it(em: MediaflowEmulator) -> None:
+    auth = bearer(em)
+    body = {"searchTerm": "sommar", "lang": "sv-SE", "ai": False}
+    status, hits = post_json(em, "search/file", body, auth,
+                             fields="id,name,filename,type,mark,uploaded,uploadedby,gdprtype,mediaid,alttext")
+    assert status == 200 and len(hits) >= 3
+    truth = {f["id"]: f for f in em.files.values()}
+    assert all("sommar" in " ".join(str(truth[h["id"]][k]) for k in ("name", "filename", "description", "alttext",
+                                                                      "photographer")).lower() for h in hits)
+    assert len(hits) == sum("sommar" in f"{f['name']} {f['filename']} {f['description']} {f['alttext']} "
+                            f"{f['photographer']}".lower() for f in truth.values())
+    assert all({"mark", "gdprType", "mediaId"} <= set(h) for h in hits)
+    ranks = [("sommar" in h["name"].lower()) for h in hits]
+    assert ranks == sorted(ranks, reverse=True)  # hits in the name first
+    p2 = post_json(em, "search/file", body, auth, fields="id", page=2, per_page=2)[1]
+    assert [h["id"] for h in p2] == [h["id"] for h in hits[2:4]]
+    assert em.search_requests[-1] == {"term": "sommar", "lang": "sv-SE", "ai": False,
+                                      "query": {"fields": "id", "page": "2", "per_page": "2"}}
+    assert post_json(em, "search/file", {"searchTerm": "sommar stockholm", "lang": "en-GB"}, auth)[0] == 200
+    assert post_json(em, "search/file", {"searchTerm": " ", "lang": "sv-SE"}, auth)[0] == 400
+    assert post_json(em, "search/file", {"searchTerm": "x", "lang": "xx-XX"}, auth)[0] == 400
+    assert post_json(em, "search/file", body, {})[0] == 401
+
+
+def test_usage_reports_of_wagtail_and_wordpress_are_recorded_and_listed(em: MediaflowEmulator) -> None:
+    auth, fid = bearer(em), an_image(em)["id"]
+    wagtail = {"contact": "Redaktör", "types": ["web"], "web": {"page": "https://www.example.se/a", "pageName": "A"},
+               "project": "Wagtail", "date": "2025-06-01 10:00:00.123+00:00"}
+    status, made = post_json(em, f"file/{fid}/usage", wagtail, auth)
+    assert status == 200 and made[0]["type"] == "WEB" and made[0]["url"] == "https://www.example.se/a"
+    wordpress = {"id": [fid], "types": ["web"], "date": "2025-06-02", "contact": "WP", "amount": 1,
+                 "project": "WordPress", "removed": False, "web": {"page": "https://www.example.se/b", "pageName": "B"}}
+    assert post_json(em, "files/multiple/usages", wordpress, auth)[0] == 200
+    documented = dict(wordpress, id=[str(fid)], amount="1", removed="false", web={"page": "https://x.se/c"})
+    assert post_json(em, "files/multiple/usages", documented, auth)[0] == 200  # the docs' strings
+    status, listed = api(em, f"file/{fid}/usage", auth, fields="any")
+    assert status == 200 and [u["url"] for u in listed] == ["https://www.example.se/a", "https://www.example.se/b",
+                                                           "https://x.se/c"]
+    assert listed[1]["contact"] == "WP" and listed[1]["project"] == "WordPress" and listed[1]["pageName"] == "B"
+    assert listed[1]["publishDate"] == "2025-06-02" and listed[1]["createdBy"]["name"] and listed[1]["created"]
+    assert len(em.usages[fid]) == 3 and len(em.usage_posts) == 3
+    post_json(em, "files/multiple/usages", dict(wordpress, removed=True), auth)  # no longer used on page b
+    assert [u["url"] for u in api(em, f"file/{fid}/usage", auth)[1]] == ["https://www.example.se/a", "https://x.se/c"]
+    status, body = post_json(em, "files/multiple/usages", dict(wordpress, id=[fid, 123]), auth)
+    assert status == 404 and "123" in body["error"] and len(em.usages[fid]) == 2  # nothing recorded
+    assert post_json(em, f"file/{fid}/usage", dict(wagtail, types="web"), auth)[0] == 400
+    assert post_json(em, f"file/{fid}/usage", dict(wagtail, web={}), auth)[0] == 400
+    assert post_json(em, "files/multiple/usages", dict(wordpress, removed="maybe"), auth)[0] == 400
+    assert post_json(em, "file/123/usage", wagtail, auth)[0] == 404

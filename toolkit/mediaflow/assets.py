@@ -1,4 +1,4 @@
-"""Reading Mediaflow: latest files, folder tree, files of a folder, one file, previews.
+"""Reading Mediaflow: latest files, search, folder tree, files of a folder, one file, previews.
 
 Every successful GET of Mediaflow answers a JSON array (even for one object). Files become rows with
 snake_case columns: camelCase keys are converted (``uploadedBy`` → ``uploaded_by``, ``hasPreview`` →
@@ -7,6 +7,8 @@ snake_case columns: camelCase keys are converted (``uploadedBy`` → ``uploaded_
 becomes ``latitude``/``longitude`` and ``focus`` ``focus_x``/``focus_y``. Times (``uploaded``,
 ``added_to_folder``) are UTC without a time zone. Fields the toolkit does not know are kept with their
 name in snake_case. The columns depend only on the fields asked for, so an empty result keeps them.
+Every column has one dtype whatever JSON type the service gives a value in (a number or its text, ``""``
+or a bool …): see :mod:`toolkit.mediaflow.shapes`.
 """
 
 from __future__ import annotations
@@ -22,16 +24,21 @@ from ..core.bulk import check_concurrency
 from ..core.errors import ToolkitError, ValidationError
 from ..core.frames import ToolkitFrame, ToolkitSeries, frame
 from ..core.http import PagePaging, json_or_none
+from . import shapes
 
 #: the Mediaflow AsyncClient (duck-typed here, not imported: the client imports this module)
 AsyncClient = Any
 
-__all__ = ["FILE_COLUMNS", "FOLDER_SCHEMA", "DEFAULT_FIELDS", "PREVIEW_SIZES", "snake", "file_columns",
-           "file_records", "latest", "folders", "files", "file", "previews", "array_of", "int_id"]
+__all__ = ["FILE_COLUMNS", "FOLDER_SCHEMA", "DEFAULT_FIELDS", "PREVIEW_SIZES", "SEARCH_LANG", "snake", "file_columns",
+           "file_records", "latest", "search", "folders", "files", "file", "previews", "array_of", "int_id"]
 
 SERVICE = "mediaflow"
 PAGE_SIZE = 100  # Mediaflow's largest per_page
 PREVIEW_SIZES = ("thumb", "small", "medium")
+#: the ``lang`` of a search (one of those Mediaflow's file selector sends: sv-SE, en-GB, fi-FI, nb-NO, de-DE)
+SEARCH_LANG = "sv-SE"
+#: at most this many pages of one search (a guard against a service that never gives a short page)
+MAX_SEARCH_PAGES = 1000
 
 #: Mediaflow field (lower-case, as ``fields=`` names it) → the columns it becomes, with their dtypes
 FILE_COLUMNS: dict[str, dict[str, str]] = {
@@ -48,6 +55,7 @@ FILE_COLUMNS: dict[str, dict[str, str]] = {
     "rating": {"rating": "Int64"},
     "nrdownloads": {"nr_downloads": "Int64"},
     "uploaded": {"uploaded": "datetime"},
+    "mark": {"mark": "Int64"},
     "uploadedby": {"uploaded_by": "string"},
     "addedtofolder": {"added_to_folder": "datetime"},
     "photographer": {"photographer": "string"},
@@ -56,8 +64,13 @@ FILE_COLUMNS: dict[str, dict[str, str]] = {
     "processed": {"processed": "boolean"},
     "haspreview": {"has_preview": "boolean"},
     "hasversions": {"has_versions": "boolean"},
+    "hashistory": {"has_history": "boolean"},
     "locked": {"locked": "boolean"},
+    "comment": {"comment": "string"},
     "gdprstatus": {"gdpr_status": "string"},
+    "gdprtype": {"gdpr_type": "string"},
+    "mediaid": {"media_id": "string"},
+    "alpha": {"alpha": "boolean"},
     "alttext": {"alttext": "string"},
     "folderid": {"folder_id": "Int64"},
     "geodata": {"latitude": "Float64", "longitude": "Float64"},
@@ -80,7 +93,7 @@ VOCABULARY_COLUMNS = {"bytes": "Int64", "title": "string", "url": "string", "cre
 _VOCABULARY_SOURCES = {"bytes": "filesize", "title": "name", "url": "medium_preview", "created": "uploaded"}
 
 FOLDER_SCHEMA = {"id": "Int64", "name": "string", "parent": "Int64", "depth": "Int64", "has_children": "boolean",
-                 "archived": "boolean", "type": "string", "path": "string"}
+                 "archived": "boolean", "type": "string", "path": "string", "created_by": "string", "parents": "object"}
 
 _CAMEL = re.compile(r"(?<=[a-z0-9])([A-Z])")
 
@@ -150,6 +163,8 @@ def file_records(items: Sequence[Any]) -> list[dict[str, Any]]:
                 rec[snake(key)] = value or None  # a time; frame() makes it naive UTC
             elif low in ("thumbpreview", "smallpreview", "mediumpreview", "icon"):
                 rec[snake(key)] = value or None  # "" = no preview
+            elif low == "previews":
+                rec["previews"] = shapes.previews(value)
             else:
                 rec[snake(key)] = value
         for column, source in _VOCABULARY_SOURCES.items():
@@ -159,9 +174,8 @@ def file_records(items: Sequence[Any]) -> list[dict[str, Any]]:
 
 
 def _file_frame(items: Sequence[Any], names: list[str] | None) -> ToolkitFrame:
-    records = file_records(items)
     schema = file_columns(names)
-    return frame(records, schema, kind="assets", service=SERVICE)
+    return frame(shapes.records(file_records(items), schema), schema, kind="assets", service=SERVICE)
 
 
 def array_of(response: Any) -> list[Any]:
@@ -198,11 +212,16 @@ def _type_param(type: str | None) -> str:
     return "any" if type in (None, "", "all") else str(type).lower()
 
 
-async def latest(client: "AsyncClient", type: str | None = "image", processed: bool = True, limit: int = 100,
-                 fields: "str | Sequence[str] | None" = None) -> ToolkitFrame:
+def _check_limit(limit: Any) -> int:
     if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
         raise ValidationError(f"limit must be a whole number of at least 1, not {limit!r}", service=SERVICE,
                               hint="Give limit=100, for example.")
+    return limit
+
+
+async def latest(client: "AsyncClient", type: str | None = "image", processed: bool = True, limit: int = 100,
+                 fields: "str | Sequence[str] | None" = None) -> ToolkitFrame:
+    _check_limit(limit)
     names = _field_list(fields)
     params: dict[str, Any] = {"type": _type_param(type), "fields": _fields_param(names)}
     if processed:
@@ -216,23 +235,87 @@ async def latest(client: "AsyncClient", type: str | None = "image", processed: b
     return _file_frame(items[:limit], names)
 
 
+def _search_fields(names: list[str] | None, *needed: str) -> str:
+    """The ``fields=`` of a search: those asked for (or the default) and the ones a filter needs."""
+    asked = list(names) if names is not None else list(DEFAULT_FIELDS)
+    if any(n in ("all", "any") for n in asked):
+        return ",".join(asked)
+    return ",".join([*asked, *(n for n in needed if n not in asked)])
+
+
+def _type_of(item: dict[str, Any]) -> str | None:
+    kind = item.get("type")
+    kind = kind.get("type") if isinstance(kind, dict) else kind
+    return str(kind).lower() if kind is not None else None
+
+
+async def _search_pages(client: "AsyncClient", body: dict[str, Any], fields: str, keep: Any, limit: int,
+                        per_page: int) -> list[dict[str, Any]]:
+    """The hits that ``keep`` accepts, page after page (``page``/``per_page`` as ``file/latest``), until
+    ``limit``, a short page, a page longer than asked (the service ignored the paging and gave every hit:
+    the file selector sends none) or a page of hits already seen (it ignored ``page``)."""
+    found: list[dict[str, Any]] = []
+    seen: set[Any] = set()
+    for page in range(1, MAX_SEARCH_PAGES + 1):
+        response = await client.http.request("POST", "search/file", json=body, idempotent=True,
+                                             params={"fields": fields, "page": page, "per_page": per_page},
+                                             what="search Mediaflow")
+        batch = [item for item in array_of(response) if isinstance(item, dict)]
+        fresh = [item for item in batch if item.get("id") not in seen]
+        seen.update(item.get("id") for item in batch)
+        found.extend(item for item in fresh if keep(item))
+        if len(found) >= limit or len(batch) != per_page or not fresh:
+            break
+    return found
+
+
+async def search(client: "AsyncClient", text: Any, type: str | None = None, folder_id: Any = None,
+                 limit: int = 100, fields: "str | Sequence[str] | None" = None) -> ToolkitFrame:
+    if not isinstance(text, str) or not text.strip():
+        raise ValidationError(f"search() needs the text to search for, not {text!r}", service=SERVICE,
+                              hint='Give words, e.g. mf.search("sommar stockholm").')
+    _check_limit(limit)
+    names = _field_list(fields)
+    fid = None if folder_id is None else int_id(folder_id, "folder id")
+    kind = None if type in (None, "", "any", "all") else str(type).lower()
+    needed = [n for n, on in (("type", kind is not None), ("folderid", fid is not None)) if on]
+
+    def keep(item: dict[str, Any]) -> bool:  # the file selector filters its hits the same way, after the search
+        return (kind is None or _type_of(item) == kind) and (fid is None or shapes.as_int(item.get("folderId")) == fid)
+
+    body = {"searchTerm": text.strip(), "lang": SEARCH_LANG, "ai": False}
+    per_page = PAGE_SIZE if needed else min(PAGE_SIZE, limit)
+    items = await _search_pages(client, body, _search_fields(names, *needed), keep, limit, per_page)
+    return _file_frame(items[:limit], names)
+
+
+def _folder_path(f: dict[str, Any], by_id: dict[Any, dict[str, Any]]) -> str:
+    """The names from the top, joined by " / ": up the parents of the listing, or — for a parent the listing
+    does not hold — from the folder's own ``parents`` objects (the crate's shape), which name them all."""
+    above = [p for p in (f.get("parents") or []) if isinstance(p, dict) and p.get("name") is not None]
+    names, seen, node = [], set(), f
+    while node is not None and node.get("id") not in seen:
+        seen.add(node.get("id"))
+        names.append(str(node.get("name", "")))
+        parent = shapes.as_int(node.get("parent"))
+        if parent in (None, 0):
+            break
+        node = by_id.get(parent)
+        if node is None and above:
+            return " / ".join([str(p["name"]) for p in above] + [str(f.get("name", ""))])
+    return " / ".join(reversed(names))
+
+
 async def folders(client: "AsyncClient") -> ToolkitFrame:
     response = await client.http.request("GET", "foldertree", params={"fields": "all"}, what="read the folder tree")
     items = [f for f in array_of(response) if isinstance(f, dict)]
-    by_id = {f.get("id"): f for f in items}
-
-    def path(f: dict[str, Any]) -> str:
-        names, seen, node = [], set(), f
-        while node is not None and node.get("id") not in seen:
-            seen.add(node.get("id"))
-            names.append(str(node.get("name", "")))
-            node = by_id.get(node.get("parent")) if node.get("parent") not in (None, 0) else None
-        return " / ".join(reversed(names))
-
-    records = [{"id": f.get("id"), "name": f.get("name"), "parent": f.get("parent"), "depth": f.get("depth"),
-                "has_children": f.get("hasChildren"), "archived": f.get("archived"), "type": f.get("type"),
-                "path": path(f)} for f in items]
-    return frame(records, FOLDER_SCHEMA, kind="records", service=SERVICE)
+    by_id = {shapes.as_int(f.get("id")): f for f in items}
+    records = [{"id": f.get("id"), "name": f.get("name"),
+                "parent": 0 if f.get("parent") is None else f.get("parent"),  # null = top level, as 0 is
+                "depth": f.get("depth"), "has_children": f.get("hasChildren"), "archived": f.get("archived"),
+                "type": f.get("type"), "path": _folder_path(f, by_id), "created_by": f.get("createdBy"),
+                "parents": shapes.folder_ids(f.get("parents"))} for f in items]
+    return frame(shapes.records(records, FOLDER_SCHEMA), FOLDER_SCHEMA, kind="records", service=SERVICE)
 
 
 async def files(client: "AsyncClient", folder_id: Any, type: str | None = "any", processed: bool = False,

@@ -5,9 +5,12 @@ path prefix before the version (a proxy) works too.
 
     mf = toolkit.mediaflow.connect(client_id=…, client_secret=…, refresh_token=…)
     mf.latest(limit=50)                 # newest images first
+    mf.search("sommar stockholm")       # files in the service's order
     mf.folders(); mf.files(folder_id); mf.file(file_id)
     mf.previews(files)                  # PIL images for toolkit.widgets.image_grid
+    mf.formats(); mf.download_urls(files, format=0)
     mf.upload(path, folder_id); mf.upload_folder(folder, folder_id)
+    mf.report_usage(files, page_url, page_name); mf.usages(files)
 
 Written once, async (:class:`AsyncClient`); :func:`connect` returns the generated sync :class:`Client`.
 See ``docs/mediaflow.md`` for the contract this implements and the choices made where it is silent.
@@ -31,6 +34,7 @@ from ..core.registry import Field, ServiceSpec, register
 from ..core.sync import sync_class
 from . import assets as _assets
 from . import uploads as _uploads
+from . import usage as _usage
 
 __all__ = ["AsyncClient", "Client", "connect", "FIELDS", "DEFAULT_BASE_URL", "ENVIRONMENTS", "MediaflowTokenGrant"]
 
@@ -112,6 +116,8 @@ class AsyncClient(ServiceClient):
         # (uploads.py decides what may be repeated: the same upload URL, never a second one blindly)
         self.transfer = self._open_http("", transport=transport, timeouts=timeouts, retry=RetryPolicy(attempts=1),
                                         max_connections=max_connections)
+        #: the path form of download links that has answered on this connection (downloads.PATH_FORMS)
+        self._download_form: str | None = None
 
     # -- plumbing ---------------------------------------------------------------------------------------
     def destination(self, folder_id: Any) -> str:
@@ -148,10 +154,37 @@ class AsyncClient(ServiceClient):
         """
         return await _assets.latest(self, type=type, processed=processed, limit=limit, fields=fields)
 
+    async def search(self, text: str, type: str | None = None, folder_id: int | None = None, limit: int = 100,
+                     fields: "str | Sequence[str] | None" = None) -> ToolkitFrame:
+        """Files whose name, description, alt text … hold the words of ``text`` (``POST search/file``, as
+        Mediaflow's file selector searches), in the order the service gives them.
+
+        Parameters
+        ----------
+        text : the words to search for (every word must be found).
+        type : ``"image"``, ``"video"``, ``"document"`` … to keep only files of that type (``None``: every
+            type); ``folder_id`` : to keep only files directly in that folder. Both are applied to the hits,
+            as the file selector does, and pages are read until ``limit`` files are kept.
+        limit : at most this many files (a whole number ≥ 1).
+        fields : as for :meth:`latest`.
+
+        Returns
+        -------
+        DataFrame with the columns of :meth:`latest`; ``attrs["kind"] == "assets"``.
+
+        Raises
+        ------
+        ValidationError for empty ``text``, a bad ``limit``, ``folder_id`` or field; Unauthorized when the
+        credentials are refused.
+        """
+        return await _assets.search(self, text, type=type, folder_id=folder_id, limit=limit, fields=fields)
+
     async def folders(self) -> ToolkitFrame:
         """The folder tree as a flat DataFrame (``GET foldertree``), parents before children: ``id, name,
-        parent, depth, has_children, archived, type, path`` (``parent`` 0 = top level; ids may be
-        negative; ``path`` is the names from the top, joined with " / ")."""
+        parent, depth, has_children, archived, type, path, created_by, parents`` (``parent`` 0 = top level,
+        also when Mediaflow sends none; ids may be negative; ``path`` is the names from the top, joined with
+        " / "; ``type`` and ``created_by`` as text, ``parents`` the list of the parent folders' ids, top
+        first)."""
         return await _assets.folders(self)
 
     async def files(self, folder_id: int, type: str | None = "any", processed: bool = False,
@@ -176,22 +209,33 @@ class AsyncClient(ServiceClient):
         into ``toolkit.widgets.image_grid``."""
         return await _assets.previews(self, files, size=size, concurrency=concurrency)
 
-    async def download_urls(self, files: Any, format: Any = "original", concurrency: int = 8) -> ToolkitFrame:
-        """Signed download links of the files (``GET files/{id}/downloads/{formatId}``), one row per file.
+    async def formats(self) -> ToolkitFrame:
+        """The download formats (``GET formats``): ``id, name, suffix, filetype, width, height, keep_ratio``
+        (-1 for a width or height keeps the original's); ``attrs["kind"] == "records"``. Format 0, the
+        original file, is not listed but always there. See :mod:`toolkit.mediaflow.downloads`."""
+        from . import downloads as _downloads
+
+        return await _downloads.formats(self)
+
+    async def download_urls(self, files: Any, format: Any = 0, concurrency: int = 8) -> ToolkitFrame:
+        """Signed download links of the files (``GET file/{id}/downloads/{formatId}``), one row per file.
 
         Parameters
         ----------
         files : a DataFrame of :meth:`latest`/:meth:`files` (its ``id`` column; the rows keep its index), a
             Series of :meth:`file`, or file ids.
-        format : ``"original"`` (default: the original file, format id 0) or a Mediaflow format id.
+        format : a Mediaflow format id: 0 (default, also ``"original"``) the original file, or an id of
+            :meth:`formats`.
         concurrency : link requests in flight at once.
 
         Returns
         -------
-        DataFrame: ``id, format_id, format, filetype, expires_in, download_url, http_status, message``. The
-        links are secrets (anyone holding one can fetch the file until it expires): ``download_url`` is shown
-        masked and registered for redaction; ``df["download_url"].tolist()`` gives the real links. A file or
-        format Mediaflow does not know is a row with ``http_status`` 404. See :mod:`toolkit.mediaflow.downloads`.
+        DataFrame: ``id, format_id, format, filetype, expires_in, download_url, watermark, is_preview,
+        download_warning, http_status, message``. The links are secrets (anyone holding one can fetch the
+        file until it expires): ``download_url`` is shown masked and registered for redaction;
+        ``df["download_url"].tolist()`` gives the real links. A file or format Mediaflow does not know is a
+        row with ``http_status`` 404, a file the integration may not download a 403 row; a download warning
+        is ``download_warning`` and said in ``message``. See :mod:`toolkit.mediaflow.downloads`.
 
         Raises
         ------
@@ -201,6 +245,12 @@ class AsyncClient(ServiceClient):
         from . import downloads as _downloads
 
         return await _downloads.download_urls(self, files, format=format, concurrency=concurrency)
+
+    async def usages(self, files: Any, concurrency: int = 8) -> ToolkitFrame:
+        """Where Mediaflow says the files are used (``GET file/{id}/usage``): one row per usage, ``file_id, id,
+        type, url, page_name, contact, project, publish_date, amount, description, reported_at,
+        reported_by``. Raises NotFound for a file Mediaflow does not have."""
+        return await _usage.usages(self, files, concurrency=concurrency)
 
     # -- writing ----------------------------------------------------------------------------------------
     async def upload(self, path: "str | os.PathLike[str]", folder_id: int) -> ToolkitSeries:
@@ -218,6 +268,39 @@ class AsyncClient(ServiceClient):
         directory entry. See :func:`toolkit.mediaflow.uploads.upload_folder`."""
         return await _uploads.upload_folder(self, folder, folder_id, concurrency=concurrency, dry_run=dry_run,
                                             journal=journal, progress=progress)
+
+    async def report_usage(self, files: Any, page_url: str, page_name: str, project: str | None = None,
+                           contact: str | None = None, types: Sequence[str] = ("web",), remove: bool = False,
+                           dry_run: bool = False, journal: "str | os.PathLike[str] | None" = _usage.DEFAULT_JOURNAL,
+                           concurrency: int = 4, progress: bool = True) -> ToolkitFrame:
+        """Tell Mediaflow that the files are used on a web page (or, ``remove=True``, no longer are), exactly
+        once: one row per file.
+
+        Parameters
+        ----------
+        files : a DataFrame with an ``id`` column, a Series of :meth:`file`, or file ids (a file given twice
+            is one row).
+        page_url, page_name : the page's address (http/https) and title.
+        project, contact : the project and the person responsible Mediaflow shows (default ``"toolkit"``).
+        types : the usage types (default ``("web",)``).
+        remove : report that the files are no longer used on the page.
+        dry_run : send nothing (not even a token request); rows say what would be reported.
+        journal : where reports are remembered so a re-run reports nothing twice: by default
+            ``mediaflow-usage.sqlite`` in the toolkit's state folder; a file path; or ``None`` (this call only).
+
+        Returns
+        -------
+        DataFrame ``id, page_url, page_name, types, removed, outcome, http_status, message``; ``df.summary``.
+        Outcomes: reported, already_reported, would_report, failed (with Mediaflow's message), in_doubt,
+        deferred. See :mod:`toolkit.mediaflow.usage`.
+
+        Raises
+        ------
+        ValidationError for a bad argument (nothing sent); Unauthorized when the credentials are refused.
+        """
+        return await _usage.report_usage(self, files, page_url, page_name, project=project, contact=contact,
+                                         types=types, remove=remove, dry_run=dry_run, journal=journal,
+                                         concurrency=concurrency, progress=progress)
 
     def __repr__(self) -> str:
         return redact(f"<Mediaflow client {self.base_url} client_id={self.client_id}>")

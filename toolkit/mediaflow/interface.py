@@ -1,5 +1,5 @@
-"""The small client interface the Mediaflow uploads are written against (no import of the client, which
-imports the upload module).
+"""The small client interfaces the Mediaflow uploads and usage reports are written against (no import of the
+client, which imports those modules).
 
 Anything with these members works: the real :class:`toolkit.mediaflow.AsyncClient`, or a test double.
 """
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-__all__ = ["UploadClient"]
+__all__ = ["UploadClient", "UsageClient"]
 
 
 class UploadClient(Protocol):
@@ -20,6 +20,19 @@ class UploadClient(Protocol):
 
     def destination(self, folder_id: Any) -> str:
         """The journal key of an upload folder: service, base URL and folder id (never a secret)."""
+
+    async def check_credentials(self) -> None:
+        """Fetch the access token now (raises the service's refusal)."""
+
+    async def ensure_pool(self, concurrency: int) -> None:
+        """Make every connection's pool hold at least ``concurrency`` connections."""
+
+
+class UsageClient(Protocol):
+    #: the API connection (``toolkit.core.http.HttpClient``, with the access token)
+    http: Any
+    #: the API's base URL (part of the journal key of a usage report)
+    base_url: str
 
     async def check_credentials(self) -> None:
         """Fetch the access token now (raises the service's refusal)."""

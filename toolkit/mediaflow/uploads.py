@@ -73,6 +73,7 @@ from ..core.redact import SECRET_KEYS, get_logger, redact, register_secret
 from ..core.writes import ALREADY, BUSY, FAILED as SETTLED_FAILED, FOUND, IN_DOUBT, SENT, Settled, Stored, WriteRun
 from ..core.writes import in_doubt_message
 from .assets import array_of, int_id
+from .shapes import as_int
 
 if TYPE_CHECKING:
     from .interface import UploadClient
@@ -188,13 +189,15 @@ async def find_stored(client: "UploadClient", folder_id: int, f: _File) -> int |
                                          params={"type": "any", "fields": "id,filename,filesize,checksum"},
                                          what="look in the folder for the file")
     md5 = f.md5
-    for item in array_of(response):
-        if not isinstance(item, dict) or item.get("filename") != f.name or item.get("filesize") != f.size:
+    for item in array_of(response):  # sizes and ids as numbers or as their text (shapes)
+        if not isinstance(item, dict) or item.get("filename") != f.name or as_int(item.get("filesize")) != f.size:
             continue
         checksum = str(item.get("checksum") or "").lower()
         if len(checksum) == 32 and all(c in "0123456789abcdef" for c in checksum) and checksum != md5:
             continue
-        return int(item["id"])
+        found = as_int(item.get("id"))
+        if found is not None:
+            return found
     return None
 
 

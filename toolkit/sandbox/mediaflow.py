@@ -16,19 +16,50 @@ Every API route exists under ``/1/…`` and, for a deployment behind a proxy, un
   ``GET /1/file/{id}``, ``GET /1/folders`` (alias ``/1/folder``), ``GET /1/foldertree``,
   ``GET /1/folders/{id}/children``, ``GET /1/folder/{id}/files`` and ``/1/folders/{id}/files``.
 * Previews without auth at ``/previews/{file_id}/{thumb|small|medium}.jpg``.
-* Download links (§4.5): ``GET /1/files/{id}/downloads`` → ``[{"id": 0, "format": "Original", "watermark",
-  "isPreview", "filetype", "expiresIn", "downloadURL", "downloadWarning"}]`` (format 0 = the original; the
-  only format the emulator offers), ``GET /1/files/{id}/downloads/0`` the same one-element array, another
-  format id → 404. ``downloadURL`` is signed (``/download/{id}/0?signature=…``, no auth needed, a secret) and
-  the same link each time it is asked for (an assumption: the documentation is silent); a bad signature → 403.
-  The original is the stored bytes of an upload, or a picture of the file's width × height for a seeded one.
+* Download links (§4.5): ``GET /1/file/{id}/downloads/{formatId}`` (singular ``file``: how Mediaflow's file
+  selector asks, ``fileselector-web`` ``src/js/fileselector.js``/``modules/cropperview.js``) and
+  ``GET /1/files/{id}/downloads/{formatId}`` (plural: the contract as first researched and the Rust crate
+  ``mediaflow``, ``src/api.rs``), both also without the format id for every format of the file →
+  ``[{"id", "format", "watermark", "isPreview", "filetype", "expiresIn", "downloadURL", "downloadWarning"}]``
+  with ``downloadWarning`` a bool (the crate's ``FileDownloadFull``; true for a file whose ``mark`` is
+  :data:`~toolkit.sandbox.mediaflow_data.WARNING_MARK`). Format 0 is the original; an image also has the
+  formats of ``GET /1/format`` (alias ``/1/formats``). ``downloadURL`` is signed (``/download/{id}/{format}?
+  signature=…``, no auth needed, a secret) and the same link each time it is asked for (an assumption: the
+  documentation is silent); a bad signature → 403; a ``locked`` file → 403. The knob
+  ``download_path_forms`` (``("file", "files")``) turns a form off (it then answers 404 ``No such endpoint``).
+* Also as the vendor's clients call them: ``GET /1/file/{id}/folders`` (the folders holding the file),
+  ``GET /1/file/{id}/checkpermissions`` (``[{"allowDownload", "allowDownloadReason"}]``), ``GET /1/marks``
+  (``[{"mark", "name"}]``), ``GET /1/users/me`` (``id``, ``customerId`` always; ``fields=activeModules``: the
+  knob ``active_modules``).
+* Search: ``POST /1/search/file?fields=…`` with JSON ``{"searchTerm", "lang", "ai"}`` (the file selector,
+  ``modules/fileview.js``): every file whose name, file name, description, alt text or photographer holds
+  every word of ``searchTerm`` (any case); files with more words in the name first, then newest first. The
+  file selector sends no paging and gets every hit; ``page``/``per_page`` page the hits as ``file/latest``
+  does. ``lang`` must be one of :data:`SEARCH_LANGS`; ``ai`` is accepted and changes nothing here. Every call
+  is in ``search_requests``.
+* Usage reporting: ``POST /1/file/{id}/usage`` ``{"contact", "types": ["web"], "web": {"page", "pageName"},
+  "project", "date"}`` (the Wagtail integration, ``mediaflowvideo/wagtail_hooks.py``) and
+  ``POST /1/files/multiple/usages`` ``{"id": [...], "types", "date", "contact", "amount", "project",
+  "removed", "web"}`` (the WordPress plugin, ``src/PingUsageController.php``; ``amount`` and ``removed`` as
+  numbers/bools or as the documented strings ``"1"``/``"false"``) → ``200`` and the usages made (``[]`` for a
+  removal). ``GET /1/file/{id}/usage`` lists a file's usages as the file selector reads them
+  (``modules/fileinfo.js``: ``type`` ``"WEB"``, ``url``, ``pageName``, ``contact``, ``project``,
+  ``publishDate``, ``created``, ``createdBy {id, name}``). A report is not idempotent here (each POST adds a
+  usage: an assumption, the documentation is silent); ``removed: true`` deletes the file's usages of that
+  type and page. Truth: ``usages`` (file id → list), ``usage_posts``.
 * Upload: ``POST /1/file`` ``{"filename", "filesize", "toFolder"}`` → ``{"expiresIn", "uploadURL"}``; then
   ``PUT`` (or ``POST``) of the raw bytes (or one multipart file part) to ``uploadURL``, no auth needed →
   ``201 [file]`` with ``processed: false`` (true ``processing_seconds`` later). A repeated PUT to the same
   valid URL replaces the bytes of the same file; every ``POST /1/file`` is a new pending upload.
 
+Values have the types of Mediaflow's own clients (see :mod:`toolkit.sandbox.mediaflow_data`): numbers for a
+folder's ``type``/``createdBy`` and a file's ``uploadedBy``, parent-folder objects in ``parents``, a preview's
+``size`` as text (the crate's ``Preview``). The knob ``legacy_shapes`` serves the shapes of the contract as first
+researched instead (text for those, a list of ids, ``downloadWarning: ""``), so a test can feed a client both.
+
 Test truth: ``files``, ``stored_count()``, ``uploads_requested``, ``upload_puts``, ``download_gets``, ``token_requests``,
-``query_token_uses``, ``rejected_token_uses``, ``expire_tokens()``, ``expire_upload_urls()``, ``reset_uploads()``.
+``query_token_uses``, ``rejected_token_uses``, ``usages``, ``usage_posts``, ``search_requests``, ``expire_tokens()``,
+``expire_upload_urls()``, ``reset_uploads()``.
 """
 
 from __future__ import annotations
@@ -47,22 +78,38 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Mount, Route
 
-from .mediaflow_data import PREVIEW_SIZES, file_type_for, make_files, make_folders, make_preview
+from .mediaflow_data import (API_USER, FORMATS, MARKS, PREVIEW_SIZES, USERS, WARNING_MARK, file_type_for, make_files,
+                             make_folders, make_preview, user_name)
 from .server import Emulator
 
-__all__ = ["MediaflowEmulator", "FILE_FIELDS", "FOLDER_FIELDS", "PROXY_PREFIX"]
+__all__ = ["MediaflowEmulator", "FILE_FIELDS", "FOLDER_FIELDS", "FORMAT_FIELDS", "USAGE_FIELDS", "SEARCH_LANGS",
+           "PROXY_PREFIX"]
 
 PROXY_PREFIX = "/proxy/mf"
 
 #: public file fields (camelCase), in output order
 FILE_FIELDS = ("id", "name", "filename", "type", "filesize", "checksum", "width", "height", "uploaded",
                "uploadedBy", "addedToFolder", "photographer", "description", "processed", "hasPreview", "icon",
-               "previews", "smallPreview", "mediumPreview", "thumbPreview", "gdprStatus", "alttext", "folderId")
+               "previews", "smallPreview", "mediumPreview", "thumbPreview", "gdprStatus", "alttext", "folderId",
+               "dpi", "rating", "nrDownloads", "mark", "instructions", "hasVersions", "hasHistory", "locked", "comment",
+               "gdprType", "mediaId", "alpha")
 DEFAULT_FILE_FIELDS = ("id", "name", "filename", "type", "filesize", "uploaded", "processed", "hasPreview")
 FOLDER_FIELDS = ("id", "name", "type", "depth", "parent", "created", "createdBy", "hasChildren", "archived",
                  "viewLayout", "separator", "parents")
 DEFAULT_FOLDER_FIELDS = ("id", "name", "type", "parent", "depth")
 TREE_FIELDS = ("id", "name", "type", "depth", "archived", "parent", "hasChildren", "separator")
+DOWNLOAD_FIELDS = ("id", "format", "watermark", "isPreview", "filetype", "expiresIn", "downloadURL", "downloadWarning")
+#: ``GET format``: the crate asks ``id,name,width,height``, the file selector also ``suffix,filetype,keepRatio``
+FORMAT_FIELDS = ("id", "name", "suffix", "filetype", "width", "height", "keepRatio", "dpi")
+DEFAULT_FORMAT_FIELDS = ("id", "name", "width", "height")
+USER_FIELDS = ("id", "name", "email", "customerId", "activeModules")
+DEFAULT_USER_FIELDS = ("id", "name", "customerId")
+USAGE_FIELDS = ("id", "type", "url", "pageName", "contact", "project", "publishDate", "amount", "description",
+                "created", "createdBy")
+#: the languages the file selector sends (it falls back to en-GB for any other locale)
+SEARCH_LANGS = ("sv-SE", "en-GB", "fi-FI", "nb-NO", "de-DE")
+CUSTOMER_ID = 4711
+DOWNLOAD_FORBIDDEN = "You don't have permission to download this file"
 
 FORBIDDEN_MESSAGE = "You don't have permission to upload to this folder"
 EXPIRED_MESSAGE = "Upload URL has expired"
@@ -86,7 +133,8 @@ def _derive(seed: int, label: str, n: int) -> str:
 
 class MediaflowEmulator(Emulator):
     name = "mediaflow"
-    knobs = ("token_lifetime", "upload_url_lifetime", "processing_seconds", "rotate_refresh_tokens")
+    knobs = ("token_lifetime", "upload_url_lifetime", "processing_seconds", "rotate_refresh_tokens",
+             "download_path_forms", "active_modules", "legacy_shapes")
     api_version = "1"
 
     def __init__(self, seed: int = 0, files: int = 60) -> None:
@@ -134,7 +182,22 @@ class MediaflowEmulator(Emulator):
         self.issued_download_urls: list[str] = []
         self.download_gets = 0  # originals served through a download link
         self._originals: dict[int, bytes] = {}
+        self._converted: dict[tuple[int, int], bytes] = {}
         self._next_file_id = 1_000_001
+        #: which download paths are served: ``file/{id}/downloads`` and/or ``files/{id}/downloads``
+        self.download_path_forms: tuple[str, ...] = ("file", "files")
+        #: ``users/me`` ``activeModules``
+        self.active_modules: tuple[str, ...] = ("ai_assisted_search_default", "ai_generated_keywords")
+        #: serve the shapes of the contract as first researched (text ids, a list of parent ids,
+        #: ``downloadWarning: ""``) instead of the vendor clients' types
+        self.legacy_shapes: bool = False
+        #: file id → its usages (as ``GET file/{id}/usage`` lists them)
+        self.usages: dict[int, list[dict[str, Any]]] = {}
+        #: every usage report: {"path", "body", "status"}
+        self.usage_posts: list[dict[str, Any]] = []
+        #: every search: {"term", "lang", "ai", "query"}
+        self.search_requests: list[dict[str, Any]] = []
+        self._usage_counter = 0
         self.reset_uploads()
 
     # -- truth for tests --------------------------------------------------------------------------------
@@ -150,9 +213,9 @@ class MediaflowEmulator(Emulator):
         sigs = [u["signature"] for u in self.uploads.values()]
         return [self.client_secret, self.password, *self.issued_refresh_tokens, *self.issued_tokens,
                 *self.issued_upload_urls, *sigs, *self.issued_download_urls,
-                # every file's download signature, issued or not: they depend on the seed only, so a scan
+                # every file's download signatures, issued or not: they depend on the seed only, so a scan
                 # with the secrets of another sandbox of the same seed finds a leaked link too
-                *(self._download_signature(fid, 0) for fid in self.files)]
+                *(self._download_signature(fid, fmt) for fid in self.files for fmt in (0, *(f["id"] for f in FORMATS)))]
 
     def personal_data(self) -> list[str]:
         return []
@@ -183,7 +246,10 @@ class MediaflowEmulator(Emulator):
             upload["expires"] = 0.0
 
     def reset_uploads(self) -> None:
-        """Forget uploaded files, upload URLs and counters; the seeded files stay."""
+        """Forget uploaded files, upload URLs, usages and counters; the seeded files stay."""
+        self.usages = {}
+        self.usage_posts = []
+        self.search_requests = []
         self.files = {}
         self._order = {}
         for f in self._seeded:
@@ -211,11 +277,27 @@ class MediaflowEmulator(Emulator):
         out = {k: f[k] for k in FILE_FIELDS if k in f}
         if f["hasPreview"]:
             urls = {s: f"{self.base_url}/previews/{f['id']}/{s}.jpg" for s in PREVIEW_SIZES}
-            out["previews"] = [{"name": s, "size": PREVIEW_SIZES[s], "url": u} for s, u in urls.items()]
+            # the size as text, as the crate's ``Preview`` has it
+            out["previews"] = [{"name": s, "size": str(PREVIEW_SIZES[s]), "url": u} for s, u in urls.items()]
             out["smallPreview"], out["mediumPreview"], out["thumbPreview"] = urls["small"], urls["medium"], urls["thumb"]
         else:
             out["previews"], out["smallPreview"], out["mediumPreview"], out["thumbPreview"] = [], "", "", ""
+        if self.legacy_shapes:  # the contract as first researched: a user name, text flags and numbers
+            out.update(uploadedBy=USERS.get(out["uploadedBy"], ("", ""))[0] or str(out["uploadedBy"]),
+                       dpi=str(out["dpi"]), rating=str(out["rating"]) if out["rating"] else "",
+                       nrDownloads=str(out["nrDownloads"]), mark=str(out["mark"]) if out["mark"] else "",
+                       hasVersions="true" if out["hasVersions"] else "false", locked="",
+                       hasHistory=1 if out["hasHistory"] else 0, alpha="1" if out["alpha"] else "0",
+                       previews=[dict(p, size=int(p["size"])) for p in out["previews"]])
         return {k: out[k] for k in FILE_FIELDS}
+
+    def _folder(self, f: dict[str, Any]) -> dict[str, Any]:
+        """A folder as served: the crate's types, or the first contract's shapes with ``legacy_shapes``."""
+        if not self.legacy_shapes:
+            return f
+        kinds = {1: "folder", 2: "shared"}
+        return dict(f, type=kinds.get(f["type"], str(f["type"])), createdBy=USERS.get(f["createdBy"], ("",))[0],
+                    parents=[p["id"] for p in f["parents"]])
 
     def _download_signature(self, file_id: int, format_id: int) -> str:
         return _b64(hmac.new(self._key, f"download-{file_id}-{format_id}".encode(), hashlib.sha256).digest())
@@ -270,6 +352,17 @@ class MediaflowEmulator(Emulator):
             Route("/files/{file_id}", self.get_file, methods=["GET"]),
             Route("/files/{file_id}/downloads", self.get_downloads, methods=["GET"]),
             Route("/files/{file_id}/downloads/{format_id}", self.get_downloads, methods=["GET"]),
+            Route("/file/{file_id}/downloads", self.get_downloads, methods=["GET"]),
+            Route("/file/{file_id}/downloads/{format_id}", self.get_downloads, methods=["GET"]),
+            Route("/file/{file_id}/folders", self.get_file_folders, methods=["GET"]),
+            Route("/file/{file_id}/checkpermissions", self.get_permissions, methods=["GET"]),
+            Route("/file/{file_id}/usage", self.file_usage, methods=["GET", "POST"]),
+            Route("/files/multiple/usages", self.post_usages, methods=["POST"]),
+            Route("/format", self.get_formats, methods=["GET"]),
+            Route("/formats", self.get_formats, methods=["GET"]),
+            Route("/marks", self.get_marks, methods=["GET"]),
+            Route("/users/me", self.get_me, methods=["GET"]),
+            Route("/search/file", self.search_files, methods=["POST"]),
             Route("/folders", self.get_folders, methods=["GET"]),
             Route("/folder", self.get_folders, methods=["GET"]),
             Route("/foldertree", self.get_foldertree, methods=["GET"]),
@@ -417,12 +510,12 @@ class MediaflowEmulator(Emulator):
 
     async def get_folders(self, request: Request) -> Response:
         """``GET /1/folders`` (alias ``/1/folder``): every folder."""
-        return self._check(request) or _respond([_select(request, f, FOLDER_FIELDS, DEFAULT_FOLDER_FIELDS)
-                                                 for f in self.folders])
+        return self._check(request) or _respond([_select(request, self._folder(f), FOLDER_FIELDS,
+                                                         DEFAULT_FOLDER_FIELDS) for f in self.folders])
 
     async def get_foldertree(self, request: Request) -> Response:
         """``GET /1/foldertree``: every folder, with the tree fields."""
-        return self._check(request) or _respond([_select(request, f, FOLDER_FIELDS, TREE_FIELDS)
+        return self._check(request) or _respond([_select(request, self._folder(f), FOLDER_FIELDS, TREE_FIELDS)
                                                  for f in self.folders])
 
     async def get_children(self, request: Request) -> Response:
@@ -433,7 +526,7 @@ class MediaflowEmulator(Emulator):
         folder = self._folder_of(request)
         if isinstance(folder, Response):
             return folder
-        return _respond([_select(request, f, FOLDER_FIELDS, DEFAULT_FOLDER_FIELDS)
+        return _respond([_select(request, self._folder(f), FOLDER_FIELDS, DEFAULT_FOLDER_FIELDS)
                          for f in self.folders if f["parent"] == folder["id"]])
 
     async def get_folder_files(self, request: Request) -> Response:
@@ -526,10 +619,14 @@ class MediaflowEmulator(Emulator):
         self._add_file({
             "id": fid, "name": name, "filename": upload["filename"], "type": ftype,
             "filesize": size, "checksum": "", "width": width, "height": height,
-            "uploaded": now, "uploadedBy": "api.integration", "addedToFolder": now, "photographer": "",
+            "uploaded": now, "uploadedBy": API_USER, "addedToFolder": now, "photographer": "",
             "description": "", "processed": False, "hasPreview": False,
             "gdprStatus": "NOT_CHECKED", "alttext": "", "folderId": upload["folder_id"],
             "icon": f"https://static.mediaflowpro.com/images/icon{ftype['id']}.gif", "data": None,
+            "dpi": 0, "rating": 0, "nrDownloads": 0, "mark": 0, "instructions": "", "hasVersions": False,
+            "hasHistory": False, "locked": False, "comment": "", "gdprType": "UNKNOWN",
+            "mediaId": hashlib.sha256(f"mediaflow-media-{self.seed}-{fid}".encode()).hexdigest()[:12],
+            "alpha": False,
         })
         return fid
 
@@ -549,39 +646,229 @@ class MediaflowEmulator(Emulator):
         return Response(self._previews[key], media_type="image/jpeg",
                         headers={"cache-control": "public, max-age=3600"})
 
+    def _formats_of(self, f: dict[str, Any]) -> list[int]:
+        """The download formats a file has: the original (0), and for an image every format."""
+        return [0, *(fmt["id"] for fmt in FORMATS)] if f["type"]["type"] == "image" else [0]
+
+    def _download_item(self, fid: int, f: dict[str, Any], fmt: int) -> dict[str, Any]:
+        """One entry of a file's download list, with its signed link (the same each time)."""
+        url = f"{self.base_url}/download/{fid}/{fmt}?signature={self._download_signature(fid, fmt)}"
+        if url not in self.issued_download_urls:
+            self.issued_download_urls.append(url)
+        spec = next((x for x in FORMATS if x["id"] == fmt), None)
+        warning: Any = f.get("mark") == WARNING_MARK
+        if self.legacy_shapes:
+            warning = "Check the license before publishing" if warning else ""
+        return {"id": fmt, "format": spec["name"] if spec else "Original", "watermark": False, "isPreview": False,
+                "filetype": spec["filetype"] if spec else f["type"].get("extension", ""),
+                "expiresIn": self.download_url_lifetime, "downloadURL": url, "downloadWarning": warning}
+
     async def get_downloads(self, request: Request) -> Response:
-        """``GET /1/files/{id}/downloads`` (and ``…/downloads/0``): the one format, the original, with its
-        signed ``downloadURL`` (the same link each time); another format id → 404."""
+        """``GET /1/file/{id}/downloads[/{formatId}]`` and the same under ``/1/files/…``: the file's formats
+        with their signed ``downloadURL``; an unknown format → 404, a locked file → 403; a path form the knob
+        ``download_path_forms`` turned off → 404 ``No such endpoint``."""
+        denied = self._check(request)
+        if denied:
+            return denied
+        segments = request.url.path.split("/")
+        form = segments[segments.index("downloads") - 2]  # …/{file|files}/{id}/downloads[/{format}]
+        if form not in self.download_path_forms:
+            return _error(404, "No such endpoint")
+        fid, f = self._file_of(request)
+        if f is None:
+            return _error(404, f"File {request.path_params['file_id']} does not exist")
+        if f.get("locked"):
+            return _error(403, DOWNLOAD_FORBIDDEN)
+        offered = self._formats_of(f)
+        wanted = request.path_params.get("format_id")
+        if wanted is not None and _parse_id(wanted) not in offered:
+            return _error(404, f"Format {wanted} does not exist for file {fid}")
+        chosen = offered if wanted is None else [_parse_id(wanted)]
+        return _respond([_select(request, self._download_item(fid, f, fmt), DOWNLOAD_FIELDS, DOWNLOAD_FIELDS)
+                         for fmt in chosen if fmt is not None])
+
+    def _converted_bytes(self, f: dict[str, Any], fmt: int) -> tuple[bytes, str]:
+        """The file in download format ``fmt`` (a resized picture; the original when it is not one)."""
+        key = (f["id"], fmt)
+        spec = next(x for x in FORMATS if x["id"] == fmt)
+        kind = "PNG" if spec["filetype"] == "png" else "JPEG"
+        if key not in self._converted:
+            import io
+
+            from PIL import Image, ImageOps
+
+            data, _ = self._original(f)
+            try:
+                with Image.open(io.BytesIO(data)) as img:
+                    img = img.convert("RGB")
+                    w, h = spec["width"], spec["height"]
+                    if spec["keepRatio"] or w < 0 or h < 0:
+                        scale = (w / img.width) if w > 0 else (h / img.height)
+                        img = img.resize((max(1, round(img.width * scale)), max(1, round(img.height * scale))))
+                    else:
+                        img = ImageOps.fit(img, (w, h))
+                    buf = io.BytesIO()
+                    img.save(buf, kind)
+                    self._converted[key] = buf.getvalue()
+            except Exception:  # noqa: BLE001 - not a picture Pillow reads: the bytes as they are
+                self._converted[key] = data
+        return self._converted[key], "image/png" if kind == "PNG" else "image/jpeg"
+
+    async def get_original(self, request: Request) -> Response:
+        """``GET /download/{file_id}/{format}?signature=…`` (no auth): the original (format 0) or the file in a
+        download format; a bad signature → 403."""
+        fid, f = self._file_of(request)
+        fmt = _parse_id(request.path_params["format_id"])
+        sig = request.query_params.get("signature", "")
+        if f is None or fmt is None or fmt not in self._formats_of(f) or \
+                not hmac.compare_digest(sig, self._download_signature(fid, fmt)):
+            return _error(403, "The download link is not valid (unknown file or bad signature)")
+        data, mime = self._original(f) if fmt == 0 else self._converted_bytes(f, fmt)
+        self.download_gets += 1
+        name = f["filename"] if fmt == 0 else f"{f['name']}.{mime.rsplit('/', 1)[-1].replace('jpeg', 'jpg')}"
+        return Response(data, media_type=mime,
+                        headers={"content-disposition": f"attachment; filename*=UTF-8''{quote(name)}"})
+
+    # more of what the vendor's clients call ---------------------------------------------------------------
+    async def get_formats(self, request: Request) -> Response:
+        """``GET /1/format`` (the crate) and ``/1/formats`` (the file selector): the download formats."""
+        return self._check(request) or _respond([_select(request, fmt, FORMAT_FIELDS, DEFAULT_FORMAT_FIELDS)
+                                                 for fmt in FORMATS])
+
+    async def get_file_folders(self, request: Request) -> Response:
+        """``GET /1/file/{id}/folders``: the folders holding the file (the file selector opens the first)."""
         denied = self._check(request)
         if denied:
             return denied
         fid, f = self._file_of(request)
         if f is None:
             return _error(404, f"File {request.path_params['file_id']} does not exist")
-        wanted = request.path_params.get("format_id")
-        if wanted is not None and _parse_id(wanted) != 0:
-            return _error(404, f"Format {wanted} does not exist for file {fid}")
-        url = f"{self.base_url}/download/{fid}/0?signature={self._download_signature(fid, 0)}"
-        if url not in self.issued_download_urls:
-            self.issued_download_urls.append(url)
-        item = {"id": 0, "format": "Original", "watermark": False, "isPreview": False,
-                "filetype": f["type"].get("extension", ""), "expiresIn": self.download_url_lifetime,
-                "downloadURL": url, "downloadWarning": ""}
-        fields = ("id", "format", "watermark", "isPreview", "filetype", "expiresIn", "downloadURL",
-                  "downloadWarning")
-        return _respond([_select(request, item, fields, fields)])
+        return _respond([_select(request, self._folder(self._folders[f["folderId"]]), FOLDER_FIELDS,
+                                 DEFAULT_FOLDER_FIELDS)])
 
-    async def get_original(self, request: Request) -> Response:
-        """``GET /download/{file_id}/0?signature=…`` (no auth): the original file; a bad signature → 403."""
+    async def get_permissions(self, request: Request) -> Response:
+        """``GET /1/file/{id}/checkpermissions``: ``[{"allowDownload", "allowDownloadReason"}]`` (a locked file
+        may not be downloaded: ``FILE_DENIED``)."""
+        denied = self._check(request)
+        if denied:
+            return denied
         fid, f = self._file_of(request)
-        fmt = _parse_id(request.path_params["format_id"])
-        sig = request.query_params.get("signature", "")
-        if f is None or fmt != 0 or not hmac.compare_digest(sig, self._download_signature(fid, fmt)):
-            return _error(403, "The download link is not valid (unknown file or bad signature)")
-        data, mime = self._original(f)
-        self.download_gets += 1
-        return Response(data, media_type=mime,
-                        headers={"content-disposition": f"attachment; filename*=UTF-8''{quote(f['filename'])}"})
+        if f is None:
+            return _error(404, f"File {request.path_params['file_id']} does not exist")
+        locked = bool(f.get("locked"))
+        return _respond([{"allowDownload": not locked, "allowDownloadReason": "FILE_DENIED" if locked else None}])
+
+    async def get_marks(self, request: Request) -> Response:
+        """``GET /1/marks``: the markings a file's ``mark`` names."""
+        return self._check(request) or _respond([dict(m) for m in MARKS])
+
+    async def get_me(self, request: Request) -> Response:
+        """``GET /1/users/me``: the API user (``id`` and ``customerId`` always; ``activeModules`` when asked)."""
+        denied = self._check(request)
+        if denied:
+            return denied
+        me = {"id": API_USER, "name": user_name(API_USER), "email": "api@sandbox.example",
+              "customerId": CUSTOMER_ID, "activeModules": list(self.active_modules)}
+        return _respond([{**_select(request, me, USER_FIELDS, DEFAULT_USER_FIELDS), "customerId": CUSTOMER_ID}])
+
+    # search -------------------------------------------------------------------------------------------------
+    def _search(self, term: str) -> list[dict[str, Any]]:
+        """The files holding every word of ``term``; more words in the name first, then newest first."""
+        words = term.lower().split()
+
+        def texts(f: dict[str, Any]) -> tuple[str, str]:
+            name = f"{f['name']} {f['filename']}".lower()
+            return name, " ".join(str(f.get(k) or "") for k in ("description", "alttext", "photographer")).lower()
+
+        hits = []
+        for f in self._newest_first(list(self.files.values())):
+            self._refresh(f)
+            name, rest = texts(f)
+            if all(w in name or w in rest for w in words):
+                hits.append((-sum(w in name for w in words), f))
+        return [f for _, f in sorted(hits, key=lambda h: h[0])]  # a stable sort keeps newest first in a rank
+
+    async def search_files(self, request: Request) -> Response:
+        """``POST /1/search/file?fields=…`` ``{"searchTerm", "lang", "ai"}``: the files that match, in the
+        service's order; paged only when ``page``/``per_page`` are given."""
+        denied = self._check(request)
+        if denied:
+            return denied
+        body = await _json_object(request, '{"searchTerm", "lang", "ai"}')
+        if isinstance(body, Response):
+            return body
+        term, lang = body.get("searchTerm"), body.get("lang")
+        self.search_requests.append({"term": term, "lang": lang, "ai": body.get("ai"),
+                                     "query": dict(request.query_params)})
+        if not isinstance(term, str) or not term.strip():
+            return _error(400, "searchTerm is required: the text to search for")
+        if lang is not None and lang not in SEARCH_LANGS:
+            return _error(400, f"lang must be one of {', '.join(SEARCH_LANGS)}")
+        pg = _paging(request, None)
+        if isinstance(pg, Response):
+            return pg
+        page, per = pg
+        hits = self._search(term)
+        if per is not None:
+            hits = hits[(page - 1) * per: page * per]
+        return _respond([_select(request, self._public(f), FILE_FIELDS, DEFAULT_FILE_FIELDS) for f in hits])
+
+    # usage ------------------------------------------------------------------------------------------------
+    async def file_usage(self, request: Request) -> Response:
+        """``GET /1/file/{id}/usage``: the file's usages; ``POST`` (the Wagtail integration's body): report one."""
+        denied = self._check(request)
+        if denied:
+            return denied
+        fid, f = self._file_of(request)
+        if f is None or fid is None:
+            return _error(404, f"File {request.path_params['file_id']} does not exist")
+        if request.method == "GET":
+            return _respond([_select(request, u, USAGE_FIELDS, USAGE_FIELDS) for u in self.usages.get(fid, [])])
+        return await self._report(request, lambda body: [fid])
+
+    async def post_usages(self, request: Request) -> Response:
+        """``POST /1/files/multiple/usages`` (the WordPress plugin's body, ``id`` a list of file ids)."""
+        return self._check(request) or await self._report(request, _usage_ids)
+
+    async def _report(self, request: Request, ids_of: Callable[[dict[str, Any]], Any]) -> Response:
+        """Record (or, with ``removed``, delete) the usage of a report; every call in ``usage_posts``."""
+        body = await _json_object(request, '{"types", "web": {"page", "pageName"}, "contact", "project", "date"}')
+        post: dict[str, Any] = {"path": request.url.path, "body": body if isinstance(body, dict) else None}
+        self.usage_posts.append(post)
+        if isinstance(body, Response):
+            post["status"] = body.status_code
+            return body
+        ids = ids_of(body)
+        usage = ids if isinstance(ids, str) else _usage_of(body)
+        if isinstance(usage, str):
+            post["status"] = 400
+            return _error(400, usage)
+        missing = [i for i in ids if i not in self.files]
+        if missing:
+            post["status"] = 404
+            return _error(404, f"File {', '.join(map(str, missing))} does not exist")
+        post["status"] = 200
+        return _respond(self._apply_usage(ids, usage))
+
+    def _apply_usage(self, ids: list[int], usage: dict[str, Any]) -> list[dict[str, Any]]:
+        """Add one usage per file and type (or delete the matching ones for a removal): the usages made."""
+        made = []
+        for fid in ids:
+            held = self.usages.setdefault(fid, [])
+            for kind in usage["types"]:
+                url = usage["page"] if kind == "WEB" else None
+                if usage["removed"]:
+                    held[:] = [u for u in held if not (u["type"] == kind and u["url"] == url)]
+                    continue
+                self._usage_counter += 1
+                made.append({"id": self._usage_counter, "type": kind, "url": url, "pageName": usage["pageName"],
+                             "contact": usage["contact"], "project": usage["project"],
+                             "publishDate": usage["date"], "amount": usage["amount"],
+                             "description": usage["description"],
+                             "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+                             "createdBy": {"id": API_USER, "name": user_name(API_USER)}})
+                held.append(made[-1])
+        return made
 
 
 def _respond(body: Any, status: int = 200) -> Response:
@@ -677,3 +964,64 @@ def _dimensions(data: bytes) -> tuple[int, int]:
             return img.width, img.height
     except Exception:  # noqa: BLE001
         return 0, 0
+
+
+async def _json_object(request: Request, shape: str) -> dict[str, Any] | Response:
+    """The JSON object of a request's body, or the 400 answer naming the ``shape`` to send."""
+    try:
+        body = json.loads(await request.body() or b"null")
+    except ValueError:
+        return _error(400, f"The body is not valid JSON; send {shape}")
+    if not isinstance(body, dict):
+        return _error(400, f"Send a JSON object {shape}")
+    return body
+
+
+def _usage_ids(body: dict[str, Any]) -> list[int] | str:
+    """The file ids of a ``files/multiple/usages`` body (numbers, or numbers as text), or what is wrong."""
+    ids = body.get("id")
+    if not isinstance(ids, list) or not ids:
+        return "id must be a list of file ids"
+    out = []
+    for value in ids:
+        if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+            value = int(value)
+        if isinstance(value, bool) or not isinstance(value, int):
+            return f"id must be a list of file ids, not {value!r}"
+        out.append(value)
+    return out
+
+
+def _flag(value: Any) -> bool | None:
+    """A JSON bool, or one written as text (the documentation's ``"false"``); None when it is neither."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in ("true", "false", "1", "0", ""):
+        return value.strip().lower() in ("true", "1")
+    return None
+
+
+def _usage_of(body: dict[str, Any]) -> dict[str, Any] | str:
+    """A usage report's fields, checked (``types`` upper-cased as ``GET usage`` lists them), or what is wrong."""
+    types = body.get("types")
+    if not isinstance(types, list) or not types or not all(isinstance(t, str) and t.strip() for t in types):
+        return 'types must be a list of usage types, e.g. ["web"]'
+    web = body.get("web") or {}
+    kinds = [t.strip().upper() for t in types]
+    if "WEB" in kinds and (not isinstance(web, dict) or not isinstance(web.get("page"), str) or not web["page"]):
+        return "web.page (the address of the page) is required for the type web"
+    removed = _flag(body.get("removed", False))
+    if removed is None:
+        return "removed must be true or false"
+    amount = body.get("amount", 1)
+    if isinstance(amount, str) and amount.strip().isdigit():
+        amount = int(amount)
+    if isinstance(amount, bool) or not isinstance(amount, int):
+        return "amount must be a whole number"
+    date = body.get("date")
+    if date is not None and (not isinstance(date, str) or not date[:10].replace("-", "").isdigit()):
+        return "date must be a date, e.g. 2025-05-23"
+    return {"types": kinds, "page": web.get("page") if isinstance(web, dict) else None,
+            "pageName": web.get("pageName") if isinstance(web, dict) else None, "removed": removed,
+            "contact": body.get("contact"), "project": body.get("project"), "date": date, "amount": amount,
+            "description": body.get("description")}

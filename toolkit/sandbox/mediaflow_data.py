@@ -1,8 +1,17 @@
-"""Synthetic Mediaflow data for the sandbox: a folder tree, ~60 files and Pillow-made preview JPEGs.
+"""Synthetic Mediaflow data for the sandbox: a folder tree, ~60 files, users, download formats, marks and
+Pillow-made preview JPEGs.
 
 Everything derives from the seed, so a sandbox, a test and a notebook see the same assets. Folder and
 file ids may be negative (the vendor documents that numeric ids can be). Times are fixed relative to a
 constant date, not to today, so listings are reproducible.
+
+The values have the types of Mediaflow's own clients (issue 19): a folder's ``type`` and ``createdBy`` and a
+file's ``uploadedBy`` are numbers (the Rust crate ``mediaflow``, ``mediaflow_core/src/folders.rs`` and
+``files.rs``), ``parents`` a list of parent-folder objects (``ParentFolder`` there), and files carry ``dpi``,
+``rating``, ``nrDownloads``, ``mark``, ``instructions``, ``hasVersions``, ``hasHistory``, ``locked`` and
+``comment`` (``FileFull``) and ``gdprType``, ``mediaId`` and ``alpha`` (asked for by Mediaflow's file selector,
+``fileselector-web`` ``src/js/modules/fileview.js``). Which number means which folder type is not known: the
+sandbox serves 1 for a folder and 2 for a shared folder (its own assumption).
 """
 
 from __future__ import annotations
@@ -13,7 +22,8 @@ import io
 import random
 from typing import Any
 
-__all__ = ["FILE_TYPES", "PREVIEW_SIZES", "make_folders", "make_files", "make_preview", "file_type_for"]
+__all__ = ["FILE_TYPES", "PREVIEW_SIZES", "FOLDER_TYPES", "USERS", "API_USER", "FORMATS", "MARKS", "WARNING_MARK",
+           "make_folders", "make_files", "make_preview", "file_type_for", "user_name"]
 
 #: extension → the file's ``type`` object
 FILE_TYPES: dict[str, dict[str, Any]] = {
@@ -31,6 +41,39 @@ FILE_TYPES: dict[str, dict[str, Any]] = {
 PREVIEW_SIZES: dict[str, int] = {"thumb": 96, "small": 240, "medium": 480}
 
 BASE_TIME = dt.datetime(2025, 6, 2, 9, 0, 0, tzinfo=dt.timezone.utc)
+
+#: folder kind → the number Mediaflow's ``type`` holds (the sandbox's assumption; the crate says a number)
+FOLDER_TYPES: dict[str, int] = {"folder": 1, "shared": 2}
+
+#: user id → (login, display name); ``uploadedBy`` / ``createdBy`` are the ids
+USERS: dict[int, tuple[str, str]] = {
+    4101: ("api.integration", "API-integration"),
+    4102: ("anna.lindqvist", "Anna Lindqvist"),
+    4103: ("erik.johansson", "Erik Johansson"),
+    4104: ("webbredaktion", "Webbredaktionen"),
+}
+#: the user the sandbox's API client acts as (``users/me``)
+API_USER = 4101
+
+#: download formats (``GET format`` / ``formats``): id, name, suffix, filetype, width, height, keepRatio, dpi.
+#: -1 for a width or height keeps the original's (as in the crate's ``FormatFull``); format 0, the original,
+#: is not listed (the file selector adds it itself)
+FORMATS: list[dict[str, Any]] = [
+    {"id": 11, "name": "Webb stor", "suffix": "_stor", "filetype": "jpg", "width": 1600, "height": -1,
+     "keepRatio": True, "dpi": 72},
+    {"id": 12, "name": "Webb liten", "suffix": "_liten", "filetype": "jpg", "width": 480, "height": -1,
+     "keepRatio": True, "dpi": 72},
+    {"id": 13, "name": "Kvadrat", "suffix": "_kvadrat", "filetype": "png", "width": 400, "height": 400,
+     "keepRatio": False, "dpi": 72},
+]
+
+#: markings (``GET marks``): a file's ``mark`` names one of them (0 = no mark)
+MARKS: list[dict[str, Any]] = [
+    {"mark": 1, "name": "Godkänd"}, {"mark": 2, "name": "Under granskning"}, {"mark": 3, "name": "Får ej publiceras"},
+    {"mark": 4, "name": "Endast internt"}, {"mark": 5, "name": "Kontrollera licens"}, {"mark": 6, "name": "Favorit"},
+]
+#: a file with this mark has ``downloadWarning: true`` on its download links (the sandbox's assumption)
+WARNING_MARK = 5
 
 # id, name, parent (0 = top level), type, archived, upload allowed
 _FOLDERS = [
@@ -54,14 +97,28 @@ _WORDS = ["prispall", "sommar", "stockholm", "kontor", "entré", "personal", "m�
           "logotyp", "vinter", "midsommar", "malmö", "fika", "konferens", "mässa", "utsikt", "bro", "hamn", "skog"]
 _PEOPLE = ["Anna Lindqvist", "Erik Johansson", "Sara Nyström", "Johan Åberg", "Maja Holm", "Oskar Berg"]
 _UPLOADERS = ["api.integration", "anna.lindqvist", "erik.johansson", "webbredaktion"]
+_USER_IDS = {login: uid for uid, (login, _) in USERS.items()}
+_GDPR_TYPES = ["NO_PERSONS", "NO_PERSONS", "PERSONS_WITH_CONSENT", "UNKNOWN"]
+
+
+def user_name(user_id: int) -> str:
+    """The display name of a sandbox user id."""
+    return USERS.get(user_id, ("", f"user {user_id}"))[1]
+
+
+def _parent_object(folder: dict[str, Any]) -> dict[str, Any]:
+    """A parent folder as the crate's ``ParentFolder``: id, name, type, depth, parent, hasChildren."""
+    return {k: folder[k] for k in ("id", "name", "type", "depth", "parent", "hasChildren")}
 
 
 def make_folders(seed: int) -> list[dict[str, Any]]:
-    """The folder tree as a flat list (parents before children): every field of the contract plus
+    """The folder tree as a flat list (parents before children): every field of the contract, with the
+    crate's types (``type`` and ``createdBy`` numbers, ``parents`` parent-folder objects from the top), plus
     ``uploadAllowed`` (emulator-only)."""
     by_id = {f[0]: f for f in _FOLDERS}
     rng = random.Random(f"mediaflow-folders-{seed}")
-    out = []
+    out: list[dict[str, Any]] = []
+    made: dict[int, dict[str, Any]] = {}
     for fid, name, parent, ftype, archived, allowed in _FOLDERS:
         parents = []
         p = parent
@@ -69,12 +126,15 @@ def make_folders(seed: int) -> list[dict[str, Any]]:
             parents.insert(0, p)
             p = by_id[p][2]
         created = BASE_TIME - dt.timedelta(days=400 + rng.randrange(300))
-        out.append({
-            "id": fid, "name": name, "type": ftype, "depth": len(parents), "parent": parent,
-            "created": created.isoformat(timespec="seconds"), "createdBy": rng.choice(_UPLOADERS),
+        folder = {
+            "id": fid, "name": name, "type": FOLDER_TYPES[ftype], "depth": len(parents), "parent": parent,
+            "created": created.isoformat(timespec="seconds"), "createdBy": _USER_IDS[rng.choice(_UPLOADERS)],
             "hasChildren": any(f[2] == fid for f in _FOLDERS), "archived": archived,
-            "viewLayout": "grid", "separator": False, "parents": parents, "uploadAllowed": allowed,
-        })
+            "viewLayout": "grid", "separator": False, "parents": [_parent_object(made[i]) for i in parents],
+            "uploadAllowed": allowed,
+        }
+        made[fid] = folder
+        out.append(folder)
     return out
 
 
@@ -121,7 +181,7 @@ def make_files(seed: int, count: int = 60) -> list[dict[str, Any]]:
             "id": fid, "name": name, "filename": f"{name}.{ext}", "type": ftype, "filesize": size,
             "checksum": hashlib.md5(f"{seed}-{fid}".encode()).hexdigest(),
             "width": width, "height": height,
-            "uploaded": t.isoformat(timespec="seconds"), "uploadedBy": rng.choice(_UPLOADERS),
+            "uploaded": t.isoformat(timespec="seconds"), "uploadedBy": _USER_IDS[rng.choice(_UPLOADERS)],
             "addedToFolder": t.isoformat(timespec="seconds"),
             "photographer": rng.choice(_PEOPLE) if ext in ("jpg", "png") else "",
             "description": f"{name.replace('-', ' ').capitalize()}" if rng.random() < 0.7 else "",
@@ -133,7 +193,30 @@ def make_files(seed: int, count: int = 60) -> list[dict[str, Any]]:
             "icon": f"https://static.mediaflowpro.com/images/icon{ftype['id']}.gif",
             "data": None,
         })
+    _add_details(seed, files)
     return files
+
+
+def _add_details(seed: int, files: list[dict[str, Any]]) -> None:
+    """The fields of the crate's ``FileFull`` and the file selector that the first files had not, from a
+    random stream of their own (so the files above stay what they were for every seed)."""
+    rng = random.Random(f"mediaflow-file-details-{seed}")
+    for i, f in enumerate(files):
+        ext = f["type"]["extension"]
+        image = f["type"]["type"] == "image"
+        mark = rng.choice([0, 0, 0, 1, 1, 2, 3, 4, 6])
+        if i == 2:  # one file near the top whose download links carry a warning, whatever the seed
+            mark = WARNING_MARK
+        f.update({
+            "dpi": rng.choice([72, 300]) if image else 0, "rating": rng.randint(0, 5),
+            "nrDownloads": rng.randint(0, 40), "mark": mark,
+            "instructions": "Endast för redaktionellt bruk" if rng.random() < 0.15 else "",
+            "hasVersions": rng.random() < 0.2, "hasHistory": rng.random() < 0.4, "locked": False,
+            "comment": "Beskuren version finns" if rng.random() < 0.1 else "",
+            "gdprType": rng.choice(_GDPR_TYPES) if image else "NO_PERSONS",
+            "mediaId": hashlib.sha256(f"mediaflow-media-{seed}-{f['id']}".encode()).hexdigest()[:12],
+            "alpha": ext == "png" and rng.random() < 0.5,
+        })
 
 
 def make_preview(key: str, width: int, height: int, size: str, source: bytes | None = None) -> bytes:
