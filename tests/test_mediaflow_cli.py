@@ -3,6 +3,8 @@ TOOLKIT_MEDIAFLOW_*, never printed; a CSV out/report; dry run sends nothing; exi
 
 from __future__ import annotations
 
+import re
+import shlex
 from pathlib import Path
 from typing import Any
 
@@ -88,3 +90,24 @@ def test_every_option_of_every_verb_has_help() -> None:
     for name, parser in verbs.items():
         for action in parser._actions:
             assert action.help, f"toolkit mediaflow {name}: {action.dest} has no help"
+
+
+def test_the_readmes_mediaflow_commands_run_as_written(make_sandbox: Any, monkeypatch: pytest.MonkeyPatch,
+                                                       tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """The README's Mediaflow block, against a sandbox found with --environment sandbox (no TOOLKIT_MEDIAFLOW_*)."""
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    block = re.search(r"Mediaflow's verbs run the same way.*?```bash\n(.*?)```", readme, re.S)
+    assert block, "the README has no Mediaflow command-line example"
+    examples = [shlex.split(line) for line in block.group(1).splitlines() if line.strip()]
+    assert {e[2] for e in examples} >= {"latest", "search"}
+    sb = make_sandbox(services=["mediaflow"], seed=4)
+    monkeypatch.chdir(tmp_path)
+    for name in ("BASE_URL", "CLIENT_ID", "CLIENT_SECRET", "REFRESH_TOKEN", "ENVIRONMENT"):
+        monkeypatch.delenv(f"TOOLKIT_MEDIAFLOW_{name}", raising=False)
+    for example in examples:
+        assert example[0] == "toolkit" and main(example[1:]) == 0, example
+    assert len(pd.read_csv(tmp_path / "latest.csv")) == 20
+    hits = pd.read_csv(tmp_path / "hits.csv")
+    assert len(hits) and set(hits["type"]) == {"image"}
+    printed = capsys.readouterr()
+    assert not [s for s in sb.secrets() if s in printed.out + printed.err]
