@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import gzip
 import http.client
 import http.server
 import json
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from typing import Any, Iterator
 
@@ -33,6 +35,7 @@ def em(lsb: Any) -> LivingdocsEmulator:
     emulator.max_images_per_call = 1000
     emulator.webhook_delay = 0.0
     emulator.fetch_own_images_internally = True
+    emulator.numeric_media_ids = False
     lsb.set_faults("livingdocs")
     return emulator
 
@@ -95,7 +98,7 @@ def test_tokens_and_scopes(em: LivingdocsEmulator) -> None:
     assert status == 403
     assert not em.jobs  # nothing was accepted
     status, body, _ = call(em, "GET", "/api/v1/mediaLibrary?externalId=x&systemName=archive", token="read")
-    assert (status, body) == (200, {"mediaLibraryEntries": []})
+    assert (status, body) == (200, [])  # a bare array up to 2025-11 (the SDK's getMedia: Media[])
     assert em.credentials() == {"base_url": em.base_url, "token": em.write_token}
     assert set(em.secrets()) == {em.write_token, em.read_token, em.expired_token}
     assert em.personal_data() == []
@@ -214,11 +217,15 @@ def test_proxy_prefix_and_versions(em: LivingdocsEmulator) -> None:
     done = wait_job(em, job_id, prefix="/proxy/api/api/v1")
     media_id = done["images"][0]["image"]["mediaId"]
     q = "externalId=p1&systemName=archive"
-    for version, key in [("v1", "mediaLibraryEntries"), ("beta", "mediaLibraryEntries"),
-                         ("2025-11", "mediaLibraryEntries"), ("2026-01", "results"), ("2026-11", "results")]:
+    for version, key in [("v1", None), ("beta", None), ("2025-03", None), ("2025-11", None),
+                         ("2026-01", "results"), ("2026-11", "results")]:
         status, body, _ = call(em, "GET", f"/api/{version}/mediaLibrary?{q}", token="read")
-        assert status == 200 and list(body) == [key], (version, body)
-        assert [e["id"] for e in body[key]] == [media_id]
+        if key is None:  # up to 2025-11 the list itself (what the SDK's getMedia returns as Media[])
+            assert status == 200 and isinstance(body, list), (version, body)
+        else:
+            assert status == 200 and list(body) == [key], (version, body)
+            body = body[key]
+        assert [e["id"] for e in body] == [media_id]
     status, body, _ = call(em, "GET", f"/proxy/api/api/2026-01/mediaLibrary?ids={media_id},nope")
     assert [e["externalId"] for e in body["results"]] == ["p1"]
     status, entry, _ = call(em, "GET", f"/api/v1/mediaLibrary/{media_id}", token="read")
@@ -228,6 +235,97 @@ def test_proxy_prefix_and_versions(em: LivingdocsEmulator) -> None:
     assert {"url", "mimeType", "width", "height", "size"} <= set(entry["asset"])
     status, body, _ = call(em, "GET", "/api/v1/mediaLibrary/nope", token="read")
     assert status == 404 and "MediaLibrary Entry does not exist (id: 'nope')" in json.dumps(body)
+
+
+# -- what @livingdocs/node-sdk sends (client/http-client.js), byte for byte -------------------------------------
+SDK_USER_AGENT = "livingdocs-node-sdk/2.0.0 Node.js/18.19.0"
+
+
+def sdk_get(em: LivingdocsEmulator, path: str) -> tuple[int, Any]:
+    """``GET path`` as the SDK sends it: node-fetch with only the SDK's ``User-Agent`` and ``Authorization``
+    (node-fetch adds ``Accept: */*``, gzip and keep-alive; no ``Accept: application/json``, no version header).
+    ``path`` is given already encoded, as ``qs.stringify`` writes it (brackets as ``%5B``/``%5D``)."""
+    parts = urllib.parse.urlsplit(em.base_url)
+    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)
+    try:
+        conn.putrequest("GET", path, skip_host=True, skip_accept_encoding=True)
+        for name, value in [("Accept", "*/*"), ("User-Agent", SDK_USER_AGENT),
+                            ("Authorization", f"Bearer {em.read_token}"), ("Accept-Encoding", "gzip,deflate"),
+                            ("Connection", "keep-alive"), ("Host", parts.netloc)]:
+            conn.putheader(name, value)
+        conn.endheaders()
+        resp = conn.getresponse()
+        data = resp.read()
+        if resp.getheader("content-encoding") == "gzip":
+            data = gzip.decompress(data)
+        return resp.status, json.loads(data)
+    finally:
+        conn.close()
+
+
+def test_sdk_get_media_by_ids_in_every_encoding(em: LivingdocsEmulator) -> None:
+    """getMedia({ids: [a, b]}) sends qs indices (``ids%5B0%5D=a&ids%5B1%5D=b``); the documented comma list,
+    qs' other array formats and a null option (``id=``) are read alike. Before: 400 "ids or externalId is
+    required" for the bracket forms, and the list came in an envelope the SDK does not expect."""
+    done = wait_job(em, start_import(em, [img(em, "ok-1.png", "s1"), img(em, "ok-2.png", "s2")]))
+    a, b = [r["image"]["mediaId"] for r in done["images"]]
+    for query in [f"ids%5B0%5D={a}&ids%5B1%5D={b}",         # qs default (arrayFormat: indices): the SDK
+                  f"ids%5B1%5D={b}&ids%5B0%5D={a}",         # indices out of order: index order wins
+                  f"id=&ids%5B0%5D={a}&ids%5B1%5D={b}",     # getMedia({id: null, ids})
+                  f"ids%5B%5D={a}&ids%5B%5D={b}",           # qs arrayFormat: brackets
+                  f"ids={a}&ids={b}",                       # qs arrayFormat: repeat
+                  f"ids={a}%2C{b}",                         # qs arrayFormat: comma / ids given as text
+                  f"ids={a},{b}"]:                          # the documented form (our research)
+        status, body = sdk_get(em, f"/api/v1/mediaLibrary?{query}")
+        assert status == 200 and isinstance(body, list), (query, body)
+        assert [e["id"] for e in body] == [a, b], query
+    status, body = sdk_get(em, f"/api/v1/mediaLibrary?ids%5B0%5D=nope&ids%5B1%5D={b}")
+    assert (status, [e["externalId"] for e in body]) == (200, ["s2"])
+    status, body = sdk_get(em, f"/api/2026-01/mediaLibrary?ids%5B0%5D={a}")
+    assert status == 200 and [e["id"] for e in body["results"]] == [a]
+    # getMedia({}) and getMedia({ids: []}) (qs leaves an empty array out): the SDK reads the error body as JSON
+    for path in ("/api/v1/mediaLibrary", "/api/v1/mediaLibrary?id=&externalId="):
+        status, body = sdk_get(em, path)
+        assert status == 400 and body["status"] == 400 and body["error"] == "Bad Request"
+
+
+def test_sdk_get_media_by_external_id_and_by_id(em: LivingdocsEmulator) -> None:
+    """getMedia({externalId, systemName}) and getMedia({id}) as the SDK sends them; a miss is a JSON body
+    with ``status`` and ``error`` (what the SDK's own test/client/client.test.js reads)."""
+    done = wait_job(em, start_import(em, [img(em, "ok-3.png", "ex 1"), img(em, "ok-4.png", "ex-2")]))
+    first, second = [r["image"]["mediaId"] for r in done["images"]]
+    status, body = sdk_get(em, "/api/v1/mediaLibrary?externalId=ex%201&systemName=archive")
+    assert status == 200 and [e["id"] for e in body] == [first] and body[0]["externalId"] == "ex 1"
+    status, body = sdk_get(em, "/api/v1/mediaLibrary?externalId%5B0%5D=ex-2&externalId%5B1%5D=ex%201")
+    assert status == 200 and [e["id"] for e in body] == [second, first]
+    status, body = sdk_get(em, "/api/v1/mediaLibrary?externalId=ex-2&systemName=other")
+    assert (status, body) == (200, [])
+    status, entry = sdk_get(em, f"/api/v1/mediaLibrary/{second}")
+    assert status == 200 and entry["id"] == second and entry["externalId"] == "ex-2"
+    status, body = sdk_get(em, "/api/v1/mediaLibrary/nope")
+    assert status == 404 and (body["status"], body["error"]) == (404, "Not Found")
+
+
+def test_numeric_media_ids(em: LivingdocsEmulator) -> None:
+    """``numeric_media_ids``: entries get whole-number ids, served as JSON numbers (the SDK's README types a
+    media id as ``number``), found by every ids encoding, by path and under ``/media/``."""
+    em.numeric_media_ids = True
+    try:
+        done = wait_job(em, start_import(em, [img(em, "ok-5.png", "n1"), img(em, "ok-6.png", "n2")]))
+    finally:
+        em.numeric_media_ids = False
+    ids = [r["image"]["mediaId"] for r in done["images"]]
+    assert ids == [1, 2] and em.entry("archive", "n2")["id"] == 2
+    for query in ("ids%5B0%5D=1&ids%5B1%5D=2", "ids=1,2", "ids%5B%5D=1&ids%5B%5D=2", "ids=1&ids=2"):
+        status, body = sdk_get(em, f"/api/v1/mediaLibrary?{query}")
+        assert (status, [e["id"] for e in body]) == (200, [1, 2]), query
+    status, entry = sdk_get(em, "/api/v1/mediaLibrary/2")
+    assert (status, entry["id"], entry["externalId"]) == (200, 2, "n2")
+    with urllib.request.urlopen(entry["asset"]["url"], timeout=10) as resp:
+        assert resp.read() == make_test_image("ok-6.png")[0]
+    # a text id imported after stays text; the two kinds live side by side
+    done = wait_job(em, start_import(em, [img(em, "ok-7.png", "t1")]))
+    assert isinstance(done["images"][0]["image"]["mediaId"], str)
 
 
 def test_unknown_job_is_404(em: LivingdocsEmulator) -> None:

@@ -36,6 +36,7 @@ from ..core.redact import get_logger, redact, register_secret
 from ..core.registry import Field, ServiceSpec, register
 from ..core.sync import sync_class
 from .imports import ImportJob, ServerJob, parse_status, start_import
+from .rows import id_text, whole_number
 
 __all__ = ["AsyncClient", "Client", "connect", "FIELDS", "READ_SCOPE", "WRITE_SCOPE", "MEDIA_SCHEMA",
            "JOBS_SCHEMA"]
@@ -377,7 +378,7 @@ class AsyncClient(ServiceClient):
                                                what="look up media library entries",
                                                params={"externalId": ext, "systemName": system_name.strip()})
             entries = _entries(response)
-            match = next((e for e in entries if str(e.get("externalId", ext)) == ext), None)
+            match = next((e for e in entries if (id_text(e.get("externalId")) or ext) == ext), None)
             return _media_row(ext, system_name.strip(), match)
 
         rows = await asyncio.gather(*(one(i) for i in ids))
@@ -446,13 +447,17 @@ def _media_row(ext: str, system: str, entry: Mapping[str, Any] | None) -> dict[s
     if entry is None:
         return {"external_id": ext, "system_name": system, "found": False}
     asset = entry.get("asset") if isinstance(entry.get("asset"), Mapping) else {}
+    metadata = entry.get("metadata")
+    # the id as text and the sizes as whole numbers whichever shape came (the vendor's SDK types a media id
+    # as a number, its reference and our sandbox send text): one dtype per column
     return {"external_id": ext, "system_name": entry.get("systemName") or system, "found": True,
-            "media_id": entry.get("id"), "version": entry.get("version"), "media_type": entry.get("mediaType"),
-            "title": entry.get("title") or (entry.get("metadata") or {}).get("title"),
-            "url": asset.get("url"), "mime_type": asset.get("mimeType"), "width": asset.get("width"),
-            "height": asset.get("height"), "size": asset.get("size"), "created_at": entry.get("createdAt"),
-            "updated_at": entry.get("updatedAt"), "metadata": entry.get("metadata"),
-            "bytes": asset.get("size"), "created": entry.get("createdAt"),
+            "media_id": id_text(entry.get("id")), "version": whole_number(entry.get("version")),
+            "media_type": entry.get("mediaType"),
+            "title": entry.get("title") or (metadata.get("title") if isinstance(metadata, Mapping) else None),
+            "url": asset.get("url"), "mime_type": asset.get("mimeType"), "width": whole_number(asset.get("width")),
+            "height": whole_number(asset.get("height")), "size": whole_number(asset.get("size")),
+            "created_at": entry.get("createdAt"), "updated_at": entry.get("updatedAt"), "metadata": metadata,
+            "bytes": whole_number(asset.get("size")), "created": entry.get("createdAt"),
             "modified": entry.get("updatedAt")}  # UTC by frame()
 
 

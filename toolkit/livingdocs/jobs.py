@@ -33,7 +33,7 @@ from ..core.journal import Journal
 from ..core.redact import get_logger, redact
 from ..core.sync import sync_wrappable
 from .interface import ImportClient
-from .rows import SERVICE, Row, id_text
+from .rows import SERVICE, Row, id_text, whole_number
 
 __all__ = ["ImportJob", "ServerJob", "Chunk", "parse_status", "RESULT_SCHEMA", "STATUS_SCHEMA", "STATUSES"]
 
@@ -161,8 +161,9 @@ def _result_row(ext: str | None, title: str | None, job: ServerJob, img: Mapping
     return {"external_id": ext if ext is not None else id_text(img.get("externalId") or img.get("id")),
             "title": img.get("title") if img.get("title") not in (None, "") else title,
             "status": status, "reason": _join(reason, note),
-            "media_id": image.get("mediaId") or image.get("id"), "url": image.get("url") or image.get("originalUrl"),
-            "width": image.get("width"), "height": image.get("height"),
+            "media_id": id_text(image.get("mediaId") if image.get("mediaId") is not None else image.get("id")),
+            "url": image.get("url") or image.get("originalUrl"),
+            "width": whole_number(image.get("width")), "height": whole_number(image.get("height")),
             "mime_type": image.get("mimeType") or image.get("mime_type"), "job_id": job.job_id}
 
 

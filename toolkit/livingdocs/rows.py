@@ -20,7 +20,7 @@ import pandas as pd
 from ..core.bulk import check_concurrency
 from ..core.errors import ValidationError
 
-__all__ = ["Row", "check_images", "prepare", "id_text", "CONTEXT_MAX_BYTES"]
+__all__ = ["Row", "check_images", "prepare", "id_text", "whole_number", "CONTEXT_MAX_BYTES"]
 
 SERVICE = "livingdocs"
 #: the largest ``context`` Livingdocs takes, in bytes of compact UTF-8 JSON
@@ -57,6 +57,31 @@ def id_text(value: Any) -> str | None:
             pass
     text = str(value).strip()
     return text or None
+
+
+def whole_number(value: Any) -> int | None:
+    """A size, count or version as a whole number, whether the service sent a JSON number or text (``1600``,
+    ``1600.0``, ``"1600"``, ``" 1600.0 "`` → ``1600``); ``None`` for a missing, non-numeric or fractional value.
+    One declared dtype (``Int64``) whatever the shape (docs/livingdocs.md, "Shapes")."""
+    if value is None or isinstance(value, bool):
+        return None
+    if hasattr(value, "item") and not isinstance(value, (str, bytes)):  # numpy scalars
+        try:
+            value = value.item()
+        except (TypeError, ValueError):
+            return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str):
+        try:
+            return int(value.strip())
+        except ValueError:
+            pass
+    try:
+        number = float(value)
+    except (TypeError, ValueError, OverflowError):
+        return None
+    return int(number) if math.isfinite(number) and number.is_integer() else None
 
 
 @dataclass

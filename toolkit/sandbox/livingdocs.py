@@ -12,16 +12,21 @@ Versions: ``v1``, ``beta`` and the dated ``2025-03`` … ``2026-11`` (odd months
   image carries both ``status`` and ``state``; unknown id → ``404``.
 * Webhook ``POST`` when a job with ``webhook`` ends: ``{"source": "livingdocs-image-import", "id", "state",
   "overview": {"total", "details": {"success", "skipped", "failed"}}, "context"}``.
-* ``GET …/mediaLibrary?externalId=&systemName=``, ``?ids=a,b``, ``…/mediaLibrary/{id}`` (scope
-  ``public-api:read``); lists are ``{"mediaLibraryEntries": [...]}`` up to 2025-11, ``{"results": [...]}``
-  from 2026-01.
+* ``GET …/mediaLibrary?externalId=&systemName=``, ``?ids=…``, ``…/mediaLibrary/{id}`` (scope
+  ``public-api:read``). ``ids`` is read in every encoding a client sends: ``ids=a,b`` (the documented
+  form), ``ids[0]=a&ids[1]=b`` (what ``@livingdocs/node-sdk``'s ``getMedia`` sends: ``qs.stringify``, brackets
+  percent-encoded), ``ids[]=a&ids[]=b`` and ``ids=a&ids=b``; ``externalId`` likewise; empty values (``qs``
+  turns a ``null`` option into ``key=``) are ignored. Lists are a bare JSON array up to 2025-11 (the SDK's
+  ``getMedia`` returns the body as ``Media[]``), ``{"results": [...]}`` from 2026-01; one entry is an object.
 * Unauthenticated: ``/test-images/NAME`` (see :mod:`.livingdocs_data`) and ``/media/{mediaId}`` (the
   stored picture, the "imgix" URL of an entry).
 
 Knobs: ``job_seconds``, ``max_images_per_call``, ``daily_limit``, ``fail_next_jobs``, ``webhook_delay``,
 ``fetch_timeout``, ``status_error_rate`` (the share of status polls answered ``503``, from a random stream of
 their own), ``import_answer_delay`` (seconds an import POST waits after starting its job before it answers:
-a client with a shorter read timeout loses the answer of a request the service took).
+a client with a shorter read timeout loses the answer of a request the service took), ``numeric_media_ids``
+(new media library entries get whole-number ids, served as JSON numbers — the SDK's README types a media id as
+``number`` — instead of the 12-character text ids of the contract as first researched).
 Truth: ``media``, ``import_counts``, ``jobs``, ``webhooks_sent``, ``reset()``.
 """
 
@@ -48,7 +53,7 @@ from starlette.routing import Route
 from .livingdocs_data import BROKEN_IMAGES, GOOD_IMAGES, make_test_image
 from .server import Emulator
 
-__all__ = ["LivingdocsEmulator", "VERSIONS", "CONTEXT_MAX_BYTES", "READ_SCOPE", "WRITE_SCOPE"]
+__all__ = ["LivingdocsEmulator", "VERSIONS", "CONTEXT_MAX_BYTES", "READ_SCOPE", "WRITE_SCOPE", "query_list"]
 
 READ_SCOPE = "public-api:read"
 WRITE_SCOPE = "public-api:write"
@@ -129,6 +134,9 @@ def analyse_image(data: bytes) -> dict[str, Any]:
 
 class LivingdocsEmulator(Emulator):
     name = "livingdocs"
+    knobs = ("job_seconds", "max_images_per_call", "daily_limit", "fail_next_jobs", "webhook_delay", "fetch_timeout",
+             "status_error_rate", "import_answer_delay", "fetch_attempts", "fetch_own_images_internally",
+             "numeric_media_ids")
 
     def __init__(self, seed: int = 0) -> None:
         super().__init__(seed)
@@ -151,6 +159,8 @@ class LivingdocsEmulator(Emulator):
         self.fetch_timeout: float = 5.0
         self.status_error_rate: float = 0.0
         self.import_answer_delay: float = 0.0
+        #: new entries get whole-number ids (JSON numbers) instead of 12-character text ids
+        self.numeric_media_ids: bool = False
         self._status_rng = random.Random(f"livingdocs-status-{seed}")
         self.fetch_attempts: int = 2
         #: resolve this emulator's own ``/test-images/`` URLs in memory (no HTTP, no injected faults)
@@ -237,6 +247,15 @@ class LivingdocsEmulator(Emulator):
             value = "".join(self.rng.choice(alphabet) for _ in range(length))
             if value not in taken:
                 return value
+
+    def _new_media_id(self) -> "str | int":
+        """A new media library id: 12 characters of text, or (``numeric_media_ids``) the next whole number."""
+        if not self.numeric_media_ids:
+            return self._new_id(_MEDIA_ALPHABET, 12, self._by_media_id)
+        number = len(self._by_media_id) + 1
+        while str(number) in self._by_media_id:
+            number += 1
+        return number
 
     # -- fetching -----------------------------------------------------------------------------------------
     async def _fetch(self, url: str) -> dict[str, Any]:
@@ -352,19 +371,19 @@ class LivingdocsEmulator(Emulator):
         asset = {"url": "", "mimeType": got["mimeType"], "width": got["width"], "height": got["height"],
                  "size": got["size"], "filename": _filename(img["url"], got["mimeType"])}
         if existing is None:
-            media_id = self._new_id(_MEDIA_ALPHABET, 12, self._by_media_id)
+            media_id = self._new_media_id()
             entry = {"id": media_id, "version": 1, "mediaType": img["mediaType"], "asset": asset,
                      "metadata": img["metadata"], "createdAt": _iso(now), "updatedAt": _iso(now),
                      "systemName": system, "externalId": ext, "title": img["fileName"], "_source_url": img["url"]}
             self.media[key] = entry
-            self._by_media_id[media_id] = entry
+            self._by_media_id[str(media_id)] = entry
         else:
             entry = existing
             entry.update({"version": entry["version"] + 1, "mediaType": img["mediaType"], "asset": asset,
                           "metadata": img["metadata"], "updatedAt": _iso(now), "title": img["fileName"],
                           "_source_url": img["url"]})
         asset["url"] = f"{self.base_url}/media/{entry['id']}"
-        self._media_bytes[entry["id"]] = got["data"]
+        self._media_bytes[str(entry["id"])] = got["data"]
         self.import_counts[key] += 1
         return {"status": "success", "state": "success", **out, "image": self._image_info(entry)}
 
@@ -567,15 +586,15 @@ class LivingdocsEmulator(Emulator):
         return JSONResponse(self.status_body(job))
 
     async def get_media_lookup(self, request: Request) -> Response:
-        """``GET …/mediaLibrary?ids=a,b`` or ``?externalId=…[&systemName=…]``: the entries, in the version's
-        list envelope."""
+        """``GET …/mediaLibrary?ids=a,b`` (or ``ids[0]=a&ids[1]=b``, ``ids[]=a&ids[]=b``, ``ids=a&ids=b``) or
+        ``?externalId=…[&systemName=…]``: the entries, in the version's list envelope."""
         denied = self._check(request, READ_SCOPE)
         if denied is not None:
             return denied
         params = request.query_params
-        ids = [i for v in params.getlist("ids") for i in v.split(",") if i.strip()]
-        externals = params.getlist("externalId")
-        system = params.get("systemName")
+        ids = query_list(params.multi_items(), "ids")
+        externals = query_list(params.multi_items(), "externalId", split=False)
+        system = params.get("systemName") or None
         if not ids and not externals:
             return _error(400, "Bad Request", {"query": "ids or externalId is required"})
         found: list[dict[str, Any]] = []
@@ -630,9 +649,36 @@ def _error(status: int, name: str, details: dict[str, Any]) -> Response:
 
 
 def _envelope(request: Request, entries: list[dict[str, Any]]) -> Response:
-    """A list of entries: ``{"results": …}`` from version 2026-01, ``{"mediaLibraryEntries": …}`` before."""
-    key = "results" if request.path_params["version"] in RESULTS_ENVELOPE else "mediaLibraryEntries"
-    return JSONResponse({key: [_public(e) for e in entries]})
+    """A list of entries: ``{"results": …}`` from version 2026-01, the bare array before (what the SDK's
+    ``getMedia`` returns as ``Media[]``; the vendor's 2026-01 changelog says these lists were arrays)."""
+    listed = [_public(e) for e in entries]
+    if request.path_params["version"] in RESULTS_ENVELOPE:
+        return JSONResponse({"results": listed})
+    return JSONResponse(listed)
+
+
+_INDEXED = re.compile(r"^(?P<name>[^\[\]]+)\[(?P<index>\d*)\]$")
+
+
+def query_list(items: Any, name: str, *, split: bool = True) -> list[str]:
+    """The values of query parameter ``name`` in every encoding clients use: ``name=a,b`` (comma separated,
+    when ``split``), repeated ``name=a&name=b``, ``name[]=a&name[]=b`` and the ``qs`` indices
+    ``name[0]=a&name[1]=b`` (in index order). ``items`` are the decoded (key, value) pairs in request order;
+    blank values are left out (split parts are stripped; a value not split is kept as it is)."""
+    plain: list[str] = []
+    indexed: list[tuple[int, int, str]] = []
+    for position, (key, value) in enumerate(items):
+        match = _INDEXED.match(key)
+        if key == name:
+            plain.append(value)
+        elif match and match.group("name") == name:
+            if match.group("index"):
+                indexed.append((int(match.group("index")), position, value))
+            else:
+                plain.append(value)
+    values = plain + [value for _, _, value in sorted(indexed)]
+    parts = [part for value in values for part in (value.split(",") if split else [value])]
+    return [part.strip() if split else part for part in parts if part.strip()]
 
 
 def _public(entry: dict[str, Any]) -> dict[str, Any]:
