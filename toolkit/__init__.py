@@ -16,6 +16,7 @@ from .core.errors import (APIError, BadRequest, Conflict, Forbidden, Gone, JobFa
                           RateLimited, ServerError, ToolkitError, TransportError, Unauthorized, ValidationError)
 from .core.credentials import Credentials, Secret, load_credentials
 from .core.journal import run_rows, runs
+from .core.tls import Network
 from .core import cpr_dtype as _cpr_dtype  # noqa: E402,F401  the "cpr"/"redacted" dtypes, registered on import
 
 from ._version import __version__  # noqa: E402,F401
@@ -24,7 +25,7 @@ _CORE_NAMES = [
     "ToolkitError", "APIError", "BadRequest", "Unauthorized", "Forbidden", "NotFound", "Gone", "Conflict",
     "RateLimited", "ServerError", "TransportError", "JobFailed", "JobTimeout", "ValidationError",
     "Secret", "Credentials", "load_credentials", "contact_sheet", "doctor", "sandbox", "widgets", "testing",
-    "runs", "run_rows",
+    "runs", "run_rows", "record", "Network",
 ]
 _PACKAGES = {"sandbox", "widgets", "core", "cli", "testing"}
 
@@ -38,6 +39,10 @@ def _services() -> list[str]:
 def __getattr__(name: str) -> Any:
     if name in _PACKAGES or (not name.startswith("_") and name in _services()):
         return importlib.import_module(f".{name}", __name__)
+    if name == "record":  # loads the HTTP layer (httpx) only when a transcript is asked for
+        from .core.record import record
+
+        return record
     if name == "contact_sheet":
         from .widgets.images import contact_sheet
 

@@ -10,6 +10,8 @@
   part-way through a paged pull or a bulk run).
 * :func:`silent_server` — a TCP server on 127.0.0.1 that takes every connection and never answers (a
   service that hangs), recording the first line of each request it was sent.
+* :func:`replay` — answer every connection made inside the block from a transcript written by
+  :func:`toolkit.record` (a HAR file): a recorded problem becomes an offline test.
 * :func:`run_killed` — run a bulk write in a child process that is killed (``SIGKILL``, no clean-up of any
   kind) the moment the n-th item's answer has come back and before the journal records it: the worst
   moment for an exactly-once write.
@@ -22,7 +24,7 @@ import socket
 from typing import Any, Iterable, Iterator
 
 __all__ = ["assert_no_secrets", "free_port", "broken_request", "toolkit_sandbox", "sandbox_factory", "leaks",
-           "run_killed", "silent_server", "SilentServer"]
+           "run_killed", "silent_server", "SilentServer", "replay"]
 
 
 def leaks(text: str, secrets: Iterable[Any]) -> list[str]:
@@ -117,6 +119,25 @@ def silent_server() -> Iterator[SilentServer]:
         for conn in held:
             conn.close()
         listener.close()
+
+
+@contextlib.contextmanager
+def replay(path: Any) -> Iterator[Any]:
+    """``with replay("support.har") as r:`` — every connection made (or first used) inside the block is
+    answered from the transcript at ``path`` instead of the network (matching rules:
+    :mod:`toolkit.core.record`). Yields the :class:`~toolkit.core.record.Replayer` (``answered``, ``misses``,
+    ``unused``). A request the transcript holds no answer for raises
+    :class:`~toolkit.core.record.ReplayMiss`. Connect inside the block: a connection already used keeps the
+    network."""
+    from .core.http import answer_with
+    from .core.record import Replayer
+
+    replayer = Replayer.from_file(path)
+    answer_with(replayer)
+    try:
+        yield replayer
+    finally:
+        answer_with(None)
 
 
 _KILL_PRELUDE = """

@@ -24,6 +24,7 @@ import json as _json
 import logging
 import os
 import random
+import ssl
 import time
 import weakref
 from dataclasses import dataclass, field
@@ -38,6 +39,7 @@ from .errors import (FATAL, MAYBE_DELIVERED, UNSENT, APIError, ToolkitError, Tra
                      service_name)
 from .files import content_disposition_filename, inside, safe_filename, temporary
 from .redact import get_logger, redact
+from . import tls as _tls
 
 __all__ = ["HttpClient", "RetryPolicy", "TokenAuth", "Timeouts", "Response", "MockTransport", "ASGITransport",
            "redact", "parse_error_body", "Paging", "CursorPaging", "PagePaging", "Download"]
@@ -256,12 +258,13 @@ def _tell(service: str, request: httpx.Request, response: httpx.Response, starte
 
 class _Failure:
     """What ``HttpClient._send`` hands back instead of raising, so that no frame holding the built request
-    (headers with a token, a form with a secret) is part of the traceback of the error we raise."""
+    (headers with a token, a form with a secret) is part of the traceback of the error we raise. ``words``:
+    (what happened, what to do) when the failure was worded already (TLS, proxy)."""
 
-    __slots__ = ("kind", "name")
+    __slots__ = ("kind", "name", "words")
 
-    def __init__(self, kind: str, name: str) -> None:
-        self.kind, self.name = kind, name
+    def __init__(self, kind: str, name: str, words: "tuple[str, str] | None" = None) -> None:
+        self.kind, self.name, self.words = kind, name, words
 
 
 class HttpClient:
@@ -273,6 +276,10 @@ class HttpClient:
     private loop and from the analyst's own loop (``await client.aio.…``), one after another.
 
     ``attempt_headers`` are callables returning headers computed anew for every attempt (e.g. a ``Date``).
+
+    ``transport`` is a transport of httpx's (tests, the sandbox) or a :class:`toolkit.core.tls.Network`: which
+    certificates the connection trusts and which proxy it takes (by default the operating system's trust
+    store, a CA bundle variable, and the proxy variables; see :mod:`toolkit.core.tls`).
     """
 
     def __init__(
@@ -306,7 +313,14 @@ class HttpClient:
         if basic_auth:
             self._basic = (str(basic_auth[0]), basic_auth[1] if isinstance(basic_auth[1], Secret)
                            else Secret(str(basic_auth[1])))
-        self._transport = transport
+        self.network = transport if isinstance(transport, _tls.Network) else _tls.Network()
+        self._transport = None if isinstance(transport, _tls.Network) else transport
+        if not self.network.verifies and not getattr(self.network, "_warned", False):
+            self.network._warned = True  # type: ignore[attr-defined]  # one line per Network, not per connection
+            log.warning("%s: certificate checks are OFF for this connection (verify=False): anyone on the way to "
+                        "%s can read and change what is sent, credentials included. Prefer "
+                        "toolkit.Network(ca_bundle=...) with your organisation's root certificate.",
+                        service_name(service), redact(self.base_url) or "the service")
         self._max_connections = max(1, int(max_connections))
         self._clients: dict[int, tuple[weakref.ref, httpx.AsyncClient]] = {}
         self._folders: set[Path] = set()
@@ -321,9 +335,17 @@ class HttpClient:
         limits = httpx.Limits(max_connections=self._max_connections,
                               max_keepalive_connections=self._max_connections, keepalive_expiry=30.0)
         auth = httpx.BasicAuth(self._basic[0], self._basic[1].reveal()) if self._basic else None
+        transport = _replay_transport() or self._transport
+        network: dict[str, Any] = {}
+        if transport is None:  # the network: trust and proxies as self.network says (trust_env stays False)
+            verify = self.network.ssl_context()
+            network["verify"] = verify
+            network["mounts"] = {pattern: None if proxy is None else httpx.AsyncHTTPTransport(
+                proxy=proxy, verify=verify, limits=limits, trust_env=False)
+                for pattern, proxy in self.network.proxies().items()}
         return httpx.AsyncClient(base_url=self.base_url, headers=self._headers, timeout=self.timeouts.to_httpx(),
-                                 limits=limits, transport=_replay_transport() or self._transport, auth=auth,
-                                 follow_redirects=False, trust_env=False)
+                                 limits=limits, transport=transport, auth=auth,
+                                 follow_redirects=False, trust_env=False, **network)
 
     @property
     def client(self) -> httpx.AsyncClient:
@@ -401,7 +423,15 @@ class HttpClient:
                 response.stream = httpx.ByteStream(b"")
             return response, generation
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+            problem = _tls.tls_failure(exc)
+            if problem is not None:  # the certificate was refused (or TLS failed): repeating will not help
+                return _Failure("fatal", "CertificateError" if isinstance(problem, ssl.SSLCertVerificationError)
+                                else "TLSError", await self._tls_words(url, problem)), generation
             return _Failure("unsent", type(exc).__name__), generation
+        except httpx.ProxyError as exc:  # the proxy would not open a tunnel: the request did not leave
+            detail = str(exc)[:120]
+            return _Failure("fatal" if detail[:3] in ("403", "407") else "unsent", "ProxyError",
+                            _tls.proxy_problem(url, self.network.proxy_for(url), detail)), generation
         except (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError) as exc:
             return _Failure("lost", type(exc).__name__), generation
         except httpx.HTTPError as exc:  # anything else httpx may raise (invalid URL, decoding …)
@@ -458,9 +488,10 @@ class HttpClient:
                     arrived = arrived or outcome.kind == "lost"
                     await self.pause(method, url, attempt, None, outcome.name)
                     continue
-                kind = "lost" if arrived and outcome.kind == "unsent" else outcome.kind
+                kind = "lost" if arrived and outcome.kind in ("unsent", "fatal") else outcome.kind
                 raise self._transport_error(outcome.name, method, url, what, attempt, kind,
-                                            out_of_time=not self.timeouts.in_time(deadline)) from None
+                                            out_of_time=not self.timeouts.in_time(deadline),
+                                            words=outcome.words) from None
             response = outcome
             status = response.status_code
             if log.isEnabledFor(logging.DEBUG):  # the filter redacts the rendered line
@@ -499,8 +530,17 @@ class HttpClient:
                   redact(url), reason, delay, attempt + 1, self.retry.attempts)
         await self._sleep(delay)
 
+    async def _tls_words(self, url: str, problem: Any) -> tuple[str, str]:
+        """(what happened, what to do) for a TLS failure reaching ``url``, naming the refused certificate
+        (read by a second handshake that does not check it; see :mod:`toolkit.core.tls`)."""
+        cert = None
+        if isinstance(problem, ssl.SSLCertVerificationError):
+            cert = await asyncio.to_thread(_tls.refused_certificate, url, self.network.proxy_for(url))
+        return _tls.certificate_problem(url, problem, self.network, cert)
+
     def _transport_error(self, name: str, method: str, url: str, what: str | None,
-                         attempts: int = 1, kind_of: str = "lost", out_of_time: bool = False) -> TransportError:
+                         attempts: int = 1, kind_of: str = "lost", out_of_time: bool = False,
+                         words: "tuple[str, str] | None" = None) -> TransportError:
         kind = {
             "ConnectError": "could not connect to the service",
             "ConnectTimeout": "timed out connecting to the service",
@@ -526,6 +566,10 @@ class HttpClient:
             hint = ("Nothing answers at this local address: if it is the toolkit's sandbox, it was stopped "
                     "(a notebook's last cell or sb.stop()) — start it again with toolkit.sandbox.start() and "
                     "connect again.")
+        elif name == "ConnectError" and self._transport is None:
+            hint = _tls.proxy_hint(url, self.network)
+        if words is not None:  # a TLS or proxy failure, worded by toolkit.core.tls
+            kind, hint = words
         delivery = {"unsent": UNSENT, "fatal": FATAL}.get(kind_of, MAYBE_DELIVERED)
         return TransportError(f"{prefix}{kind} (after {attempts} attempt{'s' if attempts != 1 else ''})",
                               service=self.service, method=method, url=url, hint=hint, delivery=delivery,
