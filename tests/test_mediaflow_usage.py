@@ -182,8 +182,9 @@ def test_bad_arguments_are_refused_before_anything_is_sent(mf: Any, em: Mediaflo
         args = {"page_url": PAGE, "page_name": "P", **kwargs}
         with pytest.raises(ValidationError):
             mf.report_usage(fid, args.pop("page_url"), args.pop("page_name"), **args, progress=False)
-    with pytest.raises(ValidationError):
-        mf.report_usage([1.5], PAGE, "P", progress=False)
+    with pytest.raises(ValidationError) as info:
+        mf.report_usage([1.5], PAGE, "P", progress=False)  # before (download_urls too): taken as file 1
+    assert "file id" in str(info.value) and "mf.search()" in str(info.value)
     assert len(em.requests) == mark
 
 

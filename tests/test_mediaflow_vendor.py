@@ -95,6 +95,10 @@ def test_formats_and_a_link_of_a_format(mf: Any, em: MediaflowEmulator) -> None:
     assert mf.download_urls(ids)["format_id"].tolist() == [0, 0]  # format=0 is the default
     with pytest.raises(ValidationError, match="format"):
         mf.download_urls(ids, format="poster")
+    mark = len(em.requests)
+    with pytest.raises(ValidationError, match="file id"):
+        mf.download_urls([ids[0], 1.5])  # before: asked for file 1
+    assert len(em.requests) == mark
     assert_no_secrets(links.to_string() + links._repr_html_(), em.secrets(), "the links of a format")
 
 

@@ -194,7 +194,8 @@ def array_of(response: Any) -> list[Any]:
 
 def int_id(value: Any, what: str) -> int:
     """``value`` as a Mediaflow id (a whole number, may be negative); else a ValidationError naming ``what``."""
-    hint = f"Give the {what} as a whole number, e.g. 12 or -14 (see mf.folders())."
+    where = "mf.folders()" if "folder" in what else "the id column of mf.latest(), mf.files() or mf.search()"
+    hint = f"Give the {what} as a whole number, e.g. 12 or -14 (see {where})."
     if isinstance(value, bool) or value is None:
         raise ValidationError(f"{what} must be a whole number, not {value!r}", service=SERVICE, hint=hint)
     try:
