@@ -4,16 +4,14 @@ asks for, and one dtype per column whatever JSON shape a value comes in (the ven
 
 from __future__ import annotations
 
-import json
 from typing import Any, Callable, Iterator
 
-import httpx
 import pandas as pd
 import pytest
 
 import toolkit
 from toolkit.core.errors import ValidationError
-from toolkit.core.http import RetryPolicy
+from toolkit.core.http import Asked, Answer, RetryPolicy, canned, reply
 from toolkit.mediaflow import assets
 from toolkit.mediaflow.assets import FILE_COLUMNS, FOLDER_SCHEMA, file_columns
 from toolkit.mediaflow.downloads import DOWNLOAD_SCHEMA, FORMAT_SCHEMA
@@ -105,16 +103,16 @@ def test_formats_and_a_link_of_a_format(mf: Any, em: MediaflowEmulator) -> None:
 def test_the_crates_format_path_is_used_when_formats_is_404(mf: Any) -> None:
     seen: list[str] = []
 
-    def handler(request: httpx.Request) -> httpx.Response:
-        seen.append(request.url.path)
-        if request.url.path.endswith("/oauth2/token"):
-            return httpx.Response(200, json={"access_token": "t", "expires_in": 3600})
-        if request.url.path.endswith("/formats"):
-            return httpx.Response(404, json={"status": 404, "error": "No such endpoint"})
-        return httpx.Response(200, json=[{"id": "5", "name": "Liten", "width": 300, "height": "-1"}])
+    def handler(request: Asked) -> Answer:
+        seen.append(request.path)
+        if request.path.endswith("/oauth2/token"):
+            return reply(200, json={"access_token": "t", "expires_in": 3600})
+        if request.path.endswith("/formats"):
+            return reply(404, json={"status": 404, "error": "No such endpoint"})
+        return reply(200, json=[{"id": "5", "name": "Liten", "width": 300, "height": "-1"}])
 
     with toolkit.mediaflow.connect("c", "s", "r", base_url="https://mf.test/1",
-                                   transport=httpx.MockTransport(handler)) as client:
+                                   transport=canned(handler)) as client:
         got = client.formats()
     assert seen[-2:] == ["/1/formats", "/1/format"]
     assert got[["id", "width", "height"]].values.tolist() == [[5, 300, -1]] and pd.isna(got["keep_ratio"].iloc[0])
@@ -201,14 +199,14 @@ def test_a_service_that_ignores_the_paging_gives_every_hit_once(mf: Any) -> None
     hits = [{"id": i, "name": f"hit-{i}", "type": {"type": "image"}} for i in range(1, 8)]
     asked: list[dict[str, Any]] = []
 
-    def handler(request: httpx.Request) -> httpx.Response:
-        if request.url.path.endswith("/oauth2/token"):
-            return httpx.Response(200, json={"access_token": "t", "expires_in": 3600})
-        asked.append({"query": dict(request.url.params), "body": json.loads(request.content)})
-        per = int(request.url.params["per_page"])
-        return httpx.Response(200, json=hits if per == 5 else hits[:per])
+    def handler(request: Asked) -> Answer:
+        if request.path.endswith("/oauth2/token"):
+            return reply(200, json={"access_token": "t", "expires_in": 3600})
+        asked.append({"query": dict(request.params), "body": request.json()})
+        per = int(request.params["per_page"])
+        return reply(200, json=hits if per == 5 else hits[:per])
 
-    with toolkit.mediaflow.connect("c", "s", "r", base_url="https://mf.test/1", transport=httpx.MockTransport(handler),
+    with toolkit.mediaflow.connect("c", "s", "r", base_url="https://mf.test/1", transport=canned(handler),
                                    retry=RetryPolicy(attempts=1)) as client:
         assert client.search("hit", limit=5)["id"].tolist() == [1, 2, 3, 4, 5] and len(asked) == 1
         asked.clear()
@@ -246,16 +244,16 @@ def test_the_vendors_shapes_and_the_first_contracts_give_the_same_frames(mf: Any
 
 
 def mock_client(routes: dict[str, Any]) -> Any:
-    def handler(request: httpx.Request) -> httpx.Response:
-        if request.url.path.endswith("/oauth2/token"):
-            return httpx.Response(200, json={"access_token": "t", "expires_in": 3600})
+    def handler(request: Asked) -> Answer:
+        if request.path.endswith("/oauth2/token"):
+            return reply(200, json={"access_token": "t", "expires_in": 3600})
         for suffix, body in routes.items():
-            if request.url.path.endswith(suffix):
-                return httpx.Response(200, json=body)
-        return httpx.Response(404, json={"status": 404, "error": "No such endpoint"})
+            if request.path.endswith(suffix):
+                return reply(200, json=body)
+        return reply(404, json={"status": 404, "error": "No such endpoint"})
 
     return toolkit.mediaflow.connect("c", "s", "r", base_url="https://mf.test/1",
-                                     transport=httpx.MockTransport(handler))
+                                     transport=canned(handler))
 
 
 @pytest.mark.parametrize("shape", ["vendor", "text", "empty"])
