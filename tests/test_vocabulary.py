@@ -140,6 +140,12 @@ def results(sandbox: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
             "mf.file(file_id)": lambda: mf.file(int(files["id"].iloc[0])),
             "mf.upload(path, folder_id)": lambda: mf.upload(single, FOLDER),
             "mf.upload_folder(folder, folder_id)": lambda: mf.upload_folder(upload_dir, FOLDER, progress=False),
+            "mf.search(text)": lambda: mf.search("a", limit=5),
+            "mf.download_urls(files)": lambda: mf.download_urls(files.head(2)),
+            "mf.formats()": lambda: mf.formats(),
+            "mf.report_usage(files, page_url, page_name)": lambda: mf.report_usage(
+                files.head(2), "https://example.org/vocabulary", "Vocabulary", journal=None),
+            "mf.usages(files)": lambda: mf.usages(files.head(2)),
             "dk.products.list()": lambda: products,
             "dk.products.get(id)": lambda: dk.products.get(int(products.index[0])),
             "dk.products.diff(original, edited)": lambda: plan,
