@@ -205,6 +205,9 @@ def test_a_private_ca_is_refused_in_plain_words_then_trusted_with_the_bundle(htt
     # the bundle per connection …
     trusted = toolkit.dokus.connect(**https_dokus.credentials(), transport=toolkit.Network(ca_bundle=bundle))
     assert len(trusted.products.list()) > 0
+    # … also as connect()'s own keyword, for every service through the one connect path
+    assert len(toolkit.dokus.connect(**https_dokus.credentials(), ca_bundle=bundle).products.list()) > 0
+    assert len(toolkit.dokus.connect(**https_dokus.credentials(), verify=str(bundle)).products.list()) > 0
     # … or for every connection, by any of the three variables
     for variable in ("TOOLKIT_CA_BUNDLE", "REQUESTS_CA_BUNDLE", "SSL_CERT_FILE"):
         monkeypatch.setenv(variable, str(bundle))

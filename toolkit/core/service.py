@@ -135,8 +135,23 @@ def connect(service: str, /, *, via: str = "python", environments: Mapping[str, 
     values = {k: v for k, v in values.items() if k in field_names}
     if environments is not None:
         options.setdefault("environments", environments)
+    _network_options(options)
     client = svc.client(**values, **options)
     return svc.sync(client) if svc.sync is not None else client
+
+
+def _network_options(options: dict[str, Any]) -> None:
+    """``verify=`` / ``ca_bundle=`` given to ``connect()`` become the connection's ``transport=Network(...)``
+    (:class:`toolkit.core.tls.Network`): a CA bundle, or checks off, for this one connection."""
+    if "verify" not in options and "ca_bundle" not in options:
+        return
+    from .tls import Network
+
+    verify, ca_bundle = options.pop("verify", True), options.pop("ca_bundle", None)
+    if options.get("transport") is not None:
+        raise ValidationError("give verify=/ca_bundle= or transport=, not both", hint="Put them in the transport: "
+                              "transport=toolkit.Network(verify=..., ca_bundle=...).")
+    options["transport"] = Network(verify=verify, ca_bundle=ca_bundle)
 
 
 def add_connection_options(parser: Any, service: str, *, skip: tuple[str, ...] = ()) -> None:
