@@ -10,8 +10,10 @@
   token, ``403`` credentials without the picture right, ``400`` not a JPEG, ``413`` over 10 MB.
 
 Latency and faults come from the sandbox's middleware. The truth stays inspectable for tests:
-``images`` (CPR → stored JPEG bytes), ``put_counts`` (successful stores per CPR), ``truth()``,
-``expire_tokens()``, ``credentials_without_picture_right()``.
+``images`` (CPR → the JPEG bytes exactly as stored: tests look at what a prepared upload left there),
+``put_counts`` (successful stores per CPR), ``truth()``, ``expire_tokens()``,
+``credentials_without_picture_right()``. A picture over 10 MB is refused with ``413`` whether the request
+says its length or not, and the body is read first, so a client hears the answer instead of a reset.
 """
 
 from __future__ import annotations
@@ -224,6 +226,7 @@ class UddataEmulator(Emulator):
             return _error(403, "forbidden", "the credentials lack the right to upload pictures; ask support")
         length = request.headers.get("content-length")
         if length and length.isdigit() and int(length) > MAX_BYTES + 64 * 1024:
+            await _drain(request)  # read what was sent, so that the client hears the 413 (not a reset)
             return _error(413, "payload_too_large", "the picture is larger than 10 MB")
         cpr, data = await _upload(request)
         if not cpr:
@@ -245,6 +248,15 @@ class UddataEmulator(Emulator):
 
 def _error(status: int, code: str, message: str) -> Response:
     return JSONResponse({"error": code, "message": message}, status_code=status)
+
+
+async def _drain(request: Request, limit: int = 64 * 1024 * 1024) -> None:
+    """Read and drop the body of a refused request (up to ``limit`` bytes)."""
+    seen = 0
+    async for chunk in request.stream():
+        seen += len(chunk)
+        if seen > limit:
+            break
 
 
 async def _upload(request: Request) -> tuple[Any, bytes | None]:

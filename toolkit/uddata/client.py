@@ -6,6 +6,7 @@
     ud.get_image("0101901234")     # PIL image, or None when there is no photo
     ud.audit(cprs)                 # who lacks a photo
     ud.upload_folder("photos/")    # upload <cpr>.jpg files, resumable
+    ud.prepare_photos("photos/")   # upright, sized, sRGB JPEG without metadata, duplicates flagged
 
 Written once, async (:class:`AsyncClient`); the sync :class:`Client` that ``connect()`` returns runs it on
 the toolkit's private event loop. The contract's choices (token URL, path layout, environments) are the
@@ -31,6 +32,7 @@ from ..core.registry import Field, ServiceSpec, register
 from ..core.sync import sync_class
 from . import audit as _audit
 from . import cpr as _cpr
+from . import prepare as _prepare
 from . import upload as _upload
 
 if TYPE_CHECKING:
@@ -216,10 +218,32 @@ class AsyncClient(ServiceClient):
         return await _audit.audit(self, cprs, concurrency=concurrency, progress=progress)
 
     async def upload_folder(self, folder: "str | os.PathLike[str]", concurrency: int = 8, dry_run: bool = False,
-                            journal: "str | os.PathLike[str] | None" = None, progress: bool = True) -> ToolkitFrame:
-        """Upload every ``<cpr>.jpg`` of a folder, resumably; see :func:`toolkit.uddata.upload.upload_folder`."""
+                            journal: "str | os.PathLike[str] | None" = None, progress: bool = True,
+                            prepare: bool = False, max_side: int = 2000, max_bytes: int | None = None,
+                            min_size: tuple[int, int] = (200, 250), quality: int = 90,
+                            distinct: Any = ()) -> ToolkitFrame:
+        """Upload every ``<cpr>.jpg`` of a folder, resumably; see :func:`toolkit.uddata.upload.upload_folder`.
+        ``prepare=True`` also takes HEIC/PNG/WebP/TIFF and prepares each photo in memory on its way (upright,
+        sRGB JPEG within ``max_side`` and ``max_bytes``, no metadata, duplicate photos flagged); see
+        :meth:`prepare_photos` for the settings."""
         return await _upload.upload_folder(self, folder, concurrency=concurrency, dry_run=dry_run, journal=journal,
-                                   progress=progress)
+                                           progress=progress, prepare=prepare, max_side=max_side,
+                                           max_bytes=max_bytes, min_size=min_size, quality=quality,
+                                           distinct=distinct)
+
+    async def prepare_photos(self, folder: "str | os.PathLike[str]", out: "str | os.PathLike[str] | None" = None,
+                             max_side: int = 2000, max_bytes: int | None = None,
+                             min_size: tuple[int, int] = (200, 250), quality: int = 90, distinct: Any = (),
+                             dry_run: bool = False, workers: int | None = None,
+                             progress: bool = True) -> ToolkitFrame:
+        """Make every photo of a folder ready to send — upright, an sRGB JPEG of at most ``max_side`` pixels
+        and ``max_bytes`` (10 MB), no metadata — into ``out`` (default ``folder/prepared``); the originals are
+        never changed, a re-run prepares nothing twice, and the same photo under two CPR numbers is flagged
+        ``duplicate_photo`` (not prepared). One row per folder entry; nothing is sent to Uddata+. See
+        :func:`toolkit.uddata.prepare.prepare_photos` for every parameter and column."""
+        settings = _prepare.Settings.of(max_side, max_bytes, min_size, quality)
+        return await _prepare.prepare_folder(folder, out, settings=settings, dry_run=dry_run, distinct=distinct,
+                                             workers=workers, progress=progress)
 
     # -- lifecycle --------------------------------------------------------------------------------------
     def __repr__(self) -> str:
@@ -256,7 +280,7 @@ def connect(environment: str | None = None, institution: str | int | None = None
     Returns
     -------
     Client — ``students()``, ``get_image(cpr)``, ``put_image(cpr, path_or_bytes)``, ``audit(cprs)``,
-    ``upload_folder(folder)``.
+    ``upload_folder(folder)``, ``prepare_photos(folder)``.
 
     Raises
     ------

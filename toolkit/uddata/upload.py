@@ -72,10 +72,12 @@ MAX_BYTES = 10 * 1024 * 1024
 JOURNAL_NAME = ".uddata-upload.sqlite"
 NAME_RE = re.compile(r"^(\d{6})-?(\d{4})$")
 JPEG_SUFFIXES = (".jpg", ".jpeg")
+#: the outcomes of the checks of ``prepare=True`` (see :mod:`toolkit.uddata.prepare`)
+PREPARE_CHECKS = ("duplicate_photo", "not_a_picture", "damaged", "pixel_bomb", "too_small", "too_large")
 LABELS = ("uploaded", "already_uploaded", "would_upload", "invalid_name", "invalid_image", "duplicate",
-          "hidden", "folder", "link", "not_a_file", "unknown_cpr", "forbidden", "unauthorized", "rejected", "failed",
-          "in_doubt", "deferred")
-INVALID = {"invalid_name", "invalid_image", "duplicate", "hidden", "folder", "link", "not_a_file"}
+          *PREPARE_CHECKS, "hidden", "folder", "link", "not_a_file", "unknown_cpr", "forbidden", "unauthorized",
+          "rejected", "failed", "in_doubt", "deferred")
+INVALID = {"invalid_name", "invalid_image", "duplicate", "hidden", "folder", "link", "not_a_file", *PREPARE_CHECKS}
 FAILED = {"unknown_cpr", "forbidden", "unauthorized", "rejected", "failed", "in_doubt", "deferred"}
 #: the command line's exit codes
 EXIT_CODES = {"ok": 0, "failed": 1, "invalid": 2}
@@ -134,6 +136,10 @@ class Candidate:
     cpr: str | None = None
     outcome: str | None = None  # set when the entry is refused by its kind, its name or as a duplicate
     message: str | None = None
+    #: with ``prepare=True``: what the check of the photo found (:class:`toolkit.uddata.prepare.Look`)
+    look: Any = None
+    #: with ``prepare=True``: the other files that hold the same photo under another CPR number
+    duplicate_of: str | None = None
 
     @property
     def name(self) -> str:
@@ -144,10 +150,14 @@ class Candidate:
         return self.entry.path
 
 
-def _parse_name(entry: Entry) -> Candidate:
+def _parse_name(entry: Entry, suffixes: tuple[str, ...] = JPEG_SUFFIXES) -> Candidate:
     path = entry.path
-    if path.suffix.lower() not in JPEG_SUFFIXES:
-        return Candidate(entry, None, "invalid_name", "not sent: only <cpr>.jpg / <cpr>.jpeg files are uploaded")
+    if path.suffix.lower() not in suffixes:
+        if suffixes == JPEG_SUFFIXES:
+            return Candidate(entry, None, "invalid_name", "not sent: only <cpr>.jpg / <cpr>.jpeg files are uploaded "
+                                                          "(HEIC, PNG, WebP and TIFF photos with prepare=True)")
+        return Candidate(entry, None, "invalid_name", "not sent: only photos named <cpr> with "
+                                                      f"{', '.join(suffixes)} are taken")
     stem = path.stem.strip()
     if not NAME_RE.match(stem):
         return Candidate(entry, None, "invalid_name",
@@ -158,18 +168,39 @@ def _parse_name(entry: Entry) -> Candidate:
     return Candidate(entry, check.cpr)
 
 
-def _candidate(entry: Entry) -> Candidate:
+def _candidate(entry: Entry, suffixes: tuple[str, ...] = JPEG_SUFFIXES) -> Candidate:
     """The candidate of one directory entry: refused by its kind unless it is a regular file."""
     if not entry.readable:
         return Candidate(entry, None, entry.kind, entry.reason)
-    return _parse_name(entry)
+    return _parse_name(entry, suffixes)
 
 
-def scan_folder(folder: Path, journal: "Path | None" = None) -> list[Candidate]:
+def _own(folder: Path, journal: "Path | None", out: "Path | None") -> set[str]:
+    """The toolkit's own entries of ``folder``: the upload and preparation journals with their companions,
+    and the folder of prepared copies (``out`` when it lies in the folder, else a ``prepared`` folder that
+    holds a preparation journal)."""
+    from .prepare import JOURNAL_NAME as PREPARED, OUT_NAME
+
+    own = own_files(folder, journal, JOURNAL_NAME) | own_files(folder, None, PREPARED)
+    try:
+        if out is not None and Path(out).expanduser().resolve().parent == folder.resolve():
+            own.add(Path(out).name)
+    except OSError:
+        pass
+    if (folder / OUT_NAME / PREPARED).is_file():
+        own.add(OUT_NAME)
+    return own
+
+
+def scan_folder(folder: Path, journal: "Path | None" = None, suffixes: tuple[str, ...] = JPEG_SUFFIXES,
+                out: "Path | None" = None) -> list[Candidate]:
     """One candidate per entry of ``folder`` sorted by name (the core folder scanner), duplicates of one
-    CPR flagged. The journal's own files (``journal``, default ``folder/.uddata-upload.sqlite``) are left out."""
-    own = own_files(Path(folder), journal, JOURNAL_NAME)
-    candidates = [_candidate(e) for e in scan(folder, own=own, service="uddata")]
+    CPR flagged. The toolkit's own entries get none: the journal's files (``journal``, default
+    ``folder/.uddata-upload.sqlite``), the preparation journal's and the folder of prepared copies (``out``).
+    ``suffixes`` are the names taken (``.jpg``/``.jpeg``; with preparing also HEIC, PNG, WebP and TIFF)."""
+    root = Path(folder)
+    own = _own(root, journal, out)
+    candidates = [_candidate(e, suffixes) for e in scan(folder, own=own, service="uddata")]
     by_cpr: dict[str, list[Candidate]] = {}
     for c in candidates:
         if c.cpr:
@@ -251,13 +282,19 @@ class _Uploader:
     """The Uddata+ side of one folder upload on the core write protocol (:mod:`toolkit.core.writes`): what
     "sending" a photo and "the service already holds it" mean here, and the row of each way an item ends."""
 
-    def __init__(self, client: "PhotoClient", run: WriteRun, stop: tuple[str, int | None, str] | None) -> None:
+    def __init__(self, client: "PhotoClient", run: WriteRun, stop: tuple[str, int | None, str] | None,
+                 prepare: Any = None, workers: int = 1) -> None:
         self.client, self.run, self.stop = client, run, stop
+        #: the preparation settings (:class:`toolkit.uddata.prepare.Settings`) with ``prepare=True``
+        self.prepare = prepare
+        self.semaphore = asyncio.Semaphore(workers)
 
     async def one(self, c: Candidate) -> dict[str, Any]:
         if c.outcome:
             return _row(c.name, c.cpr, c.outcome, None, c.message or "")
         assert c.cpr is not None
+        if self.prepare is not None:
+            return await self._one_prepared(c)
         cpr = c.cpr
         data, outcome, problem = await asyncio.to_thread(_load, c.entry, self.client.max_pixels)
         if problem:
@@ -321,6 +358,80 @@ class _Uploader:
     def on_error(self, c: Candidate, exc: BaseException) -> dict[str, Any]:
         return _row(c.name, c.cpr, *_classify(exc))
 
+    # -- prepare=True: each photo prepared in memory on its way (toolkit.uddata.prepare) --------------------
+    async def _one_prepared(self, c: Candidate) -> dict[str, Any]:
+        from . import prepare as _prepare
+
+        cpr, look, settings = c.cpr or "", c.look, self.prepare
+        key = _prepare.prepared_key(look.sha256, settings)
+        planned = _prepare.planned_facts(look, settings)
+        if self.run.dry_run:
+            before = self.run.previous(cpr, key)
+            if before and before["state"] == "done":
+                return self._described(_row(c.name, cpr, "already_uploaded", None, "not sent again: this photo was "
+                                            f"prepared and uploaded on {str(before.get('updated') or '')[:10]}"),
+                                       _prepare.journal_facts(before) or planned)
+            return self._described(_row(c.name, cpr, "would_upload", None, "would be prepared and sent; dry run: "
+                                        "nothing sent"), planned)
+        if self.stop is not None:
+            outcome, status, message = self.stop
+            return _row(c.name, cpr, outcome, status, message.replace("not uploaded", "not sent", 1))
+        made: dict[str, Any] = {}
+        settled = await self.run.write(cpr, key, lambda: self._send_prepared(c, made), label=c.name,
+                                       recognise=lambda entry: self._recognise_prepared(c, entry, made))
+        facts = made["prepared"].facts() if "prepared" in made else _prepare.journal_facts(settled.entry) or planned
+        if isinstance(settled.error, _prepare.PhotoProblem):
+            error = settled.error
+            return _row(c.name, cpr, error.outcome, None, error.message.replace("not prepared", "not sent", 1))
+        try:
+            return self._described(self._row_of(c, cpr, settled), facts)
+        except ItemFailed as failed:
+            self._described(failed.row, facts)
+            raise
+
+    def _described(self, row: dict[str, Any], facts: Any) -> dict[str, Any]:
+        from .prepare import describe
+
+        row["actions"] = describe(facts, self.prepare)["actions"] if facts else None
+        return row
+
+    async def _prepared(self, c: Candidate, made: dict[str, Any]) -> Any:
+        """The photo prepared in memory (once per item and run; at most ``workers`` at a time)."""
+        from .prepare import MAX_ORIGINAL, PhotoProblem, prepare_bytes
+
+        if "prepared" not in made:
+            async with self.semaphore:
+                try:
+                    data = await asyncio.to_thread(read, c.entry, MAX_ORIGINAL)
+                except UnreadableEntry as exc:
+                    raise PhotoProblem("not_a_file", f"not prepared: {exc}") from None
+                if _sha256(data) != c.look.sha256:
+                    raise PhotoProblem("failed", "not prepared: the file changed while the folder was read; run "
+                                                 "the upload again")
+                made["prepared"] = await asyncio.to_thread(prepare_bytes, data, self.prepare, c.look)
+        return made["prepared"]
+
+    async def _send_prepared(self, c: Candidate, made: dict[str, Any]) -> Stored:
+        prepared = await self._prepared(c, made)
+        status = await _put(self.client, c.cpr or "", prepared.data)
+        return Stored(status, http_status=status, message=MESSAGES[201], extra=prepared.facts())
+
+    async def _recognise_prepared(self, c: Candidate, entry: Any, made: dict[str, Any]) -> Stored | None:
+        """Uddata+ holds this very prepared photo (an earlier attempt stored it)."""
+        from .prepare import journal_facts
+
+        stored = await self.client.get_image_bytes(c.cpr)
+        if stored is None:
+            return None
+        facts = journal_facts(entry)
+        known = facts.get("prepared_sha256") if facts else None
+        if known is None:
+            facts = (await self._prepared(c, made)).facts()
+            known = facts["prepared_sha256"]
+        if _sha256(stored) == known:
+            return Stored(200, http_status=200, message="found on the service", extra=facts)
+        return None
+
     def on_deferred(self, c: Candidate) -> dict[str, Any]:
         if c.outcome:
             return _row(c.name, c.cpr, c.outcome, None, c.message or "")
@@ -351,24 +462,49 @@ async def _credentials_problem(client: "PhotoClient", candidates: list[Candidate
     return None
 
 
+async def _check_prepared(candidates: list[Candidate], settings: Any, run: WriteRun, progress: bool,
+                          distinct: Any) -> int:
+    """``prepare=True``: pass 1 of :mod:`toolkit.uddata.prepare` over the folder (checks, duplicate photos);
+    photos this journal already holds prepared are not decoded again. Returns the decoding workers."""
+    from .prepare import check_folder, default_workers, journal_facts, prepared_key
+
+    workers = default_workers()
+    await check_folder(candidates, settings, workers=workers, progress=progress, distinct=distinct, verb="sent",
+                       cached=lambda cpr, sha: journal_facts(run.previous(cpr, prepared_key(sha, settings))))
+    return workers
+
+
 async def upload_folder(client: "PhotoClient", folder: "str | os.PathLike[str]", concurrency: int = 8,
                         dry_run: bool = False, journal: "str | os.PathLike[str] | None" = None,
-                        progress: bool = True) -> ToolkitFrame:
+                        progress: bool = True, prepare: bool = False, max_side: int = 2000,
+                        max_bytes: int | None = None, min_size: tuple[int, int] = (200, 250), quality: int = 90,
+                        distinct: Any = ()) -> ToolkitFrame:
     """Check and upload every ``<cpr>.jpg`` of ``folder``; one row per entry (see the module docstring).
 
-    Raises :class:`toolkit.ValidationError` when ``folder`` is not a folder or ``concurrency`` is not an
-    int ≥ 1 (before anything is read or sent)."""
+    ``prepare=True`` also takes ``<cpr>.heic/.heif/.png/.webp/.tif/.tiff`` and prepares each photo in memory
+    before it is sent (upright, sRGB JPEG within ``max_side`` and ``max_bytes``, no metadata; the checks and
+    the duplicate-photo search of :mod:`toolkit.uddata.prepare`, with ``min_size``, ``quality`` and
+    ``distinct`` as there); the rows then have an ``actions`` column saying what was done.
+
+    Raises :class:`toolkit.ValidationError` when ``folder`` is not a folder, ``concurrency`` is not an
+    int ≥ 1 or a preparation setting is wrong (before anything is read or sent)."""
     concurrency = check_concurrency(concurrency, "uddata")
+    settings = None
+    if prepare:
+        from .prepare import SUFFIXES, Settings
+
+        settings = Settings.of(max_side, max_bytes, min_size, quality)
     root = Path(folder).expanduser()
     if not root.is_dir():
         raise ValidationError(f"no such folder: {root.name}", service="uddata",
                               hint="Give the folder that holds the <cpr>.jpg photos.")
     journal_path = Path(journal).expanduser() if journal else root / JOURNAL_NAME
-    candidates = scan_folder(root, journal=journal_path)
+    candidates = scan_folder(root, journal=journal_path, suffixes=SUFFIXES if prepare else JPEG_SUFFIXES)
     with WriteRun("uddata", client.destination, "photo upload", journal=journal_path, items=len(candidates),
                   dry_run=dry_run) as run:
+        workers = 1 if settings is None else await _check_prepared(candidates, settings, run, progress, distinct)
         stop = None if dry_run else await _credentials_problem(client, candidates)
-        upload = _Uploader(client, run, stop)
+        upload = _Uploader(client, run, stop, settings, workers)
         if not dry_run:
             await client.http.ensure_pool(concurrency)
         outcome = await run_bulk(candidates, upload.one, service="uddata",
@@ -376,5 +512,5 @@ async def upload_folder(client: "PhotoClient", folder: "str | os.PathLike[str]",
                                  concurrency=concurrency, on_error=upload.on_error, on_deferred=upload.on_deferred,
                                  progress=progress, summary_labels=LABELS)
         run.end(outcome)
-    return frame(outcome.rows, UPLOAD_SCHEMA, masked=MASKED, summary=outcome.summary, kind="assets",
-                 service="uddata")
+    schema = {**UPLOAD_SCHEMA, "actions": "string"} if prepare else UPLOAD_SCHEMA
+    return frame(outcome.rows, schema, masked=MASKED, summary=outcome.summary, kind="assets", service="uddata")
