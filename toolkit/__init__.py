@@ -16,6 +16,7 @@ from .core.errors import (APIError, BadRequest, Conflict, Forbidden, Gone, JobFa
                           RateLimited, ServerError, ToolkitError, TransportError, Unauthorized, ValidationError)
 from .core.credentials import Credentials, Secret, load_credentials
 from .core.journal import run_rows, runs
+from .core.check import check  # toolkit.check(service, **connect_kwargs): the live contract check
 from .core.tls import Network
 from .core import cpr_dtype as _cpr_dtype  # noqa: E402,F401  the "cpr"/"redacted" dtypes, registered on import
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from ..core.check import add_check_command
 from ..core import service as _service
 
 __all__ = ["register"]
@@ -31,6 +32,7 @@ def register(subparsers: Any) -> None:
     """Add ``toolkit boknett …`` to the ``toolkit`` command line."""
     bk = subparsers.add_parser("boknett", help="Boknett: pull the report of changed book objects, download files")
     sub = bk.add_subparsers(dest="boknett_command", required=True)
+    add_check_command(sub, SERVICE)  # toolkit boknett check: the live contract check
     pull = sub.add_parser(
         "pull", help="what changed since the last pull (cursor kept in --state)",
         description="Pull Boknett's object report from the cursor saved in --state (the first run needs --after) "

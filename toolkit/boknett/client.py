@@ -384,6 +384,14 @@ class AsyncClient(ServiceClient):
         return await download_objects(self, objs, folder, concurrency=concurrency, overwrite=overwrite,
                                       progress=progress, journal=journal)
 
+    async def check(self) -> Any:
+        """A live contract check: a few read-only calls (the login, one small page of the object report) and
+        one row per assumption (``service, check, assumption, answered, verdict, what_to_do``; verdict ``ok``,
+        ``differs`` or ``failed``). Nothing is written or downloaded. See :mod:`toolkit.boknett.check`."""
+        from ..core.check import check_client
+
+        return await check_client(self)
+
 
 Client = sync_class(AsyncClient, "Client", module=__name__,
                     doc="Boknett client (sync): objects(), changes(), download(); see toolkit.boknett.connect.")

@@ -185,6 +185,14 @@ class AsyncClient(ServiceClient):
                            hint="Check the subdomain or base URL: it should point at your Dokus address.")
         return body
 
+    async def check(self) -> Any:
+        """A live contract check: a few read-only calls (the product list, one product) and one row per
+        assumption (``service, check, assumption, answered, verdict, what_to_do``; verdict ``ok``,
+        ``differs`` or ``failed``). Nothing is written. See :mod:`toolkit.dokus.check`."""
+        from ..core.check import check_client
+
+        return await check_client(self)
+
     def __repr__(self) -> str:
         return redact(f"<Dokus client {self.base_url} user={self.email}>")
 

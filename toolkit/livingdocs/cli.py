@@ -22,6 +22,7 @@ import argparse
 from typing import Any
 
 from ..core import discovery as _discovery
+from ..core.check import add_check_command
 from ..core import service as _service
 from ..core.errors import ValidationError
 from ..core.tables import read_table
@@ -33,6 +34,9 @@ def register(subparsers: Any) -> None:
     """Add ``toolkit livingdocs …`` to the ``toolkit`` command line."""
     ld = subparsers.add_parser("livingdocs", help="Livingdocs: import images by URL into the media library")
     sub = ld.add_subparsers(dest="livingdocs_command", required=True)
+    add_check_command(sub, "livingdocs", options=(  # toolkit livingdocs check: the live contract check
+        ("--system-name", "the system name of an imported image whose media library entry is compared"),
+        ("--external-id", "the external id of that image (with --system-name)")))
     imp = sub.add_parser("import", help="import the images of a CSV file",
                          description="Import every row (url, id, fileName, metadata …) of IMAGES.csv into the "
                                      "Livingdocs media library. The token comes from TOOLKIT_LIVINGDOCS_TOKEN or a "

@@ -384,6 +384,15 @@ class AsyncClient(ServiceClient):
         rows = await asyncio.gather(*(one(i) for i in ids))
         return frame(list(rows), MEDIA_SCHEMA, kind="assets", service=SERVICE)
 
+    async def check(self, system_name: str | None = None, external_id: str | None = None) -> Any:
+        """A live contract check: a few read-only calls (a media library lookup, the status of a job that does
+        not exist) and one row per assumption (``service, check, assumption, answered, verdict, what_to_do``;
+        verdict ``ok``, ``differs`` or ``failed``). ``external_id`` and ``system_name`` of an imported image
+        add the comparison of its entry's fields. Nothing is written. See :mod:`toolkit.livingdocs.check`."""
+        from ..core.check import check_client
+
+        return await check_client(self, system_name=system_name, external_id=external_id)
+
     async def fetch_image(self, url: str, *, max_bytes: int = 20 * 1024 * 1024) -> Any:
         """The picture at ``url`` (a result row's ``url``) as a PIL image, or ``None`` when it is not a picture
         Pillow reads (an SVG, say). The token is never sent with it: image URLs may be on another host

@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from ..core.check import add_check_command
 from ..core import service as _service
 
 __all__ = ["register"]
@@ -33,6 +34,7 @@ def register(subparsers: Any) -> None:
     """Add ``toolkit mediaflow …`` to the ``toolkit`` command line."""
     mf = subparsers.add_parser("mediaflow", help="Mediaflow: list the latest files, search, upload a folder")
     sub = mf.add_subparsers(dest="mediaflow_command", required=True)
+    add_check_command(sub, SERVICE)  # toolkit mediaflow check: the live contract check
 
     la = sub.add_parser("latest", help="the latest files, newest first",
                         description="List the latest files of Mediaflow, newest first. Secrets come from "

@@ -252,6 +252,15 @@ class AsyncClient(ServiceClient):
         reported_by``. Raises NotFound for a file Mediaflow does not have."""
         return await _usage.usages(self, files, concurrency=concurrency)
 
+    async def check(self) -> Any:
+        """A live contract check: a few read-only calls (a token, one small page of ``file/latest``, one file,
+        the folder tree) and one row per assumption (``service, check, assumption, answered, verdict,
+        what_to_do``; verdict ``ok``, ``differs`` or ``failed``). Nothing is written. See
+        :mod:`toolkit.mediaflow.check`."""
+        from ..core.check import check_client
+
+        return await check_client(self)
+
     # -- writing ----------------------------------------------------------------------------------------
     async def upload(self, path: "str | os.PathLike[str]", folder_id: int) -> ToolkitSeries:
         """Upload one file to a folder: ``POST file`` for an upload URL, then ``PUT`` the bytes there.

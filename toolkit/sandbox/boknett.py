@@ -191,7 +191,10 @@ def content_disposition(name: str) -> str:
 class BoknettEmulator(Emulator):
     name = "boknett"
     knobs = ("tgt_lifetime", "download_lifetime", "clock_offset", "hostile_names", "big_object_bytes",
-             "cut_download_after", "wrong_password_status")
+             "cut_download_after", "wrong_password_status", "shape")
+    #: ``shape`` (for the contract check, ``toolkit.check``): ``""`` as documented; ``"link_without_next"``
+    #: answers a report page with its ``Link`` but without the ``Next`` header
+    shape = ""
 
     def __init__(self, seed: int = 0, object_count: int = 300) -> None:
         super().__init__(seed)
@@ -483,6 +486,8 @@ class BoknettEmulator(Emulator):
         headers = {"Next": cursor}
         if stop < total:
             headers["Link"] = f'<{self.base_url}/metadata/export/object?next={cursor}&pagesize={size}>; rel="next"'
+        if self.shape == "link_without_next":
+            del headers["Next"]
         return Response(body, media_type="application/xml", headers=headers)
 
     def _start_of(self, after: str, oldest: float) -> int | Response:

@@ -253,6 +253,10 @@ class DokusEmulator(Emulator):
     """The Dokus emulator (see the module docstring)."""
 
     name = "dokus"
+    #: ``shape`` (for the contract check, ``toolkit.check``): ``""`` as documented; ``"ids_as_text"`` serves
+    #: every ``id`` as text (``"3"``); ``"skewed_clock"`` answers with a ``Date`` two hours ahead
+    knobs = ("shape",)
+    shape = ""
 
     def __init__(self, seed: int = 0) -> None:
         super().__init__(seed)
@@ -422,6 +426,8 @@ class DokusEmulator(Emulator):
                 out[name] = value.isoformat()
             else:
                 out[name] = value
+        if self.shape == "ids_as_text" and "id" in out:
+            out["id"] = str(out["id"])
         return out
 
     # -- validation -------------------------------------------------------------------------------------
@@ -653,6 +659,8 @@ class _Gate:
             return
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
         em = self.emulator
+        if em.shape == "skewed_clock":
+            send = _dated(send, 7200.0)
         if not em._authorised(headers.get("authorization")):
             await _raw(send, 401, {"detail": "Invalid credentials"},
                        {"www-authenticate": 'Basic realm="Dokus"'})
@@ -680,6 +688,19 @@ class _Gate:
                 await send(message)
         except Exception:  # noqa: BLE001 - the client gave up waiting: nothing to answer
             pass
+
+
+def _dated(send: Callable, offset: float) -> Callable:
+    """``send`` with a ``Date`` header ``offset`` seconds ahead of this computer's clock on every answer."""
+    from email.utils import formatdate
+    import time
+
+    async def dated(message: dict) -> None:
+        if message["type"] == "http.response.start":
+            stamp = formatdate(time.time() + offset, usegmt=True).encode()
+            message = {**message, "headers": [*message.get("headers", []), (b"date", stamp)]}
+        await send(message)
+    return dated
 
 
 async def _raw(send: Callable, status: int, body: Any, headers: dict[str, str] | None = None) -> None:

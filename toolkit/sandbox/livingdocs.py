@@ -136,7 +136,10 @@ class LivingdocsEmulator(Emulator):
     name = "livingdocs"
     knobs = ("job_seconds", "max_images_per_call", "daily_limit", "fail_next_jobs", "webhook_delay", "fetch_timeout",
              "status_error_rate", "import_answer_delay", "fetch_attempts", "fetch_own_images_internally",
-             "numeric_media_ids")
+             "numeric_media_ids", "shape")
+    #: ``shape`` (for the contract check, ``toolkit.check``): ``""`` as documented; ``"other_envelope"`` answers
+    #: a media library lookup as ``{"data": [...]}`` whatever the API version
+    shape = ""
 
     def __init__(self, seed: int = 0) -> None:
         super().__init__(seed)
@@ -608,6 +611,8 @@ class LivingdocsEmulator(Emulator):
                 for entry in self._match(ext, system):
                     if entry not in found:
                         found.append(entry)
+        if self.shape == "other_envelope":  # the contract check's knob: an envelope no client reads
+            return JSONResponse({"data": [_public(e) for e in found]})
         return _envelope(request, found)
 
     async def get_media_entry(self, request: Request) -> Response:

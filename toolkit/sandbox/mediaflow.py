@@ -134,8 +134,11 @@ def _derive(seed: int, label: str, n: int) -> str:
 class MediaflowEmulator(Emulator):
     name = "mediaflow"
     knobs = ("token_lifetime", "upload_url_lifetime", "processing_seconds", "rotate_refresh_tokens",
-             "download_path_forms", "active_modules", "legacy_shapes")
+             "download_path_forms", "active_modules", "legacy_shapes", "shape")
     api_version = "1"
+    #: ``shape`` (for the contract check, ``toolkit.check``): ``""`` as documented; ``"envelope"`` answers
+    #: ``file/latest`` as ``{"files": [...]}`` instead of the array every GET of Mediaflow answers
+    shape = ""
 
     def __init__(self, seed: int = 0, files: int = 60) -> None:
         super().__init__(seed)
@@ -495,7 +498,10 @@ class MediaflowEmulator(Emulator):
     async def get_latest(self, request: Request) -> Response:
         """``GET /1/file/latest``: files newest first (``processed``, ``type``, ``page`` from 1, ``per_page``
         default 20 max 100)."""
-        return self._check(request) or self._file_list(request, list(self.files.values()), 20)
+        answer = self._check(request) or self._file_list(request, list(self.files.values()), 20)
+        if self.shape == "envelope" and answer.status_code == 200:
+            return _respond({"files": json.loads(answer.body)})
+        return answer
 
     async def get_file(self, request: Request) -> Response:
         """``GET /1/file/{id}`` (and ``/1/files/{id}``): a one-element array."""

@@ -48,6 +48,11 @@ def _version(text: str) -> tuple[int, ...] | None:
 class UddataEmulator(Emulator):
     name = "uddata"
     api_version = "0.7.5"
+    #: ``shape`` (for the contract check, ``toolkit.check``): ``""`` as documented; ``"ids_as_numbers"``
+    #: serves ``indi_id`` and ``cpr_nr`` as JSON numbers (leading zeros lost); ``"envelope"`` wraps the
+    #: roster in ``{"elever": [...]}``
+    knobs = ("shape",)
+    shape = ""
 
     def __init__(self, seed: int = 0, students: int = 120) -> None:
         super().__init__(seed)
@@ -199,7 +204,10 @@ class UddataEmulator(Emulator):
             if "uddannelser" in expand:
                 item["uddannelser"] = s["uddannelser"]
             body.append(item)
-        return Response(json.dumps(body, ensure_ascii=False), media_type="application/json; charset=utf-8")
+        if self.shape == "ids_as_numbers":
+            body = [{**item, "indi_id": int(item["indi_id"]), "cpr_nr": int(item["cpr_nr"])} for item in body]
+        served = {"elever": body} if self.shape == "envelope" else body
+        return Response(json.dumps(served, ensure_ascii=False), media_type="application/json; charset=utf-8")
 
     async def get_billede(self, request: Request) -> Response:
         """``GET /{version}/{institution}/billeder/{cpr}``: the JPEG, or 404 saying whether the person or

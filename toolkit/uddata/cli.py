@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from ..core.check import add_check_command
 from ..core import service as _service
 
 __all__ = ["register"]
@@ -109,6 +110,7 @@ def register(subparsers: Any) -> None:
     """Add ``toolkit uddata …`` to the ``toolkit`` command line."""
     uddata = subparsers.add_parser("uddata", help="Uddata+: upload a folder of photos, audit missing photos")
     sub = uddata.add_subparsers(dest="uddata_command", required=True)
+    add_check_command(sub, "uddata")  # toolkit uddata check: the live contract check
 
     _upload_parser(sub)
     _prepare_parser(sub)

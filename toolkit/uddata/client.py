@@ -245,6 +245,14 @@ class AsyncClient(ServiceClient):
         return await _prepare.prepare_folder(folder, out, settings=settings, dry_run=dry_run, distinct=distinct,
                                              workers=workers, progress=progress)
 
+    async def check(self) -> ToolkitFrame:
+        """A live contract check: a few read-only calls (a token, the roster, one photo's headers) and one
+        row per assumption (``service, check, assumption, answered, verdict, what_to_do``; verdict ``ok``,
+        ``differs`` or ``failed``). Nothing is written. See :mod:`toolkit.uddata.check`."""
+        from ..core.check import check_client
+
+        return await check_client(self)
+
     # -- lifecycle --------------------------------------------------------------------------------------
     def __repr__(self) -> str:
         return redact(f"<Uddata+ client {self.base_url} institution={self.institution} "

@@ -12,7 +12,11 @@ Checks:
 * whether the sandbox answers: every sandbox started in this process, else the one found in another
   process (``toolkit sandbox``, ``./run lab``) through core's discovery (:func:`toolkit.sandbox.discover`,
   the same lookup ``environment="sandbox"`` uses), gets one GET of its root with a short timeout. Any
-  HTTP answer (a 401 or 404 from a service root is normal) means it is up: the line says so in words.
+  HTTP answer (a 401 or 404 from a service root is normal) means it is up: the line says so in words;
+* with ``live=True``, the live contract check (:func:`toolkit.check`, read-only calls) of every service whose
+  credentials are found (``TOOLKIT_<SERVICE>_<FIELD>`` in the environment or a ``.env`` file, or the keyring):
+  one line per assumption (``ok``; ``differs`` as a warning; ``failed`` as a problem), and the rows as one
+  DataFrame in ``report.live``. A service without credentials is one information line; nothing is sent to it.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ from typing import Any, Callable
 
 from ..core.redact import redact
 
-__all__ = ["doctor", "DoctorReport", "Check"]
+__all__ = ["doctor", "DoctorReport", "Check", "check_live"]
 
 OK, WARN, FAIL, INFO = "ok", "warning", "problem", "info"
 _ICONS = {OK: "✔", WARN: "⚠", FAIL: "✖", INFO: "ℹ"}
@@ -200,11 +204,65 @@ def check_sandbox(timeout: float = 2.0, env: dict[str, str] | None = None) -> li
     return checks
 
 
-class DoctorReport:
-    """The checks of :func:`doctor`; prints as plain lines, shows as a table in a notebook."""
+#: a verdict of the live contract check → the status of its doctor line
+_VERDICT_STATUS = {"ok": OK, "differs": WARN, "failed": FAIL}
 
-    def __init__(self, checks: list[Check]) -> None:
+
+def _live_one(name: str) -> tuple[list[Check], Any]:
+    """The doctor lines and the check frame of one service (None when it was not checked)."""
+    from ..core.check import check
+    from ..core.credentials import env_name, load_credentials
+    from ..core.errors import ToolkitError, service_name
+    from ..core.registry import spec
+
+    title = service_name(name)
+    found = load_credentials(name)
+    if not len(found):
+        return [Check(f"{title} live check", INFO, "no credentials found: not checked",
+                      f"Set {env_name(name, '<field>')} variables (see the README) to check it.")], None
+    field = spec(name).environment_field
+    missing = [] if field and str(found.get(field, "")).strip() == "sandbox" else found.missing()
+    if missing:  # (the sandbox's demo credentials fill what is missing)
+        return [Check(f"{title} live check", WARN, f"credentials incomplete ({', '.join(missing)} missing): not "
+                      "checked", "Set " + ", ".join(env_name(name, m) for m in missing) + ".")], None
+    try:
+        result = check(name)
+    except ToolkitError as exc:
+        return [Check(f"{title} live check", FAIL, exc.message, exc.hint or "")], None
+    lines = [Check(f"{title} {row.check}", _VERDICT_STATUS.get(row.verdict, INFO), row.answered,
+                   "" if row.verdict == "ok" else row.what_to_do) for row in result.itertuples(index=False)]
+    return lines, result
+
+
+def check_live(services: list[str] | None = None) -> tuple[list[Check], Any]:
+    """The live contract check of every service whose credentials are found (see the module docstring):
+    ``(lines, frame of every row or None)``."""
+    import pandas as pd
+
+    from ..core.registry import names
+
+    lines: list[Check] = []
+    frames = []
+    for name in services or names():
+        found, result = _live_one(name)
+        lines += found
+        if result is not None:
+            frames.append(result)
+    live = None
+    if frames:
+        live = pd.concat(frames, ignore_index=True)
+        live.attrs.update({"kind": "records", "service": "toolkit",
+                           "summary": "; ".join(f.attrs.get("summary", "") for f in frames)})
+    return lines, live
+
+
+class DoctorReport:
+    """The checks of :func:`doctor`; prints as plain lines, shows as a table in a notebook. ``live`` is the
+    frame of the live contract check (``doctor(live=True)``), or None."""
+
+    def __init__(self, checks: list[Check], live: Any = None) -> None:
         self.checks = checks
+        self.live = live
 
     @property
     def ok(self) -> bool:
@@ -251,11 +309,17 @@ class DoctorReport:
                 f"<th>what to do</th></tr></thead><tbody>{rows}</tbody></table><p>{html.escape(summary)}</p>")
 
 
-def doctor(*, sandbox: bool = True, timeout: float = 2.0) -> DoctorReport:
-    """Check the notebook environment: versions, widgets, nest_asyncio and (``sandbox=True``) the sandbox."""
+def doctor(*, sandbox: bool = True, timeout: float = 2.0, live: bool = False) -> DoctorReport:
+    """Check the notebook environment: versions, widgets, nest_asyncio and (``sandbox=True``) the sandbox;
+    with ``live=True`` also the live contract check of every service whose credentials are found (read-only
+    calls; :func:`toolkit.check`), its rows in ``report.live``."""
     checks = check_versions()
     checks.append(check_widgets())
     checks.append(check_nest_asyncio())
     if sandbox:
         checks += check_sandbox(timeout)
-    return DoctorReport(checks)
+    rows = None
+    if live:
+        lines, rows = check_live()
+        checks += lines
+    return DoctorReport(checks, rows)
