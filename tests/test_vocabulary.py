@@ -154,6 +154,7 @@ def results(sandbox: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
             "dk.invoices.list()": lambda: dk.invoices.list(),
             "inbox.messages()": lambda: inbox.wait_for(hooked.ids, 30) and inbox.messages(),
             "toolkit.runs()": lambda: toolkit.runs(),  # after the uploads above: their runs are in it
+            'toolkit.check("mediaflow")': lambda: toolkit.check("mediaflow", **sandbox.credentials("mediaflow")),
         }
         assert set(calls) == set(METHODS), ("docs/vocabulary.md and this test list different methods: "
                                             f"{sorted(set(calls) ^ set(METHODS))}")
@@ -172,7 +173,9 @@ def test_frame_matches_the_page(results: dict[str, Any], method: str) -> None:
     assert got.attrs.get("kind") == doc["kind"], f"{method}: attrs['kind'] is {got.attrs.get('kind')!r}"
     assert got.attrs.get("service") == doc["service"], f"{method}: attrs['service'] is {got.attrs.get('service')!r}"
     names = list(got.columns) if isinstance(got, pd.DataFrame) else list(got.index)
-    if doc["service"] != "toolkit":  # a frame across services (toolkit.runs()) names each row's service
+    # a frame across services (toolkit.runs()) or made to be concatenated across them (toolkit.check) names
+    # each row's service
+    if doc["service"] != "toolkit" and not method.startswith("toolkit.check"):
         assert "service" not in names, f"{method}: the service is attrs['service'], not a column"
     missing = [c for c in doc["columns"] if c not in names]
     assert not missing, f"{method}: documented columns missing from the frame: {missing}"

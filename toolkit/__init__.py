@@ -26,7 +26,7 @@ _CORE_NAMES = [
     "ToolkitError", "APIError", "BadRequest", "Unauthorized", "Forbidden", "NotFound", "Gone", "Conflict",
     "RateLimited", "ServerError", "TransportError", "JobFailed", "JobTimeout", "ValidationError",
     "Secret", "Credentials", "load_credentials", "contact_sheet", "doctor", "sandbox", "widgets", "testing",
-    "runs", "run_rows", "record", "Network",
+    "runs", "run_rows", "record", "Network", "check",
 ]
 _PACKAGES = {"sandbox", "widgets", "core", "cli", "testing"}
 
