@@ -208,3 +208,47 @@ def test_the_emulator_refuses_over_10_mb_and_keeps_what_it_stored(make_sandbox) 
     small = prep.prepare_bytes(big).data
     assert _put_raw(creds, cpr, small) == 201
     assert emu.images[cpr] == small and hashlib.sha256(emu.images[cpr]).digest() == hashlib.sha256(small).digest()
+
+
+def test_an_unforeseen_error_is_one_row_and_nothing_is_sent(make_sandbox, tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """A surprise while checking or preparing one photo is that photo's ``failed`` row (never "may have been
+    stored": nothing was sent, so Uddata+ is not even asked), and the rest of the folder goes on."""
+    sbx = make_sandbox(services=["uddata"])
+    emu = sbx.emulator("uddata")
+    cprs = emu.roster()[70:73]
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for i, cpr in enumerate(cprs):
+        (folder / f"{cpr}.jpg").write_bytes(phone_jpeg(reference(400 + i), 6))
+    prepare, inspect = prep.prepare_bytes, prep.inspect_photo
+    broken_prepare = {prep.inspect_photo((folder / f"{cprs[0]}.jpg").read_bytes()).sha256}
+    broken_inspect = hashlib.sha256((folder / f"{cprs[1]}.jpg").read_bytes()).digest()
+
+    def failing_prepare(data: bytes, *args: object, **kwargs: object) -> object:
+        if hashlib.sha256(data).hexdigest() in broken_prepare:
+            raise RuntimeError("decoder exploded")
+        return prepare(data, *args, **kwargs)
+
+    def failing_inspect(data: bytes, *args: object, **kwargs: object) -> object:
+        if hashlib.sha256(data).digest() == broken_inspect:
+            raise RuntimeError("hash exploded")
+        return inspect(data, *args, **kwargs)
+
+    monkeypatch.setattr(prep, "prepare_bytes", failing_prepare)
+    monkeypatch.setattr(prep, "inspect_photo", failing_inspect)
+    with toolkit.uddata.connect(**sbx.credentials("uddata")) as ud:
+        result = ud.upload_folder(folder, prepare=True, progress=False)
+        written = prep.prepare_photos(folder, progress=False)
+    rows = dict(zip(result["cpr"].astype(str), zip(result["outcome"], result["message"])))
+    assert rows[cprs[0]] == ("failed", "not sent: unexpected RuntimeError: decoder exploded")
+    assert rows[cprs[1]][0] == "failed" and "hash exploded" in rows[cprs[1]][1]
+    assert rows[cprs[2]][0] == "uploaded"
+    assert set(emu.put_counts) == {cprs[2]} and not emu.get_counts  # nothing looked up: nothing was sent
+    assert dict(zip(written["cpr"].astype(str), written["outcome"])) == {
+        cprs[0]: "failed", cprs[1]: "failed", cprs[2]: "prepared"}
+    monkeypatch.undo()
+    with toolkit.uddata.connect(**sbx.credentials("uddata")) as ud:
+        again = ud.upload_folder(folder, prepare=True, progress=False)
+    assert dict(zip(again["cpr"].astype(str), again["outcome"])) == {   # failures are retried
+        cprs[0]: "uploaded", cprs[1]: "uploaded", cprs[2]: "already_uploaded"}

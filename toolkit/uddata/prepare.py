@@ -646,6 +646,22 @@ def _bar(total: int, desc: str, enabled: bool) -> Any:
         return None
 
 
+def unexpected(exc: BaseException) -> str:
+    """The plain message of an error nobody foresaw while preparing one photo."""
+    return f"not prepared: unexpected {type(exc).__name__}: {redact(exc)}"
+
+
+def guarded(work: Callable[..., Any], *args: Any) -> Any:
+    """``work(*args)``, any error but a :class:`PhotoProblem` turned into one (``failed``): preparing happens
+    before anything is sent, so an error there never means "may have been stored"."""
+    try:
+        return work(*args)
+    except PhotoProblem:
+        raise
+    except Exception as exc:  # noqa: BLE001 - see the docstring
+        raise PhotoProblem("failed", unexpected(exc)) from None
+
+
 def _read(c: "Candidate") -> tuple[bytes, str] | Look:
     """Pass 1 reads one file (never through a link) and hashes it; a :class:`Look` with the problem when it
     cannot be read."""
@@ -683,7 +699,10 @@ async def check_folder(candidates: Sequence["Candidate"], settings: Settings, *,
 
     async def one(c: "Candidate") -> None:
         async with semaphore:
-            c.look = await _look_file(c, settings, cached)
+            try:
+                c.look = await _look_file(c, settings, cached)
+            except Exception as exc:  # noqa: BLE001 - one file's surprise is its row, never the run's end
+                c.look = Look("", 0, problem=("failed", unexpected(exc)))
         if c.look.problem and c.outcome is None:
             c.outcome, c.message = c.look.problem
             c.message = c.message.replace("not prepared", f"not {verb}", 1)
@@ -790,7 +809,7 @@ class _Preparer:
         from ..core.writes import Stored
 
         async with self.semaphore:
-            prepared = await asyncio.to_thread(self._prepare_and_write, c, target)
+            prepared = await asyncio.to_thread(guarded, self._prepare_and_write, c, target)
         return Stored(prepared, message="prepared", extra=prepared.facts())
 
     def _prepare_and_write(self, c: "Candidate", target: Path) -> Prepared:
@@ -830,7 +849,7 @@ class _Preparer:
     def on_error(self, c: "Candidate", exc: BaseException) -> dict[str, Any]:
         if isinstance(exc, PhotoProblem):
             return self.row(c, exc.outcome, exc.message)
-        return self.row(c, "failed", f"not prepared: unexpected {type(exc).__name__}: {redact(exc)}")
+        return self.row(c, "failed", unexpected(exc))
 
     def on_deferred(self, c: "Candidate") -> dict[str, Any]:
         return self.row(c, c.outcome or "failed", c.message or "not prepared: the run was stopped; run it again")

@@ -397,7 +397,7 @@ class _Uploader:
 
     async def _prepared(self, c: Candidate, made: dict[str, Any]) -> Any:
         """The photo prepared in memory (once per item and run; at most ``workers`` at a time)."""
-        from .prepare import MAX_ORIGINAL, PhotoProblem, prepare_bytes
+        from .prepare import MAX_ORIGINAL, PhotoProblem, guarded, prepare_bytes
 
         if "prepared" not in made:
             async with self.semaphore:
@@ -408,7 +408,7 @@ class _Uploader:
                 if _sha256(data) != c.look.sha256:
                     raise PhotoProblem("failed", "not prepared: the file changed while the folder was read; run "
                                                  "the upload again")
-                made["prepared"] = await asyncio.to_thread(prepare_bytes, data, self.prepare, c.look)
+                made["prepared"] = await asyncio.to_thread(guarded, prepare_bytes, data, self.prepare, c.look)
         return made["prepared"]
 
     async def _send_prepared(self, c: Candidate, made: dict[str, Any]) -> Stored:
