@@ -50,7 +50,7 @@ import io
 import json
 import os
 import warnings
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Sequence
 
@@ -647,7 +647,8 @@ def _bar(total: int, desc: str, enabled: bool) -> Any:
 
 
 def unexpected(exc: BaseException) -> str:
-    """The plain message of an error nobody foresaw while preparing one photo."""
+    """The plain message of an error nobody foresaw while preparing one photo (also logged at debug level)."""
+    log.debug("unexpected %s while preparing a photo: %s", type(exc).__name__, redact(exc))
     return f"not prepared: unexpected {type(exc).__name__}: {redact(exc)}"
 
 
