@@ -127,6 +127,7 @@ def results(sandbox: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
             "ud.audit(cprs)": lambda: ud.audit(roster[:4] + ["0101901234x"], progress=False),
             "ud.put_image(cpr, path)": lambda: ud.put_image(roster[0], make_photo(3, size=(60, 75))),
             "ud.upload_folder(folder)": lambda: ud.upload_folder(photos, progress=False),
+            "ud.prepare_photos(folder)": lambda: ud.prepare_photos(photos, out=tmp / "prepared", progress=False),
             "job.status()": lambda: job.status(),
             "job.results()": lambda: job.results(),
             "lv.jobs()": lambda: lv.jobs(),

@@ -58,11 +58,11 @@ from ..core.errors import ValidationError
 from ..core.folders import UnreadableEntry, read
 from ..core.frames import ToolkitFrame, frame
 from ..core.redact import get_logger, redact
+from .photos import MAX_BYTES, OUT_NAME, PREPARE_JOURNAL_NAME, Candidate, scan_folder
 
 if TYPE_CHECKING:
     from PIL import Image
 
-    from .upload import Candidate
 
 __all__ = ["prepare_photos", "prepare_folder", "prepare_bytes", "inspect_photo", "Settings", "Look", "Prepared",
            "PhotoProblem", "find_duplicates", "PREPARE_SCHEMA", "PREPARE_LABELS", "SUFFIXES", "JOURNAL_NAME",
@@ -74,9 +74,8 @@ log = get_logger("toolkit.uddata.prepare")
 SUFFIXES = (".jpg", ".jpeg", ".heic", ".heif", ".png", ".webp", ".tif", ".tiff")
 #: what Pillow may open a file as (a camera JPEG with extra images opens as MPO through JPEG)
 FORMATS = ["JPEG", "HEIF", "PNG", "WEBP", "TIFF"]
-JOURNAL_NAME = ".uddata-prepare.sqlite"
+JOURNAL_NAME = PREPARE_JOURNAL_NAME
 #: the default ``out``: this sub-folder of the photo folder (it gets no row in the folder's scan)
-OUT_NAME = "prepared"
 #: bump when the preparation changes, so that earlier prepared copies are made again
 PIPELINE_VERSION = 1
 #: an original larger than this is not read at all
@@ -135,8 +134,6 @@ class Settings:
     def of(cls, max_side: Any = 2000, max_bytes: Any = None, min_size: Any = (200, 250), quality: Any = 90,
            max_pixels: Any = 100_000_000) -> "Settings":
         """Checked settings; a :class:`toolkit.ValidationError` names the wrong one."""
-        from .upload import MAX_BYTES
-
         side = _whole("max_side", max_side, 64, 20_000)
         limit = _whole("max_bytes", MAX_BYTES if max_bytes is None else max_bytes, 20_000, MAX_BYTES)
         try:
@@ -898,7 +895,6 @@ async def prepare_folder(folder: "str | os.PathLike[str]", out: "str | os.PathLi
     from ..core.bulk import check_concurrency, run_bulk
     from ..core.journal import destination
     from ..core.writes import WriteRun
-    from .upload import scan_folder
 
     settings = settings or Settings()
     workers = check_concurrency(workers or default_workers(), "uddata", default=default_workers())

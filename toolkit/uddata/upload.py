@@ -43,20 +43,19 @@ import asyncio
 import hashlib
 import io
 import os
-import re
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..core.bulk import ItemFailed, check_concurrency, failure, run_bulk
 from ..core.errors import (BadRequest, Forbidden, NotFound, ToolkitError, Unauthorized,
                            ValidationError)
-from ..core.folders import Entry, UnreadableEntry, own_files, read, scan
+from ..core.folders import Entry, UnreadableEntry, read
 from ..core.frames import ToolkitFrame, ToolkitSeries, frame, series
 from ..core.redact import get_logger, redact
 from ..core.writes import ALREADY, BUSY, FOUND, IN_DOUBT, SENT, Settled, Stored, WriteRun, in_doubt_message
 from . import cpr as _cpr
+from .photos import JOURNAL_NAME, JPEG_SUFFIXES, MAX_BYTES, Candidate, scan_folder
 
 if TYPE_CHECKING:
     from .interface import PhotoClient
@@ -68,10 +67,6 @@ log = get_logger("toolkit.uddata.upload")
 
 UPLOAD_SCHEMA = {"file": "string", "cpr": "string", "outcome": "string", "http_status": "Int64", "message": "string"}
 MASKED = {"cpr": "cpr", "file": "text"}
-MAX_BYTES = 10 * 1024 * 1024
-JOURNAL_NAME = ".uddata-upload.sqlite"
-NAME_RE = re.compile(r"^(\d{6})-?(\d{4})$")
-JPEG_SUFFIXES = (".jpg", ".jpeg")
 #: the outcomes of the checks of ``prepare=True`` (see :mod:`toolkit.uddata.prepare`)
 PREPARE_CHECKS = ("duplicate_photo", "not_a_picture", "damaged", "pixel_bomb", "too_small", "too_large")
 LABELS = ("uploaded", "already_uploaded", "would_upload", "invalid_name", "invalid_image", "duplicate",
@@ -126,92 +121,6 @@ def check_image(data: bytes, max_pixels: int = 40_000_000) -> str | None:
 
 def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
-
-
-@dataclass
-class Candidate:
-    """One entry of the folder (core :class:`~toolkit.core.folders.Entry`) and what its name says."""
-
-    entry: Entry
-    cpr: str | None = None
-    outcome: str | None = None  # set when the entry is refused by its kind, its name or as a duplicate
-    message: str | None = None
-    #: with ``prepare=True``: what the check of the photo found (:class:`toolkit.uddata.prepare.Look`)
-    look: Any = None
-    #: with ``prepare=True``: the other files that hold the same photo under another CPR number
-    duplicate_of: str | None = None
-
-    @property
-    def name(self) -> str:
-        return self.entry.name
-
-    @property
-    def path(self) -> Path:
-        return self.entry.path
-
-
-def _parse_name(entry: Entry, suffixes: tuple[str, ...] = JPEG_SUFFIXES) -> Candidate:
-    path = entry.path
-    if path.suffix.lower() not in suffixes:
-        if suffixes == JPEG_SUFFIXES:
-            return Candidate(entry, None, "invalid_name", "not sent: only <cpr>.jpg / <cpr>.jpeg files are uploaded "
-                                                          "(HEIC, PNG, WebP and TIFF photos with prepare=True)")
-        return Candidate(entry, None, "invalid_name", "not sent: only photos named <cpr> with "
-                                                      f"{', '.join(suffixes)} are taken")
-    stem = path.stem.strip()
-    if not NAME_RE.match(stem):
-        return Candidate(entry, None, "invalid_name",
-                         "not sent: the name must be the CPR number, as DDMMYYSSSS.jpg or DDMMYY-SSSS.jpg")
-    check = _cpr.validate(stem)
-    if not check.valid:
-        return Candidate(entry, None, "invalid_name", f"not sent: the name is {check.error}")
-    return Candidate(entry, check.cpr)
-
-
-def _candidate(entry: Entry, suffixes: tuple[str, ...] = JPEG_SUFFIXES) -> Candidate:
-    """The candidate of one directory entry: refused by its kind unless it is a regular file."""
-    if not entry.readable:
-        return Candidate(entry, None, entry.kind, entry.reason)
-    return _parse_name(entry, suffixes)
-
-
-def _own(folder: Path, journal: "Path | None", out: "Path | None") -> set[str]:
-    """The toolkit's own entries of ``folder``: the upload and preparation journals with their companions,
-    and the folder of prepared copies (``out`` when it lies in the folder, else a ``prepared`` folder that
-    holds a preparation journal)."""
-    from .prepare import JOURNAL_NAME as PREPARED, OUT_NAME
-
-    own = own_files(folder, journal, JOURNAL_NAME) | own_files(folder, None, PREPARED)
-    try:
-        if out is not None and Path(out).expanduser().resolve().parent == folder.resolve():
-            own.add(Path(out).name)
-    except OSError:
-        pass
-    if (folder / OUT_NAME / PREPARED).is_file():
-        own.add(OUT_NAME)
-    return own
-
-
-def scan_folder(folder: Path, journal: "Path | None" = None, suffixes: tuple[str, ...] = JPEG_SUFFIXES,
-                out: "Path | None" = None) -> list[Candidate]:
-    """One candidate per entry of ``folder`` sorted by name (the core folder scanner), duplicates of one
-    CPR flagged. The toolkit's own entries get none: the journal's files (``journal``, default
-    ``folder/.uddata-upload.sqlite``), the preparation journal's and the folder of prepared copies (``out``).
-    ``suffixes`` are the names taken (``.jpg``/``.jpeg``; with preparing also HEIC, PNG, WebP and TIFF)."""
-    root = Path(folder)
-    own = _own(root, journal, out)
-    candidates = [_candidate(e, suffixes) for e in scan(folder, own=own, service="uddata")]
-    by_cpr: dict[str, list[Candidate]] = {}
-    for c in candidates:
-        if c.cpr:
-            by_cpr.setdefault(c.cpr, []).append(c)
-    for group in by_cpr.values():
-        if len(group) > 1:
-            for c in group:
-                c.outcome = "duplicate"
-                c.message = (f"not sent: {len(group)} files in the folder are for the same CPR number; "
-                             "keep the right one and run again")
-    return candidates
 
 
 # -- sending -----------------------------------------------------------------------------------------------
