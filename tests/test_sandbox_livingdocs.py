@@ -420,6 +420,10 @@ def test_webhook_delivered(em: LivingdocsEmulator, receiver: str) -> None:
                                 "overview": {"total": 2, "details": {"success": 1, "skipped": 0, "failed": 1}},
                                 "context": {"batch": 7, "name": "Ærø"}}
     assert "authorization" not in {k.lower() for k in posts[0]["headers"]}
+    # the emulator records the delivery once the receiver's answer is back, a moment after the receiver saw it
+    deadline = time.monotonic() + 10
+    while (not em.webhooks_sent or em.webhooks_sent[0]["status"] is None) and time.monotonic() < deadline:
+        time.sleep(0.01)
     assert em.webhooks_sent[0]["status"] == 204 and em.webhooks_sent[0]["job_id"] == job_id
     em.fail_next_jobs = 1
     failed_id = start_import(em, images, webhook=f"{receiver}/hook")
