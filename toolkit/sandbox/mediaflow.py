@@ -487,6 +487,13 @@ class MediaflowEmulator(Emulator):
         fid = _parse_id(request.path_params["file_id"])
         return fid, (self.files.get(fid) if fid is not None else None)
 
+    def _file_or_404(self, request: Request) -> tuple[int, dict[str, Any]] | Response:
+        """The path's file id and file, or the 404 answer (as :meth:`_folder_of` for folders)."""
+        fid, f = self._file_of(request)
+        if f is None or fid is None:
+            return _error(404, f"File {request.path_params['file_id']} does not exist")
+        return fid, f
+
     def _folder_of(self, request: Request) -> dict[str, Any] | Response:
         """The folder the path names, or the 404 answer."""
         fid = _parse_id(request.path_params["folder_id"])
@@ -508,9 +515,10 @@ class MediaflowEmulator(Emulator):
         denied = self._check(request)
         if denied:
             return denied
-        fid, f = self._file_of(request)
-        if f is None:
-            return _error(404, f"File {request.path_params['file_id']} does not exist")
+        found = self._file_or_404(request)
+        if isinstance(found, Response):
+            return found
+        fid, f = found
         self._refresh(f)
         return _respond([_select(request, self._public(f), FILE_FIELDS, DEFAULT_FILE_FIELDS)])
 
@@ -680,9 +688,10 @@ class MediaflowEmulator(Emulator):
         form = segments[segments.index("downloads") - 2]  # …/{file|files}/{id}/downloads[/{format}]
         if form not in self.download_path_forms:
             return _error(404, "No such endpoint")
-        fid, f = self._file_of(request)
-        if f is None:
-            return _error(404, f"File {request.path_params['file_id']} does not exist")
+        found = self._file_or_404(request)
+        if isinstance(found, Response):
+            return found
+        fid, f = found
         if f.get("locked"):
             return _error(403, DOWNLOAD_FORBIDDEN)
         offered = self._formats_of(f)
@@ -746,9 +755,10 @@ class MediaflowEmulator(Emulator):
         denied = self._check(request)
         if denied:
             return denied
-        fid, f = self._file_of(request)
-        if f is None:
-            return _error(404, f"File {request.path_params['file_id']} does not exist")
+        found = self._file_or_404(request)
+        if isinstance(found, Response):
+            return found
+        fid, f = found
         return _respond([_select(request, self._folder(self._folders[f["folderId"]]), FOLDER_FIELDS,
                                  DEFAULT_FOLDER_FIELDS)])
 
@@ -758,9 +768,10 @@ class MediaflowEmulator(Emulator):
         denied = self._check(request)
         if denied:
             return denied
-        fid, f = self._file_of(request)
-        if f is None:
-            return _error(404, f"File {request.path_params['file_id']} does not exist")
+        found = self._file_or_404(request)
+        if isinstance(found, Response):
+            return found
+        fid, f = found
         locked = bool(f.get("locked"))
         return _respond([{"allowDownload": not locked, "allowDownloadReason": "FILE_DENIED" if locked else None}])
 
@@ -825,9 +836,10 @@ class MediaflowEmulator(Emulator):
         denied = self._check(request)
         if denied:
             return denied
-        fid, f = self._file_of(request)
-        if f is None or fid is None:
-            return _error(404, f"File {request.path_params['file_id']} does not exist")
+        found = self._file_or_404(request)
+        if isinstance(found, Response):
+            return found
+        fid, f = found
         if request.method == "GET":
             return _respond([_select(request, u, USAGE_FIELDS, USAGE_FIELDS) for u in self.usages.get(fid, [])])
         return await self._report(request, lambda body: [fid])
