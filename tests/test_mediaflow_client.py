@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 import time
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -16,29 +16,13 @@ from PIL import Image
 import toolkit
 from toolkit.core.credentials import Secret
 from toolkit.core.errors import NotFound, Unauthorized, ValidationError
-from toolkit.mediaflow.assets import DEFAULT_FIELDS, FOLDER_SCHEMA, file_columns
+from toolkit.mediaflow.assets import FOLDER_SCHEMA, file_columns
 from toolkit.sandbox.mediaflow import MediaflowEmulator
 
-
-@pytest.fixture(scope="module")
-def mfs() -> Iterator[Any]:
-    with toolkit.sandbox.start(services=["mediaflow"], seed=5) as sandbox:
-        yield sandbox
+from .mediaflow_fixtures import em, mf, mfs  # noqa: F401 - the module's fixtures
 
 
-@pytest.fixture
-def em(mfs: Any) -> Iterator[MediaflowEmulator]:
-    emulator = mfs.emulator("mediaflow")
-    with emulator.restored():
-        yield emulator
-    emulator.reset_uploads()
-
-
-@pytest.fixture
-def mf(mfs: Any, em: MediaflowEmulator) -> Iterator[Any]:
-    client = toolkit.mediaflow.connect(**mfs.credentials("mediaflow"))
-    yield client
-    client.close()
+MEDIAFLOW_SEED = 5
 
 
 def _since(em: MediaflowEmulator, mark: int, prefix: str = "") -> list[Any]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import hashlib
 import os
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -20,6 +20,8 @@ from toolkit.mediaflow import uploads
 from toolkit.mediaflow.uploads import JOURNAL_NAME, exit_code
 from toolkit.sandbox.mediaflow import MediaflowEmulator
 from toolkit.testing import run_killed
+
+from .mediaflow_fixtures import em, mf, mfs  # noqa: F401 - the module's fixtures
 
 pytestmark = pytest.mark.integration
 
@@ -34,25 +36,8 @@ mf.upload_folder(ctx["folder"], ctx["folder_id"], concurrency=4, progress=False)
 """
 
 
-@pytest.fixture(scope="module")
-def mfs() -> Iterator[Any]:
-    with toolkit.sandbox.start(services=["mediaflow"], seed=17) as sandbox:
-        yield sandbox
-
-
-@pytest.fixture
-def em(mfs: Any) -> Iterator[MediaflowEmulator]:
-    emulator = mfs.emulator("mediaflow")
-    emulator.reset_uploads()
-    yield emulator
-    emulator.reset_uploads()
-
-
-@pytest.fixture
-def mf(mfs: Any, em: MediaflowEmulator) -> Iterator[Any]:
-    client = toolkit.mediaflow.connect(**mfs.credentials("mediaflow"), retry=FAST)
-    yield client
-    client.close()
+MEDIAFLOW_SEED = 17
+MEDIAFLOW_CONNECT = {"retry": FAST}
 
 
 def make_files(folder: Path, n: int, prefix: str = "exo") -> dict[str, bytes]:

@@ -9,7 +9,7 @@ import hashlib
 import sqlite3
 import time
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 
@@ -19,29 +19,12 @@ from toolkit.core.journal import Journal
 from toolkit.mediaflow.uploads import JOURNAL_NAME, UPLOAD_SCHEMA
 from toolkit.sandbox.mediaflow import MediaflowEmulator
 
+from .mediaflow_fixtures import em, mf, mfs  # noqa: F401 - the module's fixtures
+
 FOLDER = 13  # "Press 2025": uploads allowed
 
 
-@pytest.fixture(scope="module")
-def mfs() -> Iterator[Any]:
-    with toolkit.sandbox.start(services=["mediaflow"], seed=7) as sandbox:
-        yield sandbox
-
-
-@pytest.fixture
-def em(mfs: Any) -> Iterator[MediaflowEmulator]:
-    emulator = mfs.emulator("mediaflow")
-    emulator.reset_uploads()
-    with emulator.restored():
-        yield emulator
-    emulator.reset_uploads()
-
-
-@pytest.fixture
-def mf(mfs: Any, em: MediaflowEmulator) -> Iterator[Any]:
-    client = toolkit.mediaflow.connect(**mfs.credentials("mediaflow"))
-    yield client
-    client.close()
+MEDIAFLOW_SEED = 7
 
 
 def make_files(folder: Path, n: int, prefix: str = "bild") -> dict[str, bytes]:

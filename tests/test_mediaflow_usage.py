@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -19,30 +19,14 @@ from toolkit.mediaflow.usage import JOURNAL_NAME, USAGE_SCHEMA
 from toolkit.sandbox.mediaflow import MediaflowEmulator
 from toolkit.testing import assert_no_secrets
 
+from .mediaflow_fixtures import em, mf, mfs  # noqa: F401 - the module's fixtures
+
 PAGE = "https://www.example.se/nyheter/sommar-2025"
 FAST = RetryPolicy(attempts=3, base=0.01, cap=0.02, retry_after_cap=0.02)
 
 
-@pytest.fixture(scope="module")
-def mfs() -> Iterator[Any]:
-    with toolkit.sandbox.start(services=["mediaflow"], seed=11) as sandbox:
-        yield sandbox
-
-
-@pytest.fixture
-def em(mfs: Any) -> Iterator[MediaflowEmulator]:
-    emulator = mfs.emulator("mediaflow")
-    emulator.reset_uploads()
-    with emulator.restored():
-        yield emulator
-    emulator.reset_uploads()
-
-
-@pytest.fixture
-def mf(mfs: Any, em: MediaflowEmulator) -> Iterator[Any]:
-    client = toolkit.mediaflow.connect(**mfs.credentials("mediaflow"), retry=FAST)
-    yield client
-    client.close()
+MEDIAFLOW_SEED = 11
+MEDIAFLOW_CONNECT = {"retry": FAST}
 
 
 def some_files(em: MediaflowEmulator, n: int = 3) -> list[int]:

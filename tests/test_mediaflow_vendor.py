@@ -4,7 +4,7 @@ asks for, and one dtype per column whatever JSON shape a value comes in (the ven
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import pandas as pd
 import pytest
@@ -19,26 +19,10 @@ from toolkit.sandbox.mediaflow import MediaflowEmulator
 from toolkit.sandbox.mediaflow_data import WARNING_MARK
 from toolkit.testing import assert_no_secrets
 
-
-@pytest.fixture(scope="module")
-def mfs() -> Iterator[Any]:
-    with toolkit.sandbox.start(services=["mediaflow"], seed=7) as sandbox:
-        yield sandbox
+from .mediaflow_fixtures import em, mf, mfs  # noqa: F401 - the module's fixtures
 
 
-@pytest.fixture
-def em(mfs: Any) -> Iterator[MediaflowEmulator]:
-    emulator = mfs.emulator("mediaflow")
-    with emulator.restored():
-        yield emulator
-    emulator.reset_uploads()
-
-
-@pytest.fixture
-def mf(mfs: Any, em: MediaflowEmulator) -> Iterator[Any]:
-    client = toolkit.mediaflow.connect(**mfs.credentials("mediaflow"))
-    yield client
-    client.close()
+MEDIAFLOW_SEED = 7
 
 
 def images(em: MediaflowEmulator, n: int = 3) -> list[int]:
