@@ -235,7 +235,10 @@ def _parquet_schema(pa: Any) -> Any:
                          "metadata": None} for name in OBJECT_SCHEMA],
             "attributes": {"kind": "assets", "service": SERVICE},
             "creator": {"library": "pyarrow", "version": pa.__version__}, "pandas_version": pd.__version__}
-    return pa.schema([(name, pa.string()) for name in OBJECT_SCHEMA], metadata={"pandas": json.dumps(meta)})
+    # the attrs twice: in the pandas metadata (pyarrow 22 and newer read them there) and as pandas' own
+    # PANDAS_ATTRS key (what pandas.read_parquet reads with any pyarrow)
+    return pa.schema([(name, pa.string()) for name in OBJECT_SCHEMA],
+                     metadata={"pandas": json.dumps(meta), "PANDAS_ATTRS": json.dumps(meta["attributes"])})
 
 
 async def _pull_to_parquet(client: ReportClient, query: dict[str, Any], out: "str | os.PathLike[str]"

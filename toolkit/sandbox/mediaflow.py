@@ -78,6 +78,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Mount, Route
 
+from .forms import read_form
 from .mediaflow_data import (API_USER, FORMATS, MARKS, PREVIEW_SIZES, USERS, WARNING_MARK, file_type_for, make_files,
                              make_folders, make_preview, user_name)
 from .server import Emulator
@@ -958,7 +959,7 @@ async def _upload_body(request: Request, filesize: int) -> bytes | Response:
     ``filesize``), or the 400 answer."""
     ctype = request.headers.get("content-type", "")
     if ctype.startswith("multipart/form-data"):
-        form = await request.form(max_files=1, max_fields=8, max_part_size=MAX_UPLOAD + 1)
+        form = await read_form(request, max_files=1, max_fields=8, max_part_size=MAX_UPLOAD + 1)
         parts = [v for v in form.values() if hasattr(v, "read")]
         if len(parts) != 1:
             return _error(400, "Send exactly one file part")

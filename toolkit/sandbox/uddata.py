@@ -29,6 +29,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from .forms import read_form
 from .server import Emulator
 from .uddata_data import make_photo, make_students
 
@@ -273,7 +274,7 @@ async def _upload(request: Request) -> tuple[Any, bytes | None]:
     ctype = request.headers.get("content-type", "")
     data: bytes | None = None
     if ctype.startswith("multipart/form-data"):
-        form = await request.form(max_files=4, max_fields=16, max_part_size=MAX_BYTES + 1)
+        form = await read_form(request, max_files=4, max_fields=16, max_part_size=MAX_BYTES + 1)
         part = form.get("billede")
         if part is not None and hasattr(part, "read"):
             data = await part.read()
