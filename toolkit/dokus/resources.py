@@ -313,6 +313,17 @@ class Resource:
         self._refuse_if_read_only(f"delete {self.spec.label} {id}")
         await self.raw_delete(id)
 
+    async def export(self, path: "str | os.PathLike[str]", **filters: Any) -> ToolkitFrame:
+        """List the items (``filters`` as in :meth:`list`) and write them to ``path`` (``.xlsx`` or ``.csv``)
+        for an analyst to edit; returns the table as read — keep it as the ``original`` of
+        ``diff(original, read_sheet(path))``. See :mod:`toolkit.dokus.sheets`."""
+        from .sheets import write_sheet  # sheets builds on this module
+
+        table = await self.list(**filters)
+        written = write_sheet(table, path, resource=self.spec)
+        table.attrs["summary"] = f"Dokus {self.spec.name}: {len(table)} written to {written.name}"
+        return table
+
     def diff(self, original: pd.DataFrame, edited: pd.DataFrame, *, allow_delete: bool = False) -> ToolkitFrame:
         """The plan of changes from ``original`` (as read) to ``edited``: nothing is sent.
 
