@@ -8,7 +8,7 @@ from pathlib import Path
 
 import ipywidgets as w
 import pytest
-from PIL import Image, ImageChops, ImageStat
+from PIL import Image, ImageChops, ImageDraw, ImageStat
 
 import toolkit
 from toolkit.core.errors import ValidationError
@@ -239,3 +239,85 @@ def test_labels_are_escaped_in_the_grid_html() -> None:
     status = grid.status.value
     assert "<script>" not in status
     assert "&lt;script&gt;" in status and "010190-****" in status and "0101901234" not in status
+
+
+# -- the label font: Nordic letters drawn, not boxes (issue 21) ------------------------------------------------
+NORDIC = "åäöæøÅÄÖÆØéü"
+EXTENDED_A = "őłčšžŋ"  # Latin Extended-A: Hungarian, Polish, Czech/Slovak, Sámi
+
+
+def glyph(font: object, text: str) -> Image.Image:
+    img = Image.new("L", (64, 48), 0)
+    ImageDraw.Draw(img).text((8, 6), text, fill=255, font=font)
+    return img
+
+
+def test_the_label_font_draws_every_nordic_letter_not_its_missing_glyph_box() -> None:
+    font = mod.label_font(24)
+    box = glyph(font, "\ue000")  # a private-use code point: no font has it, so this is the font's box
+    assert glyph(font, "\U0010ffff").tobytes() == box.tobytes()  # the box every missing letter gets
+    for letter in NORDIC + EXTENDED_A:
+        drawn = glyph(font, letter)
+        assert drawn.getbbox() is not None, f"{letter!r} is drawn blank"
+        assert drawn.tobytes() != box.tobytes(), f"{letter!r} is drawn as the missing-glyph box"
+    assert glyph(font, "ø").tobytes() != glyph(font, "o").tobytes()  # the letter itself, not its base letter
+
+
+def label_strips(sheet: Image.Image, count: int, thumb: int = THUMB) -> list[bytes]:
+    """The label area under each tile of a one-row sheet, as grey pixels."""
+    cell_w = thumb + 2 * mod._PAD
+    top = mod._PAD + thumb + 1
+    return [sheet.crop((i * cell_w, top, (i + 1) * cell_w, top + 16)).convert("L").tobytes() for i in range(count)]
+
+
+def test_grid_labels_draw_nordic_letters_not_boxes() -> None:
+    labels = ["ø", "□", "möte-konferens-04", "m□te-konferens-04", "fika-skärgård-15", "fika-sk\ue000rg\ue000rd-15"]
+    grid = image_grid([solid(RED)] * len(labels), labels=labels, columns=len(labels), thumb=THUMB)
+    strips = label_strips(grid.pages[0], len(labels))
+    assert all(any(s < 200 for s in strip) for strip in strips)  # every label drew something dark
+    assert strips[0] != strips[1], "ø is drawn as a box"
+    assert strips[2] != strips[3] and strips[4] != strips[5], "Nordic letters are drawn as boxes"
+
+
+def test_a_decomposed_file_name_is_drawn_as_composed_letters(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    drawn: list[str] = []
+    monkeypatch.setattr(mod, "_draw_label", lambda draw, xy, text, font, width: drawn.append(text))
+    path = tmp_path / "go\u0308teborg-kontor-13.jpg"  # as macOS names it: o + combining diaeresis
+    solid(RED).save(path)
+    contact_sheet([path], thumb=THUMB)
+    assert drawn == ["göteborg-kontor-13.jpg"] and len(drawn[0]) == 22
+
+
+def test_without_freetype_the_labels_say_so(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    monkeypatch.setattr(mod.features, "check", lambda name: name != "freetype2")
+    monkeypatch.setattr(mod, "_warned", set())
+    labels = ["möte", "Łódź □ ő", "fika-skärgård-15-och-en-mycket-lång-etikett.jpg"]
+    with pytest.warns(RuntimeWarning, match="without FreeType.*Latin-1"):
+        sheet = contact_sheet([solid(RED), solid(GREEN), solid(BLUE)], labels=labels, thumb=THUMB)
+    # the bitmap font cannot draw "Ł", "□" or "…": the sheet is still made, with every tile
+    assert sheet.count == 3 and close(tile_centre(sheet, 1, 3), GREEN) and close(tile_centre(sheet, 2, 3), BLUE)
+    assert any("FreeType" in r.getMessage() for r in caplog.records)
+
+
+def test_a_missing_font_file_is_said_not_hidden(monkeypatch: pytest.MonkeyPatch) -> None:
+    def missing() -> bytes:
+        raise FileNotFoundError("fonts/DejaVuSans.ttf")
+
+    monkeypatch.setattr(mod, "_font_data", missing)
+    monkeypatch.setattr(mod, "_warned", set())
+    with pytest.warns(RuntimeWarning, match="DejaVuSans.ttf is missing.*Reinstall"):
+        sheet = contact_sheet([solid(RED)], labels=["möte"], thumb=THUMB)
+    assert sheet.count == 1
+
+
+def test_the_label_font_is_installed_with_the_package() -> None:
+    import fnmatch
+    import tomllib
+
+    root = Path(__file__).resolve().parents[1]
+    fonts = root / "toolkit" / "widgets" / "fonts"
+    assert (fonts / mod.LABEL_FONT).is_file() and (fonts / "LICENSE-DejaVu.txt").is_file()
+    data = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]
+    patterns = data["toolkit.widgets"]
+    for name in (mod.LABEL_FONT, "LICENSE-DejaVu.txt"):
+        assert any(fnmatch.fnmatch(f"fonts/{name}", p) for p in patterns), name

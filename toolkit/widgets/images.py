@@ -15,32 +15,38 @@ What makes it fast and small:
 * each page is encoded as one JPEG whose quality is lowered until it fits a byte budget (300 KB by
   default), so a notebook with a grid in it stays small.
 
-Labels are drawn into the picture; anything that looks like a CPR number or a secret is masked first
-(``toolkit.core.redact.redact``); labels made from file names mask every run of ten digits
-(``toolkit.core.redact.redact_file_name``: ``3201901234.jpg`` shows ``320190-****.jpg``). Where a label appears in HTML (the grid's status line) it is escaped.
+Labels are drawn into the picture with the one label font (:func:`label_font`: DejaVu Sans, shipped with
+the toolkit, so ``möte-konferens-04`` and ``fika-skärgård-15`` keep their letters); anything that looks like
+a CPR number or a secret is masked first (``toolkit.core.redact.redact``); labels made from file names mask
+every run of ten digits (``toolkit.core.redact.redact_file_name``: ``3201901234.jpg`` shows
+``320190-****.jpg``). Where a label appears in HTML (the grid's status line) it is escaped.
 No image is ever shown by URL: the pixels travel as bytes, so no token can leak through an address.
 """
 
 from __future__ import annotations
 
+import functools
 import html
 import io
 import math
 import os
+import unicodedata
+import warnings
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 from typing import Any, Iterator, Sequence, Union
 
 import ipywidgets as w
-from PIL import Image, ImageDraw, ImageFont, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageDraw, ImageFont, ImageOps, UnidentifiedImageError, features
 
 from ..core.errors import ValidationError
 from ..core.redact import get_logger, redact, redact_file_name
 
 __all__ = ["contact_sheet", "contact_sheets", "image_grid", "ImageGrid", "ContactSheet", "SheetPages",
-           "encode_jpeg", "load_thumbnail", "DEFAULT_MAX_BYTES"]
+           "encode_jpeg", "load_thumbnail", "label_font", "DEFAULT_MAX_BYTES", "LABEL_FONT"]
 
 log = get_logger("toolkit.widgets.images")
 
@@ -130,30 +136,76 @@ def load_thumbnail(source: ImageSource, thumb: int = 160) -> Tile:
 
 
 # -- labels -------------------------------------------------------------------------------------------------
-def _font(size: int = 12) -> Any:
+#: The font of every label: DejaVu Sans, shipped in ``toolkit/widgets/fonts/`` with its licence. It has
+#: Latin-1, Latin Extended-A and -B (å ä ö æ ø, é ü, ő ł č š ž, the Sámi letters), Greek and Cyrillic. Pillow's
+#: own default font (``ImageFont.load_default``) has ASCII only and draws ``möte`` as ``m□te``.
+LABEL_FONT = "DejaVuSans.ttf"
+
+NO_FREETYPE = ("Pillow here was built without FreeType, so the labels of contact sheets and image grids are "
+               "drawn with Pillow's small bitmap font, which has Latin-1 only: letters beyond it (ő, ł, č, š, ž …) "
+               "are drawn as '?'. Install a Pillow with FreeType (the PyPI wheels and "
+               "conda-forge's pillow have it): ./run setup, or pip install --force-reinstall pillow.")
+_warned: set[str] = set()
+
+
+def _say_once(message: str) -> None:
+    if message not in _warned:
+        _warned.add(message)
+        log.warning("%s", message)
+        warnings.warn(message, RuntimeWarning, stacklevel=2)
+
+
+@functools.lru_cache(maxsize=1)
+def _font_data() -> bytes:
+    return resources.files(__package__).joinpath("fonts").joinpath(LABEL_FONT).read_bytes()
+
+
+def label_font(size: int = 12) -> Any:
+    """The font labels are drawn with (the one place that picks it): :data:`LABEL_FONT` at ``size`` pixels.
+
+    Without FreeType in Pillow (or with the font file missing from the installation) it falls back to
+    Pillow's default font and says so once, as a warning and a log line: such labels lose letters
+    (the bitmap font has Latin-1 only, Pillow's small FreeType font ASCII only). A new font object each
+    call: FreeType faces are not shared between threads.
+    """
+    if not features.check("freetype2"):
+        _say_once(NO_FREETYPE)
+        # what load_default() gives without FreeType (named on its own from Pillow 10.4; 10.3 has load_default)
+        return getattr(ImageFont, "load_default_imagefont", ImageFont.load_default)()
     try:
+        return ImageFont.truetype(io.BytesIO(_font_data()), size)
+    except OSError:
+        _say_once(f"The label font {LABEL_FONT} is missing from this installation of the toolkit "
+                  "(toolkit/widgets/fonts/), so labels are drawn with Pillow's default font and letters "
+                  "outside ASCII (å, ä, ö, æ, ø …) show as boxes. Reinstall the toolkit: ./run setup.")
         return ImageFont.load_default(size=size)
-    except (TypeError, OSError, ImportError):  # Pillow without FreeType
-        return ImageFont.load_default()
 
 
 def label_text(label: object) -> str:
-    """The text drawn under a tile: CPR numbers and secrets masked, on one line."""
+    """The text drawn under a tile: CPR numbers and secrets masked, on one line, composed (NFC).
+
+    A file name from macOS arrives decomposed (``o`` + combining diaeresis); composed, ``ö`` is one letter
+    of the font, drawn and shortened as one.
+    """
     if label is None:
         return ""
-    return " ".join(redact(label).split())  # a CPR value is masked whole, whatever its digits
+    text = unicodedata.normalize("NFC", str(label)) if isinstance(label, str) else label
+    return " ".join(redact(text).split())  # a CPR value is masked whole, whatever its digits
 
 
 def _fit(draw: ImageDraw.ImageDraw, text: str, font: Any, width: int) -> str:
     if draw.textlength(text, font=font) <= width:
         return text
-    while text and draw.textlength(text + "…", font=font) > width:
+    more = "…" if isinstance(font, ImageFont.FreeTypeFont) else "..."  # the bitmap font has no "…"
+    while text and draw.textlength(text + more, font=font) > width:
         text = text[:-1]
-    return text + "…"
+    return text + more
 
 
 def _draw_label(draw: ImageDraw.ImageDraw, xy: tuple[int, int], text: str, font: Any, width: int) -> None:
     """Draw one (already masked) label; the single place text reaches the pixels."""
+    if not isinstance(font, ImageFont.FreeTypeFont):  # the bitmap font (no FreeType): Latin-1 or it raises
+        text = text.encode("latin-1", "replace").decode("latin-1")
     draw.text(xy, _fit(draw, text, font, width), fill=_TEXT, font=font)
 
 
@@ -262,7 +314,7 @@ def _placeholder(draw: ImageDraw.ImageDraw, box: tuple[int, int, int, int], mess
 
 
 def _compose(tiles: Sequence[Tile], labels: Sequence[str], columns: int, thumb: int) -> Image.Image:
-    font = _font(12)
+    font = label_font(12)
     label_height = 16 if any(labels) else 0
     columns, rows, cell_w, cell_h = _layout(len(tiles), columns, thumb, label_height)
     sheet = Image.new("RGB", (columns * cell_w, rows * cell_h), _BACKGROUND)
