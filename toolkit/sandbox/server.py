@@ -2,8 +2,10 @@
 
 Each emulator (one module per service in this package) is a real Starlette app. ``start()`` binds each
 to a free loopback port, wraps it in :class:`FaultMiddleware` (latency, 503, 429 with Retry-After,
-dropped connections; deterministic for a seed) and a request recorder, and serves them all from one
-uvicorn event loop on a daemon thread.
+dropped connections; deterministic for a seed; and a service limit the client does not know: a capacity
+of K requests served at once with the rest queued, or a rate of R requests a second beyond which it answers
+429) and a request recorder, and serves them all from one uvicorn event loop on a daemon thread.
+``Sandbox.stats()`` says what the limits did (queued, answered 429, the peak served at once).
 """
 
 from __future__ import annotations
@@ -12,11 +14,13 @@ import asyncio
 import contextlib
 import importlib
 import json
+import math
 import random
 import socket
 import threading
 import time
-from dataclasses import dataclass, replace
+from collections import deque
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Iterator, Mapping
 
 from ..core import discovery as _discovery
@@ -193,7 +197,24 @@ class Emulator:
 
 @dataclass
 class FaultConfig:
-    """Fault injection of one service. Rates are probabilities per request (0–1)."""
+    """Fault injection of one service. Rates are probabilities per request (0–1).
+
+    Two models of a service limit the client does not know (both off by default; ``exempt`` paths skip them
+    too):
+
+    * ``capacity`` K: at most K requests are served at once; the rest wait in arrival order (a real
+      server's queue). ``latency_ms`` is the time of each served request, so a request waiting behind the
+      K in service takes longer — nothing is refused.
+    * ``rate`` R: at most R requests a second (a token bucket of ``burst`` requests, by default one
+      second's worth, refilled at R a second). A request beyond it is answered at once, before any queue or
+      latency (a gateway in front of the service), with ``429`` and ``Retry-After`` in whole seconds (RFC
+      9110's delay-seconds: the time until the bucket holds a request again, rounded up). With
+      ``rate_headers`` every answer also carries the IETF httpapi draft's ``RateLimit-Limit`` (R),
+      ``RateLimit-Remaining`` (whole requests left in the bucket) and ``RateLimit-Reset`` (seconds until it
+      is full). None of the five services documents such headers (docs/uddata.md: "Rate limits are not
+      documented"), so they are off by default; elsewhere the draft's fields are sent by some APIs, and
+      GitHub-style ``X-RateLimit-*`` (reset as an epoch time) by many others.
+    """
 
     latency_ms: float = 0.0
     error_503: float = 0.0
@@ -202,6 +223,14 @@ class FaultConfig:
     retry_after: float = 1.0
     #: paths (prefixes) never faulted, e.g. for a test that only wants faults on data calls
     exempt: tuple[str, ...] = ()
+    #: at most this many requests served at once, the rest queued (0: no limit)
+    capacity: int = 0
+    #: at most this many requests a second, the rest answered 429 with Retry-After (0: no limit)
+    rate: float = 0.0
+    #: the rate limit's bucket: requests allowed in a burst (0: one second's worth, ``rate``)
+    burst: float = 0.0
+    #: send RateLimit-Limit/-Remaining/-Reset with every answer of a rate-limited service
+    rate_headers: bool = False
 
     @classmethod
     def parse(cls, spec: Mapping[str, Any] | None, latency_ms: float = 0.0) -> "FaultConfig":
@@ -211,10 +240,49 @@ class FaultConfig:
         for key, value in spec.items():
             key = aliases.get(str(key), str(key))
             if key not in cls.__dataclass_fields__:
-                raise ToolkitError(f"unknown fault {key!r}; use 503, 429, drop, retry_after, latency_ms",
-                                   service="sandbox")
-            kwargs[key] = tuple(value) if key == "exempt" else float(value)
+                raise ToolkitError(f"unknown fault {key!r}; use 503, 429, drop, retry_after, latency_ms, exempt, "
+                                   "capacity, rate, burst, rate_headers", service="sandbox")
+            kwargs[key] = _fault_value(key, value)
         return cls(**kwargs)
+
+
+def _fault_value(key: str, value: Any) -> Any:
+    """One fault setting as its field wants it; a value that cannot be is a plain error naming the key."""
+    if key == "exempt":
+        return (value,) if isinstance(value, str) else tuple(value)
+    if key == "rate_headers":
+        return bool(value)
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = math.nan
+    if key == "capacity" and number >= 0 and number == int(number):
+        return int(number)
+    if key != "capacity" and number >= 0 and math.isfinite(number):
+        return number
+    what = "a whole number of requests (0: no limit)" if key == "capacity" else "a number of at least 0"
+    raise ToolkitError(f"fault {key!r} must be {what}, not {value!r}", service="sandbox")
+
+
+@dataclass
+class _Stats:
+    """What one service's fault middleware did since the last reset (``Sandbox.stats()``)."""
+
+    requests: int = 0
+    #: requests that waited for one of the ``capacity`` places
+    queued: int = 0
+    peak_queued: int = 0
+    #: the most requests served at once (also without a capacity)
+    peak_served: int = 0
+    #: requests answered 429 by the ``rate`` limit
+    rate_limited: int = 0
+    #: requests answered 503/429 or dropped by the injected faults
+    injected: dict[str, int] = field(default_factory=lambda: {"503": 0, "429": 0, "drop": 0})
+
+    def as_dict(self, served: int, waiting: int) -> dict[str, Any]:
+        return {"requests": self.requests, "queued": self.queued, "peak_queued": self.peak_queued,
+                "peak_served": self.peak_served, "rate_limited": self.rate_limited,
+                "injected": dict(self.injected), "served_now": served, "waiting_now": waiting}
 
 
 class _Dropped(Exception):
@@ -222,11 +290,20 @@ class _Dropped(Exception):
 
 
 class FaultMiddleware:
+    """The one fault layer in front of an emulator: records each request, then applies the service limits
+    (``rate``, ``capacity``), the latency and the injected faults of its :class:`FaultConfig`. ``config``
+    may be swapped at run time (``Sandbox.set_faults``); the queue, the bucket and the stats stay here and
+    are touched on the sandbox's event loop only."""
+
     def __init__(self, app: Any, emulator: Emulator, config: FaultConfig, rng: random.Random) -> None:
         self.app = app
         self.emulator = emulator
         self.config = config
         self.rng = rng
+        self.stats = _Stats()
+        self.served = 0  # requests in service now (past the rate limit and the capacity queue)
+        self.waiting: deque[asyncio.Future] = deque()
+        self.bucket: tuple[float, float] | None = None  # the rate limit's (requests left, monotonic time)
 
     async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
         if scope["type"] != "http":
@@ -236,48 +313,139 @@ class FaultMiddleware:
         rec = RecordedRequest(scope["method"], scope["path"], scope.get("query_string", b"").decode("latin-1"),
                               headers, time.time())
         self.emulator.requests.append(rec)
+        self.stats.requests += 1
+        cfg = self.config
+        exempt = any(scope["path"].startswith(p) for p in cfg.exempt)
+        limit_headers: dict[str, str] = {}
+        if cfg.rate and not exempt:
+            wait, limit_headers = self._take_token(cfg)
+            if wait is not None:
+                rec.fault = "rate"
+                self.stats.rate_limited += 1
+                await _send_json(send, 429, {"error": "rate_limited", "message": "Sandbox: over the rate limit"},
+                                 rec, {"retry-after": str(max(1, math.ceil(wait))), **limit_headers})
+                return
+        await self._enter(cfg.capacity if not exempt else 0)
+        try:
+            await self._serve(scope, receive, send, rec, exempt, limit_headers)
+        finally:
+            self._leave()
+
+    # -- the service limits ----------------------------------------------------------------------------
+    def _take_token(self, cfg: FaultConfig) -> tuple[float | None, dict[str, str]]:
+        """Take one request from the rate limit's bucket: ``(None, headers)`` when there was one, else the
+        seconds until there is one. The headers are the RateLimit fields when ``rate_headers`` is on."""
+        burst = cfg.burst or cfg.rate
+        now = time.monotonic()
+        tokens, then = self.bucket or (burst, now)  # a new limit starts with a full bucket
+        tokens = min(burst, tokens + (now - then) * cfg.rate)
+        wait = None if tokens >= 1 else (1 - tokens) / cfg.rate
+        if wait is None:
+            tokens -= 1
+        self.bucket = (tokens, now)
+        if not cfg.rate_headers:
+            return wait, {}
+        return wait, {"ratelimit-limit": _fmt(cfg.rate), "ratelimit-remaining": str(int(tokens)),
+                      "ratelimit-reset": str(math.ceil((burst - tokens) / cfg.rate))}
+
+    async def _enter(self, capacity: int) -> None:
+        """Take a place among the requests served at once; with a ``capacity`` wait in arrival order for
+        one. A place is handed from the request leaving to the first waiting (:meth:`admit`)."""
+        if capacity and (self.served >= capacity or self.waiting):
+            future = asyncio.get_running_loop().create_future()
+            self.waiting.append(future)
+            self.stats.queued += 1
+            self.stats.peak_queued = max(self.stats.peak_queued, len(self.waiting))
+            try:
+                await future
+            except asyncio.CancelledError:
+                if future.done() and not future.cancelled():
+                    self._leave()  # the place was handed over already: pass it on
+                elif future in self.waiting:
+                    self.waiting.remove(future)
+                raise
+            return
+        self.served += 1
+        self.stats.peak_served = max(self.stats.peak_served, self.served)
+
+    def _leave(self) -> None:
+        self.served -= 1
+        self.admit()
+
+    def admit(self) -> None:
+        """Let waiting requests in while there is room (after one left, or the capacity was raised or
+        cleared). On the sandbox's event loop only."""
+        capacity = self.config.capacity
+        while self.waiting and (not capacity or self.served < capacity):
+            future = self.waiting.popleft()
+            if future.done():
+                continue
+            self.served += 1
+            self.stats.peak_served = max(self.stats.peak_served, self.served)
+            future.set_result(None)
+
+    def snapshot(self, reset: bool = False) -> dict[str, Any]:
+        """The stats as a dict (on the sandbox's event loop); ``reset`` starts them again from zero."""
+        stats = self.stats.as_dict(self.served, len(self.waiting))
+        if reset:
+            self.stats = _Stats(peak_served=self.served, peak_queued=len(self.waiting))
+        return stats
+
+    # -- one served request: latency, injected faults, the emulator ------------------------------------
+    async def _serve(self, scope: dict, receive: Callable, send: Callable, rec: RecordedRequest, exempt: bool,
+                     limit_headers: Mapping[str, str]) -> None:
         cfg = self.config
         if cfg.latency_ms:
             await asyncio.sleep(cfg.latency_ms / 1000)
-        exempt = any(scope["path"].startswith(p) for p in cfg.exempt)
         roll = self.rng.random() if not exempt else 1.0
         if roll < cfg.error_503:
             rec.fault = "503"
+            self.stats.injected["503"] += 1
             await _send_json(send, 503, {"error": "service_unavailable", "message": "Sandbox: injected 503"}, rec,
                              {"retry-after": _fmt(cfg.retry_after)} if self.rng.random() < 0.5 else {})
             return
         roll -= cfg.error_503
         if roll < cfg.error_429:
             rec.fault = "429"
+            self.stats.injected["429"] += 1
             await _send_json(send, 429, {"error": "rate_limited", "message": "Sandbox: injected 429"}, rec,
                              {"retry-after": _fmt(cfg.retry_after)})
             return
         roll -= cfg.error_429
         if roll < cfg.drop:
             rec.fault = "drop"
-            if self.rng.random() < 0.5:
-                # the request never reaches the service
-                await send({"type": "http.response.start", "status": 200,
-                            "headers": [(b"content-length", b"1000")]})
-                raise _Dropped()
-            # the service processes it, the answer is lost on the way back
-            async def lossy_send(message: dict) -> None:
-                if message["type"] == "http.response.start":
-                    rec.status = message["status"]
-                    await send({**message, "headers": [(k, v) for k, v in message.get("headers", [])
-                                                       if k.lower() != b"content-length"]
-                                + [(b"content-length", b"100000")]})
-                elif message["type"] == "http.response.body" and not message.get("more_body"):
-                    raise _Dropped()
-            await self.app(scope, receive, lossy_send)
-            raise _Dropped()
+            self.stats.injected["drop"] += 1
+            await self._drop(scope, receive, send, rec)
+        extra = [(k.encode(), v.encode()) for k, v in limit_headers.items()]
 
         async def recording_send(message: dict) -> None:
             if message["type"] == "http.response.start":
                 rec.status = message["status"]
+                if extra:
+                    message = {**message, "headers": [*message.get("headers", []), *extra]}
             await send(message)
 
         await self.app(scope, receive, recording_send)
+
+    async def _drop(self, scope: dict, receive: Callable, send: Callable, rec: RecordedRequest) -> None:
+        """Close the connection: before the service saw the request, or after it answered (raises)."""
+        if self.rng.random() < 0.5:
+            # the request never reaches the service
+            await send({"type": "http.response.start", "status": 200,
+                        "headers": [(b"content-length", b"1000")]})
+            raise _Dropped()
+
+        # the service processes it, the answer is lost on the way back
+        async def lossy_send(message: dict) -> None:
+            if message["type"] == "http.response.start":
+                rec.status = message["status"]
+                await send({**message, "headers": [(k, v) for k, v in message.get("headers", [])
+                                                   if k.lower() != b"content-length"]
+                            + [(b"content-length", b"100000")]})
+            elif message["type"] == "http.response.body" and not message.get("more_body"):
+                raise _Dropped()
+        await self.app(scope, receive, lossy_send)
+        raise _Dropped()
 
 
 def _fmt(seconds: float) -> str:
@@ -455,21 +623,68 @@ class Sandbox:
         return [s for e in self.emulators.values() for s in e.personal_data()]
 
     def set_faults(self, service: str | None = None, **spec: Any) -> None:
-        """Change fault injection at run time, e.g. ``sb.set_faults("uddata", **{"503": 0.1})``;
-        no spec turns faults off (latency is kept unless given)."""
+        """Change fault injection at run time, e.g. ``sb.set_faults("uddata", **{"503": 0.1})``, or a service
+        limit: ``sb.set_faults("uddata", capacity=4)`` (4 served at once, the rest queued) or
+        ``sb.set_faults("uddata", rate=100)`` (100 requests a second, the rest answered 429 with
+        Retry-After); see :class:`FaultConfig`. Each call replaces the service's faults and limits; no spec
+        turns them off (latency is kept unless given). Requests queued for a capacity that grew or was
+        cleared go in at once; a changed rate starts with a full bucket."""
         spec = dict(spec)
         latency = spec.pop("latency_ms", None)
-        for name in ([service] if service else list(self.emulators)):
+        for name in self._names(service):
             old = self.faults[name]
-            new = FaultConfig.parse(spec, old.latency_ms if latency is None else float(latency))
-            self.faults[name] = new
-            if name in self._middlewares:
-                self._middlewares[name].config = new
+            self._configure(name, FaultConfig.parse(spec, old.latency_ms if latency is None else float(latency)))
 
     def set_latency(self, latency_ms: float, service: str | None = None) -> None:
-        for name in ([service] if service else list(self.emulators)):
-            self.faults[name] = replace(self.faults[name], latency_ms=float(latency_ms))
-            self._middlewares[name].config = self.faults[name]
+        for name in self._names(service):
+            self._configure(name, replace(self.faults[name], latency_ms=float(latency_ms)))
+
+    def stats(self, service: str | None = None, *, reset: bool = False) -> dict[str, Any]:
+        """What the faults and limits did, per service since the start (or the last ``reset=True``):
+        ``requests``, ``queued`` (waited for a place under ``capacity``), ``peak_queued``, ``peak_served``
+        (the most served at once), ``rate_limited`` (answered 429 by ``rate``), ``injected`` (503/429/drop
+        counts), and ``served_now``/``waiting_now``. One service's dict when ``service`` is given, else
+        ``{service: dict}``."""
+        names = self._names(service)
+        found = {name: self._on_loop(lambda mw=self._middlewares[name]: mw.snapshot(reset)) for name in names}
+        return found[service] if service else found
+
+    def _names(self, service: str | None) -> list[str]:
+        if service is None:
+            return list(self.emulators)
+        self.emulator(service)  # an unknown service is a plain error
+        return [service]
+
+    def _configure(self, name: str, config: FaultConfig) -> None:
+        self.faults[name] = config
+        mw = self._middlewares.get(name)
+        if mw is None:
+            return
+
+        def apply() -> None:
+            if (config.rate, config.burst) != (mw.config.rate, mw.config.burst):
+                mw.bucket = None  # a changed rate starts with a full bucket
+            mw.config = config
+            mw.admit()
+
+        self._on_loop(apply)
+
+    def _on_loop(self, fn: Callable[[], Any]) -> Any:
+        """``fn()`` on the sandbox's event loop (where the middlewares' queues and stats live), waited for;
+        directly when the loop is not running or this is its thread."""
+        loop = self._loop
+        if loop is None or not loop.is_running() or not self.running:
+            return fn()
+        try:
+            if asyncio.get_running_loop() is loop:
+                return fn()
+        except RuntimeError:
+            pass
+
+        async def call() -> Any:
+            return fn()
+
+        return asyncio.run_coroutine_threadsafe(call(), loop).result(10)
 
     def __repr__(self) -> str:
         state = "running" if self.running else "stopped"
@@ -491,7 +706,9 @@ def start(latency_ms: float = 0, faults: Mapping[str, Any] | None = None, seed: 
     """Serve every emulator on 127.0.0.1 (free ports) in a background thread; see :class:`Sandbox`.
 
     ``faults`` is ``{"503": rate, "429": rate, "drop": rate, "retry_after": s}`` for all services, or
-    ``{"uddata": {...}, "dokus": {...}}`` per service. Use as a context manager or call ``stop()``.
+    ``{"uddata": {...}, "dokus": {...}}`` per service; a service limit is ``{"capacity": K}`` (K served at
+    once, the rest queued) or ``{"rate": R}`` (R requests a second, the rest answered 429 with Retry-After),
+    see :class:`FaultConfig`; ``Sandbox.stats()`` reports what they did. Use as a context manager or call ``stop()``.
     """
     return Sandbox(latency_ms=latency_ms, faults=faults, seed=seed, services=services, **kwargs)
 
