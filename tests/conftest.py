@@ -6,6 +6,7 @@ import logging
 import os
 import signal
 import subprocess
+import threading
 from typing import Any, Iterator
 
 import pytest
@@ -63,6 +64,21 @@ def widget_tree(root: Any) -> list[Any]:
         found.append(widget)
         stack.extend(getattr(widget, "children", ()))
     return found
+
+
+def read_line(proc: "subprocess.Popen[str]", timeout: float = 60, what: str = "its first line") -> str:
+    """The next line ``proc`` writes to its stdout, waited for at most ``timeout`` seconds: a child that hangs
+    without writing is killed and the test fails saying so (a bare ``readline()`` would wait forever)."""
+    got: list[str] = []
+    stdout: Any = proc.stdout
+    reader = threading.Thread(target=lambda: got.append(stdout.readline()), daemon=True)
+    reader.start()
+    reader.join(timeout)
+    if reader.is_alive():
+        proc.kill()  # ends the read too
+        reader.join(5)
+        raise AssertionError(f"the child process did not write {what} within {timeout:.0f} s (killed): {proc.args}")
+    return got[0]
 
 
 def stop_process_group(proc: "subprocess.Popen[Any]", timeout: float = 20) -> None:

@@ -22,6 +22,8 @@ from toolkit.core.errors import ToolkitError, TransportError, Unauthorized, Vali
 from toolkit.core.http import HTTPResponse, MockTransport
 from toolkit.sandbox.uddata_data import make_photo
 
+from .conftest import read_line
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -283,7 +285,7 @@ def test_environment_sandbox_finds_a_sandbox_of_another_process(tmp_path: Path) 
     proc = subprocess.Popen([sys.executable, "-m", "toolkit.cli", "sandbox", "--json", "--services", "uddata"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     try:
-        line = json.loads(proc.stdout.readline())
+        line = json.loads(read_line(proc))
         script = ("import toolkit\nud = toolkit.uddata.connect(environment='sandbox')\n"
                   "print(ud.aio.base_url, len(ud.students()))\n")
         out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=60)
@@ -311,7 +313,7 @@ def test_sandbox_cli_stopped_right_after_start_exits_cleanly(tmp_path: Path, att
     env = {**os.environ, "TOOLKIT_SANDBOX_FILE": str(tmp_path / "sb.json")}
     proc = subprocess.Popen([sys.executable, "-m", "toolkit.cli", "sandbox", "--json", "--services", "uddata"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-    line = proc.stdout.readline()
+    line = read_line(proc)
     proc.send_signal(signal.SIGTERM if attempt % 2 else signal.SIGINT)
     out, err = proc.communicate(timeout=30)
     assert json.loads(line)["urls"]["uddata"].startswith("http://127.0.0.1:")

@@ -60,7 +60,7 @@ def test_one_row_per_input_in_order_bad_rows_never_sent(lv: Any, em: Any) -> Non
     ]
     job = lv.import_images(images, system_name="archive", chunk_size=2)
     assert len(job.ids) == 3  # 5 good rows in chunks of 2
-    job.wait(progress=False)
+    job.wait(timeout=60, progress=False)
     res = job.results()
     assert list(res.columns) == COLUMNS
     assert res.attrs["kind"] == "assets" and res.attrs["service"] == "livingdocs"
@@ -146,7 +146,7 @@ def test_wait_timeout_leaves_job_waitable_and_few_status_calls(lv: Any, em: Any)
     job = lv.import_images(em.sample_images(3), system_name="archive")
     with pytest.raises(JobTimeout, match="still running"):
         job.wait(timeout=0.3, progress=False)
-    job.wait(progress=False)
+    job.wait(timeout=60, progress=False)
     calls = sum(1 for r in em.requests if r.path.endswith("/import/images/status"))
     assert calls < 12
     assert job.results()["status"].tolist() == ["success"] * 3
@@ -167,14 +167,14 @@ def test_webhook_inbox_wakes_the_wait_even_when_it_arrives_first(lv: Any, em: An
     with WebhookInbox() as inbox:
         job = lv.import_images(em.sample_images(2), system_name="archive", webhook=inbox, context={"batch": 7})
         assert inbox.wait_for(job.ids, timeout=10)  # the webhook is in before anyone waits
-        job.wait(inbox=inbox, progress=False)
+        job.wait(timeout=60, inbox=inbox, progress=False)
         msgs = inbox.messages()
         assert msgs["job_id"].tolist() == job.ids and msgs["state"].tolist() == ["success"]
         assert msgs.loc[0, "context"] == {"batch": 7} and msgs.loc[0, "success"] == 2
         em.job_seconds = 1.5
         job2 = lv.import_images(em.sample_images(2, prefix="w"), system_name="archive", webhook=inbox.url)
         before = sum(1 for r in em.requests if r.path.endswith("/status"))
-        job2.wait(inbox=inbox, progress=False)
+        job2.wait(timeout=60, inbox=inbox, progress=False)
         assert job2.ids[0] in inbox.job_ids() and job2.finished
         assert sum(1 for r in em.requests if r.path.endswith("/status")) - before <= 6
         assert "ldpat_" not in repr(inbox) + msgs.to_string()
@@ -212,7 +212,7 @@ def test_no_token_in_logs_reprs_errors_or_frames(lsb: Any, lv: Any, em: Any, deb
     with WebhookInbox() as inbox:
         job = lv.import_images(em.sample_images(3) + [{"url": "nope", "id": "bad"}], system_name="archive",
                                webhook=inbox)
-        job.wait(inbox=inbox, progress=False)
+        job.wait(timeout=60, inbox=inbox, progress=False)
         texts = [repr(lv), repr(job), job.results().to_string(), job.status().to_string(), lv.jobs().to_string(),
                  inbox.messages().to_string(), repr(inbox), json.dumps(inbox.bodies())]
     for creds in (em.expired_credentials(), em.read_only_credentials()):

@@ -35,7 +35,7 @@ def test_notebook_runs_and_leaks_nothing(path: Path, forbidden: list[str], tmp_p
     env_before = os.environ.get("TOOLKIT_MODE")
     os.environ["TOOLKIT_MODE"] = "sandbox"
     try:
-        client = NotebookClient(nb, timeout=600, kernel_name="python3", store_widget_state=True,
+        client = NotebookClient(nb, timeout=300, kernel_name="python3", store_widget_state=True,
                                 resources={"metadata": {"path": str(path.parent)}})
         client.execute()
     finally:

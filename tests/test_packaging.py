@@ -45,7 +45,8 @@ def test_readme_commands_and_ci() -> None:
 
 
 def test_committed_notebooks_have_no_outputs_or_widget_state() -> None:
-    tracked = subprocess.run(["git", "ls-files", "*.ipynb"], cwd=ROOT, capture_output=True, text=True).stdout.split()
+    tracked = subprocess.run(["git", "ls-files", "*.ipynb"], cwd=ROOT, capture_output=True, text=True,
+                             timeout=60).stdout.split()
     notebooks = sorted(set(tracked) | {str(p.relative_to(ROOT)) for p in (ROOT / "notebooks").glob("*.ipynb")})
     assert notebooks, "no notebooks found"
     for name in notebooks:

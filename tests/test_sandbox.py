@@ -22,6 +22,8 @@ from toolkit.core.errors import ToolkitError
 from toolkit.core.http import HttpClient, RetryPolicy
 from toolkit.sandbox import server
 
+from .conftest import read_line
+
 
 class EchoEmulator(server.Emulator):
     name = "echo"
@@ -123,7 +125,7 @@ def test_cli_serves_and_prints_urls(tmp_path) -> None:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env={**os.environ, "TOOLKIT_SANDBOX_FILE": str(found)})
     try:
-        line = proc.stdout.readline()  # type: ignore[union-attr]
+        line = read_line(proc)
         info = json.loads(line)
         assert set(info["urls"]) == set(services.split(","))
         assert all(u.startswith("http://127.0.0.1:") for u in info["urls"].values())

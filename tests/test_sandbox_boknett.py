@@ -17,6 +17,8 @@ from toolkit.sandbox import Sandbox
 from toolkit.sandbox.boknett import BoknettEmulator
 
 pytestmark = pytest.mark.integration
+#: a paging loop that has not ended after this many pages never will: the test fails instead of waiting
+MAX_PAGES = 200
 
 
 @pytest.fixture(scope="module")
@@ -90,7 +92,7 @@ def pull(emu: BoknettEmulator, tgt: str, query: str) -> tuple[list[Any], list[An
     """Follow Link headers from ``query``; returns the objects and every page's answer."""
     got, pages = [], []
     url = f"{emu.base_url}/metadata/export/object?{query}"
-    while True:
+    for _ in range(MAX_PAGES):
         answer = call(url, headers=signed(tgt))
         assert answer.status == 200, answer.body
         pages.append(answer)
@@ -99,6 +101,7 @@ def pull(emu: BoknettEmulator, tgt: str, query: str) -> tuple[list[Any], list[An
         if not link:
             return got, pages
         url = link[link.index("<") + 1:link.index(">")]
+    raise AssertionError(f"still a Link header after {MAX_PAGES} pages: the emulator never ends the paging")
 
 
 # -- login ---------------------------------------------------------------------------------------------------
@@ -453,7 +456,7 @@ def test_sdk_report_paging_until_an_empty_page_and_cursor_continuity(emu: Boknet
         got, seen = [], []
         answer, rec = sdk_get(emu, f"/metadata/export/object?{query}", tgt)
         pages = 1
-        while True:
+        while pages <= MAX_PAGES:
             assert answer.status == 200, answer.body
             seen.append(rec)
             objects = isbns(answer.body)
@@ -465,6 +468,7 @@ def test_sdk_report_paging_until_an_empty_page_and_cursor_continuity(emu: Boknet
             next_query = urllib.parse.urlencode({"subscription": "extended", "pagesize": 70, "next": token})
             answer, rec = sdk_get(emu, f"/metadata/export/object?{next_query}", tgt)
             pages += 1
+        raise AssertionError(f"no empty page after {MAX_PAGES} pages: the emulator never ends the paging")
 
     got, token, pages, seen = download_after(f"subscription=extended&pagesize=70&after={after_days(100)}")
     assert all(r.headers["date"].endswith(" UTC") and "accept" not in r.headers for r in seen)

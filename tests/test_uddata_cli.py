@@ -17,7 +17,7 @@ import pytest
 
 from toolkit.sandbox.uddata_data import make_photo
 
-from .conftest import assert_clean, stop_process_group
+from .conftest import assert_clean, read_line, stop_process_group
 
 pytestmark = pytest.mark.integration
 
@@ -46,7 +46,7 @@ def other_process_sandbox(tmp_path: Path) -> Iterator[dict[str, Any]]:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
                             cwd=tmp_path)
     try:
-        line = proc.stdout.readline()  # type: ignore[union-attr]
+        line = read_line(proc)
         assert line, proc.stderr.read() if proc.poll() is not None else "no JSON line"  # type: ignore[union-attr]
         info = json.loads(line)
         assert Path(env["TOOLKIT_SANDBOX_FILE"]).exists()

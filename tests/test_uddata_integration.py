@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -96,7 +97,11 @@ def test_cancelled_upload_resumes_without_sending_twice(make_sandbox, tmp_path):
     async def first_run():
         client = toolkit.uddata.AsyncClient(**creds)
         task = asyncio.create_task(client.upload_folder(tmp_path / "p", concurrency=4, progress=False))
+        deadline = time.monotonic() + 120
         while sum(emu.put_counts.values()) < 12:
+            assert not task.done(), f"the upload ended before 12 photos were stored: {task.exception()!r}"
+            assert time.monotonic() < deadline, \
+                f"only {sum(emu.put_counts.values())} of 12 photos stored within 120 s: the upload is stuck"
             await asyncio.sleep(0.01)
         task.cancel()
         with pytest.raises(asyncio.CancelledError):

@@ -27,7 +27,7 @@ def execute(path: Path) -> nbformat.NotebookNode:
     before = os.environ.get("TOOLKIT_MODE")
     os.environ["TOOLKIT_MODE"] = "sandbox"
     try:
-        NotebookClient(nb, timeout=600, kernel_name="python3", store_widget_state=True,
+        NotebookClient(nb, timeout=300, kernel_name="python3", store_widget_state=True,
                        resources={"metadata": {"path": str(path.parent)}}).execute()
     finally:
         if before is None:
