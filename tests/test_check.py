@@ -169,13 +169,12 @@ def test_every_option_of_the_check_verb_has_help(service: str) -> None:
     assert {"--out", "-h"} <= {s for a in options for s in a.option_strings}
     for action in options:
         assert action.help, f"toolkit {service} check: {action.option_strings} has no help"
-    assert parser.description and "Exit code" in parser.description
+    assert parser.description and parser.epilog and "exit codes" in parser.epilog
+    assert [line.split()[0] for line in parser.epilog.splitlines()[1:]] == ["0", "1", "2", "3", "130"]
 
 
 def _cli_args(sb: Sandbox, service: str) -> list[str]:
-    if service in ("dokus", "livingdocs"):  # no environment field: --sandbox
-        return ["--sandbox"]
-    return ["--environment", "sandbox"]
+    return ["--environment", "sandbox"]  # the same flag for every service, with or without environment names
 
 
 @pytest.mark.parametrize("service", SERVICES)
@@ -218,12 +217,17 @@ def test_cli_exits_3_on_an_error(sbk: Sandbox, monkeypatch: pytest.MonkeyPatch,
 def test_cli_sandbox_flag_without_a_sandbox_is_an_error(monkeypatch: pytest.MonkeyPatch,
                                                         capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.setattr("toolkit.core.discovery.discover", lambda service=None: None)
-    assert main(["dokus", "check", "--sandbox"]) == 3
-    assert "no sandbox is running" in capsys.readouterr().err
+    assert main(["dokus", "check", "--environment", "sandbox"]) == 3
+    err = capsys.readouterr().err
+    assert "no sandbox is running" in err and "./run sandbox" in err and "kernel" not in err
+    assert main(["dokus", "check", "--sandbox"]) == 3  # the earlier flag: still read, with a note
+    err = capsys.readouterr().err
+    assert "--environment sandbox" in err and "no sandbox is running" in err
 
 
 def test_livingdocs_cli_passes_its_options(sbk: Sandbox, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["livingdocs", "check", "--sandbox", "--system-name", "none", "--external-id", "none"]) == 0
+    assert main(["livingdocs", "check", "--environment", "sandbox", "--system-name", "none", "--external-id",
+                 "none"]) == 0
     assert "media list" in capsys.readouterr().out
 
 

@@ -10,8 +10,7 @@ hidden prompt — never taken from the command line, where every process on the 
 user name comes from ``--username`` or ``TOOLKIT_BOKNETT_USERNAME``; ``--environment sandbox`` uses a running
 ``toolkit sandbox``.
 
-Exit codes: 0 done, 1 some files could not be downloaded (see the report; 410 rows: pull again), 3 an error
-stopped the run (the state file is then unchanged).
+Exit codes: :data:`PULL_EXIT_CODES` (also in ``toolkit boknett pull --help`` and the README).
 """
 
 from __future__ import annotations
@@ -20,7 +19,6 @@ import argparse
 from typing import Any
 
 from ..core.check import add_check_command
-from ..core import service as _service
 
 __all__ = ["register"]
 
@@ -28,35 +26,47 @@ SERVICE = "boknett"
 OK_OUTCOMES = ("downloaded", "already_downloaded", "duplicate")
 
 
+#: the exit codes of ``toolkit boknett pull`` (with those of every verb: 2 usage, 130 Ctrl-C)
+PULL_EXIT_CODES = {0: "done", 1: "some files could not be downloaded (see the report; 410 rows: pull again)",
+                   3: "an error stopped the run (the state file is then unchanged)"}
+
+
 def register(subparsers: Any) -> None:
     """Add ``toolkit boknett …`` to the ``toolkit`` command line."""
+    from ..core import cli
+    from .client import Client
+
     bk = subparsers.add_parser("boknett", help="Boknett: pull the report of changed book objects, download files")
-    sub = bk.add_subparsers(dest="boknett_command", required=True)
+    sub = bk.add_subparsers(dest="boknett_command", required=True, metavar="VERB")
     add_check_command(sub, SERVICE)  # toolkit boknett check: the live contract check
-    pull = sub.add_parser(
-        "pull", help="what changed since the last pull (cursor kept in --state)",
+    pull = cli.add_verb(
+        sub, "pull", help="what changed since the last pull (cursor kept in --state)",
         description="Pull Boknett's object report from the cursor saved in --state (the first run needs --after) "
                     "and save the new cursor once every page arrived. The password comes from "
-                    "TOOLKIT_BOKNETT_PASSWORD or a hidden prompt. Exit code 0: done; 1: some downloads failed.")
+                    "TOOLKIT_BOKNETT_PASSWORD or a hidden prompt.",
+        codes=PULL_EXIT_CODES, func=_cmd_pull)
     pull.add_argument("--state", required=True, help="file holding the cursor (created on the first pull)")
     pull.add_argument("--after", help="first pull only: changes after this date (YYYY-MM-DD or yyyyMMddHHmmss, "
                                       "UTC, within 180 days)")
     pull.add_argument("--download", metavar="DIR", help="download the objects' files into this folder")
     pull.add_argument("--report", metavar="FILE", help="write one row per object to this CSV file")
-    _service.add_connection_options(pull, SERVICE)
+    cli.add_connection(pull, SERVICE)
     pull.add_argument("--pagesize", type=int, default=5000, help="objects per page, 1-5000 (default 5000)")
-    pull.add_argument("--concurrency", type=int, default=8, help="downloads at once (default 8)")
+    cli.add_concurrency(pull, "downloads", Client.download)
     pull.add_argument("--overwrite", action="store_true", help="download every file again")
-    pull.add_argument("--no-progress", action="store_true")
-    pull.set_defaults(func=_cmd_pull)
+    cli.add_no_progress(pull)
 
 
 def _connect(args: argparse.Namespace) -> Any:
-    return _service.connect_cli(SERVICE, args)
+    from ..core import cli
+
+    return cli.connect(SERVICE, args)
 
 
 def _cmd_pull(args: argparse.Namespace) -> int:
     import pandas as pd
+
+    from ..core import cli
 
     with _connect(args) as bk:
         objs = bk.changes(state=args.state, after=args.after, pagesize=args.pagesize)
@@ -67,8 +77,7 @@ def _cmd_pull(args: argparse.Namespace) -> int:
         code = 0
         report = objs
         if args.download:
-            res = bk.download(objs, args.download, concurrency=args.concurrency, overwrite=args.overwrite,
-                              progress=not args.no_progress)
+            res = bk.download(objs, args.download, overwrite=args.overwrite, **cli.bulk_options(args))
             problems = res[~res["outcome"].isin(OK_OUTCOMES)]
             if len(problems):
                 print(problems[["isbn13", "type", "outcome", "http_status", "message"]].head(40).to_string(index=False))

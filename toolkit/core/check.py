@@ -691,46 +691,36 @@ def print_rows(result: Any, out: Any = None) -> None:
     print(result.attrs.get("summary", ""), file=out)
 
 
+#: the exit codes of ``toolkit <service> check`` (with those of every verb: 2 usage, 130 Ctrl-C)
+CHECK_EXIT_CODES = {0: "every assumption holds", 1: "something differs from what the toolkit assumes",
+                    3: "a call failed, or an error stopped the check"}
+
+
 def add_check_command(subparsers: Any, service: str, *, options: Sequence[tuple[str, str]] = ()) -> Any:
-    """Add ``toolkit <service> check`` to a service's sub-commands: its connection flags, ``--out``, and
-    ``options`` (``(flag, help)`` pairs passed to the service's ``check()``). Exit code 0 all ok, 1 something
-    differs, 3 a call failed or an error stopped the check."""
-    from . import service as _service
-    from .registry import spec
+    """Add ``toolkit <service> check`` to a service's sub-commands: its connection flags (the same as every
+    verb's, ``--environment sandbox`` included: :func:`toolkit.core.cli.add_connection`), ``--out``, and
+    ``options`` (``(flag, help)`` pairs passed to the service's ``check()``). Exit codes
+    :data:`CHECK_EXIT_CODES`."""
+    from . import cli
 
     title = service_name(service)
-    p = subparsers.add_parser("check", help=f"check what the toolkit assumes of {title} (read-only calls)",
-                              description=f"A live contract check of {title}: a few read-only calls (token or "
-                                          "login, one small page of the main list, one item, the paging "
-                                          "headers, the server's clock), one line per assumption. Nothing is "
-                                          "written. Exit code 0: all ok; 1: something differs; 3: a call "
-                                          "failed or an error stopped the check.")
-    _service.add_connection_options(p, service)
-    if spec(service).environment_field is None:  # no --environment sandbox: say it with a flag of its own
-        p.add_argument("--sandbox", action="store_true",
-                       help="check the sandbox running in another process (toolkit sandbox), with its demo credentials")
+    p = cli.add_verb(subparsers, "check", help=f"check what the toolkit assumes of {title} (read-only calls)",
+                     description=f"A live contract check of {title}: a few read-only calls (token or login, one "
+                                 "small page of the main list, one item, the paging headers, the server's clock), "
+                                 "one line per assumption. Nothing is written.",
+                     codes=CHECK_EXIT_CODES, func=lambda args: _cmd_check(service, args, [f for f, _ in options]))
+    cli.add_connection(p, service)
     for flag, text in options:
         p.add_argument(flag, default=None, help=text)
     p.add_argument("--out", help="write the rows to this CSV file (no secret and no CPR number in it)")
-    p.set_defaults(func=lambda args: _cmd_check(service, args, [f for f, _ in options]))
     return p
 
 
 def _cmd_check(service: str, args: Any, flags: Sequence[str]) -> int:
-    from . import service as _service
+    from . import cli
 
     options = {f.lstrip("-").replace("-", "_"): getattr(args, f.lstrip("-").replace("-", "_")) for f in flags}
-    found: dict[str, Any] = {}
-    if getattr(args, "sandbox", False):
-        from .discovery import discover
-        from .errors import ValidationError
-
-        sandbox = discover(service)
-        if sandbox is None:
-            raise ValidationError("no sandbox is running", service=service,
-                                  hint="Start one with `toolkit sandbox` in another terminal, or give --base-url.")
-        found = dict(sandbox.credentials(service))
-    with _service.connect_cli(service, args, **found) as client:
+    with cli.connect(service, args) as client:
         result = client.check(**{k: v for k, v in options.items() if v is not None})
     if args.out:
         result.to_csv(args.out, index=False)

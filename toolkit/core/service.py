@@ -29,7 +29,8 @@ from .errors import ValidationError, service_name
 from .registry import ServiceSpec, spec
 
 
-__all__ = ["connect", "connect_cli", "add_connection_options", "resolve_urls", "missing_fields_error"]
+__all__ = ["connect", "connect_cli", "add_connection_options", "resolve_urls", "missing_fields_error",
+           "no_sandbox_error"]
 
 
 # -- environments ---------------------------------------------------------------------------------------
@@ -67,9 +68,7 @@ def resolve_urls(svc: ServiceSpec, values: dict[str, Any], environments: Mapping
     if name == "sandbox" and "sandbox" not in svc.environments:
         sb = _discovery.discover(svc.name)
         if sb is None:
-            raise ValidationError("no sandbox is running", service=svc.name,
-                                  hint="Start one with toolkit.sandbox.start() in this kernel or `toolkit sandbox` "
-                                       "(./run sandbox) in a terminal, or give the base URL.")
+            raise no_sandbox_error(svc.name, via)
         demo = sb.credentials(svc.name)
         for key, value in demo.items():
             if out.get(key) in (None, "") or key in svc.url_fields:
@@ -89,6 +88,18 @@ def resolve_urls(svc: ServiceSpec, values: dict[str, Any], environments: Mapping
     else:
         out["base_url"] = str(target).rstrip("/")
     return out
+
+
+def no_sandbox_error(service: str, via: str = "python") -> ValidationError:
+    """``--environment sandbox`` / ``environment="sandbox"`` without a running sandbox, in the words of where
+    it was asked: a terminal (``via="cli"``) or Python (a notebook's kernel, a script)."""
+    if via == "cli":
+        return ValidationError("no sandbox is running", service=service,
+                               hint="Start one with `./run sandbox` (or `toolkit sandbox`) in another terminal — "
+                                    "`./run lab` starts one too — or give --base-url.")
+    return ValidationError("no sandbox is running", service=service,
+                           hint="Start one with toolkit.sandbox.start() in this kernel or `toolkit sandbox` "
+                                "(./run sandbox) in a terminal, or give the base URL.")
 
 
 def _default(svc: ServiceSpec, name: str) -> Any:

@@ -2,8 +2,9 @@
 
 The access token is read from ``TOOLKIT_LIVINGDOCS_TOKEN`` (environment or ``.env``) or asked for with a
 hidden prompt — never taken from the command line, where every process on the machine could see it. The
-base URL comes from ``--base-url`` or ``TOOLKIT_LIVINGDOCS_BASE_URL``; ``--sandbox`` uses a sandbox running
-in another process (``toolkit sandbox``), demo token included.
+base URL comes from ``--base-url`` or ``TOOLKIT_LIVINGDOCS_BASE_URL``; ``--environment sandbox`` uses a sandbox
+running in another process (``./run sandbox``, ``./run lab``), demo token included (``--sandbox``, its earlier
+spelling, still works with a note).
 
 IMAGES.csv (or .xlsx / .json) has the columns ``url`` and ``id``, optionally ``fileName`` (or ``file_name``
 / ``title``), ``mediaType``, ``metadata`` (JSON text) and ``metadata.<name>`` columns. A CSV may be comma,
@@ -11,9 +12,7 @@ semicolon or tab separated, UTF-8 with or without a byte-order mark. A file that
 with more fields than the header, not a spreadsheet / JSON file) is one plain message naming the file (and
 the line), exit code 3, before anything is sent.
 
-Exit codes: 0 every image imported or skipped as unchanged (or, without ``--wait``, every chunk sent);
-1 some images failed, or are in doubt (the answer of their import call was lost: run again with the same
-rows); 2 some rows were invalid (not sent); 3 an error stopped the run.
+Exit codes: :data:`IMPORT_EXIT_CODES`, the same in ``--help`` and the README.
 """
 
 from __future__ import annotations
@@ -21,39 +20,45 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from ..core import discovery as _discovery
 from ..core.check import add_check_command
-from ..core import service as _service
-from ..core.errors import ValidationError
 from ..core.tables import read_table
 
 __all__ = ["register", "read_images"]
 
 
+#: the exit codes of ``toolkit livingdocs import`` (with those of every verb: 2 usage, 130 Ctrl-C)
+IMPORT_EXIT_CODES = {0: "every image imported or skipped as unchanged (without --wait: every chunk sent)",
+                     1: "some images failed, or are in doubt (their answer was lost: run again with the same rows)",
+                     2: "some rows were invalid (not sent)",
+                     3: "an error stopped the run (also a file that cannot be read, before anything is sent)"}
+
+
 def register(subparsers: Any) -> None:
     """Add ``toolkit livingdocs …`` to the ``toolkit`` command line."""
+    from ..core import cli
+    from .client import Client
+
     ld = subparsers.add_parser("livingdocs", help="Livingdocs: import images by URL into the media library")
-    sub = ld.add_subparsers(dest="livingdocs_command", required=True)
+    sub = ld.add_subparsers(dest="livingdocs_command", required=True, metavar="VERB")
     add_check_command(sub, "livingdocs", options=(  # toolkit livingdocs check: the live contract check
         ("--system-name", "the system name of an imported image whose media library entry is compared"),
         ("--external-id", "the external id of that image (with --system-name)")))
-    imp = sub.add_parser("import", help="import the images of a CSV file",
-                         description="Import every row (url, id, fileName, metadata …) of IMAGES.csv into the "
-                                     "Livingdocs media library. The token comes from TOOLKIT_LIVINGDOCS_TOKEN or a "
-                                     "hidden prompt. Exit code 0: all imported/skipped; 1: some failed; 2: some "
-                                     "rows invalid; 3: an error stopped the run.")
+    imp = cli.add_verb(sub, "import", help="import the images of a CSV file",
+                       description="Import every row (url, id, fileName, metadata …) of IMAGES.csv into the "
+                                   "Livingdocs media library. The token comes from TOOLKIT_LIVINGDOCS_TOKEN or a "
+                                   "hidden prompt.", codes=IMPORT_EXIT_CODES, func=_cmd_import)
     imp.add_argument("images", help="CSV, Excel or JSON file with url and id columns")
     imp.add_argument("--system-name", required=True, help="the source system's name (with the ids it identifies "
                                                           "each image)")
-    _service.add_connection_options(imp, "livingdocs")
-    imp.add_argument("--sandbox", action="store_true", help="use the sandbox running in another process")
-    imp.add_argument("--chunk-size", type=int, default=100)
+    cli.add_connection(imp, "livingdocs")
+    imp.add_argument("--chunk-size", type=int, default=100,
+                     help="images per import call, one server job each (default 100)")
     imp.add_argument("--journal", help="journal file: a second run re-attaches to the jobs it recorded")
     imp.add_argument("--wait", action="store_true", help="wait for the jobs and report one row per image")
-    imp.add_argument("--timeout", type=float, default=600.0, help="seconds to wait with --wait")
+    imp.add_argument("--timeout", type=float, default=600.0, help="seconds to wait with --wait (default 600)")
     imp.add_argument("--report", help="write the result rows (or, without --wait, the jobs) to this CSV file")
-    imp.add_argument("--no-progress", action="store_true")
-    imp.set_defaults(func=_cmd_import)
+    cli.add_concurrency(imp, "import calls in flight", Client.import_images)
+    cli.add_no_progress(imp)
 
 
 def read_images(path: str) -> Any:
@@ -68,25 +73,18 @@ def read_images(path: str) -> Any:
 
 
 def _connect(args: argparse.Namespace) -> Any:
-    from . import connect
+    from ..core import cli
 
-    if args.sandbox:
-        sb = _discovery.discover("livingdocs")
-        if sb is None:
-            raise ValidationError("no sandbox is running", service="livingdocs",
-                                  hint="Start one with `toolkit sandbox` in another terminal, or give --base-url.")
-        kwargs = dict(sb.credentials("livingdocs"))
-        if args.api_version:
-            kwargs["api_version"] = args.api_version
-        return connect(**kwargs)
-    return _service.connect_cli("livingdocs", args)
+    return cli.connect("livingdocs", args)
 
 
 def _cmd_import(args: argparse.Namespace) -> int:
+    from ..core import cli
+
     images = read_images(args.images)
     with _connect(args) as lv:
         job = lv.import_images(images, system_name=args.system_name, chunk_size=args.chunk_size,
-                               journal=args.journal, progress=not args.no_progress)
+                               journal=args.journal, **cli.bulk_options(args))
         print(f"Livingdocs: {len(job.ids)} import job(s): {', '.join(job.ids) or 'none'}")
         if not args.wait:
             status = job.status()
