@@ -22,7 +22,7 @@ from toolkit.testing import assert_no_secrets, broken_request
 
 pytestmark = pytest.mark.integration
 
-COLUMNS = ["isbn13", "ean", "fssn", "vareeier_kode", "type", "type_name", "reference", "url"]
+COLUMNS = ["isbn13", "ean", "fssn", "vareeier_kode", "type", "type_name", "url"]
 FAST = RetryPolicy(base=0.02, cap=0.2, retry_after_cap=0.1)
 #: under injected faults (~17 % of calls) eight attempts make a give-up about 1 in a million per call
 PATIENT = RetryPolicy(attempts=8, base=0.02, cap=0.2, retry_after_cap=0.1)
@@ -193,7 +193,7 @@ def test_objects_values_exactly_as_served_all_text(bk: Any, emu: BoknettEmulator
     assert df["vareeier_kode"].str.startswith("0").any()  # leading zeros kept
     assert set(df["type_name"]) <= {"audio file", "small cover", "os", "large cover", "original cover"}
     assert (df.loc[df["type"] == "ly", "type_name"] == "audio file").all()
-    refs = df["reference"].tolist()
+    refs = df["url"].tolist()
     assert all(r.startswith(f"{emu.base_url}/metadata/export/object/download?id=") for r in refs)
     assert any(("%2B" in r) or ("%2F" in r) or ("%3D" in r) for r in refs)  # percent escapes untouched
 
@@ -201,7 +201,7 @@ def test_objects_values_exactly_as_served_all_text(bk: Any, emu: BoknettEmulator
 def test_paging_follows_next_and_stops_on_the_page_without_link(bk: Any, emu: BoknettEmulator) -> None:
     seen = len(emu.requests)
     df = bk.objects(after=since_start(emu), pagesize=50)
-    assert len(df) == 300 and df["reference"].is_unique
+    assert len(df) == 300 and df["url"].is_unique
     calls = report_calls(emu, seen)
     assert len(calls) == 6  # 300 / 50: the sixth page has no Link, so no seventh request
     assert "after=" in calls[0].query and all("next=" in c.query and "after=" not in c.query for c in calls[1:])

@@ -27,7 +27,7 @@ pytestmark = pytest.mark.integration
 FAST = RetryPolicy(base=0.02, cap=0.2, retry_after_cap=0.1)
 #: under injected faults (~17 % of calls) eight attempts make a give-up about 1 in a million per call
 PATIENT = RetryPolicy(attempts=8, base=0.02, cap=0.2, retry_after_cap=0.1)
-COLUMNS = ["isbn13", "type", "file", "bytes", "http_status", "outcome", "message"]
+COLUMNS = ["isbn13", "type", "outcome", "message", "file", "bytes", "http_status"]
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -89,6 +89,8 @@ def test_one_row_per_object_files_named_by_content_disposition(bk: Any, emu: Bok
     assert len(done) + len(dup) == 40
     for k, row in done.iterrows():
         assert row["file"] == emu.filename(k) and row["http_status"] == 200
+    # the message says more than the outcome or is empty: no "downloaded" beside `downloaded`
+    assert done["message"].isna().all() and dup["message"].notna().all()
     check_contents(res, folder, emu)
     assert files_of(folder) == sorted(done["file"])
     assert not (folder / ".boknett-partial").exists()
@@ -105,7 +107,7 @@ def test_hostile_names_stay_inside_and_same_names_never_overwrite(bk: Any, emu: 
     assert done["file"].is_unique
     assert len(files_of(folder)) == len(done)
     check_contents(res, folder, emu)  # each object's own bytes: none overwrote another
-    renamed = done[done["message"].str.contains("saved as")]
+    renamed = done[done["message"].str.contains("saved as", na=False)]
     assert len(renamed) > 0 and all("~" in f for f in renamed["file"])
     everything_written = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if p.is_file())
     assert all(p.startswith("deep/covers/") and p.count("/") == 2 for p in everything_written)
@@ -148,14 +150,14 @@ def test_isbn13_as_text_as_numbers_or_missing_with_an_ean_is_the_same_object(bk:
     before = fetched(emu)
 
     csv = tmp_path / "objs.csv"
-    df[["isbn13", "ean", "type", "reference"]].to_csv(csv, index=False)
+    df[["isbn13", "ean", "type", "url"]].to_csv(csv, index=False)
     as_ints = pd.read_csv(csv)
     assert str(as_ints["isbn13"].dtype) == "int64"
     with_gap = as_ints.astype({"isbn13": "float64"})
     with_gap.loc[0, "isbn13"] = float("nan")  # the SDK's shape: no ISBN-13, the object known by its EAN
-    records = [{"isbn13": int(r.isbn13), "type": r.type, "reference": r.reference}
-               for r in as_ints.itertuples(index=False)]
-    for shape in (as_ints, with_gap, records):
+    records = [{"isbn13": int(r.isbn13), "type": r.type, "url": r.url} for r in as_ints.itertuples(index=False)]
+    saved_before = as_ints.rename(columns={"url": "reference"})  # a table saved when the link was `reference`
+    for shape in (as_ints, with_gap, records, saved_before):
         again = bk.download(shape, folder)
         assert fetched(emu) == before  # not one object fetched again, none saved twice
         assert str(again["isbn13"].dtype) == "string"
@@ -168,7 +170,7 @@ def test_isbn13_as_text_as_numbers_or_missing_with_an_ean_is_the_same_object(bk:
         assert again["isbn13"].tolist() == expected
     assert files_of(folder) == sorted(first.loc[done, "file"])
     # a row with neither an ISBN-13 nor an EAN is still invalid
-    none = bk.download([{"isbn13": None, "ean": float("nan"), "type": "ol", "reference": df["reference"].iloc[0]}],
+    none = bk.download([{"isbn13": None, "ean": float("nan"), "type": "ol", "url": df["url"].iloc[0]}],
                        folder)
     assert none["outcome"].tolist() == ["invalid"] and "isbn13 (or ean)" in none["message"].iloc[0]
 
@@ -235,7 +237,7 @@ def test_empty_input_and_missing_columns(bk: Any, emu: BoknettEmulator, tmp_path
     assert list(empty.columns) == COLUMNS and len(empty) == 0
     with pytest.raises(ValidationError) as info:
         bk.download(pd.DataFrame({"isbn13": ["1"]}), tmp_path / "f")
-    assert "reference" in str(info.value)
+    assert "url" in str(info.value)
 
 
 def test_server_clock_ahead_learnt_by_a_download_only_client(dls: Sandbox, emu: BoknettEmulator, tmp_path: Path

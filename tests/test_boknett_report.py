@@ -41,12 +41,33 @@ def test_values_are_text_exactly_as_served() -> None:
     first, second = df.iloc[0], df.iloc[1]
     assert first["vareeier_kode"] == "0008" and first["fssn"] == "007157628"  # leading zeros, whitespace stripped
     assert first["isbn13"] == "9788202437930" and first["type_name"] == "large cover"
-    assert first["reference"].endswith("id=xpgZ1kLI%2Fab%2B%3D%3D")  # percent-encoding untouched
+    assert first["url"].endswith("id=xpgZ1kLI%2Fab%2B%3D%3D")  # percent-encoding untouched
     # elements in another order, one missing, an unknown one
     assert second["isbn13"] == "9790000000001" and second["vareeier_kode"] == "0017"
     assert second["type_name"] == TYPE_NAMES["ly"] == "audio file"
-    assert second["reference"].endswith("id=b&c")
+    assert second["url"].endswith("id=b&c")
     assert second.isna()["fssn"]
+
+
+def _documented(lead: str) -> list[str]:
+    """The column list docs/boknett.md gives after ``lead`` (a backquoted, comma-separated list)."""
+    import re
+
+    text = (Path(__file__).resolve().parent.parent / "docs" / "boknett.md").read_text(encoding="utf-8")
+    found = re.search(re.escape(lead) + r"\s+`([^`]+)`", text)
+    assert found, f"docs/boknett.md no longer says {lead!r}"
+    return [c.strip() for c in found.group(1).split(",")]
+
+
+def test_the_docs_list_the_columns_the_frames_have() -> None:
+    """docs/boknett.md and the frames agree: the object report's seven columns (the link once, as ``url``)
+    and the download rows' columns, in order."""
+    from toolkit.boknett.downloads import DOWNLOAD_SCHEMA
+
+    df = parse_objects(REPORT)
+    assert _documented("Result: a DataFrame with") == list(df.columns) == list(OBJECT_SCHEMA)
+    assert len(df.columns) == 7 and "reference" not in df.columns
+    assert _documented("One row per input object, in input order:") == list(DOWNLOAD_SCHEMA)
 
 
 def test_an_isbn13_missing_empty_or_blank_is_na_alike_and_the_ean_stays() -> None:

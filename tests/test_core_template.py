@@ -90,7 +90,7 @@ def test_wrong_secret_makes_one_token_request_for_a_whole_audit(sb: Any) -> None
     token_requests = sum(1 for r in emulator.requests if r.path.endswith("/oauth/token")) - before
     assert token_requests <= 2
     assert len(result) == 500 and result["http_status"].dropna().eq(401).all()
-    assert result["error"].str.contains("client secret", case=False).all()
+    assert result["message"].str.contains("client secret", case=False).all()
 
 
 def test_unreachable_service_fails_an_audit_without_retrying_every_item() -> None:
@@ -107,8 +107,8 @@ def test_unreachable_service_fails_an_audit_without_retrying_every_item() -> Non
     assert len(result) == 40
     # one token fetch (with its retries) for all 40, not one per item
     assert len(calls) <= 6, len(calls)
-    assert result["error"].str.contains("could not connect|failed repeatedly").all()
-    assert result["error"].str.contains("could not connect").any()
+    assert result["message"].str.contains("could not connect|failed repeatedly").all()
+    assert result["message"].str.contains("could not connect").any()
 
 
 # 3 -------------------------------------------------------------------------------------------------------

@@ -28,11 +28,11 @@ def test_status_tells_no_photo_from_unknown_cpr(sb, ud):
     with_photo = next(c for c in emu.roster() if truth[c])
     without = next(c for c in emu.roster() if not truth[c])
     result = ud.audit([with_photo, without, UNKNOWN, "1234", without], progress=False)
-    assert result["status"].tolist() == ["with_photo", "no_photo", "unknown_cpr", "invalid", "duplicate"]
-    assert set(result["status"]) <= set(STATUSES)
+    assert result["outcome"].tolist() == ["with_photo", "no_photo", "unknown_cpr", "invalid", "duplicate"]
+    assert set(result["outcome"]) <= set(STATUSES)
     assert result["has_image"].tolist()[:3] == [True, False, False]  # unknown_cpr: the service holds no photo
     assert result["http_status"].tolist()[:3] == [200, 404, 404]
-    assert "roster" in result["error"][2] and pd_isna(result["error"][1])
+    assert "roster" in result["message"][2] and pd_isna(result["message"][1])
     # missing() lists the students to photograph, not numbers Uddata+ does not know
     assert missing(result)["cpr"].tolist() == [without]
 
@@ -47,9 +47,9 @@ def test_a_404_of_a_wrong_api_version_is_an_error_not_a_missing_photo(sb):
     creds = {**sb.credentials("uddata"), "api_version": "0.7.0"}  # picture endpoints exist since 0.7.5
     with toolkit.uddata.connect(**creds) as old:
         result = old.audit([sb.emulator("uddata").roster()[0]], progress=False)
-    assert result["status"].tolist() == ["error"]
+    assert result["outcome"].tolist() == ["error"]
     assert result["has_image"].isna().all()
-    assert "version" in result["error"][0]
+    assert "version" in result["message"][0]
 
 
 def test_the_summary_is_printed_once_and_kept(ud, sb, capsys):
@@ -84,15 +84,15 @@ def test_numpy_integers_keep_their_status(ud, sb):
     emu = sb.emulator("uddata")
     zero = next(c for c in emu.roster() if c.startswith("0"))
     result = ud.audit(np.array([int(zero)]), progress=False)
-    assert result["cpr"].tolist() == [zero] and result["status"][0] in {"with_photo", "no_photo"}
+    assert result["cpr"].tolist() == [zero] and result["outcome"][0] in {"with_photo", "no_photo"}
 
 
 def test_inputs_that_are_not_cpr_numbers_are_shown_as_given(sb) -> None:
     """The analyst sees which input was wrong: only what could be a CPR number is masked on display."""
     with toolkit.uddata.connect(**sb.credentials("uddata")) as ud:
         result = ud.audit(["abc", True, "12345", "0101901234", "010190123"], progress=False)
-    shown = result[["cpr", "status"]].to_string()
+    shown = result[["cpr", "outcome"]].to_string()
     for given in ("abc", "True", "12345"):
         assert given in shown
     assert "010190-****" in shown and "0101901234" not in shown and "010190123" not in shown
-    assert result["status"].tolist()[:3] == ["invalid"] * 3
+    assert result["outcome"].tolist()[:3] == ["invalid"] * 3

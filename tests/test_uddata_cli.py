@@ -100,7 +100,7 @@ def test_readme_cli_examples_run_as_written(other_process_sandbox, tmp_path: Pat
     assert_clean("\n".join(outputs), [secret, *roster], "CLI output")
     audit = pd.read_csv(tmp_path / "audit.csv", dtype=str)
     assert audit["cpr"].tolist() == roster[:20] + [UNKNOWN]
-    assert audit["status"].iloc[-1] == "unknown_cpr"
+    assert audit["outcome"].iloc[-1] == "unknown_cpr"
     report = pd.read_csv(tmp_path / "report.csv", dtype=str)
     assert set(report["outcome"]) == {"uploaded"} and len(report) == 4
 

@@ -209,12 +209,12 @@ def test_audit_rows_for_invalid_and_duplicates_and_summary():
     roster = emu.roster()
     inputs = [roster[0], "junk", roster[1], roster[0], "3201901234"]
     result = ud.audit(inputs, progress=False)
-    assert list(result.columns) == ["cpr", "valid", "status", "has_image", "http_status", "width", "height", "bytes",
-                                    "error", "outcome", "message"]
+    assert list(result.columns) == ["cpr", "outcome", "message", "valid", "has_image", "width", "height", "bytes",
+                                    "http_status"]
     assert len(result) == 5
     assert result["valid"].tolist() == [True, False, True, True, False]
-    assert pd.isna(result["http_status"].iloc[1]) and "not sent" in result["error"].iloc[1]
-    assert "duplicate of input row 1" in result["error"].iloc[3]
+    assert pd.isna(result["http_status"].iloc[1]) and "not sent" in result["message"].iloc[1]
+    assert "duplicate of input row 1" in result["message"].iloc[3]
     assert result["has_image"].iloc[3] == result["has_image"].iloc[0]
     # only the unique valid numbers were sent
     assert sum(emu.get_counts.values()) == 2

@@ -57,7 +57,7 @@ def test_audit_equals_the_sandbox_truth(sb):
     truth = emu.truth()
     assert dict(zip(result["cpr"][: len(roster)], result["has_image"][: len(roster)])) == truth
     assert 0.2 < (~result["has_image"][: len(roster)]).mean() < 0.5  # about a third without a photo
-    assert result["error"][: len(roster)].isna().all()  # a 404 is a result, not an error
+    assert result["message"][: len(roster)].isna().all()  # a 404 is a result, not an error
     assert result["valid"].tolist()[-2:] == [False, True]
 
 

@@ -1,8 +1,9 @@
 """``download(objs, folder)``: the files of report rows, concurrently, complete or absent, resumable, each
 object's file saved exactly once.
 
-* One row per input object (isbn13, type, file, bytes, http_status, outcome, message), in input order.
-* Each ``REFERENCE`` URL is fetched as served (no re-encoding, no extra parameters) with
+* One row per input object (isbn13, type, outcome, message, file, bytes, http_status), in input order;
+  ``message`` only where it says more than the outcome (empty for a plain ``downloaded``).
+* Each ``url`` (the report's ``REFERENCE``) is fetched as served (no re-encoding, no extra parameters) with
   ``Accept: application/octet-stream``, the ticket and a fresh ``Date``, through the client's
   :meth:`~toolkit.boknett.AsyncClient.download_file` (the core's download with Boknett's clock repeat): the
   name is chosen (and reserved) as soon as the headers are in, the body goes to a temporary file
@@ -56,8 +57,8 @@ from .interface import DownloadClient
 __all__ = ["DOWNLOAD_SCHEMA", "download_objects", "JOURNAL_NAME", "MESSAGES", "MAX_CONCURRENCY"]
 
 SERVICE = "boknett"
-DOWNLOAD_SCHEMA = {"isbn13": "string", "type": "string", "file": "string", "bytes": "Int64",
-                   "http_status": "Int64", "outcome": "string", "message": "string"}
+DOWNLOAD_SCHEMA = {"isbn13": "string", "type": "string", "outcome": "string", "message": "string",
+                   "file": "string", "bytes": "Int64", "http_status": "Int64"}
 JOURNAL_NAME = ".boknett-downloads.sqlite"
 MAX_CONCURRENCY = 64
 LABELS = ("downloaded", "already_downloaded", "expired", "forbidden", "not_found", "failed", "in_doubt",
@@ -110,12 +111,14 @@ def _records(objs: Any) -> list[dict[str, Any]]:
     if isinstance(objs, pd.Series):
         objs = [objs.to_dict()]
     if isinstance(objs, pd.DataFrame):
-        missing = [c for c in ("isbn13", "type", "reference") if c not in objs.columns]
+        if "url" not in objs.columns and "reference" in objs.columns:  # a table saved before ``url`` replaced it
+            objs = objs.rename(columns={"reference": "url"})
+        missing = [c for c in ("isbn13", "type", "url") if c not in objs.columns]
         if missing:
             raise ValidationError(f"the objects lack the column{'s' if len(missing) > 1 else ''} "
                                   f"{', '.join(missing)}", service=SERVICE,
                                   hint="Give the DataFrame that bk.objects() or bk.changes() returned.")
-        columns = ["isbn13", "type", "reference"] + (["ean"] if "ean" in objs.columns else [])
+        columns = ["isbn13", "type", "url"] + (["ean"] if "ean" in objs.columns else [])
         rows = objs[columns].to_dict("records")
     elif isinstance(objs, Mapping):
         rows = [dict(objs)]
@@ -124,13 +127,13 @@ def _records(objs: Any) -> list[dict[str, Any]]:
             rows = [dict(r) for r in objs]
         except (TypeError, ValueError):
             raise ValidationError("objs must be the DataFrame of bk.objects() (or records with isbn13, type, "
-                                  "reference)", service=SERVICE, hint="Pass the result of bk.objects().") from None
+                                  "url)", service=SERVICE, hint="Pass the result of bk.objects().") from None
     records = []
     for r in rows:
         isbn13 = _number(r.get("isbn13"))
         # an object without an ISBN-13 is known by its EAN (as Bokbasen's SDK names its file)
         records.append({"isbn13": isbn13, "code": isbn13 or _number(r.get("ean")), "type": _text(r.get("type")),
-                        "reference": _text(r.get("reference"))})
+                        "reference": _text(r.get("url", r.get("reference")))})
     return records
 
 
@@ -153,8 +156,10 @@ def _origin(url: str) -> tuple[str, str, int | None]:
 # -- rows -----------------------------------------------------------------------------------------------
 def _row(rec: Mapping[str, Any], outcome: str, status: int | None, message: str, file: str | None = None,
          nbytes: int | None = None) -> Row:
-    return {"isbn13": rec.get("isbn13"), "type": rec.get("type"), "file": file, "bytes": nbytes,
-            "http_status": status, "outcome": outcome, "message": redact(message)}
+    # the message only where it says more than the outcome (no "downloaded" beside ``downloaded``)
+    return {"isbn13": rec.get("isbn13"), "type": rec.get("type"), "outcome": outcome,
+            "message": redact(message) if message and message != outcome else None, "file": file, "bytes": nbytes,
+            "http_status": status}
 
 
 def _classify(exc: BaseException) -> tuple[str, int | None, str]:
@@ -264,12 +269,12 @@ class _Download:
         """The row of an object that is not fetched (incomplete, named again later, another host), or None."""
         rec = self.records[k]
         if not (rec["code"] and rec["type"] and rec["reference"]):
-            return _row(rec, "invalid", None, "not downloaded: the row lacks isbn13 (or ean), type or reference")
+            return _row(rec, "invalid", None, "not downloaded: the row lacks isbn13 (or ean), type or url")
         if self.last_of.get(f"{rec['code']}_{rec['type']}") != k:
             return _row(rec, "duplicate", None, "not downloaded here: a later row names the same isbn13 and type; "
                                                 "that row downloads it")
         if not rec["reference"].startswith(("http://", "https://")) or _origin(rec["reference"]) != self.origin:
-            return _row(rec, "refused", None, "not downloaded: the reference points to another host than "
+            return _row(rec, "refused", None, "not downloaded: the url points to another host than "
                                               "Boknett's base URL, and the login ticket is only sent to Boknett")
         return None
 
@@ -321,13 +326,13 @@ class _Download:
         state, stored = settled.state, settled.stored
         if state == SENT and stored is not None:
             got = stored.value
-            message = "downloaded" if got.filename == got.suggested else \
+            message = "" if got.filename == got.suggested else \
                 f"downloaded; saved as {got.filename} because {got.suggested} is already another object's file"
             return _row(rec, "downloaded", got.status, message, file=got.filename, nbytes=got.bytes)
         if state == FOUND and stored is not None:
             found = dict(stored.extra or {})
             if settled.checked:  # this run's answer broke off after the file was in place
-                return _row(rec, "downloaded", None, "downloaded", file=found["file"], nbytes=found["bytes"])
+                return _row(rec, "downloaded", None, "", file=found["file"], nbytes=found["bytes"])
             return _row(rec, "already_downloaded", None, "not fetched again: an earlier run that was interrupted "
                         "had saved it complete", file=found["file"], nbytes=found["bytes"])
         if state == ALREADY:

@@ -1,8 +1,8 @@
 """Parse Boknett's object report and error XML: fast, and safe against XML attacks. No network here.
 
 * :func:`parse_objects` turns ``<OBJECTS><OBJECT>…</OBJECT></OBJECTS>`` into a DataFrame with the columns
-  of :data:`OBJECT_SCHEMA`, every value text exactly as served (leading zeros kept, references untouched,
-  surrounding whitespace stripped); an element that is missing, empty (``<ISBN13/>``) or blank is ``<NA>``
+  of :data:`OBJECT_SCHEMA`, every value text exactly as served (leading zeros kept, the ``REFERENCE`` link
+  untouched in ``url``, surrounding whitespace stripped); an element that is missing, empty (``<ISBN13/>``) or blank is ``<NA>``
   alike (Bokbasen's SDK names such an object's file by its EAN); an empty ``<OBJECTS/>`` keeps its columns.
 * Speed: lxml's ``iterparse`` filtered on ``OBJECT``, each element cleared once read, values collected in
   column lists (``benchmarks/boknett_report.py`` compares it with ``pandas.read_xml``).
@@ -24,14 +24,14 @@ __all__ = ["parse_columns", "OBJECT_SCHEMA", "TYPE_NAMES", "FIELDS", "parse_obje
 
 OBJECT_SCHEMA = {
     "isbn13": "string", "ean": "string", "fssn": "string", "vareeier_kode": "string",
-    "type": "string", "type_name": "string", "reference": "string",
-    # the vocabulary (docs/vocabulary.md): url = reference (the short-lived download link); reference stays
+    "type": "string", "type_name": "string",
+    # the vocabulary (docs/vocabulary.md): url is the report's REFERENCE (the short-lived download link)
     "url": "string",
 }
 TYPE_NAMES = {"ly": "audio file", "ol": "small cover", "os": "large cover", "org": "original cover"}
 #: element name in the report → column
 FIELDS = {"ISBN13": "isbn13", "EAN": "ean", "FSSN": "fssn", "VAREEIER_KODE": "vareeier_kode", "TYPE": "type",
-          "REFERENCE": "reference"}
+          "REFERENCE": "url"}
 ENTITY_MESSAGE = "the report contained entity declarations and was refused"
 _EXTERNAL_DTD_MESSAGE = "the report referred to an external DTD and was refused"
 _HINT = ("Boknett never sends these; the answer did not come from the real service or was tampered with. "
@@ -145,7 +145,6 @@ def parse_columns(data: bytes) -> dict[str, list[Any]]:
                               hint="Check the base URL and the request; pull again.")
     names = TYPE_NAMES
     columns["type_name"] = [names.get(t) if t is not None else None for t in columns["type"]]
-    columns["url"] = list(columns["reference"])
     return {name: columns[name] for name in OBJECT_SCHEMA}
 
 

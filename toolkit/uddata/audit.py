@@ -6,27 +6,27 @@ a DataFrame (its ``cpr``/``cpr_nr`` column, else its first column) or a path to 
 
 ===============  ========================================================================================
 ``cpr``          the normalised 10-digit number (the input as given when it is not a CPR number)
+``outcome``      what the check found, one of :data:`STATUSES` (below)
+``message``      why a row has no answer (invalid number, service error), a note for duplicates, or
+                 that the number is not on the roster; empty for a plain answer
 ``valid``        whether it is a CPR number (modulus 11 is not required); invalid ones are not sent
-``status``       what the check found, one of :data:`STATUSES` (below)
 ``has_image``    True/False: whether Uddata+ holds a photo for the number; empty when not checked
-``http_status``  the service's answer (200, 404 …)
 ``width``, ``height``, ``bytes``  of the stored photo (width/height from the JPEG header only)
-``error``        why a row has no answer (invalid number, service error), a note for duplicates, or
-                 that the number is not on the roster
+``http_status``  the service's answer (200, 404 …)
 ===============  ========================================================================================
 
-Statuses (the 404 body's ``message`` says whether the person or the photo is missing, contract Part 1):
+Outcomes (the 404 body's ``message`` says whether the person or the photo is missing, contract Part 1):
 
 * ``with_photo`` — 200, the person has a photo (``has_image`` True);
 * ``no_photo`` — 404 "the person has no photo": a student to photograph (``has_image`` False);
 * ``unknown_cpr`` — 404 "no person with this CPR number": not on the institution's roster. ``has_image``
-  is False (Uddata+ holds no photo for the number) and ``error`` says to check the number or enrol the
+  is False (Uddata+ holds no photo for the number) and ``message`` says to check the number or enrol the
   student; :func:`missing` leaves these rows out, since no photo can be uploaded for them;
 * ``not_found`` — a 404 whose message names neither (a real service may word it otherwise):
-  ``has_image`` False, ``error`` quotes the message;
+  ``has_image`` False, ``message`` quotes the message;
 * ``invalid`` — not a CPR number, not sent; ``error`` — the check failed (a 404 of a wrong API version or
   endpoint, 401/403, no answer); ``deferred`` — not tried (the service failed repeatedly: re-run later);
-* ``duplicate`` — the CPR was given before: checked once, the row copies the first answer and ``error``
+* ``duplicate`` — the CPR was given before: checked once, the row copies the first answer and ``message``
   says ``duplicate of input row N``.
 
 The one-line summary is the bulk runner's (``Uddata+: photo audit: N items — with_photo …, no_photo …,
@@ -60,12 +60,11 @@ if TYPE_CHECKING:
 __all__ = ["audit", "read_cprs", "AUDIT_SCHEMA", "STATUSES", "missing", "check_concurrency"]
 
 AUDIT_SCHEMA = {
-    "cpr": "string", "valid": "boolean", "status": "string", "has_image": "boolean", "http_status": "Int64", "width": "Int64",
-    "height": "Int64", "bytes": "Int64", "error": "string",
-    # the vocabulary (docs/vocabulary.md): outcome = status, message = error (the fixed columns stay)
-    "outcome": "string", "message": "string",
+    # the vocabulary (docs/vocabulary.md): outcome (was ``status``), message (was ``error``)
+    "cpr": "string", "outcome": "string", "message": "string", "valid": "boolean", "has_image": "boolean",
+    "width": "Int64", "height": "Int64", "bytes": "Int64", "http_status": "Int64",
 }
-#: the values of the ``status`` column (see the module docstring), in summary order
+#: the values of the ``outcome`` column (see the module docstring), in summary order
 STATUSES = ("with_photo", "no_photo", "unknown_cpr", "not_found", "invalid", "error", "duplicate", "deferred")
 LABELS = STATUSES
 UNKNOWN_CPR_NOTE = ("not on the roster: Uddata+ has no person with this CPR number (404); check the number, "
@@ -152,7 +151,7 @@ def _error_row(number: str, exc: BaseException) -> dict[str, Any]:
         message = f"unexpected error ({type(exc).__name__}): {redact(exc)}"
         status = None
     return {"cpr": number, "valid": True, "has_image": None, "http_status": status, "width": None, "height": None,
-            "bytes": None, "error": redact(message), "outcome": "error", "status": "error"}
+            "bytes": None, "message": redact(message), "outcome": "error"}
 
 
 async def audit(client: "PhotoClient", cprs: Any, concurrency: int = 16, progress: bool = True) -> ToolkitFrame:
@@ -166,8 +165,8 @@ async def audit(client: "PhotoClient", cprs: Any, concurrency: int = 16, progres
 
     Returns
     -------
-    A frame with one row per input: ``cpr, valid, status, has_image, http_status, width, height, bytes,
-    error``, then the vocabulary's ``outcome`` (= status) and ``message`` (= error); ``df.attrs["summary"]``
+    A frame with one row per input: ``cpr, outcome, message, valid, has_image, width, height, bytes,
+    http_status`` (``outcome`` and ``message`` were ``status`` and ``error`` before); ``df.attrs["summary"]``
     holds the one-line summary, ``attrs["kind"] == "assets"``.
 
     Raises
@@ -195,20 +194,19 @@ async def audit(client: "PhotoClient", cprs: Any, concurrency: int = 16, progres
             status, note = _status_of_404(response)
             if status is None:
                 return {"cpr": number, "valid": True, "has_image": None, "http_status": 404, "width": None,
-                        "height": None, "bytes": None, "error": note, "outcome": "error", "status": "error"}
+                        "height": None, "bytes": None, "message": note, "outcome": "error"}
             return {"cpr": number, "valid": True, "has_image": False, "http_status": 404, "width": None,
-                    "height": None, "bytes": None, "error": note, "outcome": status, "status": status}
+                    "height": None, "bytes": None, "message": note, "outcome": status}
         data = response.content
         width, height, problem = _header_size(data)
         return {"cpr": number, "valid": True, "has_image": True, "http_status": response.status_code,
-                "width": width, "height": height, "bytes": len(data), "error": problem, "outcome": "with_photo",
-                "status": "with_photo"}
+                "width": width, "height": height, "bytes": len(data), "message": problem, "outcome": "with_photo"}
 
     async def worker(item: tuple[int, Any]) -> dict[str, Any]:
         i, check = item
         if not check.valid:
-            return {"cpr": check.cpr or None, "valid": False, "error": f"{check.error}; not sent",
-                    "outcome": "invalid", "status": "invalid"}
+            return {"cpr": check.cpr or None, "valid": False, "message": f"{check.error}; not sent",
+                    "outcome": "invalid"}
         number = check.cpr
         if first_row[number] != i:
             try:
@@ -217,9 +215,8 @@ async def audit(client: "PhotoClient", cprs: Any, concurrency: int = 16, progres
                 if isinstance(exc, asyncio.CancelledError):
                     raise
                 first = _error_row(number, exc)
-            return {**first, "error": f"duplicate of input row {first_row[number] + 1}; checked once"
-                    + (f" ({first['error']})" if first.get("error") else ""), "outcome": "duplicate",
-                    "status": "duplicate"}
+            return {**first, "message": f"duplicate of input row {first_row[number] + 1}; checked once"
+                    + (f" ({first['message']})" if first.get("message") else ""), "outcome": "duplicate"}
         try:
             row = await fetch(number)
         except BaseException as exc:
@@ -237,20 +234,19 @@ async def audit(client: "PhotoClient", cprs: Any, concurrency: int = 16, progres
     def on_deferred(item: tuple[int, Any]) -> dict[str, Any]:
         i, check = item
         if check.cpr in futures and not futures[check.cpr].done():
-            futures[check.cpr].set_result({"cpr": check.cpr, "valid": True, "error": "deferred",
-                                           "outcome": "deferred", "status": "deferred"})
+            futures[check.cpr].set_result({"cpr": check.cpr, "valid": True, "message": "deferred",
+                                           "outcome": "deferred"})
         if not check.valid:
-            return {"cpr": check.cpr or None, "valid": False, "error": f"{check.error}; not sent",
-                    "outcome": "invalid", "status": "invalid"}
-        return {"cpr": check.cpr, "valid": check.valid, "has_image": None, "status": "deferred",
-                "error": "not checked: the service failed repeatedly, re-run the audit later", "outcome": "deferred"}
+            return {"cpr": check.cpr or None, "valid": False, "message": f"{check.error}; not sent",
+                    "outcome": "invalid"}
+        return {"cpr": check.cpr, "valid": check.valid, "has_image": None,
+                "message": "not checked: the service failed repeatedly, re-run the audit later", "outcome": "deferred"}
 
     await client.http.ensure_pool(concurrency)
     outcome = await run_bulk(items, worker, service="uddata", desc="photo audit", concurrency=concurrency,
                              on_error=on_error, on_deferred=on_deferred, progress=progress, summary_labels=LABELS)
     # the bulk runner's line is the one summary: it printed it (when progress is on); keep the same text
-    rows = [{**row, "outcome": row.get("status"), "message": row.get("error")} for row in outcome.rows]
-    return frame(rows, AUDIT_SCHEMA, masked=["cpr"], summary=redact(outcome.summary), kind="assets",
+    return frame(outcome.rows, AUDIT_SCHEMA, masked=["cpr"], summary=redact(outcome.summary), kind="assets",
                  service="uddata")
 
 
@@ -259,8 +255,8 @@ def missing(result: pd.DataFrame) -> pd.DataFrame:
     ambiguous ``not_found``; also their duplicates' first rows), one per CPR. ``unknown_cpr`` rows are left
     out: no photo can be uploaded for a number Uddata+ does not know."""
     mask = result["has_image"].fillna(True).eq(False) & result["valid"].fillna(False)
-    if "status" in result.columns:
-        unknown = result.loc[result["status"].eq("unknown_cpr").fillna(False).astype(bool), "cpr"]
+    if "outcome" in result.columns:
+        unknown = result.loc[result["outcome"].eq("unknown_cpr").fillna(False).astype(bool), "cpr"]
         mask &= ~result["cpr"].isin(list(unknown)).fillna(False)
     out = result[mask.astype(bool)]
     return out.drop_duplicates("cpr")

@@ -16,7 +16,7 @@ invalid (bad name, not a JPEG, duplicate CPR; with ``--prepare`` also a photo re
 same photo under two CPR numbers); 3 an error stopped the run. ``prepare`` (local: nothing is sent, no
 connection): 0 all prepared (or prepared before), 1 some could not be written, 2 some entries not prepared
 (a check refused them), 3 an error stopped the run. ``audit``: 0 done, 1 some
-CPR numbers could not be checked (status ``error``/``deferred``), 2 some inputs are not CPR numbers
+CPR numbers could not be checked (outcome ``error``/``deferred``), 2 some inputs are not CPR numbers
 (numbers not on the roster, ``unknown_cpr``, are a result: listed in ``--out``, counted in the summary).
 """
 
@@ -186,7 +186,7 @@ def _cmd_audit(args: argparse.Namespace) -> int:
         missing(result)[["cpr"]].to_csv(args.missing, index=False)
     if args.no_progress:  # with progress on, the run printed its one summary line already
         print(result.summary)
-    if result["status"].isin(["error", "deferred"]).fillna(False).any():
+    if result["outcome"].isin(["error", "deferred"]).fillna(False).any():
         return 1
     if (~result["valid"].fillna(False)).any():
         return 2

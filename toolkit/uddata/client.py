@@ -210,7 +210,7 @@ class AsyncClient(ServiceClient):
 
     async def put_image(self, cpr: Any, path_or_bytes: "str | os.PathLike[str] | bytes") -> ToolkitSeries:
         """Upload (or replace) one person's photo; returns one result row
-        (``file, cpr, outcome, http_status, message``) like a row of :meth:`upload_folder`."""
+        (``file, cpr, outcome, message, http_status``) like a row of :meth:`upload_folder`."""
         return await _upload.put_one(self, cpr, path_or_bytes)
 
     async def audit(self, cprs: Any, concurrency: int = 16, progress: bool = True) -> ToolkitFrame:

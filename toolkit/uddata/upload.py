@@ -2,7 +2,7 @@
 
 ``await upload_folder(client, folder, concurrency=8, dry_run=False, journal=None)`` (or
 ``ud.upload_folder(folder)``) checks every file before anything is sent, then uploads the good ones
-concurrently and returns **one row per file** (``file, cpr, outcome, http_status, message``).
+concurrently and returns **one row per file** (``file, cpr, outcome, message, http_status``).
 
 Rows: **every entry** directly in ``folder`` becomes one row (sorted by name), as the core folder scanner
 (:mod:`toolkit.core.folders`) sees it: a sub-folder (``folder``, not searched), a symbolic link (``link``:
@@ -65,7 +65,7 @@ __all__ = ["upload_folder", "put_one", "UPLOAD_SCHEMA", "MAX_BYTES", "JOURNAL_NA
 
 log = get_logger("toolkit.uddata.upload")
 
-UPLOAD_SCHEMA = {"file": "string", "cpr": "string", "outcome": "string", "http_status": "Int64", "message": "string"}
+UPLOAD_SCHEMA = {"file": "string", "cpr": "string", "outcome": "string", "message": "string", "http_status": "Int64"}
 MASKED = {"cpr": "cpr", "file": "text"}
 #: the outcomes of the checks of ``prepare=True`` (see :mod:`toolkit.uddata.prepare`)
 PREPARE_CHECKS = ("duplicate_photo", "not_a_picture", "damaged", "pixel_bomb", "too_small", "too_large")
