@@ -1,7 +1,12 @@
 """The one bulk runner: bounded concurrency, progress, one result row per item, a circuit breaker.
 
 ``run_bulk`` feeds items to at most ``concurrency`` workers (the HTTP pool is sized to match, so never
-more requests are in flight than the pool holds). Each item ends as exactly one row, in input order:
+more requests are in flight than the pool holds). ``concurrency="auto"`` (the default of every bulk call)
+runs up to 64 workers, each HTTP request takes a slot of its host's adaptive limit
+(:mod:`toolkit.core.limits`), shared with every other auto bulk call on the connection, and at most twice
+the limit of items are in progress; the progress bar shows the limit and the summary says where it settled
+and how many answers asked to slow down. A number N runs exactly N items at once, as it says.
+Each item ends as exactly one row, in input order:
 
 * the worker's row when it succeeds,
 * ``on_error(item, exc)`` when it raises a :class:`~toolkit.core.errors.ToolkitError` (or anything else),
@@ -24,11 +29,13 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable, Iterable, Sequence, TypeVar
 
+from . import limits
 from .errors import (APIError, RateLimited, ServerError, ToolkitError, TransportError, ValidationError,
                      service_name)
 from .redact import get_logger, redact
 
-__all__ = ["run_bulk", "BulkOutcome", "is_transient", "failure", "check_concurrency", "ItemFailed"]
+__all__ = ["run_bulk", "BulkOutcome", "is_transient", "failure", "check_concurrency", "ItemFailed", "AUTO",
+           "Gate", "pool_size"]
 
 log = get_logger("toolkit.bulk")
 T = TypeVar("T")
@@ -38,21 +45,60 @@ Row = dict[str, Any]
 
 #: the largest concurrency a bulk call accepts (more only costs the client: see docs/architecture.md)
 MAX_CONCURRENCY = 64
+#: ``concurrency="auto"``: the adaptive limit of :mod:`toolkit.core.limits`
+AUTO = limits.AUTO
 
 
-def check_concurrency(value: Any, service: str, *, maximum: int = MAX_CONCURRENCY, default: int = 8) -> int:
-    """``value`` as an int when it is a whole number from 1 to ``maximum``; else a
+def check_concurrency(value: Any, service: str, *, maximum: int = MAX_CONCURRENCY, default: int = 8) -> "int | str":
+    """``"auto"``, or ``value`` as an int when it is a whole number from 1 to ``maximum``; else a
     :class:`~toolkit.core.errors.ValidationError` naming ``concurrency`` and the service (before anything is
     read or sent). Every bulk call checks its ``concurrency=`` here."""
+    hint = (f'Leave concurrency="auto" (the default: it adapts to what the service takes), or give a number of '
+            f"requests at once, e.g. concurrency={default}.")
+    if isinstance(value, str) and value.strip().lower() == AUTO:
+        return AUTO
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise ValidationError(f"concurrency must be a whole number of at least 1, not {value!r}",
-                              service=service, hint=f"Give e.g. concurrency={default} (how many requests run "
-                                                    "at once).")
+        raise ValidationError(f'concurrency must be "auto" or a whole number of at least 1, not {value!r}',
+                              service=service, hint=hint)
     number = int(value)
     if not 1 <= number <= maximum:
-        raise ValidationError(f"concurrency must be from 1 to {maximum}, not {number}", service=service,
-                              hint=f"Give e.g. concurrency={default} (how many requests run at once).")
+        raise ValidationError(f"concurrency must be from 1 to {maximum}, not {number}", service=service, hint=hint)
     return number
+
+
+def pool_size(concurrency: "int | str") -> int:
+    """The connections a bulk call of this ``concurrency`` needs: the number, or 64 for ``"auto"``."""
+    return MAX_CONCURRENCY if concurrency == AUTO else max(1, int(concurrency))
+
+
+class Gate:
+    """The bound of a bulk call that gathers its items itself (lookups, previews): ``async with gate:`` around
+    each item. A number N lets N items in at once; ``"auto"`` lets items in as the adaptive limit allows, and
+    every request inside takes a slot of its host's limit (the same slots as every other auto bulk call on
+    the connection)."""
+
+    def __init__(self, concurrency: "int | str") -> None:
+        self.share = limits.Share() if concurrency == AUTO else None
+        self._fixed = None if self.share is not None else asyncio.Semaphore(pool_size(concurrency))
+        self._tokens: dict[Any, Any] = {}
+
+    async def __aenter__(self) -> "Gate":
+        if self.share is None:
+            await self._fixed.acquire()  # type: ignore[union-attr]
+            self._tokens[asyncio.current_task()] = limits.sharing(None)
+            return self
+        await self.share.admit()
+        self._tokens[asyncio.current_task()] = self.share.enter()
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        token = self._tokens.pop(asyncio.current_task())
+        if self.share is None:
+            limits.regated(token)
+            self._fixed.release()  # type: ignore[union-attr]
+            return
+        limits.leave(token)
+        await self.share.finished()
 
 
 def is_transient(exc: BaseException) -> bool:
@@ -94,11 +140,17 @@ class ItemFailed(Exception):
 
 @dataclass
 class BulkOutcome:
+    """What :func:`run_bulk` returns: the rows in input order, the summary line, the outcome counts, and for
+    ``concurrency="auto"`` the limit it settled at (None: a number was given, or nothing was sent) and how
+    many answers asked it to slow down."""
+
     rows: list[Row]
     summary: str
     counts: Counter = field(default_factory=Counter)
     seconds: float = 0.0
     breaker_open: bool = False
+    limit: int | None = None
+    slowdowns: int = 0
 
 
 def _progress(total: int, desc: str, enabled: bool) -> Any:
@@ -133,15 +185,106 @@ class _TextProgress:
 
 
 def _summary(service: str, desc: str, total: int, counts: Counter, labels: Sequence[str], seconds: float,
-             stopped: bool) -> str:
-    """The one-line summary of a bulk run: counts in the order of ``labels``, then the rest."""
+             stopped: bool, limit: int | None = None, slowdowns: int = 0) -> str:
+    """The one-line summary of a bulk run: counts in the order of ``labels``, then the rest; for an auto run
+    the limit it settled at and how many answers asked it to slow down."""
     order = list(labels) + sorted(k for k in counts if k not in labels)
     parts = ", ".join(f"{k} {counts[k]}" for k in order if counts.get(k))
     summary = f"{service_name(service)}: {desc}: {total} item{'s' if total != 1 else ''}" \
               f"{' — ' + parts if parts else ''} in {seconds:.1f} s"
+    if limit is not None:
+        asked = {0: "no answer asked", 1: "1 answer asked"}.get(slowdowns, f"{slowdowns} answers asked")
+        summary += f"; concurrency settled at {limit} ({asked} to slow down)"
     if stopped:
         summary += " (stopped early after repeated failures: re-run later to process the deferred items)"
     return summary
+
+
+class _Run:
+    """One call of :func:`run_bulk`: its rows, counts, progress bar and circuit breaker."""
+
+    def __init__(self, items: list[Any], worker: Callable[[Any], Awaitable[Row]], *, service: str, desc: str,
+                 concurrency: "int | str", on_error: Callable[[Any, BaseException], Row],
+                 on_deferred: Callable[[Any], Row], outcome_key: str, breaker: int | None, progress: bool) -> None:
+        self.items, self.worker, self.service = items, worker, service
+        self.on_error, self.on_deferred, self.outcome_key, self.breaker = on_error, on_deferred, outcome_key, breaker
+        self.rows: list[Row | None] = [None] * len(items)
+        self.counts: Counter = Counter()
+        self.consecutive, self.open = 0, False
+        self.share = limits.Share() if concurrency == AUTO else None
+        self.workers = max(1, min(pool_size(concurrency), len(items) or 1))
+        self.bar = _progress(len(items), f"{service_name(service)}: {desc}", progress and len(items) > 0)
+        self.queue: asyncio.Queue[int] = asyncio.Queue()
+        for i in range(len(items)):
+            self.queue.put_nowait(i)
+
+    def record(self, i: int, row: Row) -> None:
+        self.rows[i] = row
+        self.counts[str(row.get(self.outcome_key))] += 1
+        if self.bar is not None:
+            self.bar.update(1)
+            postfix = ", ".join(f"{k} {v}" for k, v in sorted(self.counts.items()))
+            limit = self.share.limit if self.share is not None else None
+            self.bar.set_postfix_str(postfix + (f", limit {limit}" if limit is not None else ""), refresh=False)
+
+    def count(self, transient: bool) -> None:
+        """The circuit breaker: opens after ``breaker`` transient failures in a row."""
+        self.consecutive = self.consecutive + 1 if transient else 0
+        if transient and self.breaker and self.consecutive >= self.breaker and not self.open:
+            self.open = True
+            log.warning("%s: %d transient failures in a row; deferring the remaining items",
+                        service_name(self.service), self.consecutive)
+
+    async def one(self, item: Any) -> tuple[Row, bool]:
+        """The item's row, and whether it is a transient failure."""
+        try:
+            return await self.worker(item), False
+        except asyncio.CancelledError:
+            raise
+        except ItemFailed as failed:
+            return failed.row, failed.transient
+        except Exception as exc:  # noqa: BLE001 - every failure becomes a row
+            if not isinstance(exc, ToolkitError):
+                log.debug("%s: unexpected %s in bulk worker: %s", service_name(self.service), type(exc).__name__,
+                          redact(exc))
+            return self.on_error(item, exc), is_transient(exc)
+
+    async def one_shared(self, item: Any) -> tuple[Row, bool]:
+        """:meth:`one` as an item of the auto call: admitted as the limit allows, its requests take slots."""
+        share = self.share
+        assert share is not None
+        await share.admit()
+        tokens = share.enter()
+        try:
+            return await self.one(item)
+        finally:
+            limits.leave(tokens)
+            await share.finished()
+
+    async def run_worker(self) -> None:
+        while True:
+            try:
+                i = self.queue.get_nowait()
+            except asyncio.QueueEmpty:
+                return
+            if self.open:
+                self.record(i, self.on_deferred(self.items[i]))
+                continue
+            row, transient = await (self.one(self.items[i]) if self.share is None
+                                    else self.one_shared(self.items[i]))
+            self.count(transient)
+            self.record(i, row)
+
+    async def run(self) -> None:
+        token = limits.sharing(None)  # a fixed run inside an auto one: its requests are not gated
+        try:
+            async with asyncio.TaskGroup() as tg:
+                for _ in range(self.workers):
+                    tg.create_task(self.run_worker())
+        finally:
+            limits.regated(token)
+            if self.bar is not None:
+                self.bar.close()
 
 
 async def run_bulk(
@@ -150,7 +293,7 @@ async def run_bulk(
     *,
     service: str,
     desc: str,
-    concurrency: int = 8,
+    concurrency: "int | str" = AUTO,
     on_error: Callable[[T, BaseException], Row],
     on_deferred: Callable[[T], Row],
     outcome_key: str = "outcome",
@@ -159,73 +302,17 @@ async def run_bulk(
     summary_labels: Sequence[str] = (),
 ) -> BulkOutcome:
     """Run ``worker`` over ``items``; see the module docstring. Rows come back in input order."""
-    items = list(items)
-    total = len(items)
-    rows: list[Row | None] = [None] * total
-    counts: Counter = Counter()
-    consecutive = 0
-    state = {"open": False}
-    bar = _progress(total, f"{service_name(service)}: {desc}", progress and total > 0)
     started = time.perf_counter()
-    queue: asyncio.Queue[int] = asyncio.Queue()
-    for i in range(total):
-        queue.put_nowait(i)
-
-    def record(i: int, row: Row) -> None:
-        rows[i] = row
-        counts[str(row.get(outcome_key))] += 1
-        if bar is not None:
-            bar.update(1)
-            bar.set_postfix_str(", ".join(f"{k} {v}" for k, v in sorted(counts.items())), refresh=False)
-
-    def count(transient: bool) -> None:
-        """The circuit breaker: opens after ``breaker`` transient failures in a row."""
-        nonlocal consecutive
-        consecutive = consecutive + 1 if transient else 0
-        if transient and breaker and consecutive >= breaker and not state["open"]:
-            state["open"] = True
-            log.warning("%s: %d transient failures in a row; deferring the remaining items",
-                        service_name(service), consecutive)
-
-    async def one(item: T) -> tuple[Row, bool]:
-        """The item's row, and whether it is a transient failure."""
-        try:
-            return await worker(item), False
-        except asyncio.CancelledError:
-            raise
-        except ItemFailed as failed:
-            return failed.row, failed.transient
-        except Exception as exc:  # noqa: BLE001 - every failure becomes a row
-            if not isinstance(exc, ToolkitError):
-                log.debug("%s: unexpected %s in bulk worker: %s", service_name(service), type(exc).__name__,
-                          redact(exc))
-            return on_error(item, exc), is_transient(exc)
-
-    async def run_worker() -> None:
-        while True:
-            try:
-                i = queue.get_nowait()
-            except asyncio.QueueEmpty:
-                return
-            if state["open"]:
-                record(i, on_deferred(items[i]))
-                continue
-            row, transient = await one(items[i])
-            count(transient)
-            record(i, row)
-
-    try:
-        n_workers = max(1, min(int(concurrency), total or 1))
-        async with asyncio.TaskGroup() as tg:
-            for _ in range(n_workers):
-                tg.create_task(run_worker())
-    finally:
-        if bar is not None:
-            bar.close()
+    run = _Run(list(items), worker, service=service, desc=desc, concurrency=concurrency, on_error=on_error,
+               on_deferred=on_deferred, outcome_key=outcome_key, breaker=breaker, progress=progress)
+    await run.run()
     seconds = time.perf_counter() - started
-    summary = _summary(service, desc, total, counts, summary_labels, seconds, state["open"])
+    limit = run.share.limit if run.share is not None else None
+    slowdowns = run.share.slowdowns if run.share is not None else 0
+    summary = _summary(service, desc, len(run.items), run.counts, summary_labels, seconds, run.open, limit,
+                       slowdowns)
     log.info("%s", summary)
     if progress:
         print(redact(summary), flush=True)
-    return BulkOutcome(rows=[r for r in rows if r is not None], summary=summary, counts=counts, seconds=seconds,
-                       breaker_open=state["open"])
+    return BulkOutcome(rows=[r for r in run.rows if r is not None], summary=summary, counts=run.counts,
+                       seconds=seconds, breaker_open=run.open, limit=limit, slowdowns=slowdowns)

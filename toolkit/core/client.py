@@ -61,9 +61,10 @@ class ServiceClient:
         self._connections = (*self._connections, http)
         return http
 
-    async def ensure_pool(self, concurrency: int) -> None:
-        """Make every connection's pool hold at least ``concurrency`` connections (a bulk call does this
-        before it starts; see :meth:`toolkit.core.http.HttpClient.ensure_pool`)."""
+    async def ensure_pool(self, concurrency: "int | str") -> None:
+        """Make every connection's pool hold at least ``concurrency`` connections (``"auto"``: the adaptive
+        limit's maximum; a bulk call does this before it starts; see
+        :meth:`toolkit.core.http.HttpClient.ensure_pool`)."""
         for http in self._connections:
             await http.ensure_pool(concurrency)
 

@@ -39,6 +39,7 @@ from .errors import (FATAL, MAYBE_DELIVERED, UNSENT, APIError, ToolkitError, Tra
                      service_name)
 from .files import content_disposition_filename, inside, safe_filename, temporary
 from .redact import get_logger, redact
+from . import limits as _limits
 from . import tls as _tls
 
 __all__ = ["HttpClient", "RetryPolicy", "TokenAuth", "Timeouts", "Response", "MockTransport", "ASGITransport",
@@ -229,15 +230,21 @@ def reply(status: int, json: Any = None, *, headers: Sequence[tuple[str, str]] =
     return Answer(status, list(headers), body)
 
 
-def canned(handler: Callable[[Asked], Answer]) -> Any:
+def canned(handler: "Callable[[Asked], Answer | Awaitable[Answer]]") -> Any:
     """A transport (pass it as ``transport=`` to a client or connect()) that answers every request with
     ``handler(asked)`` instead of the network: the test seam of services that answer in shapes the sandbox
-    does not serve. Tests write handlers in plain data; httpx stays inside this module."""
+    does not serve. Tests write handlers in plain data; httpx stays inside this module. An ``async`` handler
+    may take its time (a slow service: tests count the requests it holds at once)."""
 
-    def handle(request: httpx.Request) -> httpx.Response:
+    def handle(request: httpx.Request) -> Any:
         asked = Asked(request.method, str(request.url), request.url.path, dict(request.url.params),
                       dict(request.headers), request.read())
         got = handler(asked)
+        if not isinstance(got, Answer):
+            async def later() -> httpx.Response:
+                answer = await got  # type: ignore[misc]
+                return httpx.Response(answer.status, headers=answer.headers, content=answer.body)
+            return later()
         return httpx.Response(got.status, headers=got.headers, content=got.body)
 
     return httpx.MockTransport(handle)
@@ -273,6 +280,32 @@ def _replay_transport() -> Any:
         return httpx.Response(got.status, headers=got.headers, content=got.body)
 
     return httpx.MockTransport(handle)
+
+
+def _answered(permit: "_limits.Permit", request: httpx.Request, response: httpx.Response, rtt: float) -> None:
+    """Tell the host's limit what the answer said (its status, rate-limit headers and time to the headers)."""
+    size = sum(int(v) for v in (request.headers.get("content-length"), response.headers.get("content-length"))
+               if v and v.isdigit())
+    permit.limit.answered(permit, response.status_code, response.headers, rtt,
+                          parse_retry_after(response.headers.get("retry-after")),
+                          _limits.kind_of(request.method, request.url.path, size))
+
+
+class _Releasing(httpx.AsyncByteStream):
+    """A streamed body that gives its request's slot back when it is closed (read to the end or not)."""
+
+    def __init__(self, stream: Any, permit: "_limits.Permit") -> None:
+        self._stream, self._permit = stream, permit
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        async for chunk in self._stream:
+            yield chunk
+
+    async def aclose(self) -> None:
+        try:
+            await self._stream.aclose()
+        finally:
+            self._permit.limit.release(self._permit)
 
 
 def _tell(service: str, request: httpx.Request, response: httpx.Response, started: float, elapsed: float,
@@ -359,6 +392,8 @@ class HttpClient:
                         "toolkit.Network(ca_bundle=...) with your organisation's root certificate.",
                         service_name(service), redact(self.base_url) or "the service")
         self._max_connections = max(1, int(max_connections))
+        #: the adaptive concurrency limit of each host (``concurrency="auto"``; see :mod:`toolkit.core.limits`)
+        self.limits = _limits.HostLimits(service, ceiling=self._max_connections)
         self._clients: dict[int, tuple[weakref.ref, httpx.AsyncClient]] = {}
         self._folders: set[Path] = set()
         self.requests_sent = 0
@@ -402,13 +437,16 @@ class HttpClient:
             if loop is None or loop.is_closed():
                 del self._clients[key]
 
-    async def ensure_pool(self, concurrency: int) -> None:
-        """Make the connection pool hold at least ``concurrency`` connections (call between bulk runs, not
-        during one). A pool that is large enough is kept with its warm connections; the bulk runner, not
-        the pool, bounds how many requests are in flight."""
-        concurrency = max(1, int(concurrency))
+    async def ensure_pool(self, concurrency: "int | str") -> None:
+        """Make the connection pool hold at least ``concurrency`` connections (``"auto"``: the adaptive limit's
+        maximum, 64; call between bulk runs, not during one). A pool that is large enough is kept with its warm
+        connections; the bulk runner and the adaptive limit (never above the pool), not the pool, bound how
+        many requests are in flight. A pool grows once: its size costs nothing per request (httpx opens a
+        connection only when a request needs one)."""
+        concurrency = self.limits.policy.maximum if concurrency == _limits.AUTO else max(1, int(concurrency))
         if concurrency > self._max_connections:
             self._max_connections = concurrency
+            self.limits.set_ceiling(concurrency)
             await self.aclose()
 
     async def aclose(self) -> None:
@@ -441,16 +479,25 @@ class HttpClient:
             send_headers.update(extra())
         generation = None
         if plain.get("authenticate") and self.auth is not None:
-            auth_headers, generation = await self.auth.headers(self)
+            outside = _limits.ungated()  # the token fetch takes no slot: the requests waiting for it hold none
+            try:
+                auth_headers, generation = await self.auth.headers(self)
+            finally:
+                _limits.regated(outside)
             send_headers.update(auth_headers)
         kwargs: dict[str, Any] = dict(body()) if body is not None else \
             {k: v for k, v in plain.items() if k in ("json", "data", "content", "files") and v is not None}
+        permit = None
         try:
             request = self.client.build_request(method, url, params=params, headers=send_headers, **kwargs,
                                                 **({"timeout": timeout} if timeout is not None else {}))
+            permit = await self.limits.enter(request.url.host, self._sleep)
             self.requests_sent += 1
             started, clock = time.time(), time.perf_counter()
             response = await self.client.send(request, stream=stream)
+            _answered(permit, request, response, time.perf_counter() - clock)
+            if stream and permit.slot and not response.is_closed:  # the body keeps its slot until read or closed
+                response.stream, permit = _Releasing(response.stream, permit), None
             if _observers:
                 _tell(self.service, request, response, started, time.perf_counter() - clock, stream)
             if not stream:
@@ -470,10 +517,14 @@ class HttpClient:
             return _Failure("fatal" if detail[:3] in ("403", "407") else "unsent", "ProxyError",
                             _tls.proxy_problem(url, self.network.proxy_for(url), detail)), generation
         except (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError) as exc:
+            if permit is not None:  # no answer (a timeout, a broken connection): the host's limit backs off
+                permit.limit.lost(permit)
             return _Failure("lost", type(exc).__name__), generation
         except httpx.HTTPError as exc:  # anything else httpx may raise (invalid URL, decoding …)
             return _Failure("fatal", type(exc).__name__), generation
         finally:
+            if permit is not None:
+                permit.limit.release(permit)
             del kwargs, send_headers
 
     async def request(
@@ -563,6 +614,7 @@ class HttpClient:
         log line. The one backoff of the toolkit: a service that repeats a request itself — after checking
         something only it knows, e.g. whether a lost POST was stored — waits here too."""
         delay = self.retry.delay(attempt, retry_after)
+        self.limits.sleeping(delay)
         log.debug("%s %s %s: %s, retrying in %.2f s (attempt %d of %d)", service_name(self.service), method,
                   redact(url), reason, delay, attempt + 1, self.retry.attempts)
         await self._sleep(delay)

@@ -1,0 +1,305 @@
+"""concurrency="auto": the adaptive limit of each host (toolkit.core.limits) — no timings asserted.
+
+The limit's moves are driven with explicit latencies and a fake clock; what a bulk call does with it is
+counted at an in-process service (``canned()`` with an async handler that holds each request a moment)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from toolkit.core import bulk
+from toolkit.core.bulk import check_concurrency, run_bulk
+from toolkit.core.errors import ValidationError
+from toolkit.core.http import Asked, HttpClient, RetryPolicy, canned, reply
+from toolkit.core.limits import AdaptiveLimit, HostLimits, LimitPolicy, Share, kind_of, leave, pause_of
+
+HOST = "svc.test"
+BASE = f"https://{HOST}/api"
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def limiter(**policy: Any) -> tuple[AdaptiveLimit, Clock, Share]:
+    clock = Clock()
+    return AdaptiveLimit("uddata", HOST, LimitPolicy(clock=clock, **policy)), clock, Share()
+
+
+def answer(limit: AdaptiveLimit, share: Share, rtt: float, status: int = 200, n: int = 1,
+           headers: dict[str, str] | None = None, retry_after: float | None = None) -> None:
+    """``n`` requests that hold a slot each and are answered after ``rtt`` seconds."""
+
+    async def go() -> None:
+        permits = [await limit.acquire(share) for _ in range(min(n, limit.limit))]
+        for permit in permits:
+            limit.answered(permit, status, headers or {}, rtt, retry_after, "GET /photos/* 0")
+            limit.release(permit)
+
+    asyncio.run(go())
+
+
+# -- the limit's moves, with explicit latencies ------------------------------------------------------------
+def test_it_rises_while_answers_come_at_the_base_latency_and_never_passes_its_maximum() -> None:
+    limit, _, share = limiter(initial=4, maximum=64)
+    seen = [limit.limit]
+    for _ in range(60):
+        answer(limit, share, 0.020, n=64)
+        seen.append(limit.limit)
+    assert seen[0] == 4 and seen[-1] == 64  # grew to the maximum
+    assert seen == sorted(seen) and max(seen) == 64  # only up, never above the maximum
+
+
+def test_an_idle_limit_does_not_grow() -> None:
+    limit, _, share = limiter(initial=8)
+    for _ in range(50):
+        answer(limit, share, 0.020, n=1)  # one request at a time: the limit of 8 was never in use
+    assert limit.limit == 8
+
+
+@pytest.mark.parametrize("status", [429, 503])
+def test_it_halves_on_an_answer_that_asks_to_slow_down_once_per_round(status: int) -> None:
+    limit, _, share = limiter(initial=16)
+
+    async def go() -> None:
+        permits = [await limit.acquire(share) for _ in range(16)]
+        for permit in permits:  # all sent under the limit of 16: one decrease, every answer counted
+            limit.answered(permit, status, {}, 0.02, None, "GET /x 0")
+            limit.release(permit)
+
+    asyncio.run(go())
+    assert limit.limit == 8 and limit.slowdowns == 16 and share.slowdowns == 16
+    answer(limit, share, 0.02, status=status, n=1)  # sent after the decrease: a new round, halved again
+    assert limit.limit == 4
+
+
+def test_it_falls_when_latency_climbs_clearly_above_its_base_and_noise_is_no_signal() -> None:
+    limit, _, share = limiter(initial=20)
+    for _ in range(3):
+        answer(limit, share, 0.050, n=20)
+    grown = limit.limit
+    assert grown > 20
+    for rtt in (0.060, 0.045, 0.070, 0.052, 0.058) * 4:  # jitter around the base: no decrease
+        answer(limit, share, rtt, n=1)
+    assert limit.limit == grown
+    answer(limit, share, 0.250, n=5)  # five times the base: too many in flight at the service
+    assert limit.limit == int(grown * 0.8)
+    assert limit.slowdowns == 0  # latency is not an answer asking to slow down
+
+
+def test_latency_is_compared_within_one_kind_of_request() -> None:
+    """A photo's GET (fast) and PUT (slow) of one item are not one signal: the PUT is not 'congestion'."""
+    limit, _, share = limiter(initial=10)
+
+    async def go() -> None:
+        for _ in range(10):
+            permits = [await limit.acquire(share) for _ in range(limit.limit)]
+            for i, permit in enumerate(permits):
+                slow = i % 2 == 1
+                limit.answered(permit, 200, {}, 0.400 if slow else 0.010, None,
+                               kind_of("PUT" if slow else "GET", f"/photos/{i:010d}", 3_000_000 if slow else 0))
+                limit.release(permit)
+
+    asyncio.run(go())
+    assert limit.limit > 10 and limit.epoch == 0
+    assert kind_of("GET", "/person/0101901234/photo", 0) == "GET /person/*/photo 0"  # no CPR kept
+
+
+def test_rate_limit_headers_and_retry_after_pause_the_host() -> None:
+    assert pause_of(429, {}, 7.0) == (True, 7.0)
+    assert pause_of(200, {"x-ratelimit-remaining": "0", "x-ratelimit-reset": "12"}, None) == (True, 12.0)
+    assert pause_of(200, {"ratelimit-remaining": "3", "ratelimit-reset": "12"}, None) == (False, None)
+    assert pause_of(200, {"ratelimit": "limit=10, remaining=0, reset=5"}, None) == (True, 5.0)
+    assert pause_of(200, {"ratelimit": '"default";r=0;t=9'}, None) == (True, 9.0)
+    slow, pause = pause_of(200, {"x-ratelimit-remaining": "0", "x-ratelimit-reset": str(2_000_000_000)}, None)
+    assert slow and pause is not None and pause > 60  # a Unix time: seconds until then
+
+    limit, clock, share = limiter(initial=8)
+    answer(limit, share, 0.02, status=429, retry_after=30.0)
+    assert limit.pause_left() == 30.0
+    clock.now += 29
+    assert limit.pause_left() == 1.0
+    clock.now += 1
+    answer(limit, share, 0.02, headers={"x-ratelimit-remaining": "0", "x-ratelimit-reset": "3600"})
+    assert limit.pause_left() == 60.0  # capped: an hour's quota is the service's error to say, not a silent hour
+
+
+# -- through the HTTP layer: what a service sees ------------------------------------------------------------
+class Service:
+    """An in-process service that holds each request ``hold`` seconds and counts how many it holds at once."""
+
+    def __init__(self, hold: float = 0.01, answer: Any = None) -> None:
+        self.hold, self.answer = hold, answer
+        self.now = self.peak = 0
+        self.calls: list[Asked] = []
+
+    async def __call__(self, asked: Asked) -> Any:
+        self.calls.append(asked)
+        n = len(self.calls)
+        self.now += 1
+        self.peak = max(self.peak, self.now)
+        try:
+            await asyncio.sleep(self.hold)
+        finally:
+            self.now -= 1
+        got = self.answer(asked, n) if self.answer else None
+        return got or reply(200, {"ok": True})
+
+
+async def no_sleep(seconds: float) -> None:
+    """The client's backoff without waiting (the tests assert no timing)."""
+
+
+def client(service: Service, policy: LimitPolicy | None = None, sleep: Any = no_sleep) -> HttpClient:
+    http = HttpClient("uddata", BASE, transport=canned(service), retry=RetryPolicy(), max_connections=64,
+                      sleep=sleep)
+    if policy is not None:
+        http.limits = HostLimits("uddata", policy, ceiling=64)
+    return http
+
+
+def bulk_of(http: HttpClient, n: int, concurrency: Any, tag: str = "a", requests: int = 1, **kw: Any) -> Any:
+    async def worker(i: int) -> dict:
+        for _ in range(requests):
+            await http.request("GET", f"/{tag}/{i}")
+        return {"item": i, "outcome": "ok"}
+
+    return run_bulk(range(n), worker, service="uddata", desc="check", concurrency=concurrency,
+                    on_error=lambda i, e: {"item": i, "outcome": "failed"},
+                    on_deferred=lambda i: {"item": i, "outcome": "deferred"}, progress=False, **kw)
+
+
+def test_an_auto_bulk_call_never_has_more_in_flight_than_the_limit_allows() -> None:
+    service = Service(hold=0.005)
+    http = client(service, LimitPolicy(initial=6, maximum=6))
+    out = asyncio.run(bulk_of(http, 120, "auto", requests=2))
+    assert out.counts == {"ok": 120} and len(service.calls) == 240
+    assert 2 <= service.peak <= 6  # without the gate 12 items (2 × the limit) would be at the service at once
+    assert http.limits[HOST].peak <= 6 and http.limits[HOST].in_flight == 0  # every slot given back
+
+
+def test_two_bulk_calls_on_one_connection_share_the_limit() -> None:
+    service = Service(hold=0.01)
+    http = client(service, LimitPolicy(initial=5, maximum=5))
+
+    async def both() -> Any:
+        return await asyncio.gather(bulk_of(http, 60, "auto", tag="a"), bulk_of(http, 60, "auto", tag="b"))
+
+    first, second = asyncio.run(both())
+    assert first.counts == {"ok": 60} and second.counts == {"ok": 60}
+    tags = [call.path.split("/")[2] for call in service.calls]
+    assert tags.index("b") < len(tags) - 1 - tags[::-1].index("a")  # they ran at the same time …
+    assert service.peak <= 5  # … and their sum in flight stayed within the one limit (each alone: 5 of its own)
+
+
+def test_a_number_means_exactly_that_many_in_flight_and_the_limit_is_not_in_the_way() -> None:
+    service = Service(hold=0.02)
+    http = client(service, LimitPolicy(initial=1, maximum=2))  # a limit would hold it to 2
+    out = asyncio.run(bulk_of(http, 30, 3))
+    assert out.counts == {"ok": 30}
+    assert service.peak == 3
+    assert http.limits[HOST].peak == 0 and out.limit is None and "concurrency settled" not in out.summary
+
+
+def test_no_request_goes_to_the_host_before_the_reset_it_was_told() -> None:
+    clock = Clock()
+    arrivals: list[float] = []
+
+    async def sleep(seconds: float) -> None:  # time passes only when the client sleeps
+        clock.now += seconds
+
+    def answer_(asked: Asked, n: int) -> Any:
+        arrivals.append(clock.now)
+        if n == 1:
+            return reply(200, {"ok": True}, headers=[("X-RateLimit-Remaining", "0"), ("X-RateLimit-Reset", "20")])
+        return None
+
+    service = Service(hold=0.0, answer=answer_)
+    http = client(service, LimitPolicy(initial=1, clock=clock), sleep=sleep)
+    out = asyncio.run(bulk_of(http, 5, "auto"))
+    assert out.counts == {"ok": 5} and out.slowdowns == 1
+    assert arrivals[0] == 1000.0 and all(t >= 1020.0 for t in arrivals[1:])
+
+    arrivals.clear()
+    clock.now = 2000.0
+
+    def busy(asked: Asked, n: int) -> Any:
+        arrivals.append(clock.now)
+        return reply(429, {"error": "slow down"}, headers=[("Retry-After", "15")]) if n == 6 else None
+
+    service.answer = busy
+    out = asyncio.run(bulk_of(http, 4, "auto", tag="b"))
+    assert out.counts == {"ok": 4} and out.slowdowns == 1
+    assert arrivals[0] == 2000.0 and all(t >= 2015.0 for t in arrivals[1:])
+
+
+def test_the_summary_and_the_outcome_say_the_settled_limit_and_the_slow_downs() -> None:
+    def answer_(asked: Asked, n: int) -> Any:
+        return reply(429, {"error": "slow down"}, headers=[("Retry-After", "0")]) if n <= 3 else None
+
+    service = Service(hold=0.001, answer=answer_)
+    http = client(service)
+    out = asyncio.run(bulk_of(http, 40, "auto"))
+    assert out.counts == {"ok": 40} and out.slowdowns == 3
+    assert out.limit == http.limits[HOST].limit
+    assert out.summary.endswith(f"; concurrency settled at {out.limit} (3 answers asked to slow down)")
+
+
+def test_the_progress_bar_shows_the_current_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    postfixes: list[str] = []
+
+    class Bar:
+        def update(self, n: int = 1) -> None:
+            pass
+
+        def set_postfix_str(self, s: str, refresh: bool = True) -> None:
+            postfixes.append(s)
+
+        def close(self) -> None:
+            pass
+
+    monkeypatch.setattr(bulk, "_progress", lambda total, desc, enabled: Bar())
+    http = client(Service(hold=0.001))
+    asyncio.run(bulk_of(http, 10, "auto"))
+    assert len(postfixes) == 10 and all(p.startswith("ok ") and ", limit " in p for p in postfixes)
+    assert postfixes[-1].endswith(f"limit {http.limits[HOST].limit}")
+    postfixes.clear()
+    asyncio.run(bulk_of(http, 5, 2))
+    assert postfixes and not any("limit" in p for p in postfixes)
+
+
+@pytest.mark.integration
+def test_a_streamed_answer_keeps_its_slot_until_it_is_closed(sb: Any) -> None:
+    """Over loopback: a download's body is still coming from the service, so its request is still in flight."""
+    http = HttpClient("uddata", sb.urls["uddata"], retry=RetryPolicy())
+    host = http.url_for("/").split("/")[2].split(":")[0]
+
+    async def go() -> tuple[int, int]:
+        tokens = Share().enter()
+        try:
+            response = await http.request("GET", "/no/such/path", allow=(404,), stream=True)
+        finally:
+            leave(tokens)
+        during = http.limits[host].in_flight
+        await response.aclose()
+        after = http.limits[host].in_flight
+        await http.aclose()
+        return during, after
+
+    assert asyncio.run(go()) == (1, 0)
+
+
+def test_auto_is_accepted_and_a_bad_value_names_the_service() -> None:
+    assert check_concurrency("auto", "uddata") == "auto" and check_concurrency(12, "uddata") == 12
+    for bad in ("fast", "8", 0, 65, 1.5, True, None):
+        with pytest.raises(ValidationError) as info:
+            check_concurrency(bad, "mediaflow")
+        assert "concurrency" in str(info.value) and "Mediaflow" in str(info.value)
+    assert bulk.pool_size("auto") == 64 and bulk.pool_size(3) == 3

@@ -1,0 +1,442 @@
+"""Adaptive concurrency: how many requests of bulk work go to one host at once, learnt from its answers.
+
+``concurrency="auto"`` (the default of every bulk call) does not guess a number: each host of a connection
+has an :class:`AdaptiveLimit`, and every request of an auto bulk call takes one of its slots. The limit moves
+as TCP's congestion window does (AIMD: additive increase, multiplicative decrease), with the signals of
+Netflix's concurrency-limits (a Vegas/gradient-like latency test):
+
+* **increase** while answers come back at the base latency of their kind: +1 per answer until the first
+  sign of trouble (slow start, so a fast service is reached in a few round trips), then +1 per round
+  (``1/limit`` per answer) — only while the limit is in use (at least half of it in flight), so an idle
+  connection does not grow a limit nobody tried;
+* **halve** on an answer that asks to slow down — 429, 503, a ``Retry-After``, a rate-limit header with
+  nothing remaining — and on a lost answer (a timeout, a broken connection, 504);
+* **× 0.8** when latency climbs clearly above its base: the median of the last 5 answers of a kind (method,
+  path with ids as ``*``, size class — a GET of a photo and the PUT of one are not compared with each other)
+  above ``2 ×`` the smallest seen recently for that kind (plus 5 ms, so loopback noise is no signal);
+* at most one decrease per round: answers to requests sent before the last decrease (they were in flight
+  under the old limit) are counted but do not decrease it again;
+* bounded by ``maximum`` (64, and never more than the connection's pool) and ``minimum`` (1).
+
+The service's own words come first: ``Retry-After`` on a 429/503 and ``RateLimit-Remaining: 0`` /
+``X-RateLimit-Remaining: 0`` with their ``-Reset`` (or the combined ``RateLimit`` header) pause every new
+request to that host until then (at most ``pause_cap`` seconds), bulk or not.
+
+One limit per host of a connection (:class:`HostLimits` on the :class:`~toolkit.core.http.HttpClient`), shared
+by every bulk call running on it at once. Which requests are gated is said by the context: a bulk call in auto
+mode opens a :class:`Share` (``run_bulk`` and ``bulk.Gate`` do), and the HTTP layer gates the requests made
+inside it; a bulk call with a number N runs exactly N items at once and its requests are not gated. Waiting
+requests are served in the order their items started, so an item that is half done (a GET answered, its
+PUT waiting) finishes before new items start.
+
+No well-kept Python library does this (aiolimiter and asyncio-throttle are fixed-rate leaky buckets); the
+algorithm is small and the tests in ``tests/test_core_limits.py`` drive it with a fake clock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import heapq
+import itertools
+import math
+import re
+import statistics
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterator, Mapping
+
+__all__ = ["AUTO", "LimitPolicy", "AdaptiveLimit", "HostLimits", "Share", "Permit", "pause_of", "kind_of"]
+
+#: the value of ``concurrency=`` that asks for the adaptive limit
+AUTO = "auto"
+
+#: answers that ask the client to slow down
+SLOW_DOWN = frozenset({429, 503})
+#: answers that say the request was lost on the way (a gateway gave up waiting)
+LOST = frozenset({504})
+
+
+@dataclass(frozen=True)
+class LimitPolicy:
+    """The limiter's constants (see the module docstring); ``clock`` is ``time.monotonic`` unless a test
+    gives its own."""
+
+    initial: int = 4
+    minimum: int = 1
+    maximum: int = 64
+    backoff: float = 0.5          # on 429/503, Retry-After, nothing remaining, a lost answer
+    latency_backoff: float = 0.8  # on latency clearly above its base
+    tolerance: float = 2.0        # median above tolerance × base (+ slack): too many in flight
+    fast: float = 1.5             # median within fast × base (+ slack): room to grow
+    slack: float = 0.005          # seconds: differences below this are noise, not a signal
+    samples: int = 5              # answers of a kind in the median
+    window: int = 250             # answers of a kind per window of the base (the smallest of two windows)
+    pause_cap: float = 60.0       # the longest pause a header can impose
+    admit: float = 2.0            # items in progress per slot of the limit (auto bulk calls)
+    clock: Callable[[], float] = field(default=time.monotonic, compare=False, repr=False)
+
+
+DEFAULT_POLICY = LimitPolicy()
+
+_share: contextvars.ContextVar["Share | None"] = contextvars.ContextVar("toolkit_limit_share", default=None)
+_priority: contextvars.ContextVar[float | None] = contextvars.ContextVar("toolkit_limit_priority", default=None)
+#: the time up to which this task has already waited (the retry's own sleep on a Retry-After serves the pause)
+_served: contextvars.ContextVar[float] = contextvars.ContextVar("toolkit_limit_served", default=0.0)
+_order = itertools.count()
+_IDS = re.compile(r"[^/]*\d[^/]*")
+
+
+def kind_of(method: str, path: str, size: int) -> str:
+    """The class of a request whose latencies are compared with each other: method, path with every segment
+    holding a digit as ``*`` (ids, CPR numbers: none is kept), and the size of both bodies in powers of 4
+    from 16 KiB (a 5 MB upload is not compared with a 50 KB one)."""
+    size_class = 0 if size <= 16384 else int(math.log(size / 16384, 4)) + 1
+    return f"{method} {_IDS.sub('*', path)} {size_class}"
+
+
+def _number(value: str | None) -> float | None:
+    try:
+        return float(value) if value is not None and value.strip() else None
+    except ValueError:
+        return None
+
+
+def _reset_seconds(value: float | None, now: float) -> float | None:
+    """A ``-Reset`` value in seconds from now: seconds, or (above 10⁹) a Unix time."""
+    if value is None:
+        return None
+    return max(0.0, value - now) if value > 1e9 else max(0.0, value)
+
+
+def pause_of(status: int, headers: Mapping[str, str], retry_after: float | None) -> tuple[bool, float | None]:
+    """(whether the answer asks to slow down, seconds to pause the host or None) from its status, its
+    ``Retry-After`` (parsed by the caller) and its rate-limit headers. ``headers`` is case-insensitive."""
+    pause = retry_after if status in SLOW_DOWN else None
+    remaining = _number(headers.get("ratelimit-remaining") or headers.get("x-ratelimit-remaining"))
+    reset = _number(headers.get("ratelimit-reset") or headers.get("x-ratelimit-reset"))
+    combined = headers.get("ratelimit")
+    if combined and remaining is None:  # RateLimit: limit=10, remaining=0, reset=5  /  "p";r=0;t=5
+        found = dict(re.findall(r"\b(remaining|reset|r|t)=(\d+(?:\.\d+)?)", combined))
+        remaining = _number(found.get("remaining", found.get("r")))
+        reset = _number(found.get("reset", found.get("t"))) if reset is None else reset
+    if remaining is not None and remaining <= 0:
+        wait = _reset_seconds(reset, time.time())
+        if wait is not None:
+            pause = wait if pause is None else max(pause, wait)
+        return True, pause
+    return status in SLOW_DOWN, pause
+
+
+class _Latency:
+    """The latencies of one kind of request: its base (the smallest of this and the last window) and its
+    last few answers since the last decrease."""
+
+    __slots__ = ("recent", "low", "previous", "count")
+
+    def __init__(self, samples: int) -> None:
+        self.recent: deque[float] = deque(maxlen=samples)
+        self.low, self.previous, self.count = math.inf, math.inf, 0
+
+    def add(self, rtt: float, window: int) -> None:
+        self.low = min(self.low, rtt)
+        self.count += 1
+        if self.count >= window:
+            self.previous, self.low, self.count = self.low, math.inf, 0
+
+    @property
+    def base(self) -> float:
+        return min(self.low, self.previous)
+
+
+@dataclass(eq=False)
+class Permit:
+    """One request's passage through a host's limit: ``slot`` when it holds one of its slots, ``epoch`` the
+    limit's round when it was sent, ``busy`` whether the limit was in use then."""
+
+    limit: "AdaptiveLimit"
+    share: "Share | None"
+    slot: bool = False
+    epoch: int = 0
+    busy: bool = False
+
+
+class AdaptiveLimit:
+    """The adaptive concurrency limit of one host of one connection (see the module docstring). Safe to use
+    from several event loops and threads: waiters are woken on their own loop."""
+
+    def __init__(self, service: str, host: str, policy: LimitPolicy = DEFAULT_POLICY, *, ceiling: int = 64) -> None:
+        self.service, self.host, self.policy = service, host, policy
+        self._ceiling = max(1, int(ceiling))
+        self._limit = float(min(policy.initial, self.maximum))
+        self.in_flight = 0
+        self.peak = 0               # the most requests ever in flight at once (tests read it)
+        self.slowdowns = 0          # answers that asked to slow down, over the connection's life
+        self.epoch = 0              # bumped by every decrease
+        self.slow_start = True      # until the first decrease
+        self.paused_until = 0.0     # monotonic time before which no new request goes out
+        self._kinds: dict[str, _Latency] = {}
+        self._waiters: list[list[Any]] = []
+        self._lock = threading.Lock()
+
+    # -- the limit --------------------------------------------------------------------------------------
+    @property
+    def maximum(self) -> int:
+        return max(self.policy.minimum, min(self.policy.maximum, self._ceiling))
+
+    @property
+    def limit(self) -> int:
+        """The number of requests let through at once now."""
+        return max(self.policy.minimum, min(int(self._limit), self.maximum))
+
+    def set_ceiling(self, ceiling: int) -> None:
+        """The connection's pool holds ``ceiling`` connections: the limit never goes above it."""
+        with self._lock:
+            self._ceiling = max(1, int(ceiling))
+            self._limit = min(self._limit, float(self.maximum))
+            self._wake()
+
+    def _increase(self) -> None:
+        step = 1.0 if self.slow_start else 1.0 / max(1.0, self._limit)
+        self._limit = min(float(self.maximum), self._limit + step)
+        self._wake()
+
+    def _decrease(self, factor: float) -> None:
+        self._limit = max(float(self.policy.minimum), self._limit * factor)
+        self.epoch += 1
+        self.slow_start = False
+        for stats in self._kinds.values():
+            stats.recent.clear()
+
+    # -- slots ------------------------------------------------------------------------------------------
+    async def acquire(self, share: "Share | None", priority: float | None = None) -> Permit:
+        """A permit; with a ``share`` (an auto bulk call) it holds a slot, waiting for one in the order of
+        ``priority`` (smaller first: the time the item started)."""
+        permit = Permit(self, share)
+        if share is None:
+            permit.epoch = self.epoch
+            return permit
+        share.used(self)
+        with self._lock:
+            if self.in_flight < self.limit and not self._waiters:
+                self._grant(permit)
+                return permit
+            loop = asyncio.get_running_loop()
+            entry = [time.monotonic() if priority is None else priority, next(_order), loop,
+                     loop.create_future(), permit, False]
+            heapq.heappush(self._waiters, entry)
+        try:
+            await entry[3]
+        except asyncio.CancelledError:
+            with self._lock:
+                entry[5] = True  # cancelled: skipped when its turn comes
+                if permit.slot:  # granted just before the cancel: give the slot back
+                    self._release(permit)
+            raise
+        return permit
+
+    def _grant(self, permit: Permit) -> None:
+        self.in_flight += 1
+        self.peak = max(self.peak, self.in_flight)
+        permit.slot, permit.epoch = True, self.epoch
+        permit.busy = 2 * self.in_flight >= self.limit
+
+    def _wake(self) -> None:
+        """Hand free slots to the first waiters (under the lock)."""
+        while self._waiters and self.in_flight < self.limit:
+            entry = heapq.heappop(self._waiters)
+            if entry[5]:
+                continue
+            self._grant(entry[4])
+            loop, future = entry[2], entry[3]
+            if asyncio._get_running_loop() is loop:
+                loop.call_soon(_resolve, future)
+            else:
+                loop.call_soon_threadsafe(_resolve, future)
+
+    def _release(self, permit: Permit) -> None:
+        if permit.slot:
+            permit.slot = False
+            self.in_flight -= 1
+            self._wake()
+
+    def release(self, permit: Permit) -> None:
+        """Give the permit's slot back (once; a permit without a slot is nothing to give back)."""
+        with self._lock:
+            self._release(permit)
+
+    # -- what the answers say ---------------------------------------------------------------------------
+    def pause_left(self) -> float:
+        """Seconds before a new request may go to this host (0: now)."""
+        return max(0.0, self.paused_until - self.policy.clock())
+
+    def answered(self, permit: Permit, status: int, headers: Mapping[str, str], rtt: float,
+                 retry_after: float | None, kind: str) -> None:
+        """One answer: its headers may pause the host; with a slot, its status and latency move the limit."""
+        slow, pause = pause_of(status, headers, retry_after)
+        with self._lock:
+            if pause is not None:
+                until = self.policy.clock() + min(pause, self.policy.pause_cap)
+                self.paused_until = max(self.paused_until, until)
+            if permit.share is None:
+                return
+            if slow:
+                self.slowdowns += 1
+                permit.share.slowdowns += 1
+                self._signal(permit, self.policy.backoff)
+            elif status in LOST:
+                self._signal(permit, self.policy.backoff)
+            else:
+                self._latency(permit, rtt, kind)
+
+    def lost(self, permit: Permit) -> None:
+        """No answer (a timeout, a broken connection): as a slow-down, without counting as an answer."""
+        if permit.share is not None:
+            with self._lock:
+                self._signal(permit, self.policy.backoff)
+
+    def _signal(self, permit: Permit, factor: float) -> None:
+        if permit.epoch == self.epoch:  # one decrease per round
+            self._decrease(factor)
+
+    def _latency(self, permit: Permit, rtt: float, kind: str) -> None:
+        stats = self._kinds.get(kind)
+        if stats is None:
+            if len(self._kinds) >= 256:  # a path with a new name per request: keep the table bounded
+                kind = kind.split(" ", 1)[0]
+                stats = self._kinds.get(kind)
+            if stats is None:
+                stats = self._kinds[kind] = _Latency(self.policy.samples)
+        stats.add(rtt, self.policy.window)
+        if permit.epoch != self.epoch:  # sent under the old limit: no signal about the new one
+            return
+        stats.recent.append(rtt)
+        if len(stats.recent) < self.policy.samples:
+            return
+        smooth, base, p = statistics.median(stats.recent), stats.base, self.policy
+        if smooth > p.tolerance * base + p.slack:
+            self._decrease(p.latency_backoff)
+        elif smooth <= p.fast * base + p.slack and permit.busy:
+            self._increase()
+
+    def __repr__(self) -> str:
+        return (f"<AdaptiveLimit {self.service} {self.host} limit={self.limit} in_flight={self.in_flight} "
+                f"slowdowns={self.slowdowns}>")
+
+
+def _resolve(future: "asyncio.Future[None]") -> None:
+    if not future.done():
+        future.set_result(None)
+
+
+class HostLimits:
+    """The limits of one connection, one per host (created on first use), all capped at the pool's size."""
+
+    def __init__(self, service: str, policy: LimitPolicy = DEFAULT_POLICY, ceiling: int = 64) -> None:
+        self.service, self.policy, self._ceiling = service, policy, ceiling
+        self._hosts: dict[str, AdaptiveLimit] = {}
+        self._lock = threading.Lock()
+
+    def __getitem__(self, host: str) -> AdaptiveLimit:
+        limit = self._hosts.get(host)
+        if limit is None:
+            with self._lock:
+                limit = self._hosts.setdefault(host, AdaptiveLimit(self.service, host, self.policy,
+                                                                   ceiling=self._ceiling))
+        return limit
+
+    def __iter__(self) -> Iterator[AdaptiveLimit]:
+        return iter(list(self._hosts.values()))
+
+    def set_ceiling(self, ceiling: int) -> None:
+        self._ceiling = ceiling
+        for limit in self:
+            limit.set_ceiling(ceiling)
+
+    async def enter(self, host: str, sleep: Callable[[float], Any]) -> Permit:
+        """Before one request to ``host``: in an auto bulk call take a slot, and wait out a pause the service
+        asked for (one sleep: ``sleep`` may be a test's that does not let time pass)."""
+        limit = self[host]
+        permit = await limit.acquire(_share.get(), _priority.get())
+        wait = limit.pause_left()
+        if wait > 0 and limit.paused_until > _served.get():
+            self.sleeping(wait)
+            try:
+                await sleep(wait)
+            except BaseException:
+                limit.release(permit)
+                raise
+        return permit
+
+    def sleeping(self, seconds: float) -> None:
+        """This task sleeps ``seconds`` now (the retry's backoff): a pause ending before then is served."""
+        _served.set(max(_served.get(), self.policy.clock() + seconds))
+
+
+
+class Share:
+    """One auto bulk call: the limits its requests went through, how many answers asked it to slow down, and
+    how many of its items may be in progress (``admit`` × the limit, so a slow service does not get 64 items
+    claimed, read into memory and waiting)."""
+
+    def __init__(self, policy: LimitPolicy = DEFAULT_POLICY, workers: int | None = None) -> None:
+        self.policy = policy
+        self.workers = workers or policy.maximum
+        self.limits: dict[int, AdaptiveLimit] = {}
+        self.slowdowns = 0
+        self.busy = 0
+        self._room: asyncio.Condition | None = None
+
+    def used(self, limit: AdaptiveLimit) -> None:
+        self.limits.setdefault(id(limit), limit)
+
+    @property
+    def limit(self) -> int | None:
+        """The limit of the narrowest host this call's requests went to (None before the first request)."""
+        return min((limit.limit for limit in self.limits.values()), default=None)
+
+    def room(self) -> int:
+        limit = self.limit or self.policy.initial
+        return max(1, min(self.workers, int(self.policy.admit * limit)))
+
+    async def admit(self) -> None:
+        """Wait until one more item may start."""
+        if self._room is None:
+            self._room = asyncio.Condition()
+        if self.busy >= self.room():
+            async with self._room:
+                await self._room.wait_for(lambda: self.busy < self.room())
+        self.busy += 1
+
+    async def finished(self) -> None:
+        """One item is done: let the next ones in."""
+        self.busy -= 1
+        if self._room is not None:
+            async with self._room:
+                self._room.notify(max(1, self.room() - self.busy))
+
+    def enter(self) -> tuple[contextvars.Token, contextvars.Token]:
+        """Requests made in this context from now on are this call's, served in the order of now."""
+        return _share.set(self), _priority.set(time.monotonic())
+
+
+def leave(tokens: tuple[contextvars.Token, contextvars.Token]) -> None:
+    _priority.reset(tokens[1])
+    _share.reset(tokens[0])
+
+
+def ungated() -> contextvars.Token:
+    """Requests made in this context from now on take no slot (a token fetch while a bulk call waits for it:
+    the requests waiting for the token must not hold the slots it needs). Undo with :func:`regated`."""
+    return _share.set(None)
+
+
+def regated(token: contextvars.Token) -> None:
+    _share.reset(token)
+
+
+def sharing(share: "Share | None") -> contextvars.Token:
+    """Tasks created in this context from now on belong to ``share`` (None: to no auto call)."""
+    return _share.set(share)
