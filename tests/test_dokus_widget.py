@@ -7,6 +7,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import ipywidgets as w
 import nbformat
 import pytest
 from nbclient import NotebookClient
@@ -126,6 +127,66 @@ def test_a_stopped_service_is_said_in_plain_words(make_sandbox: Any) -> None:
     editor.reload_button.click()
     text = editor.message.value
     assert "could not reach Dokus" in text and "sandbox" in text and "start" in text
+
+
+def test_fields_say_what_they_are_and_what_to_type(dks: Sandbox) -> None:
+    dk = toolkit.dokus.connect(**dks.credentials("dokus"))
+    editor = toolkit.widgets.product_editor(dk.products)
+    labels = {column: box.description for column, box in editor.new_fields.items()}
+    assert labels == {"product_number": "Product number", "name": "Name", "price": "Price (NOK, excl. VAT)",
+                      "default_vat_class_id": "VAT class", "comment": "Comment"}
+    texts = {c: box.placeholder for c, box in editor.new_fields.items() if isinstance(box, w.Text)}
+    assert set(texts) == {"product_number", "name", "price", "comment"}
+    assert "new product" not in texts.values() and len(set(texts.values())) == len(texts)  # one per field
+    assert texts["name"] == "e.g. Kaffe 500 g" and all("e.g." in t for t in texts.values())
+    pid = editor.selector.options[0][1]
+    editor.selector.value = (pid,)
+    assert {c: editor.fields[(pid, c)].description for c in labels} == labels  # a chosen product's boxes too
+
+
+def test_the_vat_class_is_chosen_by_name_and_its_id_is_sent(dks: Sandbox) -> None:
+    emulator = dks.emulator("dokus")
+    dk = toolkit.dokus.connect(**dks.credentials("dokus"))
+    editor = toolkit.widgets.product_editor(dk.products)
+    served = {vat["id"]: vat["name"] for vat in emulator.records("vat_classes")}
+    assert len(served) >= 3
+    listed = dk.vat_classes.list()
+    assert dict(zip(listed.index, listed["name"])) == served
+    choice = editor.new_fields["default_vat_class_id"]
+    assert isinstance(choice, w.Dropdown)
+    assert [(name, vid) for name, vid in choice.options if vid is not None] == list((n, i) for i, n in served.items())
+    assert choice.value is None  # a new product leaves it to Dokus unless chosen
+    pid = editor.selector.options[0][1]
+    editor.selector.value = (pid,)
+    box = editor.fields[(pid, "default_vat_class_id")]
+    stored = emulator.record("products", pid)["default_vat_class"]["id"]
+    assert isinstance(box, w.Dropdown) and box.value == stored and box.label == served[stored]
+    other = next(vid for vid in served if vid != stored)
+    box.label = served[other]  # the analyst picks the name
+    choice.label = served[other]
+    editor.new_fields["name"].value = "Kaffe 500 g"
+    editor.new_fields["price"].value = "49,90"
+    editor.new_fields["product_number"].value = "KAF-VAT1"
+    editor.add_new.value = True
+    editor.preview_button.click()
+    vat_rows = editor.plan[editor.plan["field"] == "default_vat_class_id"]
+    assert sorted(vat_rows["action"]) == ["create", "update"] and set(vat_rows["new"]) == {other}
+    assert f"{served[other]} ({other})" in editor.plan_view.value and "VAT class" in editor.plan_view.value
+    editor.apply_button.click()
+    assert sorted(editor.results["outcome"]) == ["created", "updated"]
+    assert emulator.record("products", pid)["default_vat_class"]["id"] == other
+    made = [r for r in emulator.records("products") if r["product_number"] == "KAF-VAT1"]
+    assert len(made) == 1 and made[0]["default_vat_class"]["id"] == other
+    assert choice.value is None  # the new-product form is emptied after Apply
+
+
+def test_products_list_the_values_of_their_vat_class(dks: Sandbox) -> None:
+    dk = toolkit.dokus.connect(**dks.credentials("dokus"))
+    choices = dk.products.choices("default_vat_class_id")
+    assert choices.equals(dk.vat_classes.list()) and list(choices.columns[:1]) == ["name"]
+    assert dk.products.choices("default_vat_class").equals(choices)  # the field's name works too
+    with pytest.raises(toolkit.ValidationError, match="no list of values for 'price'"):
+        dk.products.choices("price")
 
 
 NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "03_dokus_products.ipynb"

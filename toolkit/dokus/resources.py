@@ -71,6 +71,7 @@ class ResourceSpec:
     read_only: bool = False                     #: the service refuses every change
     read_only_reason: str = ""
     strict: bool = False                        #: refuse fields the table does not know (documented resources)
+    choices: Mapping[str, str] = field(default_factory=dict)  #: relation column → the resource listing its values
 
     def wire_field(self, column: str) -> str:
         """The JSON field a column is sent as (``default_vat_class_id`` → ``default_vat_class``)."""
@@ -119,6 +120,7 @@ RESOURCES: dict[str, ResourceSpec] = {
         relations={"default_vat_class": _rel("default_vat_class", _REF), **_STAMP_RELATIONS},
         editable=("name", "comment", "price", "product_number", "default_vat_class_id"),
         money=("price",), required=("name", "price"), natural_key="product_number", strict=True,
+        choices={"default_vat_class_id": "vat_classes"},
     ),
     "customers": ResourceSpec(
         name="customers", label="customer", path="/customers/", list_key="customers", item_key="customer",
@@ -284,6 +286,16 @@ class Resource:
         """All items as a DataFrame indexed by id; ``filters`` are substring matches done by Dokus,
         e.g. ``list(name="kaffe")`` or ``list(product_number="BOK-")``."""
         return self.to_frame(await self.raw_list(filters))
+
+    async def choices(self, column: str) -> ToolkitFrame:
+        """The values a relation column may hold, as Dokus lists them (id as index, ``name``):
+        ``dk.products.choices("default_vat_class_id")`` is ``dk.vat_classes.list()``."""
+        target = self.spec.choices.get(self.spec.column_for(column))
+        if target is None:
+            known = ", ".join(self.spec.choices) or "none"
+            raise ValidationError(f"Dokus {self.spec.name} has no list of values for {column!r} (columns with one: "
+                                  f"{known})", service="dokus")
+        return await Resource(self._client, RESOURCES[target]).list()
 
     async def find(self, **criteria: Any) -> ToolkitFrame:
         """Like :meth:`list`, through the ``find/`` URL some Dokus clients use."""

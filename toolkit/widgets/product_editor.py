@@ -3,9 +3,12 @@
     editor = toolkit.widgets.product_editor(dk.products)     # shows itself as the last value of a cell
 
 A form (ipywidgets only, so it renders in any current JupyterLab without extensions): pick products in
-the list, edit their fields in the text boxes (or tick "delete"), optionally fill in a new product, press
-**Preview plan** to see exactly what would be sent, then **Apply** to send it and see one result row per
-product. All the logic is ``dk.products.diff`` / ``dk.products.apply`` (:mod:`toolkit.dokus.edits`); the
+the list, edit their fields (or tick "delete"), optionally fill in a new product, press **Preview plan** to
+see exactly what would be sent, then **Apply** to send it and see one result row per product. Each box is
+named by what it holds (:data:`FIELDS`: "Product number", "Price (NOK, excl. VAT)" …) with an example of
+what to type; a relation with a list of values is a choice list by name (the VAT class: Dokus's own VAT
+classes, read once with ``dk.products.choices("default_vat_class_id")``), and its id is what is sent. The
+plan shows a choice as its name and id ("Low VAT (2)"). All the logic is ``dk.products.diff`` / ``dk.products.apply`` (:mod:`toolkit.dokus.edits`); the
 widget only builds the edited table from the boxes. Editing anything after a preview disables Apply until
 you preview again, so what you apply is always what you saw.
 """
@@ -23,8 +26,18 @@ from ..core.sync import SyncWrapper
 
 __all__ = ["product_editor", "ProductEditor"]
 
-LABELS = {"name": "Name", "comment": "Comment", "price": "Price", "product_number": "Product no.",
-          "default_vat_class_id": "VAT class id"}
+#: each field by what it is, and what to type into it (a field with a list of values is a choice list)
+FIELDS = {
+    "product_number": ("Product number", "e.g. KAF-1001 (unique)"),
+    "name": ("Name", "e.g. Kaffe 500 g"),
+    "price": ("Price (NOK, excl. VAT)", "e.g. 49,90"),
+    "default_vat_class_id": ("VAT class", ""),
+    "comment": ("Comment", "optional, e.g. Fairtrade"),
+}
+LABELS = {column: label for column, (label, _) in FIELDS.items()}
+#: the choice of a new product's relation left to Dokus (nothing is sent for it)
+NOT_SET = "(not set: Dokus's default)"
+_STYLE = {"description_width": "150px"}
 
 
 def _sync(resource: Any) -> Any:
@@ -44,6 +57,39 @@ def _text(value: Any) -> str:
     except (TypeError, ValueError):
         pass
     return str(value)
+
+
+def _id(value: Any) -> int | None:
+    """A relation id as the choice list holds it (``None`` for an empty cell)."""
+    text = _text(value)
+    return int(float(text)) if text else None
+
+
+def _choice_options(choices: list[tuple[str, int]], current: int | None, blank: bool) -> list[tuple[str, Any]]:
+    options: list[tuple[str, Any]] = [(NOT_SET, None)] if blank or current is None else []
+    options += choices
+    if current is not None and current not in [value for _, value in choices]:
+        options.append((f"id {current} (not in Dokus's list)", current))
+    return options
+
+
+def _choice_name(names: Mapping[int, str], value: Any) -> Any:
+    try:
+        vid = _id(value)
+    except ValueError:  # not an id at all: shown as it is (the plan marks it invalid)
+        return value
+    return value if vid is None else f"{names.get(vid, 'not in the list')} ({vid})"
+
+
+def _box_value(box: Any) -> Any:
+    """What a box holds for the edited table: a choice's id, or the typed text (``None`` when empty)."""
+    if isinstance(box.value, str):
+        return box.value.strip() or None
+    return box.value
+
+
+def _changed(box: Any, current: Any) -> bool:
+    return box.value != (_text(current) if isinstance(box.value, str) else _id(current))
 
 
 def _sendable(plan: pd.DataFrame | None) -> int:
@@ -79,7 +125,10 @@ class ProductEditor:
 
         self.resource = _sync(resource)
         self.spec = self.resource.spec
-        self.columns = [c for c in self.spec.editable]
+        editable = list(self.spec.editable)
+        self.columns = [c for c in FIELDS if c in editable] + [c for c in editable if c not in FIELDS]
+        #: relation column → its values by name, ``[(name, id), …]`` as Dokus lists them (read on the first reload)
+        self.choices: dict[str, list[tuple[str, int]]] = {}
         self.filters = dict(filters or {})
         self.max_rows = max_rows
         self.original: pd.DataFrame = pd.DataFrame()
@@ -93,8 +142,7 @@ class ProductEditor:
         self.selector = w.SelectMultiple(options=[], rows=8, description="Products",
                                          layout=w.Layout(width="95%"))
         self.rows_box = w.VBox()
-        self.new_fields = {c: w.Text(description=LABELS.get(c, c), placeholder="new product")
-                           for c in self.columns}
+        self.new_fields: dict[str, Any] = {}
         self.add_new = w.Checkbox(description="Create this new product", value=False)
         self.preview_button = w.Button(description="Preview plan", button_style="info", icon="eye")
         self.apply_button = w.Button(description="Apply", button_style="danger", icon="check", disabled=True)
@@ -106,13 +154,12 @@ class ProductEditor:
         self.selector.observe(lambda _: self._build_rows(), names="value")
         self.preview_button.on_click(lambda _: self.preview())
         self.apply_button.on_click(lambda _: self.apply())
-        for box in [*self.new_fields.values(), self.add_new]:
-            box.observe(self._stale, names="value")
+        self.add_new.observe(self._stale, names="value")
 
-        new_box = w.VBox([w.HTML("<b>New product</b>"), *self.new_fields.values(), self.add_new])
+        self.new_box = w.VBox()
         self.widget = w.VBox([
             w.HTML(f"<b>Dokus {self.spec.name}</b>: choose rows, edit, <i>Preview plan</i>, then <i>Apply</i>."),
-            w.HBox([self.filter_text, self.reload_button]), self.selector, self.rows_box, new_box,
+            w.HBox([self.filter_text, self.reload_button]), self.selector, self.rows_box, self.new_box,
             w.HBox([self.preview_button, self.apply_button]), self.message,
             w.HTML("<b>Plan</b>"), self.plan_view, w.HTML("<b>Results</b>"), self.results_view,
         ])
@@ -139,12 +186,41 @@ class ProductEditor:
             self.apply_button.disabled = True
             self._say("Changed since the preview: press Preview plan again.")
 
+    def _field(self, column: str, value: Any, *, new: bool, **kw: Any) -> Any:
+        """The box of one field: a choice list by name for a relation with a list of values, else a text box."""
+        import ipywidgets as w
+
+        label, example = FIELDS.get(column, (column.replace("_", " ").capitalize(), ""))
+        # the new product's boxes stand in one column (labels aligned); a chosen product's in rows of three
+        style = _STYLE if new else {"description_width": "initial"}
+        if column in self.choices:
+            box = w.Dropdown(options=_choice_options(self.choices[column], _id(value), blank=new),
+                             value=_id(value), description=label, style=style, **kw)
+        else:
+            box = w.Text(value=_text(value), description=label, placeholder=example, style=style, **kw)
+        box.observe(self._stale, names="value")
+        return box
+
+    def _load_choices(self) -> None:
+        """The values of every relation column with a list (the VAT classes by name), read once."""
+        wanted = [c for c in getattr(self.spec, "choices", {}) if c in self.columns and c not in self.choices]
+        for column in wanted:
+            table = self.resource.choices(column)
+            self.choices[column] = [(_text(row.get("name")) or f"id {vid}", int(vid)) for vid, row in table.iterrows()]
+        if wanted or not self.new_fields:
+            import ipywidgets as w
+
+            self.new_fields = {c: self._field(c, None, new=True, layout=w.Layout(width="460px"))
+                               for c in self.columns}
+            self.new_box.children = [w.HTML("<b>New product</b>"), *self.new_fields.values(), self.add_new]
+
     def reload(self) -> None:
         """Read the products again (keeps the chosen ids that still exist)."""
         filters = dict(self.filters)
         if self.filter_text.value.strip():
             filters["name"] = self.filter_text.value.strip()
         try:
+            self._load_choices()
             self.original = self.resource.list(**filters)
         except ToolkitError as exc:
             self._say(_problem_text(exc), error=True)
@@ -168,9 +244,7 @@ class ProductEditor:
             current = self.original.loc[pid]
             boxes = []
             for column in self.columns:
-                box = w.Text(value=_text(current.get(column)), description=LABELS.get(column, column),
-                             layout=w.Layout(width="auto"))
-                box.observe(self._stale, names="value")
+                box = self._field(column, current.get(column), new=False, layout=w.Layout(width="auto"))
                 self.fields[(pid, column)] = box
                 boxes.append(box)
             delete = w.Checkbox(description="delete", value=False, indent=False, layout=w.Layout(width="80px"))
@@ -187,14 +261,31 @@ class ProductEditor:
         """The edited table built from the boxes, and whether it deletes rows."""
         edited = self.original.astype(object).copy()
         for (pid, column), box in self.fields.items():
-            if box.value != _text(self.original.loc[pid].get(column)):
-                edited.at[pid, column] = box.value.strip() or None
+            if _changed(box, self.original.loc[pid].get(column)):
+                edited.at[pid, column] = _box_value(box)
         deleting = [pid for pid, box in self.delete_boxes.items() if box.value]
         edited = edited.drop(index=deleting)
         if self.add_new.value:
-            new = {c: (box.value.strip() or None) for c, box in self.new_fields.items()}
+            new = {c: _box_value(box) for c, box in self.new_fields.items()}
             edited = pd.concat([edited, pd.DataFrame([new], index=pd.Index(["new 1"], name=edited.index.name))])
         return edited, bool(deleting)
+
+    def _named(self, plan: pd.DataFrame) -> pd.DataFrame:
+        """The plan as shown: fields by their label, a choice by its name and id ("Low VAT (2)")."""
+        if plan.empty or "field" not in plan.columns:
+            return plan
+        shown = plan.copy()
+        for side in ("old", "new", "field"):
+            if side in shown.columns:
+                shown[side] = shown[side].astype(object)
+        for column, choices in self.choices.items():
+            names = {vid: name for name, vid in choices}
+            rows = shown["field"] == column
+            for side in ("old", "new"):
+                if side in shown.columns:
+                    shown.loc[rows, side] = [_choice_name(names, value) for value in shown.loc[rows, side]]
+        shown["field"] = [LABELS.get(str(f), f) for f in shown["field"]]
+        return shown
 
     def preview(self) -> pd.DataFrame | None:
         """Make the plan from the boxes and show it (nothing is sent)."""
@@ -208,7 +299,7 @@ class ProductEditor:
             return None
         self.plan = plan
         shown = [c for c in ("row", "id", "field", "old", "new", "action", "message", "note") if c in plan.columns]
-        self.plan_view.value = _table(plan[shown], "No changes.")
+        self.plan_view.value = _table(self._named(plan[shown]), "No changes.")
         ready = _sendable(plan)
         self.apply_button.disabled = not ready
         summary = plan.attrs.get("summary", "")
@@ -244,7 +335,7 @@ class ProductEditor:
         self.results_view.value = _table(results, "Nothing was sent.")
         self.add_new.value = False
         for box in self.new_fields.values():
-            box.value = ""
+            box.value = "" if isinstance(box.value, str) else None
         self.reload()
         self._say(results.attrs.get("summary", "Done."))
         return results
