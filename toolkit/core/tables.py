@@ -2,10 +2,12 @@
 
 ``read_table(path, service=…)`` reads a ``.csv``/``.txt``/``.tsv`` (separator found from the first line:
 ``;``, tab or ``,``; a UTF-8 byte-order mark is fine), ``.xlsx``/``.xlsm``/``.xls`` or ``.json`` file with
-every cell as text (leading zeros kept). Whatever pandas, openpyxl or the json reader says about a file —
-empty, not a table, a row with more fields than the header, a spreadsheet that is not one — becomes a
-:class:`~toolkit.core.errors.ValidationError` that names the service, the file and, where known, the
-line, and says what to do.
+every cell as text (leading zeros kept), or — ``typed_cells=True`` — a spreadsheet's cells as the spreadsheet
+typed them (text stays text with its leading zeros, numbers stay numbers, dates datetimes: pandas guesses
+nothing, where a plain ``pd.read_excel`` turns a column of digit texts into numbers). Whatever pandas,
+openpyxl or the json reader says about a file — empty, not a table, a row with more fields than the header,
+a spreadsheet that is not one — becomes a :class:`~toolkit.core.errors.ValidationError` that names the
+service, the file and, where known, the line, and says what to do.
 """
 
 from __future__ import annotations
@@ -36,10 +38,12 @@ def _separator(path: Path) -> str:
 
 
 def read_table(path: "str | os.PathLike[str]", *, service: str | None, header: "int | None" = 0,
-               what: str = "a table with a header row", text: "tuple[str, ...] | None" = None) -> pd.DataFrame:
+               what: str = "a table with a header row", text: "tuple[str, ...] | None" = None,
+               typed_cells: bool = False) -> pd.DataFrame:
     """The table in ``path`` (see the module docstring). ``text=None`` reads every cell as text; ``text``
     naming columns reads those as text (ids with leading zeros) and types the others as the file does
-    (numbers stay numbers, a JSON file's objects stay objects)."""
+    (numbers stay numbers, a JSON file's objects stay objects). ``typed_cells=True`` reads a spreadsheet's
+    cells with the types its cells have (a CSV's cells are all text)."""
     p = Path(path).expanduser()
     if not p.is_file():
         raise ValidationError(f"no such file: {p.name}", service=service,
@@ -49,6 +53,8 @@ def read_table(path: "str | os.PathLike[str]", *, service: str | None, header: "
     if p.stat().st_size == 0:
         raise _problem(p, service, "it is empty (0 bytes)", fix)
     dtype: Any = str if text is None else {c: str for c in text}
+    if typed_cells:
+        dtype, text = (object, ()) if suffix in EXCEL_SUFFIXES else (str, None)
     try:
         if suffix in EXCEL_SUFFIXES:
             return pd.read_excel(p, dtype=dtype, header=header)

@@ -50,8 +50,8 @@ from ..core.bulk import run_bulk
 from ..core.errors import NotFound, ToolkitError, TransportError, ValidationError
 from ..core.frames import ToolkitFrame, frame
 from ..core.redact import redact
-from .values import MONEY_STEP, NEGATIVE_NOTE, TIME_FORMAT, FieldSpec, check, is_missing, is_negative_money, \
-    normalize, round_money, same, to_wire
+from .values import MONEY_STEP, NEGATIVE_NOTE, TIME_FORMAT, FieldSpec, check, equal, is_blank, \
+    is_missing, is_negative_money, keep_zeros, normalize, round_money, same, to_wire
 from .values import BadValue as _Bad
 from .values import as_id as _as_id
 from .values import plain as _plain
@@ -142,13 +142,25 @@ def fields_to_body(spec: EditableSpec, fields: Mapping[str, Any], *, creating: b
 
 # -- diff -------------------------------------------------------------------------------------------------
 def _indexed(df: pd.DataFrame, what: str) -> tuple[pd.DataFrame, list[int | None]]:
-    """The table indexed by its rows, and each row's Dokus id (None for a new row)."""
+    """The table indexed by its rows, and each row's Dokus id (None for a new row). Header names are
+    stripped of spaces, and an edited table's rows without an id and without any value (a sheet's empty
+    lines) are dropped."""
     if not isinstance(df, pd.DataFrame):
         raise ValidationError(f"{what} must be a DataFrame (as returned by list())", service="dokus")
     table = pd.DataFrame(df)
+    table.columns = [c.strip() if isinstance(c, str) else c for c in table.columns]
     if "id" in table.columns:
         table = table.set_index("id")
+    elif what == "edited" and table.index.name is None and isinstance(table.index, pd.RangeIndex) and len(table):
+        raise ValidationError("the edited table has no id column, so its rows cannot be matched to Dokus items "
+                              "(its row numbers 0, 1, 2 … may be ids of other items)", service="dokus",
+                              hint="Keep the id column as exported (an empty id is a new item), or index the "
+                                   "table by id as list() does.")
     ids = [_as_id(label) for label in table.index]
+    if what == "edited" and len(table):
+        blank = table.apply(lambda col: col.map(is_blank)).all(axis=1).tolist()
+        keep = [not (b and i is None) for b, i in zip(blank, ids)]
+        table, ids = table[keep], [i for i, k in zip(ids, keep) if k]
     return table, ids
 
 
@@ -233,7 +245,8 @@ def _update_rows(spec: EditableSpec, item_id: Any, base: pd.Series, row: pd.Seri
                 continue
             rows.append(_plan_row(item_id, column, old, _plain(row[column]), "invalid", str(exc), seen))
             continue
-        if same(old, new):
+        new = keep_zeros(spec, column, old, new, row[column])
+        if equal(spec, column, old, new):
             continue
         if not spec.is_editable(column):
             refused.setdefault(column, []).append(f"id {item_id}: {_read_only_message(spec, column)}")

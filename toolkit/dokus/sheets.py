@@ -16,11 +16,14 @@ is written whole or not at all (a temporary file in the same folder renamed into
 :func:`toolkit.core.files.temporary`).
 
 :func:`read_sheet` reads it back with the one table reader, :func:`toolkit.core.tables.read_table`: an
-``.xlsx`` typed as the spreadsheet typed it (exactly what ``pd.read_excel`` gives, so both make the same
-plan), a ``.csv`` with every cell as text. What a spreadsheet does to values on the way (prices as floats,
-``0042`` as 42, ids as 7.0, dates as datetimes, empty cells as NaN, whitespace, column order, rows
-re-sorted) is absorbed by :func:`toolkit.dokus.edits.diff`, which compares each cell by its field's type
-(:func:`toolkit.dokus.values.normalize` and :func:`toolkit.dokus.values.equal`): only real edits are planned.
+``.xlsx`` with each cell as the spreadsheet typed it (``typed_cells=True``: text stays text with its leading
+zeros, numbers numbers, dates datetimes), a ``.csv`` with every cell as text. What a spreadsheet — or a plain
+``pd.read_excel``, which also turns a column of digit texts into numbers — does to values on the way
+(prices as floats, ``0042`` as 42, ids as 7.0, dates as datetimes, empty cells as NaN, whitespace, column
+order, re-sorted rows) is absorbed by :func:`toolkit.dokus.edits.diff`, which compares each cell by its
+field's type (:func:`toolkit.dokus.values.normalize`, :func:`~toolkit.dokus.values.equal` and
+:func:`~toolkit.dokus.values.keep_zeros`): only real edits are planned, and ``read_sheet(path)`` and
+``pd.read_excel(path)`` give the same plan.
 """
 
 from __future__ import annotations
@@ -37,9 +40,9 @@ import pandas as pd
 
 from ..core.errors import ValidationError
 from ..core.files import clean_temporaries, temporary
-from ..core.tables import EXCEL_SUFFIXES, read_table
+from ..core.tables import read_table
 from .resources import RESOURCES, ResourceSpec
-from .values import as_id, is_missing, plain
+from .values import as_id, is_blank, is_missing, plain
 
 __all__ = ["write_sheet", "read_sheet", "sheet_columns", "SHEET_SUFFIXES"]
 
@@ -215,14 +218,13 @@ def read_sheet(path: "str | os.PathLike[str]", service: str = "dokus") -> pd.Dat
     """The table of a sheet written by :func:`write_sheet` (and edited), indexed by ``id`` as ``list()`` is:
     pass it to ``dk.<resource>.diff(original, read_sheet(path))``.
 
-    An ``.xlsx``/``.xlsm``/``.xls`` is read as the spreadsheet typed its cells (as ``pd.read_excel`` reads
-    it); a ``.csv`` with every cell as text. Header names are stripped of spaces; rows with no value at all
+    An ``.xlsx``/``.xlsm``/``.xls`` is read as the spreadsheet typed its cells (text cells keep their
+    leading zeros); a ``.csv`` with every cell as text. Header names are stripped of spaces; rows with no value at all
     are dropped. A sheet without an ``id`` column, or an id that is not a whole number, is a
     :class:`toolkit.ValidationError` naming the file, the row and the column; a row with an empty id is a new
     item."""
     p = Path(path).expanduser()
-    excel = p.suffix.lower() in EXCEL_SUFFIXES
-    table = read_table(p, service=service, text=() if excel else None,
+    table = read_table(p, service=service, typed_cells=True,
                        what="the id column and the columns to change (as write_sheet wrote them)")
     table.columns = [str(c).strip() for c in table.columns]
     if "id" not in table.columns:
@@ -230,22 +232,17 @@ def read_sheet(path: "str | os.PathLike[str]", service: str = "dokus") -> pd.Dat
                               f"items", service=service,
                               hint="Keep the id column as exported (an empty id is a new item); export again "
                                    "with dk.products.export(path) if it was removed.")
-    blank = table.apply(lambda col: col.map(_blank)).all(axis=1)
+    blank = table.apply(lambda col: col.map(is_blank)).all(axis=1)
     table = table[~blank]
     for pos, value in zip(table.index, table["id"].tolist()):
-        if not _blank(value) and as_id(value) is None:
+        if not is_blank(value) and as_id(value) is None:
             line = int(pos) + 2  # the header is line 1
             raise ValidationError(f"the sheet {p.name}, row {line}, column id: {plain(value)!r} is not a Dokus "
                                   f"id (a whole number)", service=service,
                                   hint="Keep the ids as exported; leave the id empty for a new item.")
-    ids = [None if _blank(v) else as_id(v) for v in table["id"].tolist()]
+    ids = [None if is_blank(v) else as_id(v) for v in table["id"].tolist()]
     table = table.drop(columns="id")
     table.index = pd.Index(pd.array(ids, dtype="Int64"), name="id")
     table.attrs.update({"service": service, "source": p.name})
     return table
-
-
-def _blank(value: Any) -> bool:
-    value = plain(value)
-    return is_missing(value) or (isinstance(value, str) and not value.strip())
 

@@ -13,6 +13,24 @@ What an analyst types is read only when it can mean one thing:
 * exponent forms (``1e3``), ``NaN`` and ``inf`` are refused, and so are amounts beyond Dokus' 10 digits;
 * a negative amount is read, and flagged: a plan marks it (``note="negative price"``) and apply sends it
   only with that mark; ``create``/``update`` refuse it (use a plan so the sign is seen before sending).
+
+Cells by the field's type (:func:`normalize`, :func:`equal`) — what a spreadsheet (Excel, LibreOffice,
+``pd.read_excel``, a CSV) does to a value on the way is not a change:
+
+* empty: ``None``, NaN, NaT, ``pd.NA`` and blank text are all "empty" in every column;
+* text: leading and trailing spaces are dropped and line ends read as ``\n``; a whole number that reached a
+  text column (``1234.0``) is its digits (``"1234"``); text of digits equals the same number written with
+  leading zeros (``"42"`` equals ``"0042"``: a spreadsheet drops them from product numbers, zip codes,
+  organisation numbers), and a number that replaces such digits gets their width back (151 for ``0150`` is
+  ``"0151"``, :func:`keep_zeros`);
+* whole numbers (ids): ``7``, ``7.0`` and ``"7"`` are 7;
+* money: a float is read from its shortest repr (``199.0`` is 199.00) and says so only when it had to be
+  rounded;
+* dates and times: date and datetime cells, ``pd.Timestamp`` and the text forms ``2024-03-31`` (with a time
+  or not) and ``31.03.2024`` (Norwegian, day first); other text (``03/04/2024`` — March or April?) and
+  numbers (a spreadsheet's day count) are refused with what to write;
+* booleans: ``True``/``False``, ``1``/``0``, ``TRUE``/``FALSE``, ``ja``/``nei``, ``yes``/``no``;
+* lists (group members, invoice lines): also as JSON text, as a sheet holds them.
 """
 
 from __future__ import annotations
@@ -28,7 +46,8 @@ import numpy as np
 import pandas as pd
 
 __all__ = ["BadValue", "FieldSpec", "MONEY_STEP", "TIME_FORMAT", "NEGATIVE_NOTE", "round_money", "parse_money", "read_amount", "is_negative_money",
-           "is_missing", "plain", "normalize", "same", "to_wire", "check", "text_key", "filter_text",
+           "is_missing", "is_blank", "plain", "normalize", "same", "equal", "keep_zeros", "to_wire", "check",
+           "text_key", "filter_text",
            "read_only_message", "as_id", "stamp"]
 
 MONEY_STEP = Decimal("0.01")
@@ -68,8 +87,19 @@ def is_missing(value: Any) -> bool:
     return False
 
 
+def is_blank(value: Any) -> bool:
+    """An empty cell as a sheet has it: :func:`is_missing`, blank text, or an empty list."""
+    value = plain(value)
+    if isinstance(value, (list, tuple, dict)):
+        return not value
+    return is_missing(value) or (isinstance(value, str) and not value.strip())
+
+
 def plain(value: Any) -> Any:
-    """numpy scalars → Python scalars."""
+    """numpy scalars → Python scalars (a numpy date or time → ``pd.Timestamp``, never its nanosecond count)."""
+    if isinstance(value, (np.datetime64, np.timedelta64)):
+        return pd.NaT if np.isnat(value) else (pd.Timestamp(value) if isinstance(value, np.datetime64)
+                                                 else pd.Timedelta(value))
     if isinstance(value, np.generic):
         return value.item()
     return value
@@ -188,9 +218,11 @@ def parse_money(value: Any) -> tuple[Decimal | None, str | None]:
         return None, None
     note = None
     rounded = amount.quantize(MONEY_STEP, ROUND_HALF_UP)
-    if isinstance(value, float):
+    if rounded == amount:  # also a float such as 199.5 from a spreadsheet: nothing to say
+        note = None
+    elif isinstance(value, float):
         note = f"a float ({value!r}) reached the table: sent as {rounded} (rounded half up to øre)"
-    elif rounded != amount:
+    else:
         note = f"{amount} rounded half up to øre: {rounded}"
     return rounded, note
 
@@ -209,43 +241,100 @@ def round_money(value: Any) -> Decimal | None:
 
 # -- cells ----------------------------------------------------------------------------------------------
 def normalize(spec: FieldSpec, column: str, value: Any) -> tuple[Any, str | None]:
-    """The canonical value of a cell (for comparing and sending) and a note when it had to be rounded."""
+    """The canonical value of a cell (for comparing and sending) and a note when it had to be rounded.
+
+    Read by the column's type in ``spec.schema`` (see the module docstring); :class:`BadValue` says what to
+    write when a cell cannot be read."""
     value = plain(value)
     dtype = spec.schema.get(column, "object")
     if column in spec.money:
         return parse_money(value)
-    if is_missing(value):
+    if is_missing(value) or (isinstance(value, str) and not value.strip()):
         return None, None
-    if dtype == "decimal":
-        return read_amount(value), None
-    if dtype == "Int64":
-        if isinstance(value, bool):
-            raise BadValue(f"{value!r} is not a whole number")
-        if isinstance(value, Mapping) and "id" in value:  # a relation given as the full object
-            value = value["id"]
-        try:
-            number = Decimal(str(value).strip())
-        except ArithmeticError:
-            raise BadValue(f"{value!r} is not a whole number") from None
-        if not number.is_finite() or number != number.to_integral_value():
-            raise BadValue(f"{value!r} is not a whole number")
-        return int(number), None
-    if dtype == "string":
-        text = str(value)
-        return (text if text.strip() else None), None
-    if dtype in ("datetime", "date"):
-        try:
-            stamp_ = pd.Timestamp(value)
-        except (TypeError, ValueError):
-            raise BadValue(f"{value!r} is not a {'date' if dtype == 'date' else 'time'}") from None
-        if stamp_ is pd.NaT:
-            return None, None
-        return (stamp_.normalize() if dtype == "date" else stamp_), None
-    if dtype == "boolean":
-        return bool(value), None
+    reader = _READERS.get(dtype)
+    if reader is not None:
+        return reader(value), None
     if isinstance(value, np.ndarray):
         value = value.tolist()
+    if isinstance(value, str) and value.strip()[:1] in ("[", "{"):  # a list as a sheet holds it (JSON text)
+        try:
+            return json.loads(value), None
+        except ValueError:
+            pass
     return value, None
+
+
+def _whole(value: Any) -> int:
+    if isinstance(value, bool):
+        raise BadValue(f"{value!r} is not a whole number")
+    if isinstance(value, Mapping) and "id" in value:  # a relation given as the full object
+        value = value["id"]
+    try:
+        number = Decimal(str(value).strip())
+    except ArithmeticError:
+        raise BadValue(f"{value!r} is not a whole number") from None
+    if not number.is_finite() or number != number.to_integral_value():
+        raise BadValue(f"{value!r} is not a whole number")
+    return int(number)
+
+
+def _text(value: Any) -> str | None:
+    if isinstance(value, float) and value.is_integer():  # a spreadsheet's number in a text column
+        value = int(value)
+    text = str(value).replace("\r\n", "\n").replace("\r", "\n").strip()
+    return text or None
+
+
+_ISO_TIME = re.compile(r"\d{4}-\d{1,2}-\d{1,2}(?:[ T]\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?)?(?:Z|[+-]\d{2}:?\d{2})?")
+_NORWEGIAN = re.compile(r"(\d{1,2})\.(\d{1,2})\.(\d{4})((?: \d{1,2}:\d{2}(?::\d{2})?)?)")
+
+
+def _time(value: Any, *, day: bool) -> pd.Timestamp:
+    what, example = ("date", "2024-03-31") if day else ("time", "2024-03-31 14:30:00")
+    if isinstance(value, (pd.Timestamp, datetime, date)):
+        stamp_ = pd.Timestamp(value)
+    elif isinstance(value, str):
+        text = value.strip()
+        norwegian = _NORWEGIAN.fullmatch(text)
+        if norwegian:
+            d, m, y, clock = norwegian.groups()
+            text = f"{y}-{int(m):02d}-{int(d):02d}{clock}"
+        elif not _ISO_TIME.fullmatch(text):
+            raise BadValue(f"{value!r} is not a {what} Dokus can read: write it as {example} (or 31.03.2024)")
+        try:
+            stamp_ = pd.Timestamp(text)
+        except (TypeError, ValueError):
+            raise BadValue(f"{value!r} is not a {what}: no such day or time (write e.g. {example})") from None
+    else:
+        raise BadValue(f"{value!r} is not a {what}: format the cell as a date, or write e.g. {example}")
+    if stamp_.tzinfo is not None:
+        stamp_ = stamp_.tz_convert(None)
+    return stamp_.normalize() if day else stamp_
+
+
+_TRUE = {"true", "1", "yes", "ja", "sann"}     # SANN/USANN: TRUE/FALSE in a Norwegian LibreOffice
+_FALSE = {"false", "0", "no", "nei", "usann"}
+
+
+def _boolean(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, (int, float)) and value in (0, 1):
+        return bool(value)
+    text = str(value).strip().lower()
+    if text in _TRUE or text in _FALSE:
+        return text in _TRUE
+    if re.fullmatch(r"[01]\.0*", text):
+        return text.startswith("1")
+    raise BadValue(f"{value!r} is not yes or no: write TRUE or FALSE (or 1 or 0)")
+
+
+#: how a cell of each schema type is read (money is read by :func:`parse_money`; other types as they come)
+_READERS: dict[str, Any] = {
+    "Int64": _whole, "string": _text, "date": lambda v: _time(v, day=True),
+    "datetime": lambda v: _time(v, day=False), "boolean": _boolean,
+    "decimal": read_amount,
+}
 
 
 def _canon(value: Any) -> str:
@@ -262,6 +351,29 @@ def same(a: Any, b: Any) -> bool:
         return bool(a == b)
     except (TypeError, ValueError):
         return _canon(a) == _canon(b)
+
+
+def equal(spec: FieldSpec, column: str, a: Any, b: Any) -> bool:
+    """Whether two canonical values (of :func:`normalize`) of ``column`` are the same, by the field's type:
+    :func:`same`, and text of digits equal to the same digits with leading zeros (``"0042"`` and ``"42"``:
+    a spreadsheet drops them)."""
+    if same(a, b):
+        return True
+    if spec.schema.get(column) == "string" and isinstance(a, str) and isinstance(b, str):
+        return a.isascii() and b.isascii() and a.isdigit() and b.isdigit() and a.lstrip("0") == b.lstrip("0")
+    return False
+
+
+def keep_zeros(spec: FieldSpec, column: str, old: Any, new: Any, raw: Any) -> Any:
+    """The new canonical value of a text column, given back the leading zeros a spreadsheet took: a number
+    (``raw``, the cell as read: 151) replacing digits with leading zeros (``old`` ``"0150"``) becomes
+    ``"0151"``; anything else is ``new`` as it is (text the analyst typed is never padded)."""
+    raw = plain(raw)
+    if (spec.schema.get(column) == "string" and isinstance(raw, (int, float)) and not isinstance(raw, bool)
+            and isinstance(old, str) and isinstance(new, str) and old.isascii() and old.isdigit()
+            and old.startswith("0") and new.isascii() and new.isdigit() and len(new) < len(old)):
+        return new.zfill(len(old))
+    return new
 
 
 def to_wire(spec: FieldSpec, column: str, value: Any) -> Any:
