@@ -44,9 +44,14 @@ def exit_codes(own: Mapping[int, str]) -> dict[int, str]:
     return dict(sorted(table.items()))
 
 
-def codes_text(table: Mapping[int, str]) -> str:
-    """The table on one line, as the README's table of verbs writes it: ``0 done · 1 … · 130 …``."""
-    return " · ".join(f"{code} {meaning}" for code, meaning in table.items())
+def codes_text(table: Mapping[int, str], *, common: bool = True) -> str:
+    """The table on one line: ``0 done · 1 … · 130 …``. ``common=False`` leaves out the codes worded as
+    :data:`COMMON` says them (the README's table of verbs says those once, above the table)."""
+    if common:
+        return " · ".join(f"{code} {meaning}" for code, meaning in table.items())
+    also = f", or {COMMON[USAGE]}"
+    return " · ".join(f"{code} {meaning.removesuffix(also)}" for code, meaning in table.items()
+                      if COMMON.get(code) != meaning)
 
 
 def _epilog(table: Mapping[int, str]) -> str:

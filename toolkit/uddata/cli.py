@@ -11,13 +11,9 @@ The client secret is read from ``TOOLKIT_UDDATA_CLIENT_SECRET`` (environment or 
 the sandbox, or asked for with a hidden prompt — never taken from the command line, where every process
 on the machine could see it.
 
-Exit codes of ``upload``: 0 all uploaded (or already uploaded), 1 some failed, 2 some files skipped as
-invalid (bad name, not a JPEG, duplicate CPR; with ``--prepare`` also a photo refused by a check, e.g. the
-same photo under two CPR numbers); 3 an error stopped the run. ``prepare`` (local: nothing is sent, no
-connection): 0 all prepared (or prepared before), 1 some could not be written, 2 some entries not prepared
-(a check refused them), 3 an error stopped the run. ``audit``: 0 done, 1 some
-CPR numbers could not be checked (outcome ``error``/``deferred``), 2 some inputs are not CPR numbers
-(numbers not on the roster, ``unknown_cpr``, are a result: listed in ``--out``, counted in the summary).
+Exit codes: :data:`UPLOAD_EXIT_CODES`, :data:`PREPARE_EXIT_CODES` (local: nothing is sent, no connection) and
+:data:`AUDIT_EXIT_CODES` (numbers not on the roster, ``unknown_cpr``, are a result: listed in ``--out``, counted
+in the summary), the same in each verb's ``--help`` and the README.
 """
 
 from __future__ import annotations
@@ -26,13 +22,25 @@ import argparse
 from typing import Any
 
 from ..core.check import add_check_command
-from ..core import service as _service
 
 __all__ = ["register"]
 
 
+#: the exit codes of each verb (with those of every verb: 2 usage, 130 Ctrl-C)
+UPLOAD_EXIT_CODES = {0: "all uploaded (or already uploaded)", 1: "some failed",
+                     2: "some files skipped as invalid (bad name, not a JPEG, duplicate CPR; with --prepare also a "
+                        "photo a check refused)", 3: "an error stopped the run"}
+PREPARE_EXIT_CODES = {0: "all prepared (or prepared before)", 1: "some copies could not be written",
+                      2: "some entries not prepared (a check refused them)", 3: "an error stopped the run"}
+AUDIT_EXIT_CODES = {0: "done (numbers not on the roster are a result: unknown_cpr)",
+                    1: "some CPR numbers could not be checked (error or deferred)",
+                    2: "some inputs are not CPR numbers", 3: "an error stopped the run"}
+
+
 def _connection_options(p: argparse.ArgumentParser) -> None:
-    _service.add_connection_options(p, "uddata")
+    from ..core import cli
+
+    cli.add_connection(p, "uddata")
 
 
 def _size(text: str) -> tuple[int, int]:
@@ -67,33 +75,36 @@ def _prepare_options(p: argparse.ArgumentParser) -> None:
 
 
 def _upload_parser(sub: Any) -> None:
-    up = sub.add_parser("upload", help="upload every <cpr>.jpg of a folder (resumable)",
-                        description="Upload every <cpr>.jpg / <cpr>.jpeg of FOLDER to Uddata+ (with --prepare also "
-                                    "<cpr>.heic/.png/.webp/.tif, each prepared on its way). The client secret comes "
-                                    "from TOOLKIT_UDDATA_CLIENT_SECRET or a hidden prompt. Exit code 0: all "
-                                    "uploaded; 1: some failed; 2: some files skipped as invalid.")
+    from ..core import cli
+    from .client import Client
+
+    up = cli.add_verb(sub, "upload", help="upload every <cpr>.jpg of a folder (resumable)",
+                      description="Upload every <cpr>.jpg / <cpr>.jpeg of FOLDER to Uddata+ (with --prepare also "
+                                  "<cpr>.heic/.png/.webp/.tif, each prepared on its way). The client secret comes "
+                                  "from TOOLKIT_UDDATA_CLIENT_SECRET or a hidden prompt.",
+                      codes=UPLOAD_EXIT_CODES, func=_cmd_upload)
     up.add_argument("folder", help="the folder of photos named by CPR number (only this folder, not sub-folders)")
     _connection_options(up)
-    up.add_argument("--concurrency", type=int, default=8, help="photos sent at once (default 8)")
+    cli.add_concurrency(up, "photos sent", Client.upload_folder)
     up.add_argument("--dry-run", action="store_true", help="check the files and show what would be sent")
     up.add_argument("--journal", help="journal file (default FOLDER/.uddata-upload.sqlite)")
     up.add_argument("--report", help="write one row per file to this CSV file")
-    up.add_argument("--no-progress", action="store_true", help="no progress bar; print the summary line instead")
+    cli.add_no_progress(up)
     up.add_argument("--prepare", action="store_true",
                     help="prepare each photo in memory before it is sent: upright, an sRGB JPEG within --max-side "
                          "and --max-mb, no metadata; the same photo under two CPR numbers is not sent")
     _prepare_options(up)
-    up.set_defaults(func=_cmd_upload)
 
 
 def _prepare_parser(sub: Any) -> None:
-    pr = sub.add_parser("prepare", help="make the photos of a folder ready to send (nothing is sent)",
-                        description="Prepare every <cpr>.jpg/.jpeg/.heic/.heif/.png/.webp/.tif/.tiff of FOLDER: "
+    from ..core import cli
+
+    pr = cli.add_verb(sub, "prepare", help="make the photos of a folder ready to send (nothing is sent)",
+                      codes=PREPARE_EXIT_CODES, func=_cmd_prepare, description="Prepare every <cpr>.jpg/.jpeg/.heic/.heif/.png/.webp/.tif/.tiff of FOLDER: "
                                     "upright, an sRGB JPEG within --max-side and --max-mb, without metadata (EXIF, "
                                     "GPS, XMP, IPTC, thumbnails), written as <cpr>.jpg to --out. The originals are "
                                     "never changed; a re-run prepares nothing twice; the same photo under two CPR "
-                                    "numbers is flagged and not prepared. No connection is made. Exit code 0: all "
-                                    "prepared; 1: some could not be written; 2: some entries not prepared.")
+                                    "numbers is flagged and not prepared. No connection is made.")
     pr.add_argument("folder", help="the folder of photos named by CPR number (only read, never changed)")
     pr.add_argument("--out", help="the folder for the prepared copies (created; default FOLDER/prepared)")
     _prepare_options(pr)
@@ -102,32 +113,36 @@ def _prepare_parser(sub: Any) -> None:
     pr.add_argument("--workers", type=int, default=None,
                     help="photos prepared at once (default: the processor's cores, at most 4)")
     pr.add_argument("--report", help="write one row per folder entry to this CSV file")
-    pr.add_argument("--no-progress", action="store_true", help="no progress bar; print the summary line instead")
-    pr.set_defaults(func=_cmd_prepare)
+    cli.add_no_progress(pr)
 
 
 def register(subparsers: Any) -> None:
     """Add ``toolkit uddata …`` to the ``toolkit`` command line."""
+    from ..core import cli
+    from .client import Client
+
     uddata = subparsers.add_parser("uddata", help="Uddata+: upload a folder of photos, audit missing photos")
-    sub = uddata.add_subparsers(dest="uddata_command", required=True)
+    sub = uddata.add_subparsers(dest="uddata_command", required=True, metavar="VERB")
     add_check_command(sub, "uddata")  # toolkit uddata check: the live contract check
 
     _upload_parser(sub)
     _prepare_parser(sub)
 
-    au = sub.add_parser("audit", help="which CPR numbers lack a photo",
-                        description="Check, for every CPR number of a CSV/Excel file, whether Uddata+ holds a photo.")
+    au = cli.add_verb(sub, "audit", help="which CPR numbers lack a photo",
+                      description="Check, for every CPR number of a CSV/Excel file, whether Uddata+ holds a photo.",
+                      codes=AUDIT_EXIT_CODES, func=_cmd_audit)
     au.add_argument("cprs", help="CSV/Excel/text file with CPR numbers (a 'cpr' column, or the first column)")
     _connection_options(au)
-    au.add_argument("--concurrency", type=int, default=16, help="CPR numbers checked at once (default 16)")
+    cli.add_concurrency(au, "CPR numbers checked", Client.audit)
     au.add_argument("--out", help="write the audit rows to this CSV file")
     au.add_argument("--missing", help="write only the CPR numbers without a photo to this CSV file")
-    au.add_argument("--no-progress", action="store_true", help="no progress bar; print the summary line instead")
-    au.set_defaults(func=_cmd_audit)
+    cli.add_no_progress(au)
 
 
 def _connect(args: argparse.Namespace) -> Any:
-    return _service.connect_cli("uddata", args)
+    from ..core import cli
+
+    return cli.connect("uddata", args)
 
 
 def _print_table(df: Any, columns: list[str], limit: int = 40) -> None:
@@ -139,11 +154,12 @@ def _print_table(df: Any, columns: list[str], limit: int = 40) -> None:
 
 
 def _cmd_upload(args: argparse.Namespace) -> int:
+    from ..core import cli
     from .upload import exit_code
 
     with _connect(args) as ud:
-        result = ud.upload_folder(args.folder, concurrency=args.concurrency, dry_run=args.dry_run,
-                                  journal=args.journal, progress=not args.no_progress, prepare=args.prepare,
+        result = ud.upload_folder(args.folder, dry_run=args.dry_run, journal=args.journal,
+                                  **cli.bulk_options(args), prepare=args.prepare,
                                   max_side=args.max_side, max_bytes=args.max_bytes, min_size=args.min_size,
                                   quality=args.quality, distinct=args.distinct)
     if args.report:
@@ -177,9 +193,11 @@ def _cmd_prepare(args: argparse.Namespace) -> int:
 def _cmd_audit(args: argparse.Namespace) -> int:
     from .audit import missing, read_cprs
 
+    from ..core import cli
+
     cprs = read_cprs(args.cprs)  # a file that cannot be read is said before anything else
     with _connect(args) as ud:
-        result = ud.audit(cprs, concurrency=args.concurrency, progress=not args.no_progress)
+        result = ud.audit(cprs, **cli.bulk_options(args))
     if args.out:
         result.to_csv(args.out, index=False)
     if args.missing:
