@@ -102,8 +102,9 @@ def _cell(value: Any, dtype: str) -> Any:
         return json.dumps(value, ensure_ascii=False, default=str)
     if is_missing(value):
         return None
-    if dtype in ("money", "decimal"):
-        return Decimal(str(value)) if not isinstance(value, Decimal) else value
+    if dtype in ("money", "decimal") and not isinstance(value, str):
+        amount = value if isinstance(value, Decimal) else Decimal(str(value))
+        return amount if amount.is_finite() else str(value)  # a NaN/inf Decimal as text: the plan refuses it
     if dtype == "Int64":
         return as_id(value) if as_id(value) is not None else str(value)
     if dtype == "date" and isinstance(value, (pd.Timestamp, datetime, date)):
