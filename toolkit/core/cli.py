@@ -91,9 +91,10 @@ def add_connection(parser: argparse.ArgumentParser, service: str) -> None:
 
     add_connection_options(parser, service)
     if spec(service).environment_field is None:
+        production = "production (the default address), " if _has_default_address(service) else ""
         parser.add_argument("--environment", default=None, metavar="NAME",
                             help="sandbox (the sandbox started by ./run sandbox or ./run lab, with its demo "
-                                 "credentials), a URL, or a name of "
+                                 f"credentials), {production}a URL, or a name of "
                                  f"{env_name(service, 'environments')}; or {env_name(service, 'environment')}")
         # the flag of earlier versions: still read, with a note
         parser.add_argument("--sandbox", action="store_true", help=argparse.SUPPRESS)
@@ -111,9 +112,18 @@ def connect(service: str, args: argparse.Namespace, **values: Any) -> Any:
             print("note: --sandbox is now --environment sandbox (the same flag for every service)", file=sys.stderr)
             args.environment = "sandbox"
         name = getattr(args, "environment", None) or os.environ.get(env_name(service, "environment"))
-        if name:
-            values = {**_named_environment(service, str(name).strip()), **values}
+        url_given = any(getattr(args, f, None) for f in spec(service).url_fields)
+        if name and not url_given:  # as for every service: a URL given wins over the environment's
+            named = _named_environment(service, str(name).strip())
+            values = {**{k: v for k, v in named.items() if getattr(args, k, None) in (None, "")}, **values}
     return connect_cli(service, args, **values)
+
+
+def _has_default_address(service: str) -> bool:
+    from .registry import spec
+
+    svc = spec(service)
+    return all(f.default for f in svc.fields if f.name in svc.url_fields)
 
 
 def _named_environment(service: str, name: str) -> dict[str, Any]:
@@ -132,10 +142,14 @@ def _named_environment(service: str, name: str) -> dict[str, Any]:
         return dict(sandbox.credentials(service))
     if name.startswith(("http://", "https://")):
         return {"base_url": name.rstrip("/")}
-    named = _environments(spec(service), None)
+    svc = spec(service)
+    if name == "production" and _has_default_address(service):
+        return {}  # the service's own address is the fields' default (Livingdocs' server.livingdocs.io)
+    named = _environments(svc, None)
     if name not in named:
+        known = [*named, "sandbox"] + (["production"] if _has_default_address(service) else [])
         raise ValidationError(f"unknown environment {name!r}", service=service,
-                              hint=f"Use one of {', '.join(sorted([*named, 'sandbox']))}, a URL, set "
+                              hint=f"Use one of {', '.join(sorted(known))}, a URL, set "
                                    f"{env_name(service, 'environments')} (a JSON object of name → URL), or give "
                                    "--base-url.")
     target = named[name]
