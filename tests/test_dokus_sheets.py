@@ -197,7 +197,7 @@ def test_libreoffice_csv_round_trips_change_nothing(dk: Any, products: pd.DataFr
 def test_a_csv_not_in_utf8_is_a_plain_message(products: pd.DataFrame, tmp_path: Path) -> None:
     exported = tmp_path / "products.xlsx"
     write_sheet(products, exported)
-    latin = libreoffice(exported, "csv:Text - txt - csv (StarCalc):44,34,12,1", tmp_path)  # ISO-8859-15
+    latin = libreoffice(exported, "csv:Text - txt - csv (StarCalc):44,34,12,1", tmp_path)  # 12: ISO-8859-1
     with pytest.raises(toolkit.ValidationError) as info:
         read_sheet(latin)
     assert "not UTF-8" in str(info.value) and "Dokus" in str(info.value) and "What to do" in str(info.value)
