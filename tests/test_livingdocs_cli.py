@@ -29,7 +29,7 @@ def test_cli_import_wait_report_and_exit_codes(make_sandbox: Any, tmp_path: Path
     assert code == 1  # one image failed (an HTML page named .jpg)
     rows = pd.read_csv(report, dtype=str)
     assert rows["external_id"].tolist() == ["001", "002", "003", "004"]  # leading zeros kept
-    assert rows["status"].tolist() == ["success", "failed", "invalid", "success"]
+    assert rows["outcome"].tolist() == ["success", "failed", "invalid", "success"]
     assert em.entry("archive", "001")["metadata"] == {"caption": "a"}
     assert "success 2, failed 1, invalid 1" in out.out
     assert_no_secrets(out.out + out.err + report.read_text(), em.secrets())

@@ -13,8 +13,8 @@ from toolkit.core.errors import Forbidden, JobTimeout, NotFound, Unauthorized, V
 from toolkit.livingdocs import WebhookInbox, check_images
 from toolkit.testing import assert_no_secrets
 
-COLUMNS = ["external_id", "title", "status", "reason", "media_id", "url", "width", "height", "mime_type", "job_id",
-           "outcome", "http_status", "message"]
+COLUMNS = ["external_id", "outcome", "message", "title", "media_id", "url", "width", "height", "mime_type", "job_id",
+           "http_status"]
 
 
 @pytest.fixture(scope="module")
@@ -65,16 +65,16 @@ def test_one_row_per_input_in_order_bad_rows_never_sent(lv: Any, em: Any) -> Non
     assert list(res.columns) == COLUMNS
     assert res.attrs["kind"] == "assets" and res.attrs["service"] == "livingdocs"
     assert res["external_id"].tolist()[:7] == ["a1", "data-row", "a2", "ftp-row", "a3", "a1", "a4"]
-    assert res["status"].tolist() == ["success", "invalid", "failed", "invalid", "success", "invalid", "failed",
+    assert res["outcome"].tolist() == ["success", "invalid", "failed", "invalid", "success", "invalid", "failed",
                                       "invalid", "success"]
-    assert "data:" in res.loc[1, "reason"] and "http(s)" in res.loc[3, "reason"]
-    assert "row 0" in res.loc[5, "reason"] and "no id" in res.loc[7, "reason"]
-    assert "404" in res.loc[2, "reason"] and "BMP" in res.loc[6, "reason"]
+    assert "data:" in res.loc[1, "message"] and "http(s)" in res.loc[3, "message"]
+    assert "row 0" in res.loc[5, "message"] and "no id" in res.loc[7, "message"]
+    assert "404" in res.loc[2, "message"] and "BMP" in res.loc[6, "message"]
     assert res.loc[8, "external_id"] == "5" and res.loc[8, "mime_type"] == "image/svg+xml"
     assert res.loc[0, "title"] == "First" and res.loc[0, "width"] == 48 and res.loc[0, "media_id"]
     # rows of one chunk name its job; invalid rows name none
     assert res.loc[0, "job_id"] == res.loc[2, "job_id"] == job.ids[0]
-    assert res[res["status"] == "invalid"]["job_id"].isna().all()
+    assert res[res["outcome"] == "invalid"]["job_id"].isna().all()
     sent = [img["id"] for j in em.jobs.values() for img in j["images"]]
     assert sent == ["a1", "a2", "a3", "a4", "5"]
     assert em.entry("archive", "a1")["title"] == "First"
@@ -90,11 +90,11 @@ def test_dataframe_aliases_and_metadata_columns(lv: Any, em: Any) -> None:
                        "file_name": ["Four", "Gif"], "media_type": ["image", None],
                        "metadata.caption": ["c4", None], "metadata": [None, json.dumps({"credit": "me"})]})
     res = lv.import_images(df, system_name="legacy").results()
-    assert res["status"].tolist() == ["success", "success"] and res["title"].tolist() == ["Four", "Gif"]
+    assert res["outcome"].tolist() == ["success", "success"] and res["title"].tolist() == ["Four", "Gif"]
     assert em.entry("legacy", "101")["metadata"] == {"caption": "c4"}
     assert em.entry("legacy", "102")["metadata"] == {"credit": "me"}
     again = lv.import_images(df, system_name="legacy").results()
-    assert again["status"].tolist() == ["skipped", "skipped"] and again["reason"].str.contains("already").all()
+    assert again["outcome"].tolist() == ["skipped", "skipped"] and again["message"].str.contains("already").all()
     assert again["media_id"].tolist() == res["media_id"].tolist()
 
 
@@ -114,7 +114,7 @@ def test_call_arguments_checked_before_sending(lv: Any, em: Any) -> None:
     assert posts(em) == 0
     # exactly at the limit is sent
     ok = {"n": "x" * (8192 - len('{"n":""}'))}
-    assert lv.import_images(good, system_name="archive", context=ok).results()["status"].tolist() == ["success"]
+    assert lv.import_images(good, system_name="archive", context=ok).results()["outcome"].tolist() == ["success"]
 
 
 def test_check_images_marks_later_repeats_and_bad_metadata() -> None:
@@ -149,7 +149,7 @@ def test_wait_timeout_leaves_job_waitable_and_few_status_calls(lv: Any, em: Any)
     job.wait(timeout=60, progress=False)
     calls = sum(1 for r in em.requests if r.path.endswith("/import/images/status"))
     assert calls < 12
-    assert job.results()["status"].tolist() == ["success"] * 3
+    assert job.results()["outcome"].tolist() == ["success"] * 3
 
 
 def test_failed_job_keeps_every_row_and_names_the_job(lv: Any, em: Any) -> None:
@@ -157,8 +157,8 @@ def test_failed_job_keeps_every_row_and_names_the_job(lv: Any, em: Any) -> None:
     job = lv.import_images(em.sample_images(4), system_name="archive", chunk_size=2, concurrency=1)
     res = job.results()
     assert len(res) == 4
-    assert res["status"].tolist() == ["failed", "failed", "success", "success"]
-    assert res.loc[0, "job_id"] == job.ids[0] and job.ids[0] in res.loc[0, "reason"]
+    assert res["outcome"].tolist() == ["failed", "failed", "success", "success"]
+    assert res.loc[0, "job_id"] == job.ids[0] and job.ids[0] in res.loc[0, "message"]
     assert job.status()["state"].tolist() == ["failed", "success"]
 
 

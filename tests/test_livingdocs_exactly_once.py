@@ -38,15 +38,15 @@ def assert_rows_agree_with_library(res: pd.DataFrame, em: Any) -> None:
     failed rows an image that is not there; in_doubt rows may be either."""
     for row in res.itertuples():
         entry = em.entry(SYSTEM, row.external_id)
-        if row.status in ("success", "skipped"):
-            assert entry is not None, f"row {row.Index} says {row.status} but the library lacks it"
+        if row.outcome in ("success", "skipped"):
+            assert entry is not None, f"row {row.Index} says {row.outcome} but the library lacks it"
             assert row.media_id == entry["id"], f"row {row.Index} names another media entry"
-        elif row.status == "failed":
-            assert entry is None, f"row {row.Index} says failed ({row.reason}) but the image is stored"
-            assert "may have" not in str(row.reason)
+        elif row.outcome == "failed":
+            assert entry is None, f"row {row.Index} says failed ({row.message}) but the image is stored"
+            assert "may have" not in str(row.message)
         else:
-            assert row.status == "in_doubt", f"row {row.Index}: unexpected status {row.status!r}"
-            assert "in doubt" in row.reason and "not imported" not in row.reason and "not sent" not in row.reason
+            assert row.outcome == "in_doubt", f"row {row.Index}: unexpected outcome {row.outcome!r}"
+            assert "in doubt" in row.message and "not imported" not in row.message and "not sent" not in row.message
 
 
 def assert_each_image_once(em: Any, images: list[dict[str, Any]]) -> None:
@@ -76,15 +76,15 @@ def test_killed_between_answer_and_journal_rerun_imports_each_image_once(make_sa
         job = lv.import_images(images, system_name=SYSTEM, chunk_size=4, journal=journal, progress=False)
         res = job.results()
     assert len(res) == len(images) and res["external_id"].tolist() == [i["id"] for i in images]
-    assert set(res["status"]) <= {"success", "skipped"}, res[["status", "reason"]].to_string()
+    assert set(res["outcome"]) <= {"success", "skipped"}, res[["outcome", "message"]].to_string()
     assert_rows_agree_with_library(res, em)
     assert_each_image_once(em, images)
     # the chunks the journal records done are re-attached, the one killed in flight is sent again (an upsert)
     assert posts(em) - sent_before == 3 - (kill_at - 1)
     killed = res.iloc[(kill_at - 1) * 4:kill_at * 4]
-    assert killed["reason"].str.contains("earlier run sent these rows without getting the answer").all()
+    assert killed["message"].str.contains("earlier run sent these rows without getting the answer").all()
     if kill_at == 2:
-        assert res.iloc[:4]["reason"].str.contains("re-attached").all()
+        assert res.iloc[:4]["message"].str.contains("re-attached").all()
 
 
 def test_fault_mix_every_row_agrees_with_the_library(make_sandbox: Any, tmp_path: Path) -> None:
@@ -107,7 +107,7 @@ def test_fault_mix_every_row_agrees_with_the_library(make_sandbox: Any, tmp_path
         sb.set_faults("livingdocs")
         again = lv.import_images(images, system_name=SYSTEM, chunk_size=10, journal=journal,
                                  progress=False).results()
-    assert set(again["status"]) <= {"success", "skipped"}
+    assert set(again["outcome"]) <= {"success", "skipped"}
     assert_rows_agree_with_library(again, em)
     assert_each_image_once(em, images)
 
@@ -131,17 +131,16 @@ def test_chunks_whose_answers_were_all_lost_say_in_doubt_and_a_rerun_settles_the
         res = job.results()
         # the first chunk sent once (never again without a look), the others not at all
         assert job.ids == [] and posts(em) == 1
-        assert res["status"].tolist() == ["in_doubt"] * 4 + ["failed"] * 12
-        assert res.iloc[:4]["reason"].str.contains("media library could not be searched").all()
-        assert res.iloc[4:]["reason"].str.contains("not sent: Livingdocs answered neither").all()
-        assert res["outcome"].tolist() == res["status"].tolist()
+        assert res["outcome"].tolist() == ["in_doubt"] * 4 + ["failed"] * 12
+        assert res.iloc[:4]["message"].str.contains("media library could not be searched").all()
+        assert res.iloc[4:]["message"].str.contains("not sent: Livingdocs answered neither").all()
         assert em.jobs, "this seed lets the service process some of the requests whose answer was lost"
         assert_rows_agree_with_library(res, em)
         sb.set_faults("livingdocs")
         again = lv.import_images(images, system_name=SYSTEM, chunk_size=4, journal=journal,
                                  progress=False).results()
-    assert set(again["status"]) <= {"success", "skipped"}
-    assert again.iloc[:4]["reason"].str.contains("earlier run sent these rows").all()
-    assert again.iloc[4:]["reason"].isna().all() and (again.iloc[4:]["status"] == "success").all()
+    assert set(again["outcome"]) <= {"success", "skipped"}
+    assert again.iloc[:4]["message"].str.contains("earlier run sent these rows").all()
+    assert again.iloc[4:]["message"].isna().all() and (again.iloc[4:]["outcome"] == "success").all()
     assert_rows_agree_with_library(again, em)
     assert_each_image_once(em, images)

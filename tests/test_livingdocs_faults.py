@@ -30,7 +30,7 @@ def test_fault_mix_every_image_in_the_library_exactly_once(make_sandbox: Any, tm
                                progress=False)
         res = job.results()
     assert len(res) == 400 and res["external_id"].tolist() == [i["id"] for i in images]
-    assert set(res["status"]) <= {"success", "skipped"}
+    assert set(res["outcome"]) <= {"success", "skipped"}
     assert len(em.media) == 400
     assert set(em.import_counts.values()) == {1}
     faults = Counter(r.fault for r in em.requests if r.fault)
@@ -49,11 +49,11 @@ def test_lost_answers_are_looked_up_then_sent_again_and_said_so(make_sandbox: An
         res = job.results()
     drops = [r for r in em.requests if r.fault == "drop" and r.method == "POST"]
     assert drops, "this seed drops some import answers"
-    assert len(res) == 60 and set(res["status"]) <= {"success", "skipped"}
+    assert len(res) == 60 and set(res["outcome"]) <= {"success", "skipped"}
     assert set(em.import_counts.values()) == {1} and len(em.media) == 60
     hidden = set(em.jobs) - set(job.ids)
     assert hidden, "some dropped POSTs were processed by the service"
-    reasons = res["reason"].fillna("")
+    reasons = res["message"].fillna("")
     resent = set(res.loc[reasons.str.contains("media library did not hold these rows"), "external_id"])
     found = set(res.loc[reasons.str.contains("media library holds these images as sent"), "external_id"])
     assert resent or found
@@ -61,7 +61,7 @@ def test_lost_answers_are_looked_up_then_sent_again_and_said_so(make_sandbox: An
     # the library (no job id: not sent again)
     stored_by_hidden = {img["id"] for j in hidden for img in em.jobs[j]["images"]
                         if em.jobs[j]["finished"] and em.jobs[j]["state"] == "success"}
-    skipped = set(res.loc[res["status"] == "skipped", "external_id"])
+    skipped = set(res.loc[res["outcome"] == "skipped", "external_id"])
     assert stored_by_hidden <= skipped | found and skipped <= resent
     assert res.loc[res["external_id"].isin(found), "job_id"].isna().all()
     assert res.loc[res["external_id"].isin(found), "media_id"].notna().all()
@@ -76,11 +76,11 @@ def test_service_down_ends_quickly_with_rows_that_say_so(make_sandbox: Any) -> N
     with lv:
         job = lv.import_images(em.sample_images(1000), system_name="archive", progress=False)
         res = job.results()
-    assert job.ids == [] and len(res) == 1000 and (res["status"] == "failed").all()
-    assert res["reason"].str.contains("503|failed repeatedly").all()
+    assert job.ids == [] and len(res) == 1000 and (res["outcome"] == "failed").all()
+    assert res["message"].str.contains("503|failed repeatedly").all()
     posted = sum(1 for r in em.requests if r.method == "POST")
     # the breaker stopped sending after a few chunks (each tried 5 times): most chunks were never sent
-    assert posted <= 7 * 5 and res["reason"].str.contains("failed repeatedly").sum() >= 300
+    assert posted <= 7 * 5 and res["message"].str.contains("failed repeatedly").sum() >= 300
     assert not em.jobs
 
 
@@ -95,8 +95,8 @@ def test_usage_limit_is_rate_limited_with_the_service_message(make_sandbox: Any)
         # some chunks accepted, then the limit: the rest become rows saying so
         job = lv.import_images(em.sample_images(6), system_name="archive", chunk_size=2, concurrency=1)
         res = job.results()
-    assert len(job.ids) == 2 and res["status"].tolist() == ["success"] * 4 + ["failed"] * 2
-    assert res.loc[5, "reason"].count("Your plan does not allow") == 1
+    assert len(job.ids) == 2 and res["outcome"].tolist() == ["success"] * 4 + ["failed"] * 2
+    assert res.loc[5, "message"].count("Your plan does not allow") == 1
 
 
 def test_restart_reattaches_through_the_journal_instead_of_sending_again(make_sandbox: Any, tmp_path: Path) -> None:
@@ -112,8 +112,8 @@ def test_restart_reattaches_through_the_journal_instead_of_sending_again(make_sa
         assert again.ids == first.ids
         assert sum(1 for r in em.requests if r.method == "POST") == posted and len(em.jobs) == 3
         res = again.results()
-        assert res["status"].tolist() == ["success"] * 30
-        assert res["reason"].str.contains("re-attached").all()
+        assert res["outcome"].tolist() == ["success"] * 30
+        assert res["message"].str.contains("re-attached").all()
         listed = lv2.jobs()
         assert set(listed["job_id"]) == set(first.ids) and set(listed["source"]) == {"journal"}
         # a changed row is a new chunk: only it is sent
@@ -122,7 +122,7 @@ def test_restart_reattaches_through_the_journal_instead_of_sending_again(make_sa
         third = lv2.import_images(changed, system_name="archive", chunk_size=10, journal=journal)
         assert third.ids[:2] == first.ids[:2] and third.ids[2] not in first.ids
         out = third.results()
-    assert out.loc[25, "status"] == "success" and out.loc[24, "status"] == "skipped"
+    assert out.loc[25, "outcome"] == "success" and out.loc[24, "outcome"] == "skipped"
     assert em.import_counts[("archive", images[25]["id"])] == 2
 
 
@@ -139,7 +139,7 @@ def test_the_import_post_waits_as_the_clients_retry_policy_says(make_sandbox: An
                                     retry=RetryPolicy(attempts=8, base=0.01, cap=0.01, retry_after_cap=0.01)) as lv:
         job = lv.import_images(em.sample_images(40), system_name="archive", chunk_size=4, progress=False)
         res = job.results()
-    assert (res["status"] == "success").all(), res.to_string()
+    assert (res["outcome"] == "success").all(), res.to_string()
     waits = [r.getMessage() for r in debug_logs.records
              if "retrying in" in r.getMessage() and "POST" in r.getMessage() and "import/images" in r.getMessage()]
     assert waits, "no 503 hit an import POST: pick another seed"

@@ -138,12 +138,10 @@ def test_media_lookup_reads_every_list_shape_and_numbers_given_as_text(canned: A
     assert media["found"].tolist() == [True, True, True, True, False]
     assert media["media_id"].tolist()[:4] == ["123", "asze63i9", "2er11b3i", "4567"]
     assert media["width"].tolist()[:4] == [1600] * 4 and media["height"].tolist()[:4] == [900] * 4
-    assert media["size"].tolist()[:3] == [21000] * 3 and pd.isna(media["size"].iloc[3])
-    assert media["bytes"].tolist()[:3] == [21000] * 3
+    assert media["bytes"].tolist()[:3] == [21000] * 3 and pd.isna(media["bytes"].iloc[3])
     assert media["version"].tolist()[:4] == [1, 2, 3, 1]
-    dtypes = {c: str(media[c].dtype) for c in ("media_id", "width", "height", "size", "version", "bytes")}
-    assert dtypes == {"media_id": "string", "width": "Int64", "height": "Int64", "size": "Int64",
-                      "version": "Int64", "bytes": "Int64"}
+    dtypes = {c: str(media[c].dtype) for c in ("media_id", "width", "height", "version", "bytes")}
+    assert dtypes == {"media_id": "string", "width": "Int64", "height": "Int64", "version": "Int64", "bytes": "Int64"}
 
 
 def test_import_results_read_number_or_text_ids_and_sizes(canned: Any) -> None:
@@ -152,7 +150,7 @@ def test_import_results_read_number_or_text_ids_and_sizes(canned: Any) -> None:
     job = canned.import_images(images, system_name=SYSTEM, progress=False)
     assert job.ids == ["42"]
     res = job.results(timeout=10)
-    assert res["status"].tolist() == ["success", "success", "skipped"]
+    assert res["outcome"].tolist() == ["success", "success", "skipped"]
     assert res["media_id"].tolist() == ["123", "asze63i9", "4567"] and str(res["media_id"].dtype) == "string"
     assert res["width"].tolist() == [1600] * 3 and res["height"].tolist() == [900] * 3
     assert str(res["width"].dtype) == str(res["height"].dtype) == "Int64"

@@ -53,7 +53,7 @@ def test_failing_status_polls_do_not_end_the_wait_and_are_counted(make_sandbox: 
     assert status.attrs["failed_polls"] == int(status["failed_polls"].sum()) == failed
     assert f"{failed} status poll" in status.attrs["summary"] and "asked again" in status.attrs["summary"]
     assert "503" in status.attrs["summary"]
-    assert len(res) == 30 and (res["status"] == "success").all()
+    assert len(res) == 30 and (res["outcome"] == "success").all()
     assert res.attrs["failed_polls"] == failed and "status poll" in res.attrs["summary"]
 
 
@@ -79,7 +79,7 @@ def test_status_polls_that_keep_failing_end_in_job_timeout_and_the_jobs_go_on(ma
         assert not st["finished"].any() and set(st["state"]) == {"started"}
         em.status_error_rate = 0.0
         res = job.results(timeout=30)
-    assert (res["status"] == "success").all()
+    assert (res["outcome"] == "success").all()
 
 
 def test_a_refused_status_poll_still_raises(make_sandbox: Any) -> None:
@@ -128,8 +128,8 @@ def test_a_lost_import_answer_whose_images_are_in_the_library_is_not_sent_again(
         job = lv.import_images(images, system_name=SYSTEM, chunk_size=4, progress=False)
         res = job.results()
     assert posts(em) == 2 and len(em.jobs) == 2 and job.ids == []
-    assert res["status"].tolist() == ["success"] * 8, res[["status", "reason"]].to_string()
-    assert res["reason"].str.contains("media library holds these images as sent").all()
+    assert res["outcome"].tolist() == ["success"] * 8, res[["outcome", "message"]].to_string()
+    assert res["message"].str.contains("media library holds these images as sent").all()
     assert res["job_id"].isna().all()
     for row in res.itertuples():
         entry = em.entry(SYSTEM, row.external_id)
@@ -153,11 +153,11 @@ def test_a_bulk_import_against_a_silent_service_ends_in_bounded_time_one_post_pe
     lv.close()
     post_lines = [r for r in silent["requests"] if r.startswith("POST ")]
     assert took < 20, took  # 0.5 s (the POST) + 1.5 s (the look), generously
-    assert len(res) == 40 and set(res["status"]) <= {"in_doubt", "failed"}
-    doubt = res[res["status"] == "in_doubt"]
+    assert len(res) == 40 and set(res["outcome"]) <= {"in_doubt", "failed"}
+    doubt = res[res["outcome"] == "in_doubt"]
     # the chunk in doubt was sent exactly once; the others never
     assert len(post_lines) == 1 and doubt.index.tolist() == [0, 1, 2, 3]
-    assert doubt["reason"].str.contains("media library could not be searched").all()
-    assert res.iloc[4:]["reason"].str.contains("not sent: Livingdocs answered neither").all()
+    assert doubt["message"].str.contains("media library could not be searched").all()
+    assert res.iloc[4:]["message"].str.contains("not sent: Livingdocs answered neither").all()
     gets = [r for r in silent["requests"] if r.startswith("GET ") and "mediaLibrary" in r]
     assert gets, "the library was looked at before anything was sent again"

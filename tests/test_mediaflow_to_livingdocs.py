@@ -59,12 +59,12 @@ def import_to_livingdocs(lv: Any, rows: list[dict[str, Any]]) -> pd.DataFrame:
 
 
 def join(carried: pd.DataFrame, results: pd.DataFrame) -> pd.DataFrame:
-    lv_columns = (results[["external_id", "status", "reason", "media_id", "url", "width", "height", "mime_type"]]
+    lv_columns = (results[["external_id", "outcome", "message", "media_id", "url", "width", "height", "mime_type"]]
                   .rename(columns={c: f"livingdocs_{c}" for c in ("media_id", "url", "width", "height", "mime_type")}))
     joined = carried.merge(lv_columns, on="external_id", how="left", validate="one_to_one")
-    not_sent = joined["status"].isna()
-    joined["status"] = joined["status"].fillna("not_sent")
-    joined.loc[not_sent, "reason"] = joined.loc[not_sent, "not_sent_reason"]
+    not_sent = joined["outcome"].isna()
+    joined["outcome"] = joined["outcome"].fillna("not_sent")
+    joined.loc[not_sent, "message"] = joined.loc[not_sent, "not_sent_reason"]
     return joined
 
 
@@ -96,8 +96,8 @@ def run_twice_and_check(sb: Any, mf: Any, lv: Any, folder_id: int, source: str) 
     # one row per Mediaflow image, in the Mediaflow order, each id once
     assert len(joined) == len(images) and joined["id"].tolist() == images["id"].tolist()
     assert joined["external_id"].is_unique
-    assert dict(zip(joined["id"], joined["status"])) == {i: ("success" if i in sendable else "not_sent") for i in truth}
-    reasons = joined.loc[joined["status"] == "not_sent", "reason"]
+    assert dict(zip(joined["id"], joined["outcome"])) == {i: ("success" if i in sendable else "not_sent") for i in truth}
+    reasons = joined.loc[joined["outcome"] == "not_sent", "message"]
     assert reasons.notna().all() and reasons.str.contains("processing|no preview").all()
 
     # what Livingdocs holds: the carried id, name and metadata, fetched over HTTP from Mediaflow on 127.0.0.1
@@ -124,7 +124,7 @@ def run_twice_and_check(sb: Any, mf: Any, lv: Any, folder_id: int, source: str) 
 
     # the same import again: every image skipped, the library unchanged (each image exactly once)
     second = import_to_livingdocs(lv, rows)
-    assert second["status"].tolist() == ["skipped"] * len(rows)
+    assert second["outcome"].tolist() == ["skipped"] * len(rows)
     assert second["media_id"].tolist() == first["media_id"].tolist()
     stored = [ext for (system, ext) in lve.media if system == SYSTEM_NAME]
     assert sorted(stored) == sorted(f"{ID_PREFIX}{i}" for i in sendable)
@@ -134,14 +134,14 @@ def run_twice_and_check(sb: Any, mf: Any, lv: Any, folder_id: int, source: str) 
     assert library.loc[library["found"], "version"].tolist() == [1] * len(sendable)
 
     # what landed can be shown: Livingdocs' own links give the pictures at the stored size
-    landed = joined[joined["status"].isin(["success", "skipped"])]
+    landed = joined[joined["outcome"].isin(["success", "skipped"])]
     pictures = [lv.fetch_image(url) for url in landed["livingdocs_url"]]
     assert [(p.width, p.height) for p in pictures] == list(zip(landed["livingdocs_width"], landed["livingdocs_height"]))
 
     # every table the notebook shows (the rows sent hold the real links: the notebook does not show them)
     shown = {"carried": carried.to_string() + carried._repr_html_(), "first": first.to_string(),
              "joined": joined.to_string() + joined._repr_html_(), "second": second.to_string(),
-             "failed": joined[~joined["status"].isin(["success", "skipped"])].to_string(),
+             "failed": joined[~joined["outcome"].isin(["success", "skipped"])].to_string(),
              "library": library.to_string(), "clients": repr(mf) + repr(lv)}
     for name, text_shown in shown.items():
         assert_no_secrets(text_shown, sb.secrets(), f"the {name} output")
@@ -151,14 +151,14 @@ def run_twice_and_check(sb: Any, mf: Any, lv: Any, folder_id: int, source: str) 
 def test_originals_land_once_with_their_metadata_and_the_second_run_is_all_skipped(pair: Any) -> None:
     sb, mf, lv = pair
     joined = run_twice_and_check(sb, mf, lv, FOLDER_ID, "original")
-    assert joined.loc[joined["status"] == "not_sent", "reason"].str.startswith(PROCESSING).all()
+    assert joined.loc[joined["outcome"] == "not_sent", "message"].str.startswith(PROCESSING).all()
     assert sb.emulator("mediaflow").issued_download_urls  # links were signed secrets, and none was shown
 
 
 def test_previews_land_too_and_a_file_without_a_preview_is_not_sent(pair: Any) -> None:
     sb, mf, lv = pair
     joined = run_twice_and_check(sb, mf, lv, PREVIEW_FOLDER_ID, "preview")
-    assert joined.loc[joined["status"] == "not_sent", "has_preview"].tolist() == [False]
+    assert joined.loc[joined["outcome"] == "not_sent", "has_preview"].tolist() == [False]
 
 
 def test_a_link_livingdocs_cannot_fetch_is_a_failed_row_with_the_reason(pair: Any) -> None:
@@ -170,11 +170,11 @@ def test_a_link_livingdocs_cannot_fetch_is_a_failed_row_with_the_reason(pair: An
     joined = join(carried, import_to_livingdocs(lv, rows))
     assert len(joined) == len(carried)
     row = joined[joined["external_id"] == broken].iloc[0]
-    assert row["status"] == "failed"
-    assert "403" in row["reason"]
-    failed = joined[~joined["status"].isin(["success", "skipped"])]
-    assert set(failed["status"]) == {"failed", "not_sent"}
-    assert (joined["status"] == "success").sum() == len(rows) - 1
+    assert row["outcome"] == "failed"
+    assert "403" in row["message"]
+    failed = joined[~joined["outcome"].isin(["success", "skipped"])]
+    assert set(failed["outcome"]) == {"failed", "not_sent"}
+    assert (joined["outcome"] == "success").sum() == len(rows) - 1
     assert_no_secrets(joined.to_string() + failed.to_string(), sb.secrets(), "the joined frame")
 
 

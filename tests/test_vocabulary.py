@@ -203,7 +203,7 @@ def test_assets_of_two_services_line_up_in_one_concat(results: dict[str, Any]) -
     assert len(found) >= 1
     mine = both[both["source"] == "livingdocs"].dropna(subset=["url"])
     assert mine["title"].tolist() == found["title"].tolist()
-    assert mine["bytes"].tolist() == found["size"].tolist()  # bytes = size, the raw column kept
+    assert mine["bytes"].tolist() == found["bytes"].tolist() and found["bytes"].notna().all()
     theirs = both[both["source"] == "mediaflow"]
     assert theirs["bytes"].tolist() == files["filesize"].tolist() and theirs["title"].tolist() == files["name"].tolist()
     assert theirs["created"].notna().all() and theirs["url"].notna().any()
@@ -218,16 +218,14 @@ def test_the_raw_names_stay_beside_the_vocabulary_columns(results: dict[str, Any
     audit = results["ud.audit(cprs)"]
     assert audit["message"].notna().any() and set(audit["outcome"].dropna()) >= {"invalid", "with_photo"}
     imported = results["job.results()"]
-    same(imported, "outcome", "status"), same(imported, "message", "reason")
     assert set(imported["outcome"]) == {"success", "failed"} and imported["http_status"].isna().all()
+    assert imported.loc[imported["outcome"] == "failed", "message"].notna().all()
     objs = results["bk.objects(after)"]
     assert objs["url"].str.contains("/metadata/export/object/download?id=", regex=False).all()
     assert objs["url"].str.startswith("http://127.0.0.1").all()
     media = results["lv.media(ids, system_name)"]
-    same(media, "bytes", "size")
     found = media[media["found"].fillna(False)].iloc[0]
-    assert found["created"] == pd.Timestamp(found["created_at"]).tz_convert("UTC").tz_localize(None)
-    assert found["modified"] == pd.Timestamp(found["updated_at"]).tz_convert("UTC").tz_localize(None)
+    assert found["bytes"] > 0 and pd.notna(found["created"]) and pd.notna(found["modified"])
     files = results["mf.files(folder_id)"]
     same(files, "bytes", "filesize"), same(files, "title", "name"), same(files, "created", "uploaded")
     same(files, "url", "medium_preview")
@@ -256,7 +254,7 @@ def _twins(df: pd.DataFrame) -> list[tuple[str, str]]:
 
 
 @pytest.mark.parametrize("method", sorted(m for m in METHODS if METHODS[m]["kind"] == "assets"
-                                           and METHODS[m]["service"] in ("uddata", "boknett", "dokus")))
+                                           and METHODS[m]["service"] in ("uddata", "boknett", "dokus", "livingdocs")))
 def test_a_result_table_has_one_column_per_meaning(results: dict[str, Any], method: str) -> None:
     got = results[method]
     rows = got if isinstance(got, pd.DataFrame) else got.to_frame().T
@@ -274,6 +272,8 @@ RENAMED = {
     "ud.audit(cprs)": (["status", "error"], ["outcome", "message"]),
     "bk.objects(after)": (["reference"], ["url"]),
     "bk.changes(state)": (["reference"], ["url"]),
+    "job.results()": (["status", "reason"], ["outcome", "message"]),
+    "lv.media(ids, system_name)": (["size", "created_at", "updated_at"], ["bytes", "created", "modified"]),
 }
 
 

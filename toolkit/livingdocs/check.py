@@ -29,8 +29,8 @@ READ_ENVELOPES = ("results", "mediaLibraryEntries", "entries", "items")
 #: a media library entry's columns of :data:`MEDIA_SCHEMA` → where the lookup's entry holds them
 ENTRY_WIRE = {"media_id": "id", "system_name": "systemName", "external_id": "externalId", "version": "version",
               "media_type": "mediaType", "title": "title", "url": "asset.url", "mime_type": "asset.mimeType",
-              "width": "asset.width", "height": "asset.height", "size": "asset.size", "created_at": "createdAt",
-              "updated_at": "updatedAt", "metadata": "metadata"}
+              "width": "asset.width", "height": "asset.height", "bytes": "asset.size", "created": "createdAt",
+              "modified": "updatedAt", "metadata": "metadata"}
 ENTRY_FIELDS: dict[str, Expect] = expects_of({c: MEDIA_SCHEMA[c] for c in ENTRY_WIRE}, ENTRY_WIRE,
                                              kinds={"object": "object"},
                                              also={"media_id": "integer", "Int64": "integer-text|number"},

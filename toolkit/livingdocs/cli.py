@@ -93,9 +93,9 @@ def _cmd_import(args: argparse.Namespace) -> int:
             if len(status):
                 print(status.to_string(index=False))
             results = [r for r in job.result_rows() if r.get("job_id") is None]
-            invalid = sum(1 for r in results if r["status"] == "invalid")
-            unsent = sum(1 for r in results if r["status"] == "failed")
-            doubt = sum(1 for r in results if r["status"] == "in_doubt")
+            invalid = sum(1 for r in results if r["outcome"] == "invalid")
+            unsent = sum(1 for r in results if r["outcome"] == "failed")
+            doubt = sum(1 for r in results if r["outcome"] == "in_doubt")
             print(f"{invalid} invalid row(s) not sent; {unsent} row(s) could not be sent"
                   + (f"; {doubt} row(s) in doubt (the answer was lost: run again to be sure)" if doubt else "")
                   + ". Follow the jobs with --wait, or in Python: lv.job(id).")
@@ -104,15 +104,15 @@ def _cmd_import(args: argparse.Namespace) -> int:
         res = job.results()
     if args.report:
         res.to_csv(args.report, index=False)
-    problems = res[res["status"].isin(["failed", "in_doubt", "invalid"])]
+    problems = res[res["outcome"].isin(["failed", "in_doubt", "invalid"])]
     if len(problems):
         with __import__("pandas").option_context("display.max_colwidth", 120):
-            print(problems[["external_id", "status", "reason", "job_id"]].head(40).to_string(index=False))
+            print(problems[["external_id", "outcome", "message", "job_id"]].head(40).to_string(index=False))
         if len(problems) > 40:
             print(f"… {len(problems) - 40} more (use --report for all)")
     print(res.attrs.get("summary", ""))
-    if res["status"].isin(["failed", "in_doubt"]).any():
+    if res["outcome"].isin(["failed", "in_doubt"]).any():
         return 1
-    if (res["status"] == "invalid").any():
+    if (res["outcome"] == "invalid").any():
         return 2
     return 0

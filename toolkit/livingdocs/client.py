@@ -58,13 +58,12 @@ FIELDS = [
     Field("api_version", "API version", required=False, default="v1"),
 ]
 
+#: the vocabulary (docs/vocabulary.md): bytes is the entry's ``asset.size``, created/modified its
+#: ``createdAt``/``updatedAt`` as naive UTC datetimes
 MEDIA_SCHEMA = {"external_id": "string", "system_name": "string", "found": "boolean", "media_id": "string",
                 "version": "Int64", "media_type": "string", "title": "string", "url": "string",
-                "mime_type": "string", "width": "Int64", "height": "Int64", "size": "Int64",
-                "created_at": "string", "updated_at": "string", "metadata": "object",
-                # the vocabulary (docs/vocabulary.md): bytes = size, created/modified = created_at/updated_at
-                # as naive UTC datetimes; the raw columns stay
-                "bytes": "Int64", "created": "datetime", "modified": "datetime"}
+                "mime_type": "string", "width": "Int64", "height": "Int64", "bytes": "Int64",
+                "created": "datetime", "modified": "datetime", "metadata": "object"}
 JOBS_SCHEMA = {"job_id": "string", "system_name": "string", "images": "Int64", "state": "string",
                "finished": "boolean", "source": "string", "chunk": "string", "recorded_at": "string"}
 
@@ -361,8 +360,9 @@ class AsyncClient(ServiceClient):
         -------
         DataFrame
             One row per id, in order: external_id, system_name, found, media_id, version, media_type, title,
-            url, mime_type, width, height, size, created_at, updated_at, metadata, then the vocabulary's bytes
-            (= size), created and modified (naive UTC datetimes). ``attrs["kind"] == "assets"``.
+            url, mime_type, width, height, bytes (the asset's size), created, modified (naive UTC datetimes),
+            metadata. ``attrs["kind"] == "assets"``. (``bytes``, ``created`` and ``modified`` replace the
+            earlier ``size``, ``created_at`` and ``updated_at``.)
         """
         if isinstance(external_ids, (str, int)):
             external_ids = [external_ids]
@@ -464,10 +464,9 @@ def _media_row(ext: str, system: str, entry: Mapping[str, Any] | None) -> dict[s
             "media_type": entry.get("mediaType"),
             "title": entry.get("title") or (metadata.get("title") if isinstance(metadata, Mapping) else None),
             "url": asset.get("url"), "mime_type": asset.get("mimeType"), "width": whole_number(asset.get("width")),
-            "height": whole_number(asset.get("height")), "size": whole_number(asset.get("size")),
-            "created_at": entry.get("createdAt"), "updated_at": entry.get("updatedAt"), "metadata": metadata,
-            "bytes": whole_number(asset.get("size")), "created": entry.get("createdAt"),
-            "modified": entry.get("updatedAt")}  # UTC by frame()
+            "height": whole_number(asset.get("height")), "bytes": whole_number(asset.get("size")),
+            "created": entry.get("createdAt"), "modified": entry.get("updatedAt"),  # UTC by frame()
+            "metadata": metadata}
 
 
 Client = sync_class(AsyncClient, "Client", module=__name__,

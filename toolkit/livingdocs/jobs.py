@@ -39,17 +39,16 @@ __all__ = ["ImportJob", "ServerJob", "Chunk", "parse_status", "RESULT_SCHEMA", "
 
 log = get_logger("toolkit.livingdocs.imports")
 
-RESULT_SCHEMA = {"external_id": "string", "title": "string", "status": "string", "reason": "string",
+#: the vocabulary (docs/vocabulary.md): outcome (the image's ``status`` in the job), message (its ``reason``);
+#: http_status is empty (Livingdocs reports each image in the job's status, not by an HTTP answer)
+RESULT_SCHEMA = {"external_id": "string", "outcome": "string", "message": "string", "title": "string",
                  "media_id": "string", "url": "string", "width": "Int64", "height": "Int64",
-                 "mime_type": "string", "job_id": "string",
-                 # the vocabulary (docs/vocabulary.md): outcome = status, message = reason; http_status is
-                 # empty (Livingdocs reports each image in the job's status, not by an HTTP answer)
-                 "outcome": "string", "http_status": "Int64", "message": "string"}
+                 "mime_type": "string", "job_id": "string", "http_status": "Int64"}
 STATUS_SCHEMA = {"job_id": "string", "state": "string", "finished": "boolean", "started_at": "string",
                  "total": "Int64", "success": "Int64", "skipped": "Int64", "failed": "Int64",
                  # status polls of this job that got no usable answer (5xx, 429, none) and were asked again
                  "failed_polls": "Int64"}
-#: the statuses of a result row, in the order the summary names them
+#: the outcomes of a result row, in the order the summary names them
 STATUSES = ("success", "skipped", "failed", "in_doubt", "invalid")
 #: the pause after a round of status polls that all failed: FAILED_POLL_PAUSE s, doubled each such round up to
 #: FAILED_POLL_PAUSE_MAX s (a round with one answer goes back to the usual pace)
@@ -150,7 +149,7 @@ def _result_row(ext: str | None, title: str | None, job: ServerJob, img: Mapping
                 note: str | None) -> dict[str, Any]:
     if img is None:
         reason = job.reason or f"not imported: the import job {job.job_id} did not report this image"
-        return {"external_id": ext, "title": title, "status": "failed", "reason": _join(reason, note),
+        return {"external_id": ext, "title": title, "outcome": "failed", "message": _join(reason, note),
                 "job_id": job.job_id}
     status = _image_status(img.get("status") or img.get("state"))
     image = img.get("image") if isinstance(img.get("image"), Mapping) else {}
@@ -160,7 +159,7 @@ def _result_row(ext: str | None, title: str | None, job: ServerJob, img: Mapping
         status = "failed"
     return {"external_id": ext if ext is not None else id_text(img.get("externalId") or img.get("id")),
             "title": img.get("title") if img.get("title") not in (None, "") else title,
-            "status": status, "reason": _join(reason, note),
+            "outcome": status, "message": _join(reason, note),
             "media_id": id_text(image.get("mediaId") if image.get("mediaId") is not None else image.get("id")),
             "url": image.get("url") or image.get("originalUrl"),
             "width": whole_number(image.get("width")), "height": whole_number(image.get("height")),
@@ -331,23 +330,22 @@ class ImportJob(Job):
         Returns
         -------
         DataFrame
-            external_id, title, status (``success`` / ``skipped`` / ``failed`` / ``in_doubt`` / ``invalid``;
-            ``in_doubt``: the import call's answer was lost, the images may be stored), reason,
-            media_id, url, width, height, mime_type, job_id, then the vocabulary's outcome (= status),
-            http_status (empty) and message (= reason). ``attrs["kind"] == "assets"``; the counts are in
-            ``attrs["summary"]``.
+            external_id, outcome (``success`` / ``skipped`` / ``failed`` / ``in_doubt`` / ``invalid``;
+            ``in_doubt``: the import call's answer was lost, the images may be stored), message (the reason
+            Livingdocs or the toolkit gives), title, media_id, url, width, height, mime_type, job_id and
+            http_status (empty). ``outcome`` and ``message`` were ``status`` and ``reason`` before.
+            ``attrs["kind"] == "assets"``; the counts are in ``attrs["summary"]``.
         """
         if not self.finished:
             await self.wait(timeout, progress=False)
         rows = self.result_rows()
-        counts = pd.Series([r["status"] for r in rows], dtype="string").value_counts()
+        counts = pd.Series([r["outcome"] for r in rows], dtype="string").value_counts()
         parts = ", ".join(f"{k} {int(counts[k])}" for k in STATUSES if k in counts)
         summary = f"Livingdocs: image import: {len(rows)} image{'s' if len(rows) != 1 else ''}" + \
                   (f" — {parts}" if parts else "") + f" in {len(self._jobs)} job{'s' if len(self._jobs) != 1 else ''}"
         polls = self._failed_polls_text()
         if polls:
             summary += f"; {polls}"
-        rows = [{**r, "outcome": r.get("status"), "message": r.get("reason")} for r in rows]
         out = frame(rows, RESULT_SCHEMA, summary=summary, kind="assets", service=SERVICE)
         out.attrs["failed_polls"] = self.failed_polls
         return out
@@ -459,7 +457,7 @@ class ImportJob(Job):
                 if job.images:
                     out += [_result_row(None, None, job, img, None) for img in job.images if isinstance(img, Mapping)]
                 elif job.state == "failed":
-                    out.append({"status": "failed", "reason": job.reason, "job_id": job.job_id})
+                    out.append({"outcome": "failed", "message": job.reason, "job_id": job.job_id})
             return out
         by_row: dict[int, dict[str, Any]] = {}
         jobs = {id(j.chunk): j for j in self._jobs if j.chunk is not None}
@@ -472,22 +470,22 @@ class ImportJob(Job):
         out = []
         for row in self._rows:
             if row.payload is None:
-                out.append({"external_id": row.external_id, "title": row.title, "status": "invalid",
-                            "reason": row.reason, "job_id": None})
+                out.append({"external_id": row.external_id, "title": row.title, "outcome": "invalid",
+                            "message": row.reason, "job_id": None})
             else:
                 out.append(by_row.get(row.position) or {"external_id": row.external_id, "title": row.title,
-                                                        "status": "failed", "reason": "not sent", "job_id": None})
+                                                        "outcome": "failed", "message": "not sent", "job_id": None})
         return out
 
     @staticmethod
     def _chunk_rows(chunk: Chunk, job: ServerJob | None) -> dict[int, dict[str, Any]]:
         if job is None and chunk.found is not None:  # the answer was lost; the library holds them as sent
-            return {row.position: {"external_id": row.external_id, "title": row.title, "status": "success",
-                                   **chunk.found.get(row.position, {}), "reason": chunk.note, "job_id": None}
+            return {row.position: {"external_id": row.external_id, "title": row.title, "outcome": "success",
+                                   **chunk.found.get(row.position, {}), "message": chunk.note, "job_id": None}
                     for row in chunk.rows}
         if job is None:
-            return {row.position: {"external_id": row.external_id, "title": row.title, "status": chunk.status,
-                                   "reason": _join(chunk.error, chunk.note), "job_id": None} for row in chunk.rows}
+            return {row.position: {"external_id": row.external_id, "title": row.title, "outcome": chunk.status,
+                                   "message": _join(chunk.error, chunk.note), "job_id": None} for row in chunk.rows}
         lookup: dict[str, Mapping[str, Any]] = {}
         for img in job.images or []:
             if isinstance(img, Mapping):
