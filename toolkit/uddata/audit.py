@@ -1,6 +1,6 @@
 """Audit: which CPR numbers lack a photo in Uddata+.
 
-``await audit(client, cprs, concurrency=16)`` (or ``ud.audit(cprs)``) accepts a list, a pandas Series,
+``await audit(client, cprs)`` (or ``ud.audit(cprs)``) accepts a list, a pandas Series,
 a DataFrame (its ``cpr``/``cpr_nr`` column, else its first column) or a path to a CSV/Excel/text file
 (CPR numbers read as text, leading zeros kept). Every input becomes one row, in input order:
 
@@ -32,8 +32,8 @@ Outcomes (the 404 body's ``message`` says whether the person or the photo is mis
 The one-line summary is the bulk runner's (``Uddata+: photo audit: N items — with_photo …, no_photo …,
 unknown_cpr … in 1.2 s``): printed once when ``progress`` is on (never printed a second time in other
 words) and kept in ``df.attrs["summary"]`` (``df.summary``). CPR numbers are masked on display, in the
-progress bar and in the summary. ``concurrency`` must be a whole number from 1 to 64 (else
-:class:`toolkit.ValidationError`).
+progress bar and in the summary. ``concurrency`` is ``"auto"`` (the default: the adaptive limit of
+:mod:`toolkit.core.limits`) or a whole number from 1 to 64 (else :class:`toolkit.ValidationError`).
 """
 
 from __future__ import annotations
@@ -154,14 +154,16 @@ def _error_row(number: str, exc: BaseException) -> dict[str, Any]:
             "bytes": None, "message": redact(message), "outcome": "error"}
 
 
-async def audit(client: "PhotoClient", cprs: Any, concurrency: int = 16, progress: bool = True) -> ToolkitFrame:
+async def audit(client: "PhotoClient", cprs: Any, concurrency: "int | str" = "auto",
+                progress: bool = True) -> ToolkitFrame:
     """Check which CPR numbers have a photo; one row per input (see the module docstring).
 
     Parameters
     ----------
     client : an Uddata+ client (``toolkit.uddata.AsyncClient``).
     cprs : list, Series, DataFrame (``cpr`` column, else the first), Index or CSV/Excel path.
-    concurrency : requests at once, a whole number from 1 to 64. progress : show a progress bar and print the summary.
+    concurrency : requests at once: "auto" (adapts to the service) or a whole number from 1 to 64.
+    progress : show a progress bar and print the summary.
 
     Returns
     -------
@@ -171,7 +173,8 @@ async def audit(client: "PhotoClient", cprs: Any, concurrency: int = 16, progres
 
     Raises
     ------
-    toolkit.ValidationError — ``concurrency`` is not a whole number from 1 to 64, or the input cannot be read.
+    toolkit.ValidationError — ``concurrency`` is not "auto" or a whole number from 1 to 64, or the input cannot
+    be read.
     """
     concurrency = check_concurrency(concurrency, "uddata", default=16)
     values = read_cprs(cprs)

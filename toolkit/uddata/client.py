@@ -213,15 +213,15 @@ class AsyncClient(ServiceClient):
         (``file, cpr, outcome, message, http_status``) like a row of :meth:`upload_folder`."""
         return await _upload.put_one(self, cpr, path_or_bytes)
 
-    async def audit(self, cprs: Any, concurrency: int = 16, progress: bool = True) -> ToolkitFrame:
+    async def audit(self, cprs: Any, concurrency: "int | str" = "auto", progress: bool = True) -> ToolkitFrame:
         """Which CPR numbers lack a photo; see :func:`toolkit.uddata.audit.audit`."""
         return await _audit.audit(self, cprs, concurrency=concurrency, progress=progress)
 
-    async def upload_folder(self, folder: "str | os.PathLike[str]", concurrency: int = 8, dry_run: bool = False,
-                            journal: "str | os.PathLike[str] | None" = None, progress: bool = True,
-                            prepare: bool = False, max_side: int = 2000, max_bytes: int | None = None,
-                            min_size: tuple[int, int] = (200, 250), quality: int = 90,
-                            distinct: Any = ()) -> ToolkitFrame:
+    async def upload_folder(self, folder: "str | os.PathLike[str]", concurrency: "int | str" = "auto",
+                            dry_run: bool = False, journal: "str | os.PathLike[str] | None" = None,
+                            progress: bool = True, prepare: bool = False, max_side: int = 2000,
+                            max_bytes: int | None = None, min_size: tuple[int, int] = (200, 250),
+                            quality: int = 90, distinct: Any = ()) -> ToolkitFrame:
         """Upload every ``<cpr>.jpg`` of a folder, resumably; see :func:`toolkit.uddata.upload.upload_folder`.
         ``prepare=True`` also takes HEIC/PNG/WebP/TIFF and prepares each photo in memory on its way (upright,
         sRGB JPEG within ``max_side`` and ``max_bytes``, no metadata, duplicate photos flagged); see

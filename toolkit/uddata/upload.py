@@ -1,6 +1,6 @@
 """Folder upload of ``<cpr>.jpg`` photos — the replacement for the vendor's ``image-uploader-1.0.0.jar``.
 
-``await upload_folder(client, folder, concurrency=8, dry_run=False, journal=None)`` (or
+``await upload_folder(client, folder, concurrency="auto", dry_run=False, journal=None)`` (or
 ``ud.upload_folder(folder)``) checks every file before anything is sent, then uploads the good ones
 concurrently and returns **one row per file** (``file, cpr, outcome, message, http_status``).
 
@@ -383,10 +383,11 @@ async def _check_prepared(candidates: list[Candidate], settings: Any, run: Write
     return workers
 
 
-async def upload_folder(client: "PhotoClient", folder: "str | os.PathLike[str]", concurrency: int = 8,
-                        dry_run: bool = False, journal: "str | os.PathLike[str] | None" = None,
-                        progress: bool = True, prepare: bool = False, max_side: int = 2000,
-                        max_bytes: int | None = None, min_size: tuple[int, int] = (200, 250), quality: int = 90,
+async def upload_folder(client: "PhotoClient", folder: "str | os.PathLike[str]",
+                        concurrency: "int | str" = "auto", dry_run: bool = False,
+                        journal: "str | os.PathLike[str] | None" = None, progress: bool = True,
+                        prepare: bool = False, max_side: int = 2000, max_bytes: int | None = None,
+                        min_size: tuple[int, int] = (200, 250), quality: int = 90,
                         distinct: Any = ()) -> ToolkitFrame:
     """Check and upload every ``<cpr>.jpg`` of ``folder``; one row per entry (see the module docstring).
 
@@ -395,8 +396,8 @@ async def upload_folder(client: "PhotoClient", folder: "str | os.PathLike[str]",
     the duplicate-photo search of :mod:`toolkit.uddata.prepare`, with ``min_size``, ``quality`` and
     ``distinct`` as there); the rows then have an ``actions`` column saying what was done.
 
-    Raises :class:`toolkit.ValidationError` when ``folder`` is not a folder, ``concurrency`` is not an
-    int ≥ 1 or a preparation setting is wrong (before anything is read or sent)."""
+    Raises :class:`toolkit.ValidationError` when ``folder`` is not a folder, ``concurrency`` is not
+    "auto" or an int from 1 to 64, or a preparation setting is wrong (before anything is read or sent)."""
     concurrency = check_concurrency(concurrency, "uddata")
     settings = None
     if prepare:
