@@ -340,7 +340,7 @@ def test_public_names_and_signatures() -> None:
     assert sig["state"].default == "boknett.cursor" and sig["after"].default is None
     sig = inspect.signature(toolkit.boknett.Client.download).parameters
     assert list(sig)[1:5] == ["objs", "folder", "concurrency", "overwrite"]
-    assert sig["concurrency"].default == 8 and sig["overwrite"].default is False
+    assert sig["concurrency"].default == "auto" and sig["overwrite"].default is False
     assert "410" in (toolkit.boknett.Client.download.__doc__ or "")
 
 

@@ -344,7 +344,7 @@ class AsyncClient(ServiceClient):
 
         return await pull_changes(self, state=state, after=after, pagesize=pagesize, out=out)
 
-    async def download(self, objs: Any, folder: "str | os.PathLike[str]", concurrency: int = 8,
+    async def download(self, objs: Any, folder: "str | os.PathLike[str]", concurrency: "int | str" = "auto",
                        overwrite: bool = False, progress: bool = True,
                        journal: "str | os.PathLike[str] | None" = None) -> Any:
         """Download the files of report rows into ``folder``; one result row per object.
@@ -358,7 +358,8 @@ class AsyncClient(ServiceClient):
             nothing lands outside ``folder``; a name another object of the run (or a file not written for
             this object) already holds gets the suffix ``~{isbn13}_{type}`` (the row says so).
         concurrency:
-            downloads in flight at once (a whole number from 1 to 64).
+            downloads in flight at once: ``"auto"`` (the default: as many as Boknett takes, see
+            :mod:`toolkit.core.limits`) or a whole number from 1 to 64.
         overwrite:
             fetch every object again, also those the journal says are already on disk.
         progress:

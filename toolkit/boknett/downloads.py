@@ -359,7 +359,7 @@ class _Download:
 
 
 async def download_objects(client: DownloadClient, objs: Any, folder: "str | os.PathLike[str]", *,
-                           concurrency: int = 8, overwrite: bool = False, progress: bool = True,
+                           concurrency: "int | str" = "auto", overwrite: bool = False, progress: bool = True,
                            journal: "str | os.PathLike[str] | None" = None) -> ToolkitFrame:
     """See the module docstring and :meth:`toolkit.boknett.AsyncClient.download`."""
     concurrency = check_concurrency(concurrency, SERVICE, maximum=MAX_CONCURRENCY)

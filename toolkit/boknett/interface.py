@@ -34,7 +34,7 @@ class DownloadClient(Protocol):
     async def check_credentials(self) -> None:
         """Log in now (raises Boknett's refusal of the user name and password)."""
 
-    async def ensure_pool(self, concurrency: int) -> None:
+    async def ensure_pool(self, concurrency: "int | str") -> None:
         """Make the connection pool hold at least ``concurrency`` connections."""
 
     async def download_file(self, reference: str, folder: "str | os.PathLike[str]", *,

@@ -441,9 +441,10 @@ class HttpClient:
         """Make the connection pool hold at least ``concurrency`` connections (``"auto"``: the adaptive limit's
         maximum, 64; call between bulk runs, not during one). A pool that is large enough is kept with its warm
         connections; the bulk runner and the adaptive limit (never above the pool), not the pool, bound how
-        many requests are in flight. A pool grows once: its size costs nothing per request (httpx opens a
-        connection only when a request needs one)."""
-        concurrency = self.limits.policy.maximum if concurrency == _limits.AUTO else max(1, int(concurrency))
+        many requests are in flight. A pool grows once; httpx opens a connection only when a request needs one,
+        so the connections open follow the limit in use, not the pool's size."""
+        concurrency = self.limits.policy.maximum if str(concurrency).strip().lower() == _limits.AUTO \
+            else max(1, int(concurrency))
         if concurrency > self._max_connections:
             self._max_connections = concurrency
             self.limits.set_ceiling(concurrency)

@@ -46,7 +46,7 @@ from typing import Any, Mapping, Protocol
 
 import pandas as pd
 
-from ..core.bulk import run_bulk
+from ..core.bulk import check_concurrency, run_bulk
 from ..core.errors import NotFound, ToolkitError, TransportError, ValidationError
 from ..core.frames import ToolkitFrame, frame
 from ..core.redact import redact
@@ -402,9 +402,11 @@ def _error_text(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
-async def apply(resource: RawResource, plan: pd.DataFrame, *, dry_run: bool = False, concurrency: int = 4,
-                progress: bool = True) -> ToolkitFrame:
-    """Send a plan made by :func:`diff`; one result row per item, in plan order (see the module docstring)."""
+async def apply(resource: RawResource, plan: pd.DataFrame, *, dry_run: bool = False,
+                concurrency: "int | str" = "auto", progress: bool = True) -> ToolkitFrame:
+    """Send a plan made by :func:`diff`; one result row per item, in plan order (see the module docstring).
+    ``concurrency``: ``"auto"`` (as many at once as Dokus takes; see :mod:`toolkit.core.limits`) or 1 to 64."""
+    concurrency = check_concurrency(concurrency, "dokus", default=4)
     spec = resource.spec
     owner = plan.attrs.get("resource") if hasattr(plan, "attrs") else None
     if owner and owner != spec.name:

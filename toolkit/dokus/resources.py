@@ -343,7 +343,7 @@ class Resource:
         self._refuse_if_read_only(f"plan changes to {self.spec.name.replace('_', ' ')}")
         return edits.diff(self.spec, original, edited, allow_delete=allow_delete)
 
-    async def apply(self, plan: pd.DataFrame, *, dry_run: bool = False, concurrency: int = 4,
+    async def apply(self, plan: pd.DataFrame, *, dry_run: bool = False, concurrency: "int | str" = "auto",
                     progress: bool = True, journal: "str | os.PathLike[str] | None" = None) -> ToolkitFrame:
         """Send a plan made by :meth:`diff`; one result row per item. See :func:`toolkit.dokus.edits.apply`.
 

@@ -25,7 +25,7 @@ from typing import Any, Iterable, Mapping
 
 from ..core import service as _service
 from ..core.auth import BearerToken
-from ..core.bulk import check_concurrency
+from ..core.bulk import Gate, check_concurrency
 from ..core.client import ServiceClient
 from ..core.credentials import Secret
 from ..core.errors import Forbidden, Gone, NotFound, QuotaExhausted, ToolkitError, Unauthorized, ValidationError
@@ -227,7 +227,7 @@ class AsyncClient(ServiceClient):
 
     # -- public -----------------------------------------------------------------------------------------
     async def import_images(self, images: Any, system_name: str, webhook: Any = None, context: Any = None,
-                            chunk_size: int = 100, journal: Any = None, *, concurrency: int = 4,
+                            chunk_size: int = 100, journal: Any = None, *, concurrency: "int | str" = "auto",
                             progress: bool = True) -> ImportJob:
         """Import images by URL into the media library: one server job per chunk, all under one ImportJob.
 
@@ -251,7 +251,8 @@ class AsyncClient(ServiceClient):
             recorded, so calling again with the same rows re-attaches instead of sending again. ``None``: a
             journal in memory for this call only.
         concurrency:
-            Import calls in flight at once (after the first).
+            Import calls in flight at once (after the first): ``"auto"`` (the default: as many as Livingdocs
+            takes, see :mod:`toolkit.core.limits`) or a whole number from 1 to 64.
         progress:
             A progress bar while many chunks are sent.
 
@@ -346,7 +347,7 @@ class AsyncClient(ServiceClient):
                 book.close()
         return frame(list(rows.values()), JOBS_SCHEMA, kind="jobs", service=SERVICE)
 
-    async def media(self, external_ids: Any, system_name: str, *, concurrency: int = 8) -> Any:
+    async def media(self, external_ids: Any, system_name: str, *, concurrency: "int | str" = "auto") -> Any:
         """Look images up in the media library by their source-system id.
 
         Parameters
@@ -370,7 +371,7 @@ class AsyncClient(ServiceClient):
         if not isinstance(system_name, str) or not system_name.strip():
             raise ValidationError("system_name is required to look images up by id", service=SERVICE)
         concurrency = check_concurrency(concurrency, SERVICE)
-        gate = asyncio.Semaphore(concurrency)
+        gate = Gate(concurrency)
 
         async def one(ext: str) -> dict[str, Any]:
             async with gate:

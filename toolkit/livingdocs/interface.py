@@ -23,7 +23,7 @@ class ImportClient(Protocol):
     async def job_status(self, job_id: str, *, allow_missing: bool = False) -> dict[str, Any] | None:
         """The status body of one import job (``None`` for an unknown one when ``allow_missing``)."""
 
-    async def media(self, external_ids: Any, system_name: str, *, concurrency: int = 8) -> Any:
+    async def media(self, external_ids: Any, system_name: str, *, concurrency: "int | str" = "auto") -> Any:
         """The media library's entries of these ids (a frame: external_id, found, media_id, title, metadata,
         url, width, height, mime_type …); the import looks there after an answer that was lost."""
 

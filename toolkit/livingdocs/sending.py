@@ -292,7 +292,7 @@ class Sender:
         return chunk_row(chunk)
 
     # -- every chunk ------------------------------------------------------------------------------------
-    async def send_all(self, chunks: list[Chunk], *, concurrency: int, progress: bool) -> None:
+    async def send_all(self, chunks: list[Chunk], *, concurrency: "int | str", progress: bool) -> None:
         """The first chunk alone, then the rest through the bulk runner (see the module docstring)."""
         first, rest = chunks[0], chunks[1:]
         try:
@@ -350,8 +350,8 @@ def run_outcome(chunks: list[Chunk], images: int) -> BulkOutcome:
 
 
 async def start_import(client: ImportClient, images: Any, system_name: str, webhook: Any = None,
-                       context: Any = None, chunk_size: int = 100, journal: Any = None, *, concurrency: int = 4,
-                       progress: bool = True) -> ImportJob:
+                       context: Any = None, chunk_size: int = 100, journal: Any = None, *,
+                       concurrency: "int | str" = "auto", progress: bool = True) -> ImportJob:
     """See :meth:`toolkit.livingdocs.AsyncClient.import_images`."""
     system, webhook_url = prepare(system_name, webhook, context, chunk_size, concurrency)
     rows = check_images(images)
