@@ -23,7 +23,7 @@ def test_readme_python_example_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     assert len(plan) == 3 and set(plan["field"]) == {"price"}
     assert list(result["cpr"]) == scope["cprs"] and result["has_image"].notna().all()
     assert result["has_image"].any() and not result["has_image"].all()  # some with, some without a photo
-    assert scope["job"].results()["status"].tolist() == ["success"]
+    assert scope["job"].results()["outcome"].tolist() == ["success"]
     assert len(scope["objs"]) > 0 and scope["objs"].attrs["next"]
     assert 0 < len(scope["latest"]) <= 10 and scope["latest"].attrs["kind"] == "assets"
 
