@@ -303,3 +303,23 @@ def test_auto_is_accepted_and_a_bad_value_names_the_service() -> None:
             check_concurrency(bad, "mediaflow")
         assert "concurrency" in str(info.value) and "Mediaflow" in str(info.value)
     assert bulk.pool_size("auto") == 64 and bulk.pool_size(3) == 3
+
+
+@pytest.mark.integration
+def test_a_rate_limited_service_over_loopback_every_item_answered_and_every_429_counted() -> None:
+    """The sandbox answers beyond 30 requests a second with 429 + Retry-After (its capacity model): the auto
+    audit (the default) waits as told, every number gets its answer, and the summary counts each 429."""
+    import toolkit
+
+    with toolkit.sandbox.start(services=["uddata"], seed=0) as sb:
+        sb.set_faults("uddata", rate=30, burst=3, exempt=("/oauth",))
+        cprs = sb.emulator("uddata").roster()[:20]
+        with toolkit.uddata.connect(**sb.credentials("uddata")) as ud:
+            sb.stats("uddata", reset=True)
+            result = ud.audit(cprs, progress=False)
+            stats = sb.stats("uddata")
+    assert stats["rate_limited"] > 0  # the service did ask to slow down …
+    assert set(result["outcome"]) <= {"with_photo", "no_photo"} and len(result) == 20  # … and every item answered
+    limit = int(result.summary.split("concurrency settled at ")[1].split(" ")[0])
+    assert 1 <= limit <= 64
+    assert result.summary.endswith(f"({stats['rate_limited']} answers asked to slow down)")
