@@ -163,6 +163,114 @@ CELLS = """() => {
 }"""
 
 
+#: the window widths at which every notebook's results are looked at: a wide screen and a laptop's
+LAYOUT_WIDTHS = (1600, 1000)
+#: the narrowest a progress bar may be drawn (px) before it is "squeezed to a block"
+MIN_BAR_PX = 60
+#: every result table, progress bar and text output of the current notebook, measured as drawn: a column
+#: narrower than its header, a header broken over lines, cell text one or two letters a line, a table cut off
+#: by something that does not scroll, text cut by pandas ("…" at max_colwidth), a dtype footer under a
+#: Series, and a progress widget whose counts leave the bar's row, whose bar is squeezed or whose text is cut
+LAYOUT = r"""(minBar) => {
+  const found = [];
+  const ctx = document.createElement('canvas').getContext('2d');
+  const widthOf = (el, text) => { const cs = getComputedStyle(el);
+    ctx.font = `${cs.fontStyle} ${cs.fontWeight} ${cs.fontSize} ${cs.fontFamily}`;
+    return ctx.measureText(text).width; };
+  const lines = el => { const r = document.createRange(); r.selectNodeContents(el);
+    return new Set(Array.from(r.getClientRects()).filter(q => q.width > 0).map(q => Math.round(q.top))).size; };
+  const room = el => { const cs = getComputedStyle(el);
+    return el.clientWidth - parseFloat(cs.paddingLeft) - parseFloat(cs.paddingRight); };
+  const short = t => t.replace(/\s+/g, ' ').trim().slice(0, 40);
+  const cells = Array.from(document.querySelectorAll('.jp-Notebook .jp-Cell'));
+  cells.forEach((cell, index) => {
+    const where = `cell ${index}`;
+    cell.querySelectorAll('.jp-OutputArea-output').forEach(output => {
+      // printed text (print(series)) is str(), the code's own choice: only displayed results are looked at
+      if (/application\/vnd\.jupyter\.std/.test(output.dataset.mimeType || '')) return;
+      if (/(^|\n)(Name: [^\n]*, )?dtype: [\w\[\]]+\s*$/.test(output.innerText))
+        found.push(`${where}: a Series shown with its dtype footer (${short(output.innerText.split('\n').pop())})`);
+    });
+    cell.querySelectorAll('.jp-OutputArea-output table').forEach(table => {
+      table.querySelectorAll('thead th').forEach(th => {
+        const text = th.innerText.trim();
+        if (!text) return;
+        const need = widthOf(th, text), has = room(th);
+        if (need > has + 1)
+          found.push(`${where}: column "${short(text)}" is ${Math.round(has)} px wide, its header needs ${Math.round(need)} px`);
+        if (lines(th) > 1) found.push(`${where}: header "${short(text)}" is broken over ${lines(th)} lines`);
+      });
+      table.querySelectorAll('tbody td, tbody th').forEach(td => {
+        const text = td.innerText.trim();
+        if (text.length >= 8 && lines(td) > 1 && lines(td) * 3 > text.length)
+          found.push(`${where}: cell text "${short(text)}" drawn ${lines(td)} lines of a few letters`);
+        if (text.length >= 40 && /(\.\.\.|…)$/.test(text))
+          found.push(`${where}: cell text cut short: "${short(text.slice(-40))}"`);
+      });
+      // the first ancestor that does not let the table overflow: it must scroll, or hold the whole table
+      const box = table.getBoundingClientRect();
+      for (let el = table.parentElement; el && el !== document.body; el = el.parentElement) {
+        const ox = getComputedStyle(el).overflowX;
+        if (ox === 'visible') continue;
+        const edge = el.getBoundingClientRect().right;
+        if (ox !== 'auto' && ox !== 'scroll' && box.right > edge + 1)
+          found.push(`${where}: table cut off by ${Math.round(box.right - edge)} px at the right (nothing scrolls)`);
+        break;
+      }
+    });
+    cell.querySelectorAll('.jp-OutputArea-output .widget-hbox').forEach(bar => {
+      const progress = Array.from(bar.children).find(k => /widget-h?progress/.test(k.className));
+      if (!progress || getComputedStyle(bar).visibility === 'hidden' || bar.offsetParent === null) return;
+      // the counts are the text after the bar: beside the bar (the description may go above it)
+      const kids = Array.from(bar.children), counts = kids[kids.indexOf(progress) + 1];
+      const middle = el => { const r = el.getBoundingClientRect(); return (r.top + r.bottom) / 2; };
+      const text = short(bar.innerText), line = progress.getBoundingClientRect();
+      if (counts && (counts.getBoundingClientRect().top > middle(progress) ||
+                     counts.getBoundingClientRect().bottom < middle(progress)))
+        found.push(`${where}: progress counts wrap to another row than the bar ("${text}")`);
+      if (kids.some(k => k !== progress && k !== counts && k.offsetParent !== null && middle(k) > line.bottom))
+        found.push(`${where}: progress text below the bar ("${text}")`);
+      const edge = bar.parentElement.getBoundingClientRect().right;
+      if (kids.some(k => k.offsetParent !== null && k.getBoundingClientRect().right > edge + 1))
+        found.push(`${where}: progress text runs past the output's edge ("${text}")`);
+      const inner = progress.querySelector('.progress') || progress;
+      if (inner.getBoundingClientRect().width < minBar)
+        found.push(`${where}: progress bar squeezed to ${Math.round(inner.getBoundingClientRect().width)} px ("${text}")`);
+      // text is never cut; it takes two lines only where one line beside a 7em bar cannot hold it
+      const room = bar.clientWidth - 7 * parseFloat(getComputedStyle(bar).fontSize);
+      bar.querySelectorAll('.widget-html-content').forEach(label => {
+        const one = widthOf(label, label.innerText.replace(/\u200b/g, ''));
+        if (label.scrollWidth > label.clientWidth + 1 || (lines(label) > 1 && one < room))
+          found.push(`${where}: progress text does not fit on its line ("${short(label.innerText)}")`);
+      });
+    });
+  });
+  return found;
+}"""
+#: every output worth looking at: result tables, progress bars, printed text
+SHOT_TARGETS = ".jp-OutputArea-output:has(table), .jp-OutputArea-output:has(.widget-hprogress)"
+
+
+def layout_problems(page: Any, width: int, shots: Path | None = None, stem: str = "") -> list[str]:
+    """Resize the window to ``width`` (the notebook reflows, nothing runs again), measure every result table
+    and progress bar (:data:`LAYOUT`) and, with ``shots``, save a picture of each such output there."""
+    page.set_viewport_size({"width": width, "height": 1000})
+    page.wait_for_timeout(400)  # JupyterLab lays its panels out again after the resize
+    found = [f"at {width} px: {p}" for p in page.evaluate(LAYOUT, MIN_BAR_PX)]
+    if shots is not None:
+        shots.mkdir(parents=True, exist_ok=True)
+        outputs = page.locator(SHOT_TARGETS).all()
+        tallest = max([o.bounding_box()["height"] for o in outputs if o.bounding_box()] or [0])
+        # a window as tall as the tallest output, so that each picture holds its whole output
+        page.set_viewport_size({"width": width, "height": int(min(max(1000, tallest + 300), 12_000))})
+        page.wait_for_timeout(400)
+        for i, output in enumerate(outputs):
+            with contextlib.suppress(Exception):
+                output.screenshot(path=str(shots / f"{stem}-{width}-{i:02d}.png"), timeout=10_000)
+        page.set_viewport_size({"width": width, "height": 1000})
+    return found
+
+
 @dataclass
 class Run:
     """What one notebook showed after Run All Cells."""
@@ -174,6 +282,8 @@ class Run:
     body: str
     screenshot: Path
     problems: list[str] = field(default_factory=list)
+    #: what the layout check found at each window width (:data:`LAYOUT_WIDTHS`), see :func:`layout_problems`
+    layout: dict[int, list[str]] = field(default_factory=dict)
 
 
 def mask(value: str) -> str:
@@ -193,21 +303,24 @@ def around(text: str, value: str, forbidden: list[str], width: int = 60) -> str:
 
 
 def run_notebook(browser: Any, lab: Lab, name: str, timeout_s: float = 240,
-                 inspect: Callable[[Any], None] | None = None) -> Run:
+                 inspect: Callable[[Any], None] | None = None, widths: tuple[int, ...] = ()) -> Run:
     """Open ``name`` (a file in ``lab.root``) in a new page, Run All Cells, wait until the kernel is idle and
     every code cell ran (or execution stopped at an error), screenshot it, return what it shows.
-    ``inspect(page)`` runs before the page is closed (clicks and checks of particular widgets)."""
+    ``inspect(page)`` runs before the page is closed (clicks and checks of particular widgets). For each of
+    ``widths`` the finished notebook is measured at that window width (``Run.layout``, pictures of its
+    results in ``SCREENSHOTS/layout``)."""
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
     started = time.monotonic()
     workspace = re.sub(r"\W", "-", Path(name).stem)
-    page = browser.new_page(viewport={"width": 1400, "height": 1000},
+    page = browser.new_page(viewport={"width": widths[0] if widths else 1400, "height": 1000},
                             extra_http_headers={"Authorization": f"token {lab.token}"})
     page.set_default_timeout(30_000)
     shot = SCREENSHOTS / f"{Path(name).stem}.png"
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     state: dict[str, Any] = {"status": "none", "cells": []}
     finished = False
+    layout: dict[int, list[str]] = {}
     try:
         page.goto(f"{lab.base}/lab/workspaces/{workspace}/tree/{name}?reset")
         page.wait_for_selector(".jp-Notebook .jp-Cell", state="visible", timeout=60_000)
@@ -241,11 +354,13 @@ def run_notebook(browser: Any, lab: Lab, name: str, timeout_s: float = 240,
         errors = any(o["type"] == "error" for c in state["cells"] for o in c.get("outputs", []))
         if inspect is not None and finished and not errors:  # an error output is reported by problems_of
             inspect(page)
+        for width in widths if finished else ():
+            layout[width] = layout_problems(page, width, SCREENSHOTS / "layout", Path(name).stem)
     finally:
         with contextlib.suppress(Exception):
             page.screenshot(path=str(shot), full_page=True)
         page.close()
-    return Run(name, time.monotonic() - started, finished, state["cells"], body, shot)
+    return Run(name, time.monotonic() - started, finished, state["cells"], body, shot, layout=layout)
 
 
 def problems_of(run: Run, forbidden: list[str]) -> list[str]:

@@ -112,7 +112,7 @@ def test_free_text_shown_in_full_left_aligned_and_wrapped() -> None:
     assert "toolkit-text" in message_cell and "text-align: left" in html and "pre-wrap" in html
     indexed = df.set_index("cpr")._repr_html_()
     assert advice in indexed and "0101901234" not in indexed
-    assert [c for c in indexed.split("<td")[1:] if advice in c][0].startswith(' class="toolkit-text"')
+    assert [c for c in indexed.split("<td")[1:] if advice in c][0].startswith(' class="toolkit-text')
     # a declared free-text column
     custom = frame([{"hint": advice}], {"hint": "string"}, text=["hint"])
     assert advice in custom._repr_html_() and "toolkit-text" in custom._repr_html_()
@@ -127,3 +127,90 @@ def test_masked_view_is_plain_masked_text() -> None:
     assert view["cpr"].tolist() == ["010190-****"] and view["file"].tolist() == ["010190-****.jpg"]
     assert "0101901234" not in view.to_html() and str(view["cpr"].dtype) == "string"
     assert masked_view(df.set_index("cpr")).index.tolist() == ["010190-****"]
+
+
+# -- the notebook's tables (IPython's text/html formatter; JupyterLab and VS Code show it) ------------------
+LONG_ADVICE = ("You don't have permission to upload to this folder: ask the folder's owner in Mediaflow for "
+               "upload rights, or choose another folder (what to do)")
+
+
+@pytest.fixture
+def shell() -> object:
+    """A stand-in for the running IPython shell: IPython's own DisplayFormatter with the toolkit's HTML."""
+    from types import SimpleNamespace
+
+    from IPython.core.formatters import DisplayFormatter
+
+    from toolkit.core.frames import install_notebook_html
+
+    fake = SimpleNamespace(display_formatter=DisplayFormatter())
+    assert install_notebook_html(fake)
+    return fake
+
+
+def shown(shell: object, value: object) -> tuple[str, str]:
+    """What the notebook gets for ``value``: its HTML and its text/plain."""
+    data, _ = shell.display_formatter.format(value)  # type: ignore[attr-defined]
+    return data.get("text/html", ""), data["text/plain"]
+
+
+def test_series_are_small_tables_without_a_dtype_footer(shell: object) -> None:
+    df = frame([{"outcome": "uploaded"}, {"outcome": "uploaded"}, {"outcome": "failed"}], {"outcome": "string"})
+    html, plain = shown(shell, df["outcome"].value_counts())
+    assert "<table" in html and ">count</th>" in html and ">outcome</th>" in html and ">uploaded</th>" in html
+    assert "dtype" not in html and "Name:" not in html
+    assert "Name: count, dtype" in plain  # text/plain, str() and to_string() stay pandas' own
+    row = frame([{"id": 7, "outcome": "forbidden", "message": LONG_ADVICE}],
+                {"id": "Int64", "outcome": "string", "message": "string"}).iloc[0]
+    html, plain = shown(shell, row)
+    assert LONG_ADVICE.replace("'", "&#x27;") in html or LONG_ADVICE.replace("'", "&#39;") in html \
+        or LONG_ADVICE in html  # in full, not "You don't have permi…"
+    assert "dtype" not in html and "Name: 0, dtype: object" in plain and plain == repr(row)
+
+
+def test_every_frame_gets_the_table_and_its_text_stays_pandas_own(shell: object) -> None:
+    plain_df = pd.DataFrame({"reason": [LONG_ADVICE, None], "status": ["forbidden", "ok"]})
+    html, plain = shown(shell, plain_df)
+    assert plain == repr(plain_df) and "this fo..." in plain  # text/plain stays pandas' own (cut at 50)
+    assert 'class="toolkit-table-' in html and "overflow-x: auto" in html  # a box that scrolls sideways
+    # headers on one line (no column narrower than its header); long text wraps between a floor and a ceiling
+    assert "table thead th {white-space: nowrap;}" in html
+    assert "min-width: 24ch; max-width: 52ch;" in html and "overflow-wrap: anywhere" in html
+    cells = dict(zip(["reason", "status"], html.split("<tbody>")[1].split("<td")[1:3]))
+    assert "toolkit-long" in cells["reason"] and LONG_ADVICE.split(":")[0][12:] in cells["reason"]
+    assert "toolkit-long" not in cells["status"]  # a short column keeps its own width, unwrapped
+    assert "..." not in html.split("<tbody>")[1]  # nothing cut at pandas' max_colwidth
+    # each output's style applies to that output only
+    assert shown(shell, plain_df)[0].split('class="')[1] != html.split('class="')[1]
+    with pd.option_context("display.notebook_repr_html", False):
+        assert shown(shell, plain_df)[0] == ""
+
+
+def test_the_notebook_table_masks_cprs(shell: object) -> None:
+    df = frame([{"cpr": "0101901234", "file": "0101901234.jpg", "n": 1},
+                {"cpr": "0202901234", "file": "x.jpg", "n": 2}],
+               {"cpr": "string", "file": "string", "n": "Int64"}, masked={"cpr": "cpr", "file": "text"})
+    plain = pd.DataFrame(df)
+    views = {"frame": df, "plain frame": plain, "column": df["cpr"], "row": df.iloc[0],
+             "cpr index": plain.set_index("cpr"), "row named by a cpr": df.set_index("cpr").loc["0101901234"],
+             "transposed": plain.set_index("cpr").T, "object columns": plain.astype(object).set_index("cpr").T,
+             "value_counts": plain["cpr"].value_counts(), "MultiIndex": plain.set_index(["cpr", "file"]),
+             "MultiIndex columns": plain.pivot_table(columns=["cpr", "file"], values="n")}
+    for name, view in views.items():
+        html, text = shown(shell, view)
+        assert "0101901234" not in html and "0202901234" not in html, name
+        assert "010190-****" in html and "******-" not in html, name  # masked once, not twice
+        assert "0101901234" not in text, name
+
+
+def test_importing_the_toolkit_inside_ipython_installs_the_table() -> None:
+    import subprocess
+    import sys
+
+    code = ("from IPython.core.interactiveshell import InteractiveShell\n"
+            "shell = InteractiveShell.instance()\n"
+            "import pandas as pd, toolkit\n"
+            "data, _ = shell.display_formatter.format(pd.Series([3], name='count'))\n"
+            "print('toolkit-table-' in data['text/html'], 'dtype' in data['text/html'])\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.stdout.split() == ["True", "False"], done.stderr[-2000:]

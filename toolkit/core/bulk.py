@@ -34,8 +34,8 @@ from .errors import (APIError, RateLimited, ServerError, ToolkitError, Transport
                      service_name)
 from .redact import get_logger, redact
 
-__all__ = ["run_bulk", "BulkOutcome", "is_transient", "failure", "check_concurrency", "ItemFailed", "AUTO",
-           "Gate", "pool_size"]
+__all__ = ["run_bulk", "progress_bar", "BulkOutcome", "is_transient", "failure", "check_concurrency", "ItemFailed",
+           "AUTO", "Gate", "pool_size"]
 
 log = get_logger("toolkit.bulk")
 T = TypeVar("T")
@@ -153,16 +153,42 @@ class BulkOutcome:
     slowdowns: int = 0
 
 
+#: the bar's text without the rate (``12.3item/s``), so that the counts (and the limit) fit beside the bar
+BAR_FORMAT = "{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}{postfix}]"
+
+
+def progress_bar(total: int, desc: str, unit: str = "item", leave: bool = True) -> Any:
+    """The toolkit's ``tqdm.auto`` progress bar (a widget in Jupyter, text in a terminal), shaped so that it
+    reads in JupyterLab and VS Code at any width: the bar (at least 6em) and its counts on one row, never
+    wrapped apart; where the row is too narrow for the description too, the description goes above the bar
+    (tqdm's own widget wraps the counts under a squeezed bar). Raises what tqdm raises."""
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=total, desc=desc, unit=unit, leave=leave, dynamic_ncols=True, bar_format=BAR_FORMAT)
+    parts = getattr(getattr(bar, "container", None), "children", ())
+    if len(parts) == 3:  # tqdm.notebook: an HBox of description, bar, counts
+        label, meter, counts = parts
+        # laid out from the right (counts, bar, description) and wrapped upwards: the description is the
+        # one that leaves the row, and goes above it
+        bar.container.layout.display, bar.container.layout.flex_flow = "flex", "row-reverse wrap-reverse"
+        bar.container.layout.justify_content, bar.container.layout.align_items = "flex-end", "center"
+        counts.layout.order, meter.layout.order, label.layout.order = "1", "2", "3"
+        label.layout.flex, counts.layout.flex, counts.layout.min_width = "0 0 auto", "0 1 auto", "0"
+        counts.layout.max_width = "calc(100% - 7em)"  # room for the bar on the counts' row, always
+        meter.layout.flex, meter.layout.min_width = "1 1 6em", "6em"
+        # tqdm's widget joins the words with non-breaking spaces: counts longer than the row (five outcomes
+        # at 1000 px) may break after a comma, beside the bar, instead of running past the output's edge
+        setter = bar.set_postfix_str
+        bar.set_postfix_str = lambda s="", refresh=True: setter(str(s).replace(", ", ",\u200b "), refresh)
+    return bar
+
+
 def _progress(total: int, desc: str, enabled: bool) -> Any:
     if not enabled:
         return None
     try:
-        from tqdm.auto import tqdm
-    except ImportError:  # pragma: no cover - tqdm is a dependency; keep a text fallback anyway
-        return _TextProgress(total, desc)
-    try:
-        return tqdm(total=total, desc=desc, unit="item", leave=True, dynamic_ncols=True)
-    except Exception:  # noqa: BLE001 - e.g. widgets front end unavailable: fall back to text
+        return progress_bar(total, desc)
+    except Exception:  # noqa: BLE001 - e.g. no tqdm or no widgets front end: fall back to text
         return _TextProgress(total, desc)
 
 

@@ -23,11 +23,11 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import pandas as pd
 
-from .cpr_dtype import CprArray, CprDtype, RedactedArray, RedactedDtype, is_masked_dtype
+from .cpr_dtype import CprArray, CprDtype, CprStr, RedactedArray, RedactedDtype, is_masked_dtype
 from .redact import mask_cpr, redact
 
 __all__ = ["ToolkitFrame", "ToolkitSeries", "frame", "series", "Schema", "to_decimal", "masked_view",
-           "CprDtype", "RedactedDtype", "FREE_TEXT", "free_text_html"]
+           "CprDtype", "RedactedDtype", "FREE_TEXT", "free_text_html", "notebook_html", "install_notebook_html"]
 
 #: mask kinds → the dtype that masks them: "cpr" a whole CPR value; "text" CPRs/secrets inside free text
 MASKS = {"cpr": mask_cpr, "text": lambda v: redact(v) if isinstance(v, str) else v}
@@ -58,49 +58,129 @@ def masked_view(df: pd.DataFrame) -> pd.DataFrame:
     return view
 
 
-_INLINE = "text-align: left; white-space: pre-wrap; word-break: break-word;"
-_CSS = ("<style>.toolkit-frame td.toolkit-text, .toolkit-frame th.toolkit-text "
-        "{text-align: left; white-space: pre-wrap; word-break: break-word; max-width: 48em;}</style>")
+#: a column whose shown text runs longer than this (characters) is wrapped text: left-aligned, at least
+#: ``_TEXT_MIN`` wide (never one letter a line) and at most ``_TEXT_MAX`` (lines that can be read)
+_LONG, _TEXT_MIN, _TEXT_MAX = 24, "24ch", "52ch"
+_INLINE, _INLINE_HEAD = "text-align: left; white-space: pre-wrap;", "text-align: left; white-space: nowrap;"
+#: the notebook's table style, scoped to one output by its own class (JupyterLab lays tables out with
+#: ``table-layout: fixed`` and no wrapping rules; VS Code has its own): headers on one line, so no column is
+#: narrower than its header; wrapped text between _TEXT_MIN and _TEXT_MAX; a table wider than the output
+#: scrolls sideways inside its own box instead of being cut
+_CSS = """<style>
+.{scope} {{overflow-x: auto; max-width: 100%;}}
+.{scope} table {{table-layout: auto; width: auto; margin: 0 0 1em 0;}}
+.{scope} table th, .{scope} table td {{white-space: nowrap;}}
+.{scope} table .toolkit-text {{text-align: left; white-space: pre-wrap;}}
+.{scope} table td.toolkit-long, .{scope} table tbody th.toolkit-long {{overflow-wrap: anywhere;
+  min-width: {low}; max-width: {high};}}
+.{scope} table thead th {{white-space: nowrap;}}
+</style>"""
+
+
+def _cells(row: str) -> list[str]:
+    import re
+
+    return re.findall(r"<t[hd][^>]*>.*?</t[hd]>", row, re.S)
+
+
+def _text(cell: str) -> str:
+    import re
+
+    return _html.unescape(re.sub(r"<[^>]+>", "", cell)).strip()
+
+
+def _shown(label: Any) -> Any:
+    return label.masked if isinstance(label, CprStr) else label
+
+
+def notebook_html(data: pd.DataFrame | pd.Series, text: Sequence[str] | None = None) -> str:
+    """The notebook HTML of a frame or a Series (a Series is a small table: no ``Name: …, dtype: …``).
+
+    Every text is shown in full (not cut at pandas' ``display.max_colwidth``); columns of long text and the
+    free-text columns (``text``, default :data:`FREE_TEXT`) are left-aligned and wrapped. CPR numbers and
+    redacted text are masked by their dtype as everywhere in pandas' display.
+    """
+    import re
+    import uuid
+
+    df = data.to_frame(name="" if data.name is None else _shown(data.name)) if isinstance(data, pd.Series) \
+        else pd.DataFrame(data)
+    multi = isinstance(df.columns, pd.MultiIndex)
+    for position, level in enumerate(df.columns.levels if multi else [df.columns]):
+        # pandas draws header labels of plain dtype with str(): a CPR there (``.T``) is masked here
+        if not is_masked_dtype(level.dtype) and any(isinstance(label, CprStr) for label in level):
+            df = df.rename(columns=_shown, level=position if multi else None)
+    with pd.option_context("display.max_colwidth", None):
+        body = df.to_html(
+            max_rows=pd.get_option("display.max_rows"), max_cols=pd.get_option("display.max_columns"),
+            show_dimensions=pd.get_option("display.show_dimensions"), notebook=True, border=0,
+            classes="toolkit-frame")
+    named = {str(c) for c in (text if text is not None else FREE_TEXT)}
+    header = re.search(r"<thead>.*?</thead>", body, re.S)
+    header_rows = re.findall(r"<tr[^>]*>(.*?)</tr>", header.group(0), re.S) if header else []
+    # columns counted from the right end of a row: the index cells on the left may span rows
+    wanted = {len(names) - i for names in ([_text(c) for c in _cells(r)] for r in header_rows)
+              for i, name in enumerate(names) if name in named}
+    rows = re.findall(r"<tr[^>]*>(.*?)</tr>", body[header.end() if header else 0:], re.S)
+    long: set[int] = set()
+    for row in rows:
+        cells = _cells(row)
+        long |= {len(cells) - i for i, cell in enumerate(cells) if len(_text(cell)) > _LONG}
+
+    def marker(inline: str) -> Any:
+        def mark_row(match: "re.Match[str]") -> str:
+            cells = _cells(match.group(2))
+            out = []
+            for i, cell in enumerate(cells):
+                at = len(cells) - i
+                classes = " ".join(["toolkit-text"] * (at in wanted or at in long) + ["toolkit-long"] * (at in long))
+                if classes:
+                    tag, rest = cell.split(">", 1)
+                    tag = tag.replace('class="', f'class="{classes} ', 1) if 'class="' in tag \
+                        else f'{tag} class="{classes}" style="{inline}"'
+                    cell = f"{tag}>{rest}"
+                out.append(cell)
+            return match.group(1) + "\n".join(out) + match.group(3)
+
+        return mark_row
+
+    if header is not None:  # header rows whose cells span columns (a MultiIndex's upper levels) stay as they are
+        head = re.sub(r"(<tr[^>]*>\s*)((?:(?!colspan).)*?)(\s*</tr>)", marker(_INLINE_HEAD), header.group(0),
+                      flags=re.S)
+        body = body[:header.start()] + head + re.sub(r"(<tr[^>]*>\s*)(.*?)(\s*</tr>)", marker(_INLINE),
+                                                     body[header.end():], flags=re.S)
+    scope = f"toolkit-table-{uuid.uuid4().hex[:12]}"
+    return _CSS.format(scope=scope, low=_TEXT_MIN, high=_TEXT_MAX) + f'<div class="{scope}">{body}</div>'
 
 
 def free_text_html(df: pd.DataFrame, text: Sequence[str] | None = None) -> str:
     """The notebook HTML of ``df`` with free-text columns in full, left-aligned and wrapped (mask kept)."""
-    columns = [c for c in (text if text is not None else FREE_TEXT) if c in df.columns]
-    with pd.option_context("display.max_colwidth", None):
-        body = pd.DataFrame(df).to_html(
-            max_rows=pd.get_option("display.max_rows"), max_cols=pd.get_option("display.max_columns"),
-            show_dimensions=pd.get_option("display.show_dimensions"), notebook=True, border=1,
-            classes="toolkit-frame")
-    if not columns:
-        return body
-    # mark the cells of free-text columns (by position in the header) so the CSS aligns and wraps them
-    import re
+    return notebook_html(df, text)
 
-    header = re.search(r"<thead>.*?</thead>", body, re.S)
-    if header is None:
-        return body
-    # positions counted from the right end of a row: the index cells on the left may span rows
-    wanted: set[int] = set()
-    names_wanted = {str(c) for c in columns}
-    for header_row in re.findall(r"<tr[^>]*>(.*?)</tr>", header.group(0), re.S):
-        names = [_html.unescape(re.sub(r"<[^>]+>", "", cell)).strip()
-                 for cell in re.findall(r"<th[^>]*>.*?</th>", header_row, re.S)]
-        wanted |= {len(names) - i for i, name in enumerate(names) if name in names_wanted}
-    if not wanted:
-        return body
 
-    def mark_row(match: "re.Match[str]") -> str:
-        cells = re.findall(r"<t[hd][^>]*>.*?</t[hd]>", match.group(2), re.S)
-        out = []
-        for i, cell in enumerate(cells):
-            if len(cells) - i in wanted:
-                cell = re.sub(r"^<(t[hd])", r'<\1 class="toolkit-text" style="%s"' % _INLINE, cell, count=1) \
-                    if 'class="' not in cell.split(">", 1)[0] else cell.replace('class="', 'class="toolkit-text ', 1)
-            out.append(cell)
-        return match.group(1) + "\n".join(out) + match.group(3)
+def _formatter(data: pd.DataFrame | pd.Series) -> str | None:
+    if not pd.get_option("display.notebook_repr_html"):
+        return None
+    names = data.attrs.get(_TEXT_ATTR) if isinstance(data, pd.DataFrame) else None
+    return notebook_html(data, list(names) if names is not None else None)
 
-    body = re.sub(r"(<tr[^>]*>\s*)(.*?)(\s*</tr>)", mark_row, body, flags=re.S)
-    return _CSS + body
+
+def install_notebook_html(shell: Any = None) -> bool:
+    """Show every DataFrame and Series in the notebook with :func:`notebook_html` (IPython's ``text/html``
+    formatter, which JupyterLab and VS Code use); ``str()``, ``to_string()`` and ``text/plain`` stay pandas'
+    own. Done on import inside IPython (``shell``: the running one); outside IPython (scripts, the CLI)
+    nothing changes."""
+    import sys
+
+    ipython = sys.modules.get("IPython")  # not imported yet: not inside IPython, and not worth importing
+    if shell is None and ipython is not None and hasattr(ipython, "get_ipython"):
+        shell = ipython.get_ipython()
+    if shell is None or not hasattr(shell, "display_formatter"):
+        return False
+    html = shell.display_formatter.formatters["text/html"]
+    html.for_type(pd.DataFrame, _formatter)
+    html.for_type(pd.Series, _formatter)
+    return True
 
 
 class ToolkitSeries(pd.Series):
@@ -139,10 +219,7 @@ class ToolkitFrame(pd.DataFrame):
         return str(self.attrs.get("summary", ""))
 
     def _repr_html_(self) -> str | None:  # type: ignore[override]
-        if not pd.get_option("display.notebook_repr_html"):
-            return None
-        text = self.attrs.get(_TEXT_ATTR)
-        return free_text_html(self, list(text) if text is not None else None)
+        return _formatter(self)
 
 
 def to_decimal(value: Any) -> Decimal | None:
@@ -262,3 +339,6 @@ def series(record: Mapping[str, Any], schema: Schema, *, masked: Mapping[str, st
     row = frame([record], schema, masked=masked, index=index, extra=extra, kind=kind, service=service).iloc[0]
     row.attrs.update({k: v for k, v in (("kind", kind), ("service", service)) if v is not None})
     return row
+
+
+install_notebook_html()

@@ -25,7 +25,7 @@ from typing import Any, Mapping, Sequence
 
 import pandas as pd
 
-from ..core.bulk import is_transient
+from ..core.bulk import is_transient, progress_bar
 from ..core.errors import JobTimeout, ToolkitError
 from ..core.frames import frame
 from ..core.jobs import Backoff, Job, JobState
@@ -541,9 +541,7 @@ def _bar(total: int, enabled: bool) -> Any:
     if not enabled or total <= 0:
         return None
     try:
-        from tqdm.auto import tqdm
-
-        return tqdm(total=total, desc="Livingdocs: import jobs", unit="image", leave=True, dynamic_ncols=True)
+        return progress_bar(total, "Livingdocs: import jobs", unit="image")
     except Exception:  # noqa: BLE001 - no progress bar is no reason to fail
         return None
 

@@ -54,6 +54,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Sequence
 
+from ..core.bulk import progress_bar
 from ..core.errors import ValidationError
 from ..core.folders import UnreadableEntry, read
 from ..core.frames import ToolkitFrame, frame
@@ -636,9 +637,7 @@ def _bar(total: int, desc: str, enabled: bool) -> Any:
     if not enabled or not total:
         return None
     try:
-        from tqdm.auto import tqdm
-
-        return tqdm(total=total, desc=desc, unit="photo", leave=False, dynamic_ncols=True)
+        return progress_bar(total, desc, unit="photo", leave=False)
     except Exception:  # noqa: BLE001 - no progress bar is no reason to stop
         return None
 
