@@ -55,7 +55,7 @@ def check_concurrency(value: Any, service: str, *, maximum: int = MAX_CONCURRENC
     read or sent). Every bulk call checks its ``concurrency=`` here."""
     hint = (f'Leave concurrency="auto" (the default: it adapts to what the service takes), or give a number of '
             f"requests at once, e.g. concurrency={default}.")
-    if isinstance(value, str) and value.strip().lower() == AUTO:
+    if is_auto(value):
         return AUTO
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise ValidationError(f'concurrency must be "auto" or a whole number of at least 1, not {value!r}',
@@ -66,9 +66,14 @@ def check_concurrency(value: Any, service: str, *, maximum: int = MAX_CONCURRENC
     return number
 
 
+def is_auto(concurrency: Any) -> bool:
+    """Whether ``concurrency`` asks for the adaptive limit (``"auto"``, in any case)."""
+    return isinstance(concurrency, str) and concurrency.strip().lower() == AUTO
+
+
 def pool_size(concurrency: "int | str") -> int:
     """The connections a bulk call of this ``concurrency`` needs: the number, or 64 for ``"auto"``."""
-    return MAX_CONCURRENCY if concurrency == AUTO else max(1, int(concurrency))
+    return MAX_CONCURRENCY if is_auto(concurrency) else max(1, int(concurrency))
 
 
 class Gate:
@@ -78,7 +83,7 @@ class Gate:
     the connection)."""
 
     def __init__(self, concurrency: "int | str") -> None:
-        self.share = limits.Share() if concurrency == AUTO else None
+        self.share = limits.Share() if is_auto(concurrency) else None
         self._fixed = None if self.share is not None else asyncio.Semaphore(pool_size(concurrency))
         self._tokens: dict[Any, Any] = {}
 
@@ -237,7 +242,7 @@ class _Run:
         self.rows: list[Row | None] = [None] * len(items)
         self.counts: Counter = Counter()
         self.consecutive, self.open = 0, False
-        self.share = limits.Share() if concurrency == AUTO else None
+        self.share = limits.Share() if is_auto(concurrency) else None
         self.workers = max(1, min(pool_size(concurrency), len(items) or 1))
         self.bar = _progress(len(items), f"{service_name(service)}: {desc}", progress and len(items) > 0)
         self.queue: asyncio.Queue[int] = asyncio.Queue()
