@@ -214,3 +214,24 @@ def test_importing_the_toolkit_inside_ipython_installs_the_table() -> None:
             "print('toolkit-table-' in data['text/html'], 'dtype' in data['text/html'])\n")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.stdout.split() == ["True", "False"], done.stderr[-2000:]
+
+
+def test_the_first_cell_needs_no_pandas_and_pandas_gets_the_toolkit_as_soon_as_it_is_imported() -> None:
+    """``import toolkit`` and ``toolkit.sandbox.start()`` (notebook 00's first cell) load neither pandas nor
+    numpy nor pyarrow; once pandas is imported, the "cpr" dtype, its mask and the notebook table are there."""
+    import subprocess
+    import sys
+
+    code = ("import sys\n"
+            "from IPython.core.interactiveshell import InteractiveShell\n"
+            "shell = InteractiveShell.instance()\n"
+            "import toolkit\n"
+            "sb = toolkit.sandbox.start(seed=0, services=['uddata'])\n"
+            "print(sorted({'pandas', 'numpy', 'pyarrow'} & set(sys.modules)))\n"
+            "sb.stop()\n"
+            "import pandas as pd\n"
+            "s = pd.Series(['0101901234'], dtype='cpr')\n"
+            "data, _ = shell.display_formatter.format(s)\n"
+            "print(str(s.dtype), '0101901234' in repr(s) + data['text/html'], 'toolkit-table-' in data['text/html'])\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.stdout.splitlines() == ["[]", "cpr False True"], done.stdout + done.stderr[-2000:]

@@ -18,8 +18,9 @@ from .core.credentials import Credentials, Secret, load_credentials
 from .core.journal import run_rows, runs
 from .core.check import check  # toolkit.check(service, **connect_kwargs): the live contract check
 from .core.tls import Network
-from .core import cpr_dtype as _cpr_dtype  # noqa: E402,F401  the "cpr"/"redacted" dtypes, registered on import
-from .core import frames as _frames  # noqa: E402,F401  inside IPython: every frame's notebook table (frames.py)
+from ._pandas import with_pandas as _with_pandas
+
+_with_pandas()  # the "cpr"/"redacted" dtypes and the notebook's tables, as soon as pandas is imported
 
 from ._version import __version__  # noqa: E402,F401
 
