@@ -241,3 +241,34 @@ def test_the_check_reads_text_fields(lab: Lab, browser: Any, forbidden: list[str
     assert not any("widget rendered as text" in p for p in problems), problems  # a real text field
     assert any(secret[:2] + "*** (raw) visible on the page (cell 0)" in p for p in problems), problems
     assert secret not in "\n".join(problems)  # the failure message itself is masked
+
+
+@pytest.mark.browser
+@pytest.mark.timeout(300)
+def test_the_layout_check_finds_squeezed_columns_a_dtype_footer_and_a_wrapped_bar(lab: Lab, browser: Any) -> None:
+    """The layout check can fail: pandas' own Series display (no toolkit imported), a table whose columns are
+    squeezed below their headers, and tqdm's own widget with long counts at 1000 px are each reported."""
+    import nbformat
+
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(src) for src in [
+        "import pandas as pd\npd.Series([6, 2], index=['uploaded', 'failed'], name='count')",
+        "from IPython.display import HTML\n"
+        "HTML('<style>.squeezed td, .squeezed th {word-break: break-all}</style><table class=\"squeezed\" "
+        "style=\"width: 40px\"><thead><tr><th>reason</th><th>message</th></tr></thead><tbody><tr>"
+        "<td>not sent: a hidden file</td><td>Could not upload the image</td></tr></tbody></table>')",
+        "from tqdm.notebook import tqdm\nbar = tqdm(total=40, desc='Mediaflow: upload files', dynamic_ncols=True)\n"
+        "bar.update(40)\nbar.set_postfix_str('already_uploaded 6, failed 2, uploaded 32, limit 12')\nbar.close()",
+    ]]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
+    nbformat.write(nb, lab.root / "squeezed.ipynb")
+    try:
+        run = run_notebook(browser, lab, "squeezed.ipynb", timeout_s=120, widths=LAYOUT_WIDTHS)
+    finally:
+        lab.shutdown_kernels()
+    found = "\n".join(run.layout.get(1600, []) + run.layout.get(1000, []))
+    assert "cell 0: a Series shown with its dtype footer (Name: count, dtype: int64" in found, found
+    assert 'cell 1: column "reason" is' in found and 'cell 1: header "message" is broken over' in found, found
+    assert "cell 1: cell text" in found and "lines of a few letters" in found, found
+    assert "at 1000 px: cell 2: progress counts wrap to another row than the bar" in found, found
+    assert "at 1600 px: cell 2" not in found, found  # wide enough for tqdm's own widget too
