@@ -3,6 +3,8 @@ no widget as text, no raw CPR and no secret; and the toolkit's widgets render an
 
 One JupyterLab server (on a temporary copy of the notebooks, so the committed files never change) and one
 Chromium serve every notebook, one after the other. ``notebooks/*.ipynb`` is globbed: a new notebook joins.
+Each notebook runs once; its run is also measured at 1600 and 1000 px wide (result tables and progress
+bars keep their shape: ``browser_helpers.LAYOUT``), with a picture of each result under ``layout/``.
 Screenshots of each notebook's end state go to ``/tmp/toolkit-browser`` (``TOOLKIT_SCREENSHOTS``).
 Chromium missing: the tests fail under CI (``CI=true``) and are skipped with the reason elsewhere.
 """
