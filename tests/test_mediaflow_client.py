@@ -122,7 +122,7 @@ def test_latest_newest_first_across_pages_as_the_limit_needs(mf: Any, em: Mediaf
     all_images = mf.latest(limit=1000)
     truth = _truth_latest(em)
     assert all_images["id"].tolist() == truth  # fewer than 1000: every page read, stops on a short page
-    assert all_images["uploaded"].is_monotonic_decreasing
+    assert all_images["created"].is_monotonic_decreasing
     assert (all_images["type"] == "image").all() and all_images["processed"].all()
 
 
@@ -145,7 +145,7 @@ def test_snake_case_columns_type_split_and_attrs(mf: Any) -> None:
         assert name in df.columns
     assert not any(c != c.lower() for c in df.columns)
     assert df.attrs["kind"] == "assets" and df.attrs["service"] == "mediaflow"
-    assert str(df["id"].dtype) == "Int64" and str(df["uploaded"].dtype).startswith("datetime64")
+    assert str(df["id"].dtype) == "Int64" and str(df["created"].dtype).startswith("datetime64")
     assert set(df["extension"]) <= {"jpg", "jpeg", "png", "tif", "gif"}
 
 
@@ -154,7 +154,7 @@ def test_fields_pass_through(mf: Any, em: MediaflowEmulator) -> None:
     df = mf.latest(limit=4, fields=["name", "uploadedBy", "gdprstatus"])
     query = _since(em, mark, "/1/file/latest")[0].query
     assert "fields=name%2Cuploadedby%2Cgdprstatus" in query or "fields=name,uploadedby,gdprstatus" in query
-    assert list(df.columns) == ["id", "name", "uploaded_by", "gdpr_status", "bytes", "title", "url", "created"]
+    assert list(df.columns) == ["id", "title", "uploaded_by", "gdpr_status", "bytes", "url", "created"]
     assert df["uploaded_by"].notna().all() and df["gdpr_status"].notna().all()
     everything = mf.latest(limit=2, fields="all")
     assert {"folder_id", "photographer", "alttext", "checksum"} <= set(everything.columns)
@@ -192,7 +192,7 @@ def test_empty_results_keep_their_columns(mf: Any, em: MediaflowEmulator) -> Non
     assert len(df) == 0 and list(df.columns) == list(file_columns(None))
     assert df.attrs["kind"] == "assets"
     picked = mf.files(empty_folder, fields="name,uploadedby")
-    assert len(picked) == 0 and list(picked.columns) == ["id", "name", "uploaded_by", "bytes", "title", "url", "created"]
+    assert len(picked) == 0 and list(picked.columns) == ["id", "title", "uploaded_by", "bytes", "url", "created"]
 
 
 def test_missing_file_and_bad_arguments(mf: Any) -> None:
@@ -229,7 +229,7 @@ def test_previews_are_pictures_none_without_preview_and_sent_without_the_token(m
     assert max(mf.previews(mf.file(one), size="medium")[0].size) == 480
     from toolkit.widgets import image_grid
 
-    grid = image_grid(images, labels=list(df["name"]))
+    grid = image_grid(images, labels=list(df["title"]))
     assert grid is not None
 
 

@@ -36,8 +36,7 @@ def carry(mf: Any, images: pd.DataFrame, source: str) -> tuple[pd.DataFrame, lis
         links = mf.download_urls(carried)
         carried["url"] = links["download_url"]
         no_link = links["message"].fillna("Mediaflow gave no download link for this file")
-    else:
-        carried["url"] = carried["medium_preview"]
+    else:  # the files' url is their medium preview
         no_link = pd.Series("Mediaflow has no preview of this file (yet), so there is no link to send",
                             index=carried.index, dtype="string")
     has_link = carried["url"].notna() & (carried["url"].astype("string") != "")
@@ -181,7 +180,7 @@ def test_a_link_livingdocs_cannot_fetch_is_a_failed_row_with_the_reason(pair: An
 def test_download_urls_one_row_per_file_signed_links_masked_and_a_missing_file_is_a_row(pair: Any) -> None:
     sb, mf, lv = pair
     mfe = sb.emulator("mediaflow")
-    images = folder_images(mf, FOLDER_ID).set_index("name")
+    images = folder_images(mf, FOLDER_ID).set_index("title")
     links = mf.download_urls(images)
     assert links.index.tolist() == images.index.tolist()  # lines up with the files given
     assert links["id"].tolist() == images["id"].tolist()

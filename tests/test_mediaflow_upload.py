@@ -54,7 +54,7 @@ def test_upload_posts_then_puts_without_authorization(mf: Any, em: MediaflowEmul
     assert row["outcome"] == "uploaded" and row["http_status"] == 201 and row["folder_id"] == FOLDER
     files = stored(em, "bild-000.bin")
     assert len(files) == 1 and files[0]["data"] == data and row["id"] == files[0]["id"]
-    assert row["filesize"] == len(data)
+    assert row["bytes"] == len(data)
     sent = puts(em, mark)
     assert len(sent) == 1 and sent[0].method == "PUT" and "authorization" not in sent[0].headers
     assert int(sent[0].headers["content-length"]) == len(data)

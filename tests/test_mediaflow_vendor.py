@@ -152,7 +152,7 @@ def test_search_gives_the_services_order_as_latest_columns(mf: Any, em: Mediaflo
     assert sent["term"] == "sommar" and sent["lang"] == "sv-SE" and sent["ai"] is False
     assert sent["query"]["fields"] == ",".join(assets.DEFAULT_FIELDS)
     picked = mf.search("sommar", fields="name,mark", limit=2)
-    assert list(picked.columns) == ["id", "name", "mark", "bytes", "title", "url", "created"] and len(picked) == 2
+    assert list(picked.columns) == ["id", "title", "mark", "bytes", "url", "created"] and len(picked) == 2
     assert mf.search("ingen-sådan-fil-finns").empty
 
 
@@ -267,11 +267,11 @@ def test_any_shape_of_a_value_lands_in_the_declared_dtype(shape: str) -> None:
         assert (row["dpi"], row["rating"], row["mark"], row["width"], row["type_id"]) == (300, 4, 2, 960, 101)
         assert (row["has_versions"], row["has_history"], row["alpha"], row["processed"]) == (True, False, True, True)
         assert row["latitude"] == pytest.approx(59.3) and row["longitude"] == pytest.approx(18.1)
-        assert row["uploaded"] == pd.Timestamp("2025-06-01 10:00:00")
+        assert row["created"] == pd.Timestamp("2025-06-01 10:00:00")
         assert tree.iloc[0]["parents"] == [1, 2] and tree.iloc[0]["parent"] == 2
     else:
         assert all(pd.isna(row[c]) for c in ("dpi", "rating", "mark", "width", "type_id", "has_versions", "alpha",
-                                             "processed", "longitude", "uploaded"))
+                                             "processed", "longitude", "created"))
         assert row["uploaded_by"] == "Anna"  # a user object: its name
         assert tree.iloc[0]["parent"] == 0  # none sent: the top level, as Mediaflow's 0
     assert row["previews"][0]["size"] in (240, None) and row["uploaded_by"] in ("17", "anna", "Anna")

@@ -6,7 +6,10 @@ snake_case columns: camelCase keys are converted (``uploadedBy`` → ``uploaded_
 ``type``: image, video, document …), ``extension``, ``type_description`` and ``type_id``; ``geodata``
 becomes ``latitude``/``longitude`` and ``focus`` ``focus_x``/``focus_y``. Times (``uploaded``,
 ``added_to_folder``) are UTC without a time zone. Fields the toolkit does not know are kept with their
-name in snake_case. The columns depend only on the fields asked for, so an empty result keeps them.
+name in snake_case. Four fields have the vocabulary's name (docs/vocabulary.md): ``name`` is ``title``,
+``filesize`` ``bytes``, ``uploaded`` ``created`` and ``mediumPreview`` ``url``; these four columns are in every
+file frame, empty when their field was not asked for. The columns depend only on the fields asked for, so an
+empty result keeps them.
 Every column has one dtype whatever JSON type the service gives a value in (a number or its text, ``""``
 or a bool …): see :mod:`toolkit.mediaflow.shapes`.
 """
@@ -43,10 +46,10 @@ MAX_SEARCH_PAGES = 1000
 #: Mediaflow field (lower-case, as ``fields=`` names it) → the columns it becomes, with their dtypes
 FILE_COLUMNS: dict[str, dict[str, str]] = {
     "id": {"id": "Int64"},
-    "name": {"name": "string"},
+    "name": {"title": "string"},
     "filename": {"filename": "string"},
     "type": {"type": "string", "extension": "string", "type_description": "string", "type_id": "Int64"},
-    "filesize": {"filesize": "Int64"},
+    "filesize": {"bytes": "Int64"},
     "checksum": {"checksum": "string"},
     "width": {"width": "Int64"},
     "height": {"height": "Int64"},
@@ -54,7 +57,7 @@ FILE_COLUMNS: dict[str, dict[str, str]] = {
     "dpi": {"dpi": "Int64"},
     "rating": {"rating": "Int64"},
     "nrdownloads": {"nr_downloads": "Int64"},
-    "uploaded": {"uploaded": "datetime"},
+    "uploaded": {"created": "datetime"},
     "mark": {"mark": "Int64"},
     "uploadedby": {"uploaded_by": "string"},
     "addedtofolder": {"added_to_folder": "datetime"},
@@ -78,7 +81,7 @@ FILE_COLUMNS: dict[str, dict[str, str]] = {
     "icon": {"icon": "string"},
     "thumbpreview": {"thumb_preview": "string"},
     "smallpreview": {"small_preview": "string"},
-    "mediumpreview": {"medium_preview": "string"},
+    "mediumpreview": {"url": "string"},
     "previews": {"previews": "object"},
 }
 
@@ -86,11 +89,12 @@ FILE_COLUMNS: dict[str, dict[str, str]] = {
 DEFAULT_FIELDS = ("id", "name", "filename", "type", "filesize", "width", "height", "uploaded", "uploadedby",
                   "processed", "haspreview", "thumbpreview", "smallpreview", "mediumpreview")
 
-#: the vocabulary columns (docs/vocabulary.md) appended to every file frame, from the raw field named:
-#: bytes ← filesize, title ← name, created ← uploaded, url ← mediumpreview (a file's JSON has no original
+#: the vocabulary columns (docs/vocabulary.md) of every file frame, each in place of Mediaflow's field:
+#: bytes ← filesize, title ← name, created ← uploaded, url ← mediumPreview (a file's JSON has no original
 #: or download URL; the medium preview is the URL a reader fetches). Empty when that field was not asked for.
 VOCABULARY_COLUMNS = {"bytes": "Int64", "title": "string", "url": "string", "created": "datetime"}
-_VOCABULARY_SOURCES = {"bytes": "filesize", "title": "name", "url": "medium_preview", "created": "uploaded"}
+#: Mediaflow's field (snake_case) → the vocabulary column it becomes
+RAW_NAMES = {"filesize": "bytes", "name": "title", "medium_preview": "url", "uploaded": "created"}
 
 FOLDER_SCHEMA = {"id": "Int64", "name": "string", "parent": "Int64", "depth": "Int64", "has_children": "boolean",
                  "archived": "boolean", "type": "string", "path": "string", "created_by": "string", "parents": "object"}
@@ -167,8 +171,9 @@ def file_records(items: Sequence[Any]) -> list[dict[str, Any]]:
                 rec["previews"] = shapes.previews(value)
             else:
                 rec[snake(key)] = value
-        for column, source in _VOCABULARY_SOURCES.items():
-            rec.setdefault(column, rec.get(source))
+        for raw, column in RAW_NAMES.items():  # one column per meaning: the vocabulary's name only
+            if raw in rec:
+                rec[column] = rec.pop(raw)
         out.append(rec)
     return out
 
@@ -362,7 +367,7 @@ async def previews(client: "AsyncClient", files_: Any, size: str = "small", conc
     if size not in PREVIEW_SIZES:
         raise ValidationError(f"size must be one of {', '.join(PREVIEW_SIZES)}, not {size!r}", service=SERVICE)
     concurrency = check_concurrency(concurrency, SERVICE)
-    column = f"{size}_preview"
+    column = "url" if size == "medium" else f"{size}_preview"  # the medium preview is a file's url
     if files_ is None or isinstance(files_, (bool, float)) or (isinstance(files_, str) and not files_.strip()):
         raise ValidationError(f"previews() needs files, not {files_!r}", service=SERVICE,
                               hint="Give a frame of files (mf.latest(), mf.files(folder_id)), a row of one, or "

@@ -88,7 +88,7 @@ def _cmd_latest(args: argparse.Namespace) -> int:
         df = mf.latest(type=args.type, limit=args.limit)
     if args.out:
         df.to_csv(args.out, index=False)
-    shown = [c for c in ("id", "name", "type", "extension", "filesize", "uploaded", "uploaded_by") if c in df.columns]
+    shown = [c for c in ("id", "title", "type", "extension", "bytes", "created", "uploaded_by") if c in df.columns]
     if len(df):
         print(df[shown].head(40).to_string(index=False))
     print(f"Mediaflow: {len(df)} file{'s' if len(df) != 1 else ''}" + (f" written to {args.out}" if args.out else ""))
@@ -100,7 +100,7 @@ def _cmd_search(args: argparse.Namespace) -> int:
         df = mf.search(args.text, type=args.type, folder_id=args.folder_id, limit=args.limit)
     if args.out:
         df.to_csv(args.out, index=False)
-    shown = [c for c in ("id", "name", "type", "extension", "filesize", "uploaded") if c in df.columns]
+    shown = [c for c in ("id", "title", "type", "extension", "bytes", "created") if c in df.columns]
     if len(df):
         print(df[shown].head(40).to_string(index=False))
     found = f"{len(df)} file{'s' if len(df) != 1 else ''}"

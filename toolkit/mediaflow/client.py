@@ -265,7 +265,7 @@ class AsyncClient(ServiceClient):
     async def upload(self, path: "str | os.PathLike[str]", folder_id: int) -> ToolkitSeries:
         """Upload one file to a folder: ``POST file`` for an upload URL, then ``PUT`` the bytes there.
 
-        Returns one row (Series): ``file, folder_id, id, filename, filesize, outcome, http_status, message``.
+        Returns one row (Series): ``file, outcome, message, id, folder_id, filename, bytes, http_status``.
         Every answer of the service is a row (``forbidden`` for a folder the integration may not upload
         to: nothing sent). Raises ValidationError when ``path`` is not a file."""
         return await _uploads.upload(self, path, folder_id)
@@ -299,7 +299,7 @@ class AsyncClient(ServiceClient):
 
         Returns
         -------
-        DataFrame ``id, page_url, page_name, types, removed, outcome, http_status, message``; ``df.summary``.
+        DataFrame ``id, outcome, message, page_url, page_name, types, removed, http_status``; ``df.summary``.
         Outcomes: reported, already_reported, would_report, failed (with Mediaflow's message), in_doubt,
         deferred. See :mod:`toolkit.mediaflow.usage`.
 

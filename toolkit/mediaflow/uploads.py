@@ -84,8 +84,9 @@ __all__ = ["UPLOAD_SCHEMA", "JOURNAL_NAME", "LABELS", "EXIT_CODES", "upload", "u
 log = get_logger("toolkit.mediaflow.uploads")
 
 SERVICE = "mediaflow"
-UPLOAD_SCHEMA = {"file": "string", "folder_id": "Int64", "id": "Int64", "filename": "string", "filesize": "Int64",
-                 "outcome": "string", "http_status": "Int64", "message": "string", "bytes": "Int64"}
+#: the item, its outcome and message first; ``bytes`` is the size sent (Mediaflow's ``filesize``)
+UPLOAD_SCHEMA = {"file": "string", "outcome": "string", "message": "string", "id": "Int64", "folder_id": "Int64",
+                 "filename": "string", "bytes": "Int64", "http_status": "Int64"}
 MASKED = {"file": "text", "filename": "text"}
 JOURNAL_NAME = ".mediaflow-upload.sqlite"
 #: the entries of a folder that are never read (core folder scanner kinds), each its own outcome
@@ -124,8 +125,8 @@ class _Transient(TransportError):
 
 def _row(file: str | None, folder_id: int | None, outcome: str, *, file_id: Any = None, filename: str | None = None,
          filesize: int | None = None, status: int | None = None, message: str = "") -> dict[str, Any]:
-    return {"file": file, "folder_id": folder_id, "id": file_id, "filename": filename, "filesize": filesize,
-            "outcome": outcome, "http_status": status, "message": redact(message), "bytes": filesize}
+    return {"file": file, "outcome": outcome, "message": redact(message), "id": file_id, "folder_id": folder_id,
+            "filename": filename, "bytes": filesize, "http_status": status}
 
 
 def _frame(rows: list[dict[str, Any]], summary: str | None = None) -> ToolkitFrame:
@@ -517,7 +518,7 @@ async def upload_folder(client: "UploadClient", folder: "str | os.PathLike[str]"
 
     Returns
     -------
-    DataFrame ``file, folder_id, id, filename, filesize, outcome, http_status, message, bytes``;
+    DataFrame ``file, outcome, message, id, folder_id, filename, bytes, http_status``;
     ``df.summary``. Outcomes: see the module docstring.
 
     Raises

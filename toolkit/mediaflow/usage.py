@@ -27,7 +27,7 @@ journal is what keeps a re-run from reporting twice:
   ``fileselector-web`` ``src/js/modules/fileinfo.js``): a usage of the type on the page is there → reported;
   not there → failed (run again); the look failing too → ``in_doubt`` (a re-run looks before sending).
 
-Rows: ``id, page_url, page_name, types, removed, outcome, http_status, message`` (``page_url`` shown through
+Rows: ``id, outcome, message, page_url, page_name, types, removed, http_status`` (``page_url`` shown through
 the redactor). Outcomes: ``reported``, ``already_reported`` (the journal, or Mediaflow's list, says so: not
 sent), ``would_report`` (dry run: nothing sent, not even a token request), ``failed`` (with Mediaflow's own
 message: an unknown file, a refusal …), ``in_doubt`` (may have been recorded; a re-run looks first),
@@ -61,8 +61,8 @@ __all__ = ["USAGE_SCHEMA", "USAGES_SCHEMA", "JOURNAL_NAME", "DEFAULT_JOURNAL", "
            "journal_path"]
 
 SERVICE = "mediaflow"
-USAGE_SCHEMA = {"id": "Int64", "page_url": "string", "page_name": "string", "types": "string", "removed": "boolean",
-                "outcome": "string", "http_status": "Int64", "message": "string"}
+USAGE_SCHEMA = {"id": "Int64", "outcome": "string", "message": "string", "page_url": "string", "page_name": "string",
+                "types": "string", "removed": "boolean", "http_status": "Int64"}
 MASKED = {"page_url": "text"}
 #: what ``usages()`` gives: one row per usage Mediaflow lists (``created``/``createdBy`` of a usage are when and
 #: by whom it was reported, so they are ``reported_at``/``reported_by`` here, not an asset's ``created``)
