@@ -37,6 +37,7 @@ import datetime as dt
 import math
 import multiprocessing as mp
 import random
+import re
 import statistics
 import sys
 import time
@@ -133,8 +134,9 @@ class Bench:
             ud.close()
         assert len(result) == n
         unchecked = int((~result["outcome"].isin(["with_photo", "no_photo", "unknown_cpr", "not_found"])).sum())
+        settled = re.search(r"concurrency settled at (\d+)", result.attrs.get("summary") or "")
         return {"seconds": seconds, "429": stats["rate_limited"], "peak": stats["peak_served"],
-                "unchecked": unchecked}
+                "unchecked": unchecked, "settled": int(settled.group(1)) if settled else None}
 
 
 def numbers_for(roster: list[str], n: int) -> list[str]:
@@ -208,6 +210,10 @@ def print_table(results: dict[str, dict[Any, Any]], models: list[tuple]) -> None
     for r in range(max(len(results[n]["auto"]) for n in names)):
         print(f"{f'auto #{r + 1}':>12} " + " ".join(_cell(results[n]["auto"][r]) for n in names))
         print(f"{f'best #{r + 2}':>12} " + " ".join(_cell(results[n]["again"][r]) for n in names))
+    for n in names:
+        if results[n]["auto"]:
+            print(f"  {n}: auto's limit settled at " + ", ".join(str(r["settled"]) for r in results[n]["auto"])
+                  + " (the toolkit's summary line of each run)")
     print("  (*: measured on a sample of about 2 N c / limit numbers and extrapolated to N; "
           "!n: rows not checked — failed or deferred after the retries gave up; auto #k: the k-th run of auto "
           "on a fresh connection; best #k: the sweep's best fixed concurrency measured again)")
