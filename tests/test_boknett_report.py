@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
 import time
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 import toolkit
@@ -195,3 +197,114 @@ def test_parse_errors() -> None:
     assert parse_errors(b"<errors/>") == []
     with pytest.raises(toolkit.ValidationError, match="Boknett"):
         parse_errors(b"<errors><error>")
+
+
+def _one_by_one(data: bytes) -> dict[str, list]:
+    """The report read the plain way, as the oracle of the batched parser: the whole tree, each OBJECT's
+    children by local name (the last of a repeated one wins), ``.text`` stripped, blank → None."""
+    from lxml import etree
+
+    fields = {"ISBN13": "isbn13", "EAN": "ean", "FSSN": "fssn", "VAREEIER_KODE": "vareeier_kode", "TYPE": "type",
+              "REFERENCE": "url"}
+    columns: dict[str, list] = {name: [] for name in fields.values()}
+    root = etree.fromstring(data, etree.XMLParser(resolve_entities=False, remove_blank_text=True))
+    for obj in root.iter("{*}OBJECT"):
+        row = dict.fromkeys(fields.values())
+        for kid in obj:
+            name = fields.get(etree.QName(kid).localname) if isinstance(kid.tag, str) else None
+            if name:
+                row[name] = (kid.text.strip() or None) if kid.text is not None else None
+        for name, value in row.items():
+            columns[name].append(value)
+    return columns
+
+
+ODD_OBJECTS = [  # shapes the batch check must send to the object-by-object path
+    lambda o: o.replace("<EAN>", "<EXTRA>x</EXTRA><EAN>", 1),                      # an unknown element
+    lambda o: o.replace("<FSSN>", "<ISBN13>repeated</ISBN13><FSSN>", 1),           # a field twice
+    lambda o: o.replace("<TYPE>", "<NOTYPE>", 1).replace("</TYPE>", "</NOTYPE>", 1),  # a field missing
+    lambda o: o.replace("</ISBN13>", "<EAN>nested</EAN></ISBN13>", 1),             # a field inside a field
+    lambda o: o.replace("<EAN>", "<ns:EAN xmlns:ns='urn:x'>", 1).replace("</EAN>", "</ns:EAN>", 1),
+    lambda o: o.replace("<EAN>", "<TYPE>first</TYPE><EAN>", 1),                    # out of order, repeated
+    lambda o: o.replace("<ISBN13>", "<ISBN13/><ISBN13>", 1),                         # an empty one first
+    lambda o: o.replace("<FSSN>", "<FSSN>\u3000 ", 1).replace("<TYPE>", "<TYPE>\u2028", 1),  # odd whitespace
+    lambda o: o.replace("<REFERENCE>", "<REFERENCE><![CDATA[ cd ]]>&amp;", 1),
+]
+
+
+@pytest.mark.parametrize("chunk", [700, 4096, None])
+def test_batches_and_odd_objects_give_what_one_by_one_gives(monkeypatch: pytest.MonkeyPatch, chunk: int | None
+                                                            ) -> None:
+    """The parser reads regular objects in batches and anything else alone: a report of 1,500 objects with odd
+    ones here and there (every shape of ODD_OBJECTS, a stray element between objects, pieces that end inside
+    an object) gives the values the plain one-object-at-a-time reading gives, row for row."""
+    from toolkit.boknett import report
+
+    if chunk:
+        monkeypatch.setattr(report, "_CHUNK", chunk)
+    parts = make_report(1500, seed=4).decode().split("<OBJECT>")
+    for k, odd in enumerate(ODD_OBJECTS * 3):
+        i = 1 + (k * 97) % (len(parts) - 1)
+        parts[i] = odd(parts[i])
+    parts[0] = parts[0].replace("<OBJECTS>", "<OBJECTS><FOO><ISBN13>not an object</ISBN13></FOO>")
+    data = "<OBJECT>".join(parts).encode()
+    expected = _one_by_one(data)
+    df = parse_objects(data)
+    assert len(df) == 1500
+    for name, values in expected.items():
+        assert [None if pd.isna(v) else v for v in df[name].tolist()] == values, name
+        assert report.parse_columns(data)[name] == values, name
+    # the odd shapes did land: a repeated field's last value, a missing one <NA>, the first of two TYPEs lost
+    assert (df["isbn13"] == "repeated").sum() == 3 and df["type"].isna().sum() == 3
+    assert (df["type"] == "first").sum() == 0 and (df["url"].str.startswith("cd &")).sum() == 3
+    assert (df["fssn"].str.startswith("\u3000") | df["fssn"].str.endswith(" ")).sum() == 0
+
+
+def test_odd_objects_whose_counts_add_up_are_read_alone() -> None:
+    """Shapes where every field still appears once per object on average, in one batch of ten objects: one
+    object with two ISBN13 and no EAN next to one with two EAN and no ISBN13; and one with two of every field
+    next to one with none. Each gives what the one-object-at-a-time reading gives."""
+    parts = make_report(10, seed=8).decode().split("<OBJECT>")  # parts[k] is row k - 1
+    isbn, ean = re.compile(r"<ISBN13>[^<]*</ISBN13>"), re.compile(r"<EAN>[^<]*</EAN>")
+    parts[3] = ean.sub(isbn.search(parts[3]).group(0).replace(">9", ">twice 9"), parts[3])
+    parts[4] = isbn.sub(ean.search(parts[4]).group(0).replace(">9", ">twice 9"), parts[4])
+    fields = parts[8].rsplit("</OBJECT>", 1)[0]
+    parts[7], parts[8] = fields.replace(">9", ">twice 9") + parts[7], "</OBJECT>\n  "
+    data = "<OBJECT>".join(parts).encode()
+    df = parse_objects(data)
+    for name, values in _one_by_one(data).items():
+        assert [None if pd.isna(v) else v for v in df[name].tolist()] == values, name
+    assert df.loc[2, "isbn13"].startswith("twice") and df.loc[2, "ean"] is pd.NA
+    assert df.loc[3, "isbn13"] is pd.NA and df.loc[3, "ean"].startswith("9")  # the later of two EAN wins
+    assert not df.loc[6, "isbn13"].startswith("twice") and df.loc[7].isna().all() and len(df) == 10
+
+
+def test_a_regular_report_is_read_in_batches(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The usual report (six fields in order) never goes the slow way, object by object; and after an odd
+    object, only its own batch does (about 450 objects of 128 KB), not the rest of the report."""
+    from toolkit.boknett import report
+
+    alone: list[int] = []
+    read_each = report._read_each
+    monkeypatch.setattr(report, "_read_each", lambda events, appends: (alone.append(len(events)),
+                                                                        read_each(events, appends)))
+    df = parse_objects(make_report(3000, seed=6))
+    assert len(df) == 3000 and sum(alone) == 0
+    parts = make_report(3000, seed=6).decode().split("<OBJECT>")
+    parts[5] = parts[5].replace("<EAN>", "<EXTRA/><EAN>", 1)
+    df = parse_objects("<OBJECT>".join(parts).encode())
+    assert len(df) == 3000 and 0 < sum(alone) < 1000
+
+
+def test_the_whitespace_stripped_in_arrow_is_what_str_strip_strips() -> None:
+    import sys
+
+    from toolkit.boknett.report import _whitespace
+
+    assert not any(chr(c).isspace() for c in range(0x3001, sys.maxunicode + 1))
+    assert _whitespace() == "".join(ch for ch in map(chr, range(0x3001)) if ch.isspace())
+    legal = "".join(ch for ch in _whitespace() if ch in "\t\n\r" or ch >= " ")  # what XML 1.0 may carry
+    text = legal + "x" + legal
+    body = f"<OBJECTS><OBJECT><ISBN13>{text}</ISBN13><EAN>{legal}</EAN></OBJECT></OBJECTS>".encode()
+    df = parse_objects(body)
+    assert df["isbn13"].tolist() == [text.strip()] == ["x"] and df["ean"].isna().all()
