@@ -29,6 +29,8 @@ from toolkit.core.errors import ToolkitError
 from toolkit.core.http import HttpClient, RetryPolicy
 from toolkit.sandbox import server
 
+from .conftest import read_line
+
 DEADLINE = 30.0  # seconds any wait of these tests may take before it fails
 
 
@@ -225,7 +227,7 @@ def test_cli_faults_json_sets_a_rate_limit(tmp_path: Path) -> None:
                             stdout=subprocess.PIPE, text=True, env=env)
     try:
         assert proc.stdout is not None
-        url = json.loads(proc.stdout.readline())["urls"]["uddata"]
+        url = json.loads(read_line(proc))["urls"]["uddata"]
         answers = statuses_one_by_one(url, 2, path="/no-such-path")
     finally:
         proc.terminate()
