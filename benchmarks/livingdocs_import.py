@@ -66,7 +66,7 @@ def main() -> int:
         parent.send(("status_calls", None))
         status_calls = parent.recv()
         jobs = len(job.ids)
-        ok = int(res["status"].isin(["success", "skipped"]).sum())
+        ok = int(res["outcome"].isin(["success", "skipped"]).sum())
         lv.close()
     finally:
         parent.send(("stop", None))

@@ -214,7 +214,7 @@ class AsyncClient(ServiceClient):
     async def download_file(self, reference: str, folder: "str | os.PathLike[str]", *,
                             name: Callable[[str], str] | None = None, default_name: str = "download.bin",
                             overwrite: bool = False) -> Download:
-        """Download one object file: the ``reference`` of one report row, fetched as served, into ``folder``.
+        """Download one object file: the ``url`` of one report row, fetched as served, into ``folder``.
 
         The building block of :meth:`download`, which adds what a folder of many files needs (names that
         never clash, the journal, one row per object): use that one for report rows. The request carries
@@ -226,7 +226,7 @@ class AsyncClient(ServiceClient):
         Parameters
         ----------
         reference:
-            a ``reference`` URL of :meth:`objects` / :meth:`changes`.
+            the ``url`` of a row of :meth:`objects` / :meth:`changes` (Boknett's ``REFERENCE``).
         folder:
             where the file goes (created).
         name:
@@ -352,7 +352,7 @@ class AsyncClient(ServiceClient):
         Parameters
         ----------
         objs:
-            the DataFrame of :meth:`objects`/:meth:`changes` (or records with isbn13, type, reference).
+            the DataFrame of :meth:`objects`/:meth:`changes` (or records with isbn13, type, url).
         folder:
             where the files go (created). Files are named by Boknett's ``Content-Disposition``, cleaned so
             nothing lands outside ``folder``; a name another object of the run (or a file not written for
@@ -369,10 +369,10 @@ class AsyncClient(ServiceClient):
 
         Returns
         -------
-        DataFrame isbn13, type, file, bytes, http_status, outcome, message. Outcomes: ``downloaded``,
+        DataFrame isbn13, type, outcome, message, file, bytes, http_status. Outcomes: ``downloaded``,
         ``already_downloaded`` (nothing fetched: the journal's file is still there, or an interrupted run had
         saved it complete), ``forbidden`` (403), ``not_found`` (404), ``expired`` (410: pull the report
-        again), ``unauthorized``, ``refused`` (a reference to another host), ``duplicate`` (the same
+        again), ``unauthorized``, ``refused`` (a url on another host), ``duplicate`` (the same
         isbn13/type again in the input), ``invalid``, ``failed``, ``in_doubt``, ``deferred``. Each object's
         file is saved once, also when a run was killed part-way (docs/boknett.md).
 
