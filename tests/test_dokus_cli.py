@@ -151,6 +151,29 @@ def test_a_product_changed_while_the_plan_is_looked_at_is_a_conflict(dks: Sandbo
     assert "conflict" in capsys.readouterr().out
 
 
+def test_a_colleagues_change_after_the_export_is_never_reverted(dks: Sandbox, dk: Any, tmp_path: Path,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    """The plan is made from the sheet and Dokus as it is now: a product a colleague changed after the export
+    (the sheet's modification_time is older) is said in the plan and refused by apply, never sent back."""
+    assert main(["dokus", "products", "export", "p.xlsx", *SANDBOX]) == 0
+    first, second = edit_sheet(tmp_path / "p.xlsx")
+    third = int(pd.read_excel(tmp_path / "p.xlsx").loc[2, "id"])
+    dk.products.update(third, name="Endret av kollega")  # not touched in the sheet
+    dk.products.update(first, comment="kollega")         # touched in the sheet (its price)
+    capsys.readouterr()
+    assert main(["dokus", "products", "plan", "p.xlsx", *SANDBOX, "--out", "plan.csv"]) == 0
+    plan = pd.read_csv(tmp_path / "plan.csv", dtype=str)
+    stale = plan[plan["id"].isin([str(first), str(third)])]
+    assert len(stale) and stale["message"].str.contains("changed on Dokus since the sheet was read").all()
+    code = main(["dokus", "products", "apply", "p.xlsx", *SANDBOX, "--yes", "--no-progress", "--report", "r.csv"])
+    assert code == 1
+    rows = pd.read_csv(tmp_path / "r.csv", dtype=str).set_index("id")
+    assert rows.loc[str(first), "outcome"] == "conflict" and rows.loc[str(third), "outcome"] == "conflict"
+    assert rows.loc[str(second), "outcome"] == "updated"
+    assert dk.products.get(third)["name"] == "Endret av kollega"  # the colleague's edits stay
+    assert dk.products.get(first)["comment"] == "kollega"
+
+
 def test_invalid_edits_and_unreadable_sheets(dks: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                              capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["dokus", "products", "export", "p.csv", *SANDBOX]) == 0

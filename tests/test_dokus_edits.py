@@ -208,15 +208,34 @@ def test_concat_with_colliding_labels_is_refused(dk: Any) -> None:
 def test_read_only_columns_are_refused_with_a_message(dk: Any, dks: Sandbox) -> None:
     original = dk.products.list()
     edited = original.copy()
-    edited.loc[original.index[0], "modification_time"] = pd.Timestamp("2030-01-01")
     edited.loc[original.index[1], "creation_by_id"] = 3
     edited.loc[original.index[2], "default_vat_class_name"] = "Low VAT"
     before = len(dks.emulator("dokus").requests)
     with pytest.raises(toolkit.ValidationError) as info:
         dk.products.diff(original, edited)
-    assert set(info.value.errors) == {"modification_time", "creation_by_id", "default_vat_class_name"}
+    assert set(info.value.errors) == {"creation_by_id", "default_vat_class_name"}
     assert "default_vat_class_id" in info.value.errors["default_vat_class_name"][0]
     assert len(dks.emulator("dokus").requests) == before
+
+
+def test_an_edited_table_read_before_a_colleagues_change_is_a_conflict_not_a_revert(dk: Any, dks: Sandbox) -> None:
+    """The edited table's own modification_time (a sheet carries it) older than the original's: the item changed
+    on Dokus after the analyst's copy was read. The plan says so and apply refuses it; the colleague's value
+    stays. Rows read at the same time as the original are applied."""
+    read = dk.products.list()
+    a, b = (int(i) for i in read.index[:2])
+    dk.products.update(a, comment="kollega")                 # a colleague, after the analyst's read
+    edited = read.copy()
+    edited.loc[a, "name"] = "Analytikerens navn"
+    edited.loc[b, "name"] = "Også endret"
+    plan = dk.products.diff(dk.products.list(), edited)      # the plan made later, from Dokus as it is now
+    stale = plan[plan["id"] == a]
+    assert set(stale["field"]) == {"name", "comment"}        # the comment would have been reverted
+    assert stale["message"].str.contains("changed on Dokus since the sheet was read").all()
+    assert not plan.loc[plan["id"] == b, "message"].str.contains("changed on Dokus").any()
+    results = dk.products.apply(plan, progress=False).set_index("id")
+    assert results.loc[a, "outcome"] == "conflict" and results.loc[b, "outcome"] == "updated"
+    assert dk.products.get(a)["comment"] == "kollega" and dk.products.get(a)["name"] == read.loc[a, "name"]
 
 
 def test_values_are_checked_before_sending(dk: Any, dks: Sandbox) -> None:

@@ -33,7 +33,7 @@ pytestmark = pytest.mark.integration
 SOFFICE = os.environ.get("TOOLKIT_SOFFICE", "soffice")
 #: LibreOffice's CSV filter options: comma, double quote, UTF-8 (76), from line 1 (what an analyst picks)
 CSV_UTF8 = "44,34,76,1"
-COLUMNS = ["id", "name", "comment", "price", "product_number", "default_vat_class_id"]
+COLUMNS = ["id", "name", "comment", "price", "product_number", "default_vat_class_id", "modification_time"]
 PLAN_COLUMNS = ["id", "field", "old", "new", "action", "message", "note", "row"]
 
 
@@ -116,6 +116,9 @@ def test_export_writes_the_editable_columns_with_text_cells_and_reads_back_uncha
     assert number_cell.value == "0042" and number_cell.data_type == "s" and number_cell.number_format == "@"
     assert rows[int(products.index[products["product_number"] == "1234"][0])][4].data_type == "s"
     assert price_cell.data_type == "n" and price_cell.number_format == "0.00" and price_cell.value == 42
+    stamp_cell = rows[zero][6]  # read-only, last, as text: a spreadsheet must not make it a date of its own
+    assert stamp_cell.data_type == "s" and stamp_cell.value == products.loc[zero, "modification_time"].strftime(
+        "%Y-%m-%d %H:%M:%S")
     text = csv.read_text(encoding="utf-8-sig")
     assert text.splitlines()[0] == ",".join(COLUMNS) and ",0042," in text and ",42.00," in text
     for path in (xlsx, csv):

@@ -229,10 +229,10 @@ def _update_rows(spec: EditableSpec, item_id: Any, base: pd.Series, row: pd.Seri
     """The plan rows of one existing item: one per changed column (an edit of a read-only column goes to
     ``refused``, which makes :func:`diff` refuse the whole plan)."""
     rows: list[dict[str, Any]] = []
-    seen = _stamp(base["modification_time"])
+    seen, stale = _seen(base, row)
     for column in row.index:
-        if column == "id":
-            continue
+        if column in ("id", "modification_time") or (stale and not spec.is_editable(column)):
+            continue  # a stale row's read-only columns changed on Dokus, not in the analyst's copy
         try:
             old, _ = normalize(spec, column, base[column]) if column in known_columns else (None, None)
         except _Bad:
@@ -253,8 +253,23 @@ def _update_rows(spec: EditableSpec, item_id: Any, base: pd.Series, row: pd.Seri
             continue
         problem = check(spec, column, new, creating=False)
         rows.append(_plan_row(item_id, column, old, new, "invalid" if problem else "update",
-                              problem or note or "", seen, note=_note(spec, column, new)))
+                              problem or stale or note or "", seen, note=_note(spec, column, new)))
     return rows
+
+
+def _seen(base: pd.Series, row: pd.Series) -> tuple[str, str]:
+    """The modification time the plan's row keeps for ``apply``'s conflict check, and a warning when the edited
+    row carries its own (a sheet of :func:`toolkit.dokus.sheets.write_sheet` does) and it is not the original's:
+    the item changed on Dokus after the sheet was read, so ``original`` is newer than what the analyst edited.
+    Then the sheet's time is kept, so ``apply`` refuses the row as a ``conflict`` instead of sending the sheet's
+    older values over a colleague's change."""
+    current = _stamp(base["modification_time"])
+    if "modification_time" not in row.index or is_missing(row["modification_time"]) \
+            or _same_time(current, row["modification_time"]):
+        return current, ""
+    theirs = _stamp(row["modification_time"])
+    return theirs, (f"changed on Dokus since the sheet was read ({theirs}, now {current}): apply refuses this "
+                    f"row as a conflict; export again and redo the edit")
 
 
 def _new_labels(ed: pd.DataFrame, ids: list[int | None], known: set[int | None]) -> list[str | None]:

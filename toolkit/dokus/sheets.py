@@ -41,8 +41,8 @@ import pandas as pd
 from ..core.errors import ValidationError
 from ..core.files import clean_temporaries, temporary
 from ..core.tables import read_table
-from .resources import RESOURCES, ResourceSpec
-from .values import as_id, is_blank, is_missing, plain
+from .specs import RESOURCES, ResourceSpec
+from .values import as_id, is_blank, is_missing, plain, stamp
 
 __all__ = ["write_sheet", "read_sheet", "sheet_columns", "SHEET_SUFFIXES"]
 
@@ -67,11 +67,17 @@ def _spec_of(df: pd.DataFrame, resource: "str | ResourceSpec | None") -> Resourc
     return RESOURCES[name]
 
 
+#: the read-only column a sheet carries last: the time each item was read, so a plan made from the sheet later
+#: knows the items changed on Dokus since (by a colleague) and apply refuses those as conflicts
+STAMP = "modification_time"
+
+
 def sheet_columns(df: pd.DataFrame, spec: ResourceSpec | None) -> list[str]:
-    """The columns a sheet gets: ``id`` and the editable columns the frame has (all columns without a spec)."""
+    """The columns a sheet gets: ``id``, the editable columns the frame has (all columns without a spec) and,
+    last, ``modification_time`` (read-only: the time each item was read)."""
     if spec is None:
         return [str(c) for c in df.columns if c != "id"]
-    return [c for c in spec.editable if c in df.columns]
+    return [c for c in spec.editable if c in df.columns] + ([STAMP] if STAMP in df.columns else [])
 
 
 def _table(df: pd.DataFrame, spec: ResourceSpec | None) -> pd.DataFrame:
@@ -90,6 +96,8 @@ def _table(df: pd.DataFrame, spec: ResourceSpec | None) -> pd.DataFrame:
 def _dtype(spec: ResourceSpec | None, column: str) -> str:
     if column == "id":
         return "Int64"
+    if column == STAMP:
+        return "stamp"
     if spec is None:
         return "object"
     return "money" if column in spec.money else spec.schema.get(column, "object")
@@ -98,6 +106,8 @@ def _dtype(spec: ResourceSpec | None, column: str) -> str:
 def _cell(value: Any, dtype: str) -> Any:
     """One value as the spreadsheet cell gets it (None for an empty cell)."""
     value = plain(value)
+    if dtype == "stamp":  # text exactly as the plan keeps it: a spreadsheet must not turn it into a date
+        return stamp(value) or None
     if isinstance(value, (list, tuple, dict)):
         return json.dumps(value, ensure_ascii=False, default=str)
     if is_missing(value):
@@ -127,7 +137,8 @@ def _xlsx(table: pd.DataFrame, spec: ResourceSpec | None) -> bytes:
     ws = wb.active
     ws.title = (spec.name if spec else "sheet")[:31]
     formats = {"money": _MONEY_FORMAT, "decimal": "0.00########", "date": _DATE_FORMAT, "datetime": _TIME_FORMAT,
-               "string": _TEXT_FORMAT}
+               "string": _TEXT_FORMAT,
+               "stamp": _TEXT_FORMAT}
     for col, column in enumerate(table.columns, start=1):
         head = ws.cell(row=1, column=col, value=str(column))
         head.data_type, head.font = "s", Font(bold=True)
