@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 import pandas as pd
 
-from ..core.bulk import check_concurrency
+from ..core.bulk import Gate, check_concurrency
 from ..core.errors import ToolkitError, ValidationError
 from ..core.frames import ToolkitFrame, ToolkitSeries, frame
 from ..core.http import PagePaging, json_or_none
@@ -363,7 +363,8 @@ def _decode(data: bytes) -> Any:
         return None
 
 
-async def previews(client: "AsyncClient", files_: Any, size: str = "small", concurrency: int = 8) -> list[Any]:
+async def previews(client: "AsyncClient", files_: Any, size: str = "small",
+                   concurrency: "int | str" = "auto") -> list[Any]:
     if size not in PREVIEW_SIZES:
         raise ValidationError(f"size must be one of {', '.join(PREVIEW_SIZES)}, not {size!r}", service=SERVICE)
     concurrency = check_concurrency(concurrency, SERVICE)
@@ -383,7 +384,7 @@ async def previews(client: "AsyncClient", files_: Any, size: str = "small", conc
     else:
         ids = list(files_) if isinstance(files_, (list, tuple, pd.Series, pd.Index)) else [files_]
         urls, flags, known = [None] * len(ids), [None] * len(ids), False
-    semaphore = asyncio.Semaphore(concurrency)
+    semaphore = Gate(concurrency)
 
     async def one(file_id: Any, url: Any, flag: Any) -> Any:
         async with semaphore:

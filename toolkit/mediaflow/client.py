@@ -200,13 +200,13 @@ class AsyncClient(ServiceClient):
         Raises NotFound when there is no such file."""
         return await _assets.file(self, file_id, fields=fields)
 
-    async def previews(self, files: Any, size: str = "small", concurrency: int = 8) -> list[Any]:
+    async def previews(self, files: Any, size: str = "small", concurrency: "int | str" = "auto") -> list[Any]:
         """The files' preview pictures as PIL images, in order (``None`` for a file without a preview).
 
         ``files``: a DataFrame of :meth:`latest`/:meth:`files` (its ``*_preview`` columns are used), a
         Series of :meth:`file`, or file ids. ``size``: ``thumb``, ``small`` or ``medium``. Previews are
-        public URLs: fetched without the access token, at most ``concurrency`` at a time. Goes straight
-        into ``toolkit.widgets.image_grid``."""
+        public URLs: fetched without the access token, ``concurrency`` at a time (``"auto"``: as many as the
+        host takes; see :mod:`toolkit.core.limits`). Goes straight into ``toolkit.widgets.image_grid``."""
         return await _assets.previews(self, files, size=size, concurrency=concurrency)
 
     async def formats(self) -> ToolkitFrame:
@@ -217,7 +217,7 @@ class AsyncClient(ServiceClient):
 
         return await _downloads.formats(self)
 
-    async def download_urls(self, files: Any, format: Any = 0, concurrency: int = 8) -> ToolkitFrame:
+    async def download_urls(self, files: Any, format: Any = 0, concurrency: "int | str" = "auto") -> ToolkitFrame:
         """Signed download links of the files (``GET file/{id}/downloads/{formatId}``), one row per file.
 
         Parameters
@@ -226,7 +226,7 @@ class AsyncClient(ServiceClient):
             Series of :meth:`file`, or file ids.
         format : a Mediaflow format id: 0 (default, also ``"original"``) the original file, or an id of
             :meth:`formats`.
-        concurrency : link requests in flight at once.
+        concurrency : link requests in flight at once (``"auto"``, the default: as many as Mediaflow takes).
 
         Returns
         -------
@@ -246,7 +246,7 @@ class AsyncClient(ServiceClient):
 
         return await _downloads.download_urls(self, files, format=format, concurrency=concurrency)
 
-    async def usages(self, files: Any, concurrency: int = 8) -> ToolkitFrame:
+    async def usages(self, files: Any, concurrency: "int | str" = "auto") -> ToolkitFrame:
         """Where Mediaflow says the files are used (``GET file/{id}/usage``): one row per usage, ``file_id, id,
         type, url, page_name, contact, project, publish_date, amount, description, reported_at,
         reported_by``. Raises NotFound for a file Mediaflow does not have."""
@@ -270,7 +270,7 @@ class AsyncClient(ServiceClient):
         to: nothing sent). Raises ValidationError when ``path`` is not a file."""
         return await _uploads.upload(self, path, folder_id)
 
-    async def upload_folder(self, folder: "str | os.PathLike[str]", folder_id: int, concurrency: int = 4,
+    async def upload_folder(self, folder: "str | os.PathLike[str]", folder_id: int, concurrency: "int | str" = "auto",
                             dry_run: bool = False, journal: "str | os.PathLike[str] | None" = None,
                             progress: bool = True) -> ToolkitFrame:
         """Upload every file of ``folder`` to Mediaflow folder ``folder_id``, resumably; one row per
@@ -281,7 +281,7 @@ class AsyncClient(ServiceClient):
     async def report_usage(self, files: Any, page_url: str, page_name: str, project: str | None = None,
                            contact: str | None = None, types: Sequence[str] = ("web",), remove: bool = False,
                            dry_run: bool = False, journal: "str | os.PathLike[str] | None" = _usage.DEFAULT_JOURNAL,
-                           concurrency: int = 4, progress: bool = True) -> ToolkitFrame:
+                           concurrency: "int | str" = "auto", progress: bool = True) -> ToolkitFrame:
         """Tell Mediaflow that the files are used on a web page (or, ``remove=True``, no longer are), exactly
         once: one row per file.
 

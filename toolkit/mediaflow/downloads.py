@@ -43,7 +43,7 @@ from typing import Any
 
 import pandas as pd
 
-from ..core.bulk import check_concurrency
+from ..core.bulk import Gate, check_concurrency
 from ..core.errors import ValidationError
 from ..core.frames import ToolkitFrame, frame
 from ..core.http import json_or_none
@@ -160,7 +160,8 @@ async def _ask(client: AsyncClient, fid: int, format_id: int) -> Any:
     return response
 
 
-async def download_urls(client: AsyncClient, files: Any, format: Any = 0, concurrency: int = 8) -> ToolkitFrame:
+async def download_urls(client: AsyncClient, files: Any, format: Any = 0,
+                        concurrency: "int | str" = "auto") -> ToolkitFrame:
     """One download link per file (see the module docstring). Raises ValidationError for a bad ``format``,
     ``concurrency`` or file id (before anything is sent); Unauthorized when the credentials are refused."""
     format_id = _format_id(format)
@@ -168,7 +169,7 @@ async def download_urls(client: AsyncClient, files: Any, format: Any = 0, concur
     raw_ids, index = file_ids(files)
     ids = [as_file_id(v) for v in raw_ids]
     await client.http.ensure_pool(concurrency)
-    gate = asyncio.Semaphore(concurrency)
+    gate = Gate(concurrency)
 
     async def one(fid: int) -> dict[str, Any]:
         async with gate:

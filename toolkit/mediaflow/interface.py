@@ -24,7 +24,7 @@ class UploadClient(Protocol):
     async def check_credentials(self) -> None:
         """Fetch the access token now (raises the service's refusal)."""
 
-    async def ensure_pool(self, concurrency: int) -> None:
+    async def ensure_pool(self, concurrency: "int | str") -> None:
         """Make every connection's pool hold at least ``concurrency`` connections."""
 
 
@@ -37,5 +37,5 @@ class UsageClient(Protocol):
     async def check_credentials(self) -> None:
         """Fetch the access token now (raises the service's refusal)."""
 
-    async def ensure_pool(self, concurrency: int) -> None:
+    async def ensure_pool(self, concurrency: "int | str") -> None:
         """Make every connection's pool hold at least ``concurrency`` connections."""

@@ -64,7 +64,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Awaitable, Callable, Mapping
 
 from ..core import folders
-from ..core.bulk import ItemFailed, check_concurrency, failure, run_bulk
+from ..core.bulk import ItemFailed, check_concurrency, failure, pool_size, run_bulk
 from ..core.errors import (MAYBE_DELIVERED, UNSENT, BadRequest, Forbidden, NotFound, ToolkitError, TransportError,
                            Unauthorized, ValidationError, may_have_arrived)
 from ..core.frames import ToolkitFrame, ToolkitSeries, frame, series
@@ -495,15 +495,15 @@ class _FolderUpload:
                             "again later (nothing is sent twice)")
 
 
-async def _grow_pools(client: "UploadClient", concurrency: int) -> None:
+async def _grow_pools(client: "UploadClient", concurrency: "int | str") -> None:
     """Grow the pools only: a pool already larger than ``concurrency`` serves it as it is, and resizing
     would close its warm connections (``ensure_pool`` closes a pool of any other size)."""
-    if concurrency > min(client.http.max_connections, client.transfer.max_connections):
+    if pool_size(concurrency) > min(client.http.max_connections, client.transfer.max_connections):
         await client.ensure_pool(concurrency)
 
 
 async def upload_folder(client: "UploadClient", folder: "str | os.PathLike[str]", folder_id: Any,
-                        concurrency: int = 4, dry_run: bool = False,
+                        concurrency: "int | str" = "auto", dry_run: bool = False,
                         journal: "str | os.PathLike[str] | None" = None, progress: bool = True) -> ToolkitFrame:
     """Upload every file of ``folder`` to Mediaflow folder ``folder_id``; one row per directory entry.
 
@@ -512,7 +512,8 @@ async def upload_folder(client: "UploadClient", folder: "str | os.PathLike[str]"
     folder : the local folder; its regular files are uploaded (not those of sub-folders; links are never
         followed).
     folder_id : the Mediaflow folder id (may be negative).
-    concurrency : files in flight at once (a whole number from 1 to 64).
+    concurrency : files in flight at once: ``"auto"`` (the default: as many as Mediaflow takes, see
+        :mod:`toolkit.core.limits`) or a whole number from 1 to 64.
     dry_run : send nothing (no request at all) and write nothing; rows say what would be sent.
     journal : the journal file (default ``<folder>/.mediaflow-upload.sqlite``).
 

@@ -45,7 +45,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Awaitable, Callable, Mapping, Sequence
 
-from ..core.bulk import ItemFailed, check_concurrency, failure, run_bulk
+from ..core.bulk import Gate, ItemFailed, check_concurrency, failure, run_bulk
 from ..core.errors import BadRequest, Forbidden, NotFound, Unauthorized, ValidationError
 from ..core.frames import ToolkitFrame, frame
 from ..core.journal import destination, state_dir
@@ -248,7 +248,7 @@ class _Reporting:
 
 async def report_usage(client: "UsageClient", files: Any, page_url: Any, page_name: Any, project: Any = None,
                        contact: Any = None, types: Any = ("web",), remove: Any = False, dry_run: bool = False,
-                       journal: "str | os.PathLike[str] | None" = DEFAULT_JOURNAL, concurrency: int = 4,
+                       journal: "str | os.PathLike[str] | None" = DEFAULT_JOURNAL, concurrency: "int | str" = "auto",
                        progress: bool = True) -> ToolkitFrame:
     """Report where the files are used, one row per file (see the module docstring). Raises ValidationError
     for a bad argument (before anything is sent) and Unauthorized when the credentials are refused."""
@@ -269,12 +269,12 @@ async def report_usage(client: "UsageClient", files: Any, page_url: Any, page_na
     return frame(outcome.rows, USAGE_SCHEMA, masked=MASKED, summary=outcome.summary, kind="assets", service=SERVICE)
 
 
-async def usages(client: "UsageClient", files: Any, concurrency: int = 8) -> ToolkitFrame:
+async def usages(client: "UsageClient", files: Any, concurrency: "int | str" = "auto") -> ToolkitFrame:
     """Every usage Mediaflow lists for the files (``GET file/{id}/usage?fields=any``), one row per usage, in
     the order of the files; ``attrs["kind"] == "records"``. Raises NotFound for a file Mediaflow does not have."""
     concurrency = check_concurrency(concurrency, SERVICE)
     ids = list(dict.fromkeys(as_file_id(v) for v in file_ids(files)[0]))
-    gate = asyncio.Semaphore(concurrency)
+    gate = Gate(concurrency)
 
     async def one(fid: int) -> list[dict[str, Any]]:
         async with gate:
