@@ -309,3 +309,34 @@ def test_a_200_mb_object_is_streamed_with_bounded_memory(dls: Sandbox, emu: Bokn
     assert (tmp_path / "big" / result["file"]).stat().st_size == 200 * 1024 * 1024
     print(f"RSS growth for a 200 MB download: {result['growth_kb'] / 1024:.1f} MB")
     assert result["growth_kb"] < 60 * 1024, f"RSS grew {result['growth_kb'] / 1024:.0f} MB"
+
+
+def test_what_was_under_a_name_is_noted_from_the_one_look_that_chose_it(tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """Choosing a file's name and noting what was there before (the identity a later run compares with, to
+    tell a complete download from a file that was there already) take one lstat, not two — and the noted
+    identity is the file's own: a regular file's [inode, size, mtime], None for nothing or a folder, and
+    never a look taken for another name."""
+    from toolkit.boknett import downloads
+
+    (tmp_path / "there.jpg").write_bytes(b"old cover")
+    (tmp_path / "folder.jpg").mkdir()
+    calls: list[str] = []
+    real = os.lstat
+    monkeypatch.setattr(downloads.os, "lstat", lambda path: (calls.append(os.fspath(path)), real(path))[1])
+    names = downloads._Names(tmp_path, True, [])
+    noted: dict[str, Any] = {}
+
+    def name_for(item: str, suggested: str) -> str:
+        return names.reserve(item, lambda name: noted.__setitem__(name, names.identity(name)))(suggested)
+
+    info = real(tmp_path / "there.jpg")
+    assert name_for("9788202437930_os", "there.jpg") == "there.jpg" and len(calls) == 1
+    assert noted["there.jpg"] == [info.st_ino, info.st_size, info.st_mtime_ns]
+    assert name_for("9788202437930_ol", "new.jpg") == "new.jpg" and noted["new.jpg"] is None and len(calls) == 2
+    assert name_for("9788202437930_org", "folder.jpg") == "folder.jpg" and noted["folder.jpg"] is None
+    # a name decided without looking (this object reserved it already): looked at afresh, not from the last look
+    names.taken["again.jpg"] = "9788202437930_ly"
+    (tmp_path / "again.jpg").write_bytes(b"123")
+    assert name_for("9788202437930_ly", "again.jpg") == "again.jpg"
+    assert noted["again.jpg"][1] == 3 and calls[-1].endswith("again.jpg")

@@ -182,13 +182,18 @@ def _extra(entry: Mapping[str, Any] | None) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-def _identity(path: Path) -> list[int] | None:
-    """``[inode, size, mtime_ns]`` of the regular file at ``path`` (a link is not followed), or None."""
+def _lstat(path: Path) -> os.stat_result | None:
     try:
-        info = os.lstat(path)
+        return os.lstat(path)
     except OSError:
         return None
-    if not stat.S_ISREG(info.st_mode):
+
+
+def _identity(path: Path, info: "os.stat_result | None | bool" = False) -> list[int] | None:
+    """``[inode, size, mtime_ns]`` of the regular file at ``path`` (a link is not followed), or None; ``info``:
+    its ``lstat`` already taken (None: nothing there)."""
+    info = _lstat(path) if info is False else info
+    if info is None or not stat.S_ISREG(info.st_mode):
         return None
     return [info.st_ino, info.st_size, info.st_mtime_ns]
 
@@ -210,6 +215,9 @@ class _Names:
         self.owners: dict[str, str] = {}
         self.noted: dict[str, str] = {}
         self.taken: dict[str, str] = {}
+        #: the last name looked at in the folder and its lstat: choosing a name and noting what was there
+        #: happen with no ``await`` in between, so one system call serves both (one per file, not two)
+        self.looked: tuple[str, os.stat_result | None] | None = None
         for entry in entries:  # oldest first: the latest entry of a name wins
             name = _extra(entry).get("file")
             if name:
@@ -224,12 +232,15 @@ class _Names:
         noted = self.noted.get(name)
         if noted == item:  # an earlier attempt of this object reserved it: its own (replaced when fetched)
             return True
-        there = os.path.lexists(self.root / name)
+        info = _lstat(self.root / name)
+        self.looked = (name, info)
+        there = info is not None
         if noted is not None and there:  # probably another object's file an interrupted run saved
             return False
         return self.overwrite or not there
 
     def choose(self, suggested: str, item: str) -> str:
+        self.looked = None  # only a look of this choice may stand for the note that follows it
         name = safe_filename(suggested, f"{item}.bin")
         if self.free(name, item):
             return name
@@ -242,6 +253,13 @@ class _Names:
                 return candidate
         raise ValidationError("no free file name for this object", service=SERVICE,
                               hint="Download into an empty folder.")
+
+    def identity(self, name: str) -> list[int] | None:
+        """:func:`_identity` of the folder's ``name`` — from the look :meth:`free` just took when it was this
+        name (used at once, by the ``name`` callback, before anything can change the folder)."""
+        looked, self.looked = self.looked, None
+        path = self.root / name
+        return _identity(path, looked[1]) if looked is not None and looked[0] == name else _identity(path)
 
     def reserve(self, item: str, note: Callable[[str], None]) -> Callable[[str], str]:
         """The download's ``name`` callback: this object's file name, chosen, reserved and noted (``note``)
@@ -294,7 +312,7 @@ class _Download:
 
     async def send(self, item: str, reference: str) -> Stored:
         def note(name: str) -> None:  # before the body is written: what the next run needs to recognise it
-            self.run.note(item, reference, file=name, before=_identity(self.root / name), bytes=None)
+            self.run.note(item, reference, file=name, before=self.names.identity(name), bytes=None)
 
         got = await self.client.download_file(reference, self.root, name=self.names.reserve(item, note),
                                               default_name=f"{item}.bin", overwrite=True)
