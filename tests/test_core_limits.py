@@ -323,3 +323,48 @@ def test_a_rate_limited_service_over_loopback_every_item_answered_and_every_429_
     limit = int(result.summary.split("concurrency settled at ")[1].split(" ")[0])
     assert 1 <= limit <= 64
     assert result.summary.endswith(f"({stats['rate_limited']} answers asked to slow down)")
+
+
+def test_items_are_let_in_in_the_order_they_asked_and_none_passes_one_that_waits() -> None:
+    """A later item let in before an earlier waiting one could fill the room with items that wait for the
+    earlier ones (the audit's duplicates wait for their first row): a call hung before this order."""
+    async def go() -> list[int]:
+        share, order = Share(), []
+
+        async def item(i: int) -> None:
+            await share.admit()
+            order.append(i)
+
+        held = [asyncio.ensure_future(share.admit()) for _ in range(share.room())]  # the room full
+        await asyncio.gather(*held)
+        waiting = [asyncio.ensure_future(item(i)) for i in range(5)]
+        await asyncio.sleep(0)
+        await share.finished()           # one place frees: the first waiting item's, not a newcomer's
+        waiting.append(asyncio.ensure_future(item(99)))  # asks while 1..4 wait: goes behind them
+        await asyncio.sleep(0)
+        for _ in range(5):
+            await share.finished()
+            await asyncio.sleep(0)
+        await asyncio.wait_for(asyncio.gather(*waiting), 5)
+        return order
+
+    assert asyncio.run(go()) == [0, 1, 2, 3, 4, 99]
+
+
+def test_an_audit_whose_duplicates_come_before_their_first_rows_can_be_let_in_finishes(sb: Any) -> None:
+    """Every item fails fast (a wrong secret) and the input repeats the roster: the run ends (within a
+    deadline: it hung before items were let in in order), one row per input item."""
+    import threading
+
+    import toolkit
+
+    emulator = sb.emulator("uddata")
+    cprs = (emulator.roster() * 3)[:300]
+    done: list[Any] = []
+    with toolkit.uddata.connect(**{**sb.credentials("uddata"), "client_secret": "not-the-secret"}) as ud:
+        worker = threading.Thread(target=lambda: done.append(ud.audit(cprs, progress=False)), daemon=True)
+        worker.start()
+        worker.join(120)
+        assert done, "the audit did not finish within 120 s"
+    result = done[0]
+    assert len(result) == 300 and result["http_status"].dropna().eq(401).all()

@@ -36,6 +36,7 @@ algorithm is small and the tests in ``tests/test_core_limits.py`` drive it with 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextvars
 import heapq
 import itertools
@@ -387,7 +388,7 @@ class Share:
         self.limits: dict[int, AdaptiveLimit] = {}
         self.slowdowns = 0
         self.busy = 0
-        self._room: asyncio.Condition | None = None
+        self._waiting: collections.deque[asyncio.Future] = collections.deque()  # items in admit(), in order
 
     def used(self, limit: AdaptiveLimit) -> None:
         self.limits.setdefault(id(limit), limit)
@@ -402,20 +403,35 @@ class Share:
         return max(1, min(self.workers, int(self.policy.admit * limit)))
 
     async def admit(self) -> None:
-        """Wait until one more item may start."""
-        if self._room is None:
-            self._room = asyncio.Condition()
-        if self.busy >= self.room():
-            async with self._room:
-                await self._room.wait_for(lambda: self.busy < self.room())
-        self.busy += 1
+        """Wait until one more item may start, in the order the items asked (the bulk runner asks in input
+        order). No item passes one that waits: an item may wait for an earlier one (the audit's duplicate
+        waits for its first row), so a later item let in first could fill the room and wait forever."""
+        if self.busy < self.room() and not self._waiting:
+            self.busy += 1
+            return
+        turn = asyncio.get_running_loop().create_future()
+        self._waiting.append(turn)
+        try:
+            await turn  # let in by _let_in, which counted it in busy
+        except asyncio.CancelledError:
+            if turn.done() and not turn.cancelled():  # let in just before the cancel: pass the place on
+                self.busy -= 1
+            else:
+                self._waiting.remove(turn)
+            self._let_in()
+            raise
+
+    def _let_in(self) -> None:
+        while self._waiting and self.busy < self.room():
+            turn = self._waiting.popleft()
+            if not turn.done():
+                self.busy += 1
+                turn.set_result(None)
 
     async def finished(self) -> None:
-        """One item is done: let the next ones in."""
+        """One item is done: let the next ones in (in order)."""
         self.busy -= 1
-        if self._room is not None:
-            async with self._room:
-                self._room.notify(max(1, self.room() - self.busy))
+        self._let_in()
 
     def enter(self) -> tuple[contextvars.Token, contextvars.Token]:
         """Requests made in this context from now on are this call's, served in the order of now."""
