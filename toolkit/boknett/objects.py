@@ -36,7 +36,7 @@ from typing import Any
 import pandas as pd
 
 from ..core.errors import ValidationError
-from ..core.files import clean_temporaries, temporary
+from ..core.files import clean_temporaries, temporary, write_atomically
 from ..core.frames import ToolkitFrame, frame
 from ..core.http import CursorPaging
 from ..core.memory import small_pages
@@ -318,16 +318,7 @@ def write_state(path: "str | os.PathLike[str]", cursor: str) -> None:
     """Write ``cursor`` to ``path`` atomically (temporary file in the same folder, fsync, ``os.replace``)."""
     p = Path(path).expanduser()
     p.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = temporary(p.parent, p.name, ".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(cursor + "\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, p)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomically(p, (cursor + "\n").encode("utf-8"), ".tmp")
 
 
 async def pull_changes(client: ReportClient, *, state: "str | os.PathLike[str]" = "boknett.cursor",

@@ -30,6 +30,7 @@ from urllib.parse import unquote
 from .errors import ValidationError
 
 __all__ = ["content_disposition_filename", "safe_filename", "inside", "temporary", "clean_temporaries",
+           "write_atomically",
            "process_alive"]
 
 _FORBIDDEN = set('<>:"|?*')
@@ -129,6 +130,22 @@ def temporary(folder: "str | os.PathLike[str]", name: str, suffix: str = ".part"
     except FileNotFoundError:
         Path(folder).mkdir(parents=True, exist_ok=True)
         return tempfile.mkstemp(prefix=prefix, suffix=suffix, dir=folder)
+
+
+def write_atomically(path: "str | os.PathLike[str]", data: bytes, suffix: str = ".part") -> None:
+    """``data`` to ``path`` whole or not at all: a :func:`temporary` in the same folder, fsync, renamed into
+    place (``os.replace``); the temporary is removed when anything fails (the error is raised as it is)."""
+    target = Path(path)
+    fd, tmp = temporary(target.parent, target.name, suffix)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def clean_temporaries(folder: "str | os.PathLike[str]") -> int:

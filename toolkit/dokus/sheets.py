@@ -39,7 +39,7 @@ from typing import Any
 import pandas as pd
 
 from ..core.errors import ValidationError
-from ..core.files import clean_temporaries, temporary
+from ..core.files import clean_temporaries, write_atomically
 from ..core.tables import read_table
 from .specs import RESOURCES, ResourceSpec
 from .values import as_id, is_blank, is_missing, plain, stamp
@@ -183,19 +183,9 @@ def _csv(table: pd.DataFrame, spec: ResourceSpec | None) -> bytes:
 
 
 def _write_atomically(path: Path, data: bytes) -> None:
-    """``data`` to ``path`` whole or not at all: a temporary in the same folder, fsync, renamed into place."""
-    folder = path.parent
-    clean_temporaries(folder)
-    fd, tmp = temporary(folder, path.name)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """``data`` to ``path`` whole or not at all, after removing what killed runs left in the folder."""
+    clean_temporaries(path.parent)
+    write_atomically(path, data)
 
 
 def write_sheet(frame: pd.DataFrame, path: "str | os.PathLike[str]", *,

@@ -742,21 +742,9 @@ def _sha_of_file(path: Path) -> str | None:
 
 def _write(target: Path, data: bytes) -> None:
     """Write ``data`` to ``target`` whole or not at all (a temporary file renamed into place)."""
-    from ..core.files import temporary
+    from ..core.files import write_atomically
 
-    fd, tmp = temporary(target.parent, target.name)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    write_atomically(target, data)
 
 
 class _Preparer:
