@@ -280,11 +280,15 @@ class _Run:
                           redact(exc))
             return self.on_error(item, exc), is_transient(exc)
 
-    async def one_shared(self, item: Any) -> tuple[Row, bool]:
-        """:meth:`one` as an item of the auto call: admitted as the limit allows, its requests take slots."""
+    async def one_shared(self, item: Any) -> tuple[Row, bool] | None:
+        """:meth:`one` as an item of the auto call: admitted as the limit allows, its requests take slots.
+        None when the circuit breaker opened while it waited to be let in (it is deferred, never sent)."""
         share = self.share
         assert share is not None
         await share.admit()
+        if self.open:
+            await share.finished()
+            return None
         tokens = share.enter()
         try:
             return await self.one(item)
@@ -301,10 +305,12 @@ class _Run:
             if self.open:
                 self.record(i, self.on_deferred(self.items[i]))
                 continue
-            row, transient = await (self.one(self.items[i]) if self.share is None
-                                    else self.one_shared(self.items[i]))
-            self.count(transient)
-            self.record(i, row)
+            done = await (self.one(self.items[i]) if self.share is None else self.one_shared(self.items[i]))
+            if done is None:
+                self.record(i, self.on_deferred(self.items[i]))
+                continue
+            self.count(done[1])
+            self.record(i, done[0])
 
     async def run(self) -> None:
         token = limits.sharing(None)  # a fixed run inside an auto one: its requests are not gated

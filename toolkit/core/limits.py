@@ -70,13 +70,14 @@ class LimitPolicy:
     maximum: int = 64
     backoff: float = 0.5          # on 429/503, Retry-After, nothing remaining, a lost answer
     latency_backoff: float = 0.8  # on latency clearly above its base
-    tolerance: float = 2.0        # median above tolerance × base (+ slack): too many in flight
-    fast: float = 1.5             # median within fast × base (+ slack): room to grow
-    slack: float = 0.005          # seconds: differences below this are noise, not a signal
+    tolerance: float = 1.4        # median above tolerance × base (+ slack): too many in flight
+    fast: float = 1.15            # median within fast × base (+ slack): room to grow
+    slack: float = 0.003          # seconds: differences below this are noise, not a signal
     samples: int = 5              # answers of a kind in the median
     window: int = 250             # answers of a kind per window of the base (the smallest of two windows)
     pause_cap: float = 60.0       # the longest pause a header can impose
     admit: float = 2.0            # items in progress per slot of the limit (auto bulk calls)
+    hold: float = 1.0             # after a pause the service asked for: seconds (at least) per step of growth
     clock: Callable[[], float] = field(default=time.monotonic, compare=False, repr=False)
 
 
@@ -178,6 +179,8 @@ class AdaptiveLimit:
         self.epoch = 0              # bumped by every decrease
         self.slow_start = True      # until the first decrease
         self.paused_until = 0.0     # monotonic time before which no new request goes out
+        self.step = 0.0             # after a pause was asked for: seconds of wall time per +1 (0: per round)
+        self.grown = 0.0            # monotonic time of the last increase (or of the pause's end)
         self._kinds: dict[str, _Latency] = {}
         self._waiters: list[list[Any]] = []
         self._lock = threading.Lock()
@@ -200,9 +203,24 @@ class AdaptiveLimit:
             self._wake()
 
     def _increase(self) -> None:
-        step = 1.0 if self.slow_start else 1.0 / max(1.0, self._limit)
+        if self.step:  # a service that asked for a pause grows by one per step of wall time, not per round
+            now = self.policy.clock()
+            if now < self.grown + self.step:
+                return
+            self.grown, step = now, 1.0
+        else:
+            step = 1.0 if self.slow_start else 1.0 / max(1.0, self._limit)
         self._limit = min(float(self.maximum), self._limit + step)
         self._wake()
+
+    def _paused(self, pause: float) -> None:
+        """The service asked for a pause: no growth before it ends, then one step per ``hold`` (or per pause,
+        if longer) — a rate limit's bucket refills during the pause, and a limit growing per round would pass
+        the rate again within a fraction of a second and be paused again."""
+        until = self.policy.clock() + min(pause, self.policy.pause_cap)
+        self.paused_until = max(self.paused_until, until)
+        self.step = max(self.step, self.policy.hold, min(pause, self.policy.pause_cap))
+        self.grown = max(self.grown, self.paused_until)
 
     def _decrease(self, factor: float) -> None:
         self._limit = max(float(self.policy.minimum), self._limit * factor)
@@ -279,8 +297,7 @@ class AdaptiveLimit:
         slow, pause = pause_of(status, headers, retry_after)
         with self._lock:
             if pause is not None:
-                until = self.policy.clock() + min(pause, self.policy.pause_cap)
-                self.paused_until = max(self.paused_until, until)
+                self._paused(pause)
             if permit.share is None:
                 return
             if slow:
@@ -290,6 +307,7 @@ class AdaptiveLimit:
             elif status in LOST:
                 self._signal(permit, self.policy.backoff)
             else:
+                permit.share.answered += status < 500
                 self._latency(permit, rtt, kind)
 
     def lost(self, permit: Permit) -> None:
@@ -387,6 +405,7 @@ class Share:
         self.workers = workers or policy.maximum
         self.limits: dict[int, AdaptiveLimit] = {}
         self.slowdowns = 0
+        self.answered = 0  # answers that neither asked to slow down nor failed on the service's side
         self.busy = 0
         self._waiting: collections.deque[asyncio.Future] = collections.deque()  # items in admit(), in order
 
@@ -399,8 +418,12 @@ class Share:
         return min((limit.limit for limit in self.limits.values()), default=None)
 
     def room(self) -> int:
+        """Items that may be in progress: ``admit`` × the limit once the service has answered well, just the
+        limit before that or after it asked to slow down (a service that is down then gets few items tried
+        before the bulk call's circuit breaker stops it)."""
         limit = self.limit or self.policy.initial
-        return max(1, min(self.workers, int(self.policy.admit * limit)))
+        admit = self.policy.admit if self.answered and not self.slowdowns else 1.0
+        return max(1, min(self.workers, int(admit * limit)))
 
     async def admit(self) -> None:
         """Wait until one more item may start, in the order the items asked (the bulk runner asks in input
