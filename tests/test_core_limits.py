@@ -90,7 +90,12 @@ def test_it_falls_when_latency_climbs_clearly_above_its_base_and_noise_is_no_sig
         answer(limit, share, rtt, n=1)
     assert limit.limit == grown
     answer(limit, share, 0.250, n=5)  # five times the base: too many in flight at the service
-    assert limit.limit == int(grown * 0.8)
+    assert int(grown * 0.5) <= limit.limit <= int(grown * 0.8)  # × base / latency (the gradient), at most half
+    limit2, _, share2 = limiter(initial=20)
+    answer(limit2, share2, 0.050, n=20)
+    before = limit2.limit
+    answer(limit2, share2, 0.100, n=5)  # twice the base: back to what the service serves at its base
+    assert limit2.limit == int(before * 0.5)
     assert limit.slowdowns == 0  # latency is not an answer asking to slow down
 
 
@@ -129,6 +134,44 @@ def test_rate_limit_headers_and_retry_after_pause_the_host() -> None:
     clock.now += 1
     answer(limit, share, 0.02, headers={"x-ratelimit-remaining": "0", "x-ratelimit-reset": "3600"})
     assert limit.pause_left() == 60.0  # capped: an hour's quota is the service's error to say, not a silent hour
+
+
+def test_after_a_rate_limit_pause_the_limit_does_not_climb_back_past_the_rate_it_saw() -> None:
+    """A rate limit of 100/s at 20 ms: 2 in flight is its rate. Answers stay fast up to the 429, so the 429 is
+    the only signal; the bucket refills during the pause, and a limit growing per round would pass the rate
+    again at once. After the 429 the limit is the rate seen × the base latency, no higher while paused, and
+    afterwards grows one step per second of wall time, not per round."""
+    limit, clock, share = limiter(initial=16)
+    for _ in range(5):  # 100 answers at 20 ms over the last second: the service's rate
+        answer(limit, share, 0.020, n=20)
+        clock.now += 0.2
+    assert limit.limit > 16
+    answer(limit, share, 0.020, status=429, retry_after=1.0, n=1)
+    assert limit.limit == 2 and limit.pause_left() == 1.0  # 100/s x 20 ms
+    for _ in range(20):  # fast answers during the pause (sent before it): no growth
+        answer(limit, share, 0.020, n=2)
+        clock.now += 0.04
+    assert limit.limit == 2
+    clock.now += 0.2  # the pause is over
+    for _ in range(30):  # over a second of fast answers with the limit in use: one step, not one per round
+        answer(limit, share, 0.020, n=limit.limit)
+        clock.now += 0.04
+    assert limit.limit == 3
+
+
+def test_on_a_capacity_service_the_limit_settles_near_its_capacity() -> None:
+    """A service that serves K at once and queues the rest: latency = base × in flight / K beyond K. The limit
+    grows while answers come at the base and falls once they queue; it stays between K and 1.5 K."""
+    for capacity in (4, 12, 32):
+        limit, clock, share = limiter(initial=4)
+        seen = []
+        for _ in range(400):
+            n = limit.limit
+            answer(limit, share, 0.020 * max(1.0, n / capacity), n=n)
+            clock.now += 0.02
+            seen.append(limit.limit)
+        assert capacity <= min(seen[100:]) and max(seen[100:]) <= 1.5 * capacity, (capacity, seen[100:])
+        assert limit.peak <= 1.5 * capacity + 2  # the slow start's overshoot included
 
 
 # -- through the HTTP layer: what a service sees ------------------------------------------------------------

@@ -69,14 +69,15 @@ class LimitPolicy:
     minimum: int = 1
     maximum: int = 64
     backoff: float = 0.5          # on 429/503, Retry-After, nothing remaining, a lost answer
-    latency_backoff: float = 0.8  # on latency clearly above its base
-    tolerance: float = 1.4        # median above tolerance × base (+ slack): too many in flight
+    latency_backoff: float = 0.8  # on latency clearly above its base: × base/median, at most this, at least backoff
+    tolerance: float = 1.3        # median above tolerance × base (+ slack): too many in flight
     fast: float = 1.15            # median within fast × base (+ slack): room to grow
     slack: float = 0.003          # seconds: differences below this are noise, not a signal
     samples: int = 5              # answers of a kind in the median
     window: int = 250             # answers of a kind per window of the base (the smallest of two windows)
     pause_cap: float = 60.0       # the longest pause a header can impose
     admit: float = 2.0            # items in progress per slot of the limit (auto bulk calls)
+    drift: float = 1.02           # a window whose lowest latency is above drift × base asks for a probe
     hold: float = 1.0             # after a pause the service asked for: seconds (at least) per step of growth
     clock: Callable[[], float] = field(default=time.monotonic, compare=False, repr=False)
 
@@ -134,19 +135,33 @@ def pause_of(status: int, headers: Mapping[str, str], retry_after: float | None)
 
 class _Latency:
     """The latencies of one kind of request: its base (the smallest of this and the last window) and its
-    last few answers since the last decrease."""
+    last few answers since the last decrease.
 
-    __slots__ = ("recent", "low", "previous", "count")
+    A window whose every answer was above the base (``congested``) does not become the base at once: the
+    limit sat where the service queues, and a base learnt from queued answers would let the limit creep up
+    window after window. Such a window asks for a probe instead (as BBR's ProbeRTT does): the limit drops to
+    what the service serves at its base for the next window; if that window too stays above the old base,
+    the service itself got slower, and its latency is the new base. The limit does not grow while it probes."""
+
+    __slots__ = ("recent", "low", "previous", "count", "probed")
 
     def __init__(self, samples: int) -> None:
         self.recent: deque[float] = deque(maxlen=samples)
-        self.low, self.previous, self.count = math.inf, math.inf, 0
+        self.low, self.previous, self.count, self.probed = math.inf, math.inf, 0, False
 
-    def add(self, rtt: float, window: int) -> None:
+    def add(self, rtt: float, window: int, congested: Callable[[float], float]) -> float | None:
+        """Count one answer; at the end of a window that asks for a probe, the lowest latency it saw."""
         self.low = min(self.low, rtt)
         self.count += 1
-        if self.count >= window:
-            self.previous, self.low, self.count = self.low, math.inf, 0
+        if self.count < window:
+            return None
+        low, base = self.low, self.base
+        self.low, self.count = math.inf, 0
+        if not self.probed and math.isfinite(base) and low > congested(base):
+            self.probed = True
+            return low
+        self.previous, self.probed = low, False
+        return None
 
     @property
     def base(self) -> float:
@@ -181,6 +196,7 @@ class AdaptiveLimit:
         self.paused_until = 0.0     # monotonic time before which no new request goes out
         self.step = 0.0             # after a pause was asked for: seconds of wall time per +1 (0: per round)
         self.grown = 0.0            # monotonic time of the last increase (or of the pause's end)
+        self._done: deque[float] = deque(maxlen=8192)  # when the last answers that went well came
         self._kinds: dict[str, _Latency] = {}
         self._waiters: list[list[Any]] = []
         self._lock = threading.Lock()
@@ -209,7 +225,7 @@ class AdaptiveLimit:
                 return
             self.grown, step = now, 1.0
         else:
-            step = 1.0 if self.slow_start else 1.0 / max(1.0, self._limit)
+            step = 0.5 if self.slow_start else 1.0 / max(1.0, self._limit)
         self._limit = min(float(self.maximum), self._limit + step)
         self._wake()
 
@@ -304,10 +320,13 @@ class AdaptiveLimit:
                 self.slowdowns += 1
                 permit.share.slowdowns += 1
                 self._signal(permit, self.policy.backoff)
+                if pause is not None:
+                    self._cap(kind, pause)
             elif status in LOST:
                 self._signal(permit, self.policy.backoff)
             else:
                 permit.share.answered += status < 500
+                self._done.append(self.policy.clock())
                 self._latency(permit, rtt, kind)
 
     def lost(self, permit: Permit) -> None:
@@ -315,6 +334,21 @@ class AdaptiveLimit:
         if permit.share is not None:
             with self._lock:
                 self._signal(permit, self.policy.backoff)
+
+    def _cap(self, kind: str, pause: float) -> None:
+        """A pause was asked for (a rate limit): the limit goes no higher than the rate the service let through
+        over the last ``max(hold, pause)`` seconds × the base latency of the kind (Little's law: what is in
+        flight at that rate). The pause and the burst that preceded it are both in that window, so the estimate
+        errs low; the limit then grows back one step per ``hold``."""
+        stats = self._kinds.get(kind) or self._kinds.get(kind.split(" ", 1)[0])
+        if stats is None or not math.isfinite(stats.base):
+            return
+        now, window = self.policy.clock(), max(self.policy.hold, min(pause, self.policy.pause_cap))
+        while self._done and self._done[0] <= now - max(window, 10.0):
+            self._done.popleft()
+        done = sum(1 for t in self._done if t > now - window)
+        cap = max(float(self.policy.minimum), float(round(done / window * stats.base)))
+        self._limit = min(self._limit, cap)
 
     def _signal(self, permit: Permit, factor: float) -> None:
         if permit.epoch == self.epoch:  # one decrease per round
@@ -328,16 +362,22 @@ class AdaptiveLimit:
                 stats = self._kinds.get(kind)
             if stats is None:
                 stats = self._kinds[kind] = _Latency(self.policy.samples)
-        stats.add(rtt, self.policy.window)
+        p = self.policy
+        probe = stats.add(rtt, p.window, lambda base: p.drift * base)
+        if probe is not None:  # a whole window queued: back to what the service serves at its base
+            self._decrease(max(p.backoff, stats.base / max(probe, rtt)))
+            return
         if permit.epoch != self.epoch:  # sent under the old limit: no signal about the new one
             return
         stats.recent.append(rtt)
         if len(stats.recent) < self.policy.samples:
             return
-        smooth, base, p = statistics.median(stats.recent), stats.base, self.policy
-        if smooth > p.tolerance * base + p.slack:
-            self._decrease(p.latency_backoff)
-        elif smooth <= p.fast * base + p.slack and permit.busy:
+        smooth, base = statistics.median(stats.recent), stats.base
+        if self.slow_start and smooth > (1 + (p.fast - 1) / 2) * base + p.slack / 3:
+            self.slow_start = False  # latency starts to rise: from now on one step per round (HyStart)
+        if smooth > p.tolerance * base + p.slack:  # the gradient: what was in flight × base / latency
+            self._decrease(max(p.backoff, min(p.latency_backoff, base / smooth)))
+        elif smooth <= p.fast * base + p.slack and permit.busy and not stats.probed:
             self._increase()
 
     def __repr__(self) -> str:
