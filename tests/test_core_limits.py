@@ -174,6 +174,22 @@ def test_on_a_capacity_service_the_limit_settles_near_its_capacity() -> None:
         assert limit.peak <= 1.5 * capacity + 2  # the slow start's overshoot included
 
 
+def test_latency_that_a_decrease_does_not_lower_is_not_ours_and_the_limit_does_not_collapse() -> None:
+    """A loaded machine or network: every answer takes twice the base whatever is in flight. The limit falls
+    once; the latency did not fall with it, so it becomes the base — the limit does not halve down to 1."""
+    limit, clock, share = limiter(initial=16)
+    for _ in range(5):
+        answer(limit, share, 0.020, n=16)
+    grown = limit.limit
+    for _ in range(40):
+        answer(limit, share, 0.040, n=limit.limit)
+        clock.now += 0.04
+    assert limit.limit >= grown // 2 and limit.epoch == 1
+    for _ in range(10):  # the load is gone: answers at the old base again, and the limit grows
+        answer(limit, share, 0.020, n=limit.limit)
+    assert limit.limit > grown // 2
+
+
 # -- through the HTTP layer: what a service sees ------------------------------------------------------------
 class Service:
     """An in-process service that holds each request ``hold`` seconds and counts how many it holds at once."""

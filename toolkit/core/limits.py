@@ -5,15 +5,24 @@ has an :class:`AdaptiveLimit`, and every request of an auto bulk call takes one 
 as TCP's congestion window does (AIMD: additive increase, multiplicative decrease), with the signals of
 Netflix's concurrency-limits (a Vegas/gradient-like latency test):
 
-* **increase** while answers come back at the base latency of their kind: +1 per answer until the first
-  sign of trouble (slow start, so a fast service is reached in a few round trips), then +1 per round
-  (``1/limit`` per answer) — only while the limit is in use (at least half of it in flight), so an idle
-  connection does not grow a limit nobody tried;
+* **increase** while answers come back near the base latency of their kind (the median of the last 5 within
+  ``fast`` × base + ``slack``): +½ per answer until latency starts to rise or the first decrease (slow start,
+  × 1.5 a round, ended HyStart-like so it overshoots little), then +1 per round (``1/limit`` per answer) —
+  only while the limit is in use (at least half of it in flight), so an idle connection does not grow a
+  limit nobody tried;
 * **halve** on an answer that asks to slow down — 429, 503, a ``Retry-After``, a rate-limit header with
   nothing remaining — and on a lost answer (a timeout, a broken connection, 504);
-* **× 0.8** when latency climbs clearly above its base: the median of the last 5 answers of a kind (method,
-  path with ids as ``*``, size class — a GET of a photo and the PUT of one are not compared with each other)
-  above ``2 ×`` the smallest seen recently for that kind (plus 5 ms, so loopback noise is no signal);
+* **the gradient** when latency climbs clearly above its base: the median of the last 5 answers of a kind
+  (method, path with ids as ``*``, size class — a GET of a photo and the PUT of one are not compared with each
+  other) above ``tolerance`` × the smallest seen recently (+ ``slack``, so loopback noise is no signal): ×
+  base/median (between 0.5 and 0.8), what the service serves at its base latency (Gradient2, TCP Vegas);
+* **probe for the base** when a whole window of answers of a kind stayed above it (BBR's ProbeRTT): the
+  limit sat where the service queues, and taking that window's latency as the base would let it creep up;
+  the limit drops by base/latency and does not grow for a window, and only a second such window becomes the
+  new base (the service itself got slower);
+* **after a pause** the service asked for (a rate limit: answers stay fast until the 429, and its bucket
+  refills during the pause): capped at the rate of good answers over the last max(``hold``, pause) seconds ×
+  the base latency, no growth before the pause ends, then one step per ``hold`` of wall time, not per round;
 * at most one decrease per round: answers to requests sent before the last decrease (they were in flight
   under the old limit) are counted but do not decrease it again;
 * bounded by ``maximum`` (64, and never more than the connection's pool) and ``minimum`` (1).
@@ -143,11 +152,12 @@ class _Latency:
     what the service serves at its base for the next window; if that window too stays above the old base,
     the service itself got slower, and its latency is the new base. The limit does not grow while it probes."""
 
-    __slots__ = ("recent", "low", "previous", "count", "probed")
+    __slots__ = ("recent", "low", "previous", "count", "probed", "fell")
 
     def __init__(self, samples: int) -> None:
         self.recent: deque[float] = deque(maxlen=samples)
         self.low, self.previous, self.count, self.probed = math.inf, math.inf, 0, False
+        self.fell: float | None = None  # the median that made the limit fall on latency, until it grows again
 
     def add(self, rtt: float, window: int, congested: Callable[[float], float]) -> float | None:
         """Count one answer; at the end of a window that asks for a probe, the lowest latency it saw."""
@@ -375,9 +385,17 @@ class AdaptiveLimit:
         smooth, base = statistics.median(stats.recent), stats.base
         if self.slow_start and smooth > (1 + (p.fast - 1) / 2) * base + p.slack / 3:
             self.slow_start = False  # latency starts to rise: from now on one step per round (HyStart)
-        if smooth > p.tolerance * base + p.slack:  # the gradient: what was in flight × base / latency
+        if smooth > p.tolerance * base + p.slack:
+            if stats.fell is not None and smooth > 0.9 * stats.fell:
+                # the last decrease did not lower it: the latency is not our requests queueing (the machine,
+                # the network, a slower service) — it is the new base, and the limit does not fall again
+                stats.low = stats.previous = smooth
+                stats.fell = None
+                return
+            stats.fell = smooth  # the gradient: what was in flight × base / latency
             self._decrease(max(p.backoff, min(p.latency_backoff, base / smooth)))
         elif smooth <= p.fast * base + p.slack and permit.busy and not stats.probed:
+            stats.fell = None
             self._increase()
 
     def __repr__(self) -> str:
