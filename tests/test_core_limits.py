@@ -157,6 +157,14 @@ def test_after_a_rate_limit_pause_the_limit_does_not_climb_back_past_the_rate_it
         answer(limit, share, 0.020, n=limit.limit)
         clock.now += 0.04
     assert limit.limit == 3
+    answer(limit, share, 0.020, status=429, retry_after=1.0, n=1)  # 3 was past the rate: paused again
+    capped = limit.limit
+    assert capped <= 2 and limit.step == 2.0  # below the rate seen, and it grows half as often from now on
+    clock.now += 1.0
+    for _ in range(40):  # 1.6 s after the pause: no step yet
+        answer(limit, share, 0.020, n=limit.limit)
+        clock.now += 0.04
+    assert limit.limit == capped
 
 
 def test_on_a_capacity_service_the_limit_settles_near_its_capacity() -> None:

@@ -22,7 +22,8 @@ Netflix's concurrency-limits (a Vegas/gradient-like latency test):
   new base (the service itself got slower);
 * **after a pause** the service asked for (a rate limit: answers stay fast until the 429, and its bucket
   refills during the pause): capped at the rate of good answers over the last max(``hold``, pause) seconds ×
-  the base latency, no growth before the pause ends, then one step per ``hold`` of wall time, not per round;
+  the base latency, no growth before the pause ends, then one step per ``hold`` of wall time, not per round
+  (twice as long after each further pause: the limit had grown past the rate again);
 * at most one decrease per round: answers to requests sent before the last decrease (they were in flight
   under the old limit) are counted but do not decrease it again;
 * bounded by ``maximum`` (64, and never more than the connection's pool) and ``minimum`` (1).
@@ -242,10 +243,13 @@ class AdaptiveLimit:
     def _paused(self, pause: float) -> None:
         """The service asked for a pause: no growth before it ends, then one step per ``hold`` (or per pause,
         if longer) — a rate limit's bucket refills during the pause, and a limit growing per round would pass
-        the rate again within a fraction of a second and be paused again."""
-        until = self.policy.clock() + min(pause, self.policy.pause_cap)
-        self.paused_until = max(self.paused_until, until)
-        self.step = max(self.step, self.policy.hold, min(pause, self.policy.pause_cap))
+        the rate again within a fraction of a second and be paused again. Each pause after the first (the
+        limit grew past the rate again) doubles the time per step, up to ``pause_cap``."""
+        now, cap = self.policy.clock(), self.policy.pause_cap
+        if self.step and now >= self.paused_until:  # paused again after growing: grow half as often
+            self.step = min(2 * self.step, cap)
+        self.paused_until = max(self.paused_until, now + min(pause, cap))
+        self.step = max(self.step, self.policy.hold, min(pause, cap))
         self.grown = max(self.grown, self.paused_until)
 
     def _decrease(self, factor: float) -> None:
