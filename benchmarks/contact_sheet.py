@@ -10,7 +10,7 @@ then times, in one run:
 
 Prints both times, the ratio and the bytes per page. Goal: ratio >= 3 and every page <= 300 KB.
 
-    .venv/bin/python benchmarks/contact_sheet.py [--count 200] [--folder /tmp/...]
+    .venv/bin/python benchmarks/contact_sheet.py [--count 200] [--folder FOLDER]
 """
 
 from __future__ import annotations
