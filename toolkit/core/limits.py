@@ -21,8 +21,9 @@ Netflix's concurrency-limits (a Vegas/gradient-like latency test):
   the limit drops by base/latency and does not grow for a window, and only a second such window becomes the
   new base (the service itself got slower);
 * **after a pause** the service asked for (a rate limit: answers stay fast until the 429, and its bucket
-  refills during the pause): capped at the rate of good answers over the last max(``hold``, pause) seconds ×
-  the base latency, no growth before the pause ends, then one step per ``hold`` of wall time, not per round
+  refills during the pause): the rate of good answers over the last max(``hold``, pause) seconds × the base
+  latency caps it at the first pause and is its floor when halved at a later one; no growth before the pause
+  ends, then one step per ``hold`` of wall time, not per round
   (twice as long after each further pause: the limit had grown past the rate again);
 * at most one decrease per round: answers to requests sent before the last decrease (they were in flight
   under the old limit) are counted but do not decrease it again;
@@ -326,6 +327,7 @@ class AdaptiveLimit:
         """One answer: its headers may pause the host; with a slot, its status and latency move the limit."""
         slow, pause = pause_of(status, headers, retry_after)
         with self._lock:
+            first = not self.step  # no pause asked for before on this connection
             if pause is not None:
                 self._paused(pause)
             if permit.share is None:
@@ -333,9 +335,11 @@ class AdaptiveLimit:
             if slow:
                 self.slowdowns += 1
                 permit.share.slowdowns += 1
+                before = self._limit
                 self._signal(permit, self.policy.backoff)
-                if pause is not None:
-                    self._cap(kind, pause)
+                cap = self._rate_cap(kind, pause) if pause is not None else None
+                if cap is not None:  # the first time the rate seen (it errs low), then never below it
+                    self._limit = min(self._limit, cap) if first else min(before, max(self._limit, cap))
             elif status in LOST:
                 self._signal(permit, self.policy.backoff)
             else:
@@ -349,20 +353,19 @@ class AdaptiveLimit:
             with self._lock:
                 self._signal(permit, self.policy.backoff)
 
-    def _cap(self, kind: str, pause: float) -> None:
-        """A pause was asked for (a rate limit): the limit goes no higher than the rate the service let through
-        over the last ``max(hold, pause)`` seconds × the base latency of the kind (Little's law: what is in
-        flight at that rate). The pause and the burst that preceded it are both in that window, so the estimate
-        errs low; the limit then grows back one step per ``hold``."""
+    def _rate_cap(self, kind: str, pause: float) -> float | None:
+        """A pause was asked for (a rate limit): the rate the service let through over the last ``max(hold,
+        pause)`` seconds × the base latency of the kind (Little's law: what is in flight at that rate). At the
+        first pause the window holds the time before the first request, so it errs low: the limit is capped
+        at it; at a later one it is the rate the limit ran at, and the limit is halved but not below it."""
         stats = self._kinds.get(kind) or self._kinds.get(kind.split(" ", 1)[0])
         if stats is None or not math.isfinite(stats.base):
-            return
+            return None
         now, window = self.policy.clock(), max(self.policy.hold, min(pause, self.policy.pause_cap))
         while self._done and self._done[0] <= now - max(window, 10.0):
             self._done.popleft()
         done = sum(1 for t in self._done if t > now - window)
-        cap = max(float(self.policy.minimum), float(round(done / window * stats.base)))
-        self._limit = min(self._limit, cap)
+        return max(float(self.policy.minimum), float(round(done / window * stats.base)))
 
     def _signal(self, permit: Permit, factor: float) -> None:
         if permit.epoch == self.epoch:  # one decrease per round
