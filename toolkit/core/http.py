@@ -282,13 +282,15 @@ def _replay_transport() -> Any:
     return httpx.MockTransport(handle)
 
 
-def _answered(permit: "_limits.Permit", request: httpx.Request, response: httpx.Response, rtt: float) -> None:
-    """Tell the host's limit what the answer said (its status, rate-limit headers and time to the headers)."""
+def _answered(permit: "_limits.Permit", request: httpx.Request, response: httpx.Response, rtt: float,
+              cap: float) -> None:
+    """Tell the host's limit what the answer said (its status, rate-limit headers and time to the headers);
+    a pause it asks for is honoured up to ``cap`` seconds, as the retry policy honours ``Retry-After``."""
     size = sum(int(v) for v in (request.headers.get("content-length"), response.headers.get("content-length"))
                if v and v.isdigit())
     permit.limit.answered(permit, response.status_code, response.headers, rtt,
                           parse_retry_after(response.headers.get("retry-after")),
-                          _limits.kind_of(request.method, request.url.path, size))
+                          _limits.kind_of(request.method, request.url.path, size), cap)
 
 
 class _Releasing(httpx.AsyncByteStream):
@@ -496,7 +498,7 @@ class HttpClient:
             self.requests_sent += 1
             started, clock = time.time(), time.perf_counter()
             response = await self.client.send(request, stream=stream)
-            _answered(permit, request, response, time.perf_counter() - clock)
+            _answered(permit, request, response, time.perf_counter() - clock, self.retry.retry_after_cap)
             if stream and permit.slot and not response.is_closed:  # the body keeps its slot until read or closed
                 response.stream, permit = _Releasing(response.stream, permit), None
             if _observers:

@@ -323,9 +323,12 @@ class AdaptiveLimit:
         return max(0.0, self.paused_until - self.policy.clock())
 
     def answered(self, permit: Permit, status: int, headers: Mapping[str, str], rtt: float,
-                 retry_after: float | None, kind: str) -> None:
-        """One answer: its headers may pause the host; with a slot, its status and latency move the limit."""
+                 retry_after: float | None, kind: str, cap: float | None = None) -> None:
+        """One answer: its headers may pause the host; with a slot, its status and latency move the limit.
+        ``cap``: the longest pause the client honours (its retry policy's ``retry_after_cap``)."""
         slow, pause = pause_of(status, headers, retry_after)
+        if pause is not None and cap is not None:
+            pause = min(pause, cap)
         with self._lock:
             first = not self.step  # no pause asked for before on this connection
             if pause is not None:

@@ -18,6 +18,8 @@ See ``docs/mediaflow.md`` for the contract this implements and the choices made 
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import os
 import time
 from typing import Any, Callable, Sequence
@@ -113,9 +115,10 @@ class AsyncClient(ServiceClient):
                                     transport=transport, timeouts=timeouts, retry=retry,
                                     max_connections=max_connections, hints=HINTS)
         # signed upload URLs live on other hosts: no auth, no base URL, and no retries of its own
-        # (uploads.py decides what may be repeated: the same upload URL, never a second one blindly)
-        self.transfer = self._open_http("", transport=transport, timeouts=timeouts, retry=RetryPolicy(attempts=1),
-                                        max_connections=max_connections)
+        # (uploads.py decides what may be repeated: the same upload URL, never a second one blindly); the rest
+        # of the analyst's policy holds, e.g. how long a Retry-After is honoured (the pause of the host too)
+        self.transfer = self._open_http("", transport=transport, timeouts=timeouts,
+                                        retry=replace(self.http.retry, attempts=1), max_connections=max_connections)
         #: the path form of download links that has answered on this connection (downloads.PATH_FORMS)
         self._download_form: str | None = None
 
