@@ -235,3 +235,65 @@ def test_the_first_cell_needs_no_pandas_and_pandas_gets_the_toolkit_as_soon_as_i
             "print(str(s.dtype), '0101901234' in repr(s) + data['text/html'], 'toolkit-table-' in data['text/html'])\n")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.stdout.splitlines() == ["[]", "cpr False True"], done.stdout + done.stderr[-2000:]
+
+
+def _text_raw() -> dict[str, list[object]]:
+    return {"code": [" ol\n", "\u3000xx", None, "   ", "os"], "name": ["\u2028 Per Hansen\t", "", "0042 ", None, "a b"]}
+
+
+TEXT_EXPECTED = {"code": ["ol", "xx", None, None, "os"], "label": ["small", None, None, None, "large"],
+                 "name": ["Per Hansen", None, "0042", None, "a b"]}
+
+
+def _text_values(df: pd.DataFrame) -> dict[str, list[object]]:
+    return {c: [None if v is pd.NA else v for v in df[c].tolist()] for c in df.columns}
+
+
+@pytest.mark.parametrize("storage", ["pyarrow", "python"])
+def test_text_frame_strips_blanks_to_na_and_looks_up_codes(storage: str) -> None:
+    """Raw texts as a service served them become the frame an analyst filters on: surrounding whitespace
+    (also Unicode's) gone, a blank value <NA> (so ``isna()`` finds it), leading zeros kept, labels looked up
+    by code (<NA> for an unknown code), the columns in the order asked for and of frame()'s ``string`` dtype —
+    with pandas' Arrow-backed string storage and with the Python one alike."""
+    pytest.importorskip("pyarrow")
+    from toolkit.core.frames import ToolkitFrame, text_frame
+
+    with pd.option_context("mode.string_storage", storage):
+        raw = _text_raw()
+        df = text_frame(raw, columns=["code", "label", "name"],
+                        codes={"label": ("code", {"ol": "small", "os": "large"})})
+        template = frame([], dict.fromkeys(["code", "label", "name"], "string"))
+    assert isinstance(df, ToolkitFrame) and list(df.columns) == ["code", "label", "name"]
+    assert df.dtypes.tolist() == template.dtypes.tolist()
+    assert _text_values(df) == TEXT_EXPECTED
+    assert df["name"].isna().tolist() == [False, True, False, True, False]
+    if storage == "pyarrow":
+        assert raw == {}  # each list is let go as soon as its column is built (a lower memory peak)
+
+
+def test_text_frame_falls_back_to_frame_when_arrow_refuses(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An older pandas/pyarrow that refuses a step half-way gives the same frame the Arrow way gives (the
+    lists it had already taken are handed back), not an error and not a half-built frame."""
+    pc = pytest.importorskip("pyarrow.compute")
+    from toolkit.core.frames import text_frame
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise NotImplementedError("index_in: not in this pyarrow")
+
+    monkeypatch.setattr(pc, "index_in", refuse)
+    with pd.option_context("mode.string_storage", "pyarrow"):
+        df = text_frame(_text_raw(), columns=["code", "label", "name"],
+                        codes={"label": ("code", {"ol": "small", "os": "large"})})
+        template = frame([], dict.fromkeys(["code", "label", "name"], "string"))
+    assert _text_values(df) == TEXT_EXPECTED and df.dtypes.tolist() == template.dtypes.tolist()
+
+
+def test_text_frame_keeps_empty_columns_and_refuses_unknown_names() -> None:
+    from toolkit.core.frames import text_frame
+
+    df = text_frame({"a": [], "b": []})
+    assert list(df.columns) == ["a", "b"] and len(df) == 0 and str(df["a"].dtype) == "string"
+    with pytest.raises(ValueError, match="'c'"):
+        text_frame({"a": ["x"]}, columns=["a", "c"])
+    with pytest.raises(ValueError, match="'nope'"):
+        text_frame({"a": ["x"]}, codes={"label": ("nope", {})})

@@ -9,8 +9,9 @@
   of a piece are read as a batch when one XPath count says each has exactly the six fields, one of each
   (texts taken per field name in document order, then the batch deleted from the tree); any other shape
   (an unknown, missing or repeated element, another namespace, a piece that ends inside an object, as in
-  UTF-16) is read object by object as before, with the same result. Texts are stripped and blank → ``<NA>`` after the parse:
-  with pandas' Arrow-backed ``string`` dtype as Arrow compute over whole columns, else in Python.
+  UTF-16) is read object by object as before, with the same result. Texts are stripped and blank → ``<NA>``
+  after the parse, by :func:`toolkit.core.frames.text_frame`: with pandas' Arrow-backed ``string`` dtype as
+  Arrow compute over whole columns, else in Python.
   ``benchmarks/boknett_report.py`` compares it with ``pandas.read_xml`` and a bare lxml parse.
 * Safety: lxml never expands entities, never loads a DTD, never touches the network, and refuses huge
   trees; a document that declares entities (billion laughs, an external entity naming a local file) or
@@ -26,7 +27,7 @@ from operator import attrgetter
 from typing import Any
 
 from ..core.errors import ValidationError
-from ..core.frames import ToolkitFrame, frame
+from ..core.frames import _whitespace, text_frame  # noqa: F401 (_whitespace: tests/test_boknett_report.py)
 
 __all__ = ["parse_columns", "OBJECT_SCHEMA", "TYPE_NAMES", "FIELDS", "parse_objects", "parse_errors", "ENTITY_MESSAGE"]
 
@@ -100,13 +101,7 @@ def _local(tag: Any) -> str:
 
 def parse_objects(data: bytes) -> Any:
     """The object report as a DataFrame (columns :data:`OBJECT_SCHEMA`, all text)."""
-    import pandas as pd
-
-    raw = _raw_columns(data)
-    fast = _arrow_frame(raw)
-    if fast is not None:
-        return fast
-    return frame(pd.DataFrame(_cleaned(raw)), OBJECT_SCHEMA)
+    return text_frame(_raw_columns(data), columns=list(OBJECT_SCHEMA), codes={"type_name": ("type", TYPE_NAMES)})
 
 
 def parse_columns(data: bytes) -> dict[str, list[Any]]:
@@ -242,49 +237,6 @@ def _raw_columns(data: bytes) -> dict[str, list[Any]]:
                               f"<{_local(root.tag)[:40]}>, not <OBJECTS>)", service="boknett",
                               hint="Check the base URL and the request; pull again.")
     return dict(zip(FIELDS.values(), raw))
-
-
-# -- the frame: Arrow-backed text columns built and cleaned in Arrow, when pandas' string dtype is ---------
-@lru_cache(maxsize=1)
-def _whitespace() -> str:
-    """The characters ``str.strip()`` removes (none lies above U+3000: tests/test_boknett_report.py)."""
-    return "".join(ch for ch in map(chr, range(0x3001)) if ch.isspace())
-
-
-def _arrow_frame(raw: dict[str, list[Any]]) -> Any:
-    """The frame of :func:`parse_objects` with its text columns made, stripped and blanked in Arrow — when
-    the ``string`` dtype that :func:`~toolkit.core.frames.frame` gives is Arrow-backed; else None (and the
-    caller builds it through ``frame``). The dtypes are taken from ``frame``'s own empty frame."""
-    template = frame([], OBJECT_SCHEMA)
-    dtype = template.dtypes.iloc[0]
-    if getattr(dtype, "storage", None) != "pyarrow":
-        return None
-    try:
-        import pyarrow as pa
-        import pyarrow.compute as pc
-        from pandas.arrays import ArrowStringArray
-    except ImportError:
-        return None
-    text = pa.large_string()
-    arrays: dict[str, Any] = {}
-    try:
-        for name in list(raw):
-            array = pc.utf8_trim(pa.array(raw[name], type=text), characters=_whitespace())
-            empty = pc.equal(array, "")
-            arrays[name] = pc.if_else(empty, pa.scalar(None, text), array) if pc.any(empty).as_py() else array
-            del raw[name]  # each list goes as soon as its column is in Arrow (a lower peak)
-        codes = pc.index_in(arrays["type"], value_set=pa.array(list(TYPE_NAMES), type=text))
-        arrays["type_name"] = pa.array(list(TYPE_NAMES.values()), type=text).take(codes)
-        df = ToolkitFrame({name: ArrowStringArray(arrays[name]) for name in OBJECT_SCHEMA},
-                          columns=list(OBJECT_SCHEMA), copy=False)
-        if df.dtypes.tolist() == template.dtypes.tolist():
-            return df
-    except (TypeError, ValueError):  # an older pandas/pyarrow that builds these otherwise: the frame() way
-        pass
-    for name in FIELDS.values():  # hand back what was taken (already stripped: stripping again changes nothing)
-        if name not in raw:
-            raw[name] = arrays[name].to_pylist()
-    return None
 
 
 def parse_errors(data: bytes) -> list[tuple[str, str]]:

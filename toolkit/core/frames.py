@@ -13,12 +13,16 @@
   shown in full, left-aligned and wrapped in the notebook's HTML view of a toolkit frame (not cut at
   pandas' 50 characters).
 * A bulk result carries its one-line summary in ``df.attrs["summary"]`` (``df.summary``).
+* :func:`text_frame` builds a frame of text columns from plain lists (stripped, blank → ``<NA>``, codes
+  looked up), in Arrow over whole columns when pandas' ``string`` dtype is Arrow-backed: for large parsed
+  documents (Boknett's object report) where building rows for :func:`frame` would cost more than the parse.
 """
 
 from __future__ import annotations
 
 import html as _html
 from decimal import Decimal, InvalidOperation
+from functools import lru_cache
 from typing import Any, Iterable, Mapping, Sequence
 
 import pandas as pd
@@ -26,7 +30,7 @@ import pandas as pd
 from .cpr_dtype import CprArray, CprDtype, CprStr, RedactedArray, RedactedDtype, is_masked_dtype
 from .redact import mask_cpr, redact
 
-__all__ = ["ToolkitFrame", "ToolkitSeries", "frame", "series", "Schema", "to_decimal", "masked_view",
+__all__ = ["ToolkitFrame", "ToolkitSeries", "frame", "text_frame", "series", "Schema", "to_decimal", "masked_view",
            "CprDtype", "RedactedDtype", "FREE_TEXT", "free_text_html", "notebook_html", "install_notebook_html"]
 
 #: mask kinds → the dtype that masks them: "cpr" a whole CPR value; "text" CPRs/secrets inside free text
@@ -324,6 +328,66 @@ def frame(
         df = df.set_index(index, drop=True)
         df.attrs.update(attrs)
     return df
+
+
+@lru_cache(maxsize=1)
+def _whitespace() -> str:
+    """The characters ``str.strip()`` removes (none lies above U+3000: tests/test_boknett_report.py)."""
+    return "".join(ch for ch in map(chr, range(0x3001)) if ch.isspace())
+
+
+def text_frame(raw: dict[str, list[Any]], *, columns: Sequence[str] | None = None,
+               codes: Mapping[str, tuple[str, Mapping[str, str]]] | None = None) -> ToolkitFrame:
+    """A frame of text columns from plain lists (one list of ``str`` or ``None`` per column, all as long):
+    every value stripped of surrounding whitespace (what ``str.strip()`` strips), a blank one ``<NA>``, every
+    column of dtype ``"string"`` exactly as :func:`frame` gives it. ``codes`` adds columns of labels looked up
+    in a table by another column's (stripped) value — ``{"type_name": ("type", {"ol": "small cover"})}``; a
+    value not in the table, or missing, gives ``<NA>``. ``columns`` is the frame's columns in order, each a
+    key of ``raw`` or ``codes`` (default: ``raw``'s, then ``codes``').
+
+    Made for large tables: when pandas' ``string`` dtype is Arrow-backed, the columns are built, stripped and
+    looked up in Arrow over whole columns, and each list is taken out of ``raw`` as soon as its column is made
+    (a lower memory peak: ``raw`` is emptied; pass a copy to keep it). Otherwise (the ``python`` string
+    storage, no pyarrow, or an older pandas/pyarrow that builds these otherwise) through :func:`frame`, with
+    the same result.
+    """
+    codes = dict(codes or {})
+    order = list(columns) if columns is not None else [*raw, *codes]
+    sources = {source for source, _ in codes.values()}
+    unknown = [name for name in order if name not in raw and name not in codes] + sorted(sources - set(raw))
+    if unknown:
+        raise ValueError(f"text_frame: no list in raw for {unknown!r}")
+    needed = [name for name in raw if name in order or name in sources]
+    dtype = _cast(pd.Series([], dtype=object), "string").dtype  # frame()'s "string"
+    arrays: dict[str, Any] = {}
+    if getattr(dtype, "storage", None) == "pyarrow":
+        try:
+            import pyarrow as pa
+            import pyarrow.compute as pc
+            from pandas.arrays import ArrowStringArray
+
+            text = pa.large_string()
+            for name in needed:
+                array = pc.utf8_trim(pa.array(raw[name], type=text), characters=_whitespace())
+                empty = pc.equal(array, "")
+                arrays[name] = pc.if_else(empty, pa.scalar(None, text), array) if pc.any(empty).as_py() else array
+                del raw[name]  # each list goes as soon as its column is in Arrow (a lower peak)
+            for name, (source, table) in codes.items():
+                found = pc.index_in(arrays[source], value_set=pa.array(list(table), type=text))
+                arrays[name] = pa.array(list(table.values()), type=text).take(found)
+            df = ToolkitFrame({name: ArrowStringArray(arrays[name]) for name in order}, columns=order, copy=False)
+            if all(column == dtype for column in df.dtypes):
+                return df
+        except (ImportError, TypeError, ValueError, NotImplementedError):  # older pandas/pyarrow: frame()'s way
+            pass
+        for name in needed:  # hand back what was taken (already stripped: stripping again changes nothing)
+            if name not in raw:
+                raw[name] = arrays[name].to_pylist()
+    cleaned = {name: [(value.strip() or None) if value is not None else None for value in raw[name]]
+               for name in needed}
+    for name, (source, table) in codes.items():
+        cleaned[name] = [table.get(value) if value is not None else None for value in cleaned[source]]
+    return frame(pd.DataFrame(cleaned), dict.fromkeys(order, "string"))
 
 
 def series(record: Mapping[str, Any], schema: Schema, *, masked: Mapping[str, str] | Sequence[str] = (),
