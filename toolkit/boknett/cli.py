@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from ..core import cli
 from ..core.check import add_check_command
 
 __all__ = ["register"]
@@ -33,7 +34,6 @@ PULL_EXIT_CODES = {0: "done", 1: "some files could not be downloaded (see the re
 
 def register(subparsers: Any) -> None:
     """Add ``toolkit boknett …`` to the ``toolkit`` command line."""
-    from ..core import cli
     from .client import Client
 
     bk = subparsers.add_parser("boknett", help="Boknett: pull the report of changed book objects, download files")
@@ -57,18 +57,10 @@ def register(subparsers: Any) -> None:
     cli.add_no_progress(pull)
 
 
-def _connect(args: argparse.Namespace) -> Any:
-    from ..core import cli
-
-    return cli.connect(SERVICE, args)
-
-
 def _cmd_pull(args: argparse.Namespace) -> int:
     import pandas as pd
 
-    from ..core import cli
-
-    with _connect(args) as bk:
+    with cli.connect(SERVICE, args) as bk:
         objs = bk.changes(state=args.state, after=args.after, pagesize=args.pagesize)
         counts = objs["type"].value_counts().to_dict() if len(objs) else {}
         per_type = ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))

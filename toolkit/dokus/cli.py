@@ -23,6 +23,7 @@ import argparse
 import sys
 from typing import Any
 
+from ..core import cli
 from ..core.check import add_check_command
 
 __all__ = ["register", "EXPORT_EXIT_CODES", "PLAN_EXIT_CODES", "APPLY_EXIT_CODES", "NOT_CONFIRMED"]
@@ -45,7 +46,6 @@ DONE = ("updated", "created", "deleted")
 
 def register(subparsers: Any) -> None:
     """Add ``toolkit dokus …`` to the ``toolkit`` command line."""
-    from ..core import cli
     from .resources import Resource
 
     dokus = subparsers.add_parser("dokus", help="Dokus: products to a spreadsheet and back, the contract check")
@@ -80,14 +80,8 @@ def register(subparsers: Any) -> None:
     cli.add_no_progress(ap)
 
 
-def _connect(args: argparse.Namespace) -> Any:
-    from ..core import cli
-
-    return cli.connect(SERVICE, args)
-
-
 def _cmd_export(args: argparse.Namespace) -> int:
-    with _connect(args) as dk:
+    with cli.connect(SERVICE, args) as dk:
         table = dk.products.export(args.file)
     print(table.attrs.get("summary") or f"Dokus products: {len(table)} written to {args.file}")
     return 0
@@ -106,7 +100,7 @@ def _cmd_plan(args: argparse.Namespace) -> int:
     from .sheets import read_sheet
 
     edited = read_sheet(args.file, service=SERVICE)  # a sheet that cannot be read is said before connecting
-    with _connect(args) as dk:
+    with cli.connect(SERVICE, args) as dk:
         plan = _plan(dk, args.file, edited)
     if args.out:
         plan.to_csv(args.out, index=False)
@@ -131,11 +125,10 @@ def _confirmed(args: argparse.Namespace, plan: Any) -> bool:
 
 
 def _cmd_apply(args: argparse.Namespace) -> int:
-    from ..core import cli
     from .sheets import read_sheet
 
     edited = read_sheet(args.file, service=SERVICE)
-    with _connect(args) as dk:
+    with cli.connect(SERVICE, args) as dk:
         plan = _plan(dk, args.file, edited)
         if not (plan["action"] != "invalid").any():
             print("Nothing to apply.")

@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from ..core import cli
 from ..core.check import add_check_command
 from ..core.tables import read_table
 
@@ -35,7 +36,6 @@ IMPORT_EXIT_CODES = {0: "every image imported or skipped as unchanged (without -
 
 def register(subparsers: Any) -> None:
     """Add ``toolkit livingdocs …`` to the ``toolkit`` command line."""
-    from ..core import cli
     from .client import Client
 
     ld = subparsers.add_parser("livingdocs", help="Livingdocs: import images by URL into the media library")
@@ -72,17 +72,9 @@ def read_images(path: str) -> Any:
     return read_table(path, service="livingdocs", text=("id",), what="url and id columns")
 
 
-def _connect(args: argparse.Namespace) -> Any:
-    from ..core import cli
-
-    return cli.connect("livingdocs", args)
-
-
 def _cmd_import(args: argparse.Namespace) -> int:
-    from ..core import cli
-
     images = read_images(args.images)
-    with _connect(args) as lv:
+    with cli.connect("livingdocs", args) as lv:
         job = lv.import_images(images, system_name=args.system_name, chunk_size=args.chunk_size,
                                journal=args.journal, **cli.bulk_options(args))
         print(f"Livingdocs: {len(job.ids)} import job(s): {', '.join(job.ids) or 'none'}")

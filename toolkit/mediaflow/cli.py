@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from ..core import cli
 from ..core.check import add_check_command
 
 __all__ = ["register"]
@@ -34,7 +35,6 @@ UPLOAD_EXIT_CODES = {0: "all uploaded (or already there)",
 
 def register(subparsers: Any) -> None:
     """Add ``toolkit mediaflow …`` to the ``toolkit`` command line."""
-    from ..core import cli
     from .client import Client
 
     mf = subparsers.add_parser("mediaflow", help="Mediaflow: list the latest files, search, upload a folder")
@@ -77,14 +77,8 @@ def register(subparsers: Any) -> None:
     cli.add_no_progress(up)
 
 
-def _connect(args: argparse.Namespace) -> Any:
-    from ..core import cli
-
-    return cli.connect(SERVICE, args)
-
-
 def _cmd_latest(args: argparse.Namespace) -> int:
-    with _connect(args) as mf:
+    with cli.connect(SERVICE, args) as mf:
         df = mf.latest(type=args.type, limit=args.limit)
     if args.out:
         df.to_csv(args.out, index=False)
@@ -96,7 +90,7 @@ def _cmd_latest(args: argparse.Namespace) -> int:
 
 
 def _cmd_search(args: argparse.Namespace) -> int:
-    with _connect(args) as mf:
+    with cli.connect(SERVICE, args) as mf:
         df = mf.search(args.text, type=args.type, folder_id=args.folder_id, limit=args.limit)
     if args.out:
         df.to_csv(args.out, index=False)
@@ -109,10 +103,9 @@ def _cmd_search(args: argparse.Namespace) -> int:
 
 
 def _cmd_upload(args: argparse.Namespace) -> int:
-    from ..core import cli
     from .uploads import exit_code
 
-    with _connect(args) as mf:
+    with cli.connect(SERVICE, args) as mf:
         result = mf.upload_folder(args.folder, args.folder_id, dry_run=args.dry_run, journal=args.journal,
                                   **cli.bulk_options(args))
     if args.report:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from ..core import cli
 from ..core.check import add_check_command
 
 __all__ = ["register"]
@@ -38,8 +39,6 @@ AUDIT_EXIT_CODES = {0: "done (numbers not on the roster are a result: unknown_cp
 
 
 def _connection_options(p: argparse.ArgumentParser) -> None:
-    from ..core import cli
-
     cli.add_connection(p, "uddata")
 
 
@@ -75,7 +74,6 @@ def _prepare_options(p: argparse.ArgumentParser) -> None:
 
 
 def _upload_parser(sub: Any) -> None:
-    from ..core import cli
     from .client import Client
 
     up = cli.add_verb(sub, "upload", help="upload every <cpr>.jpg of a folder (resumable)",
@@ -97,8 +95,6 @@ def _upload_parser(sub: Any) -> None:
 
 
 def _prepare_parser(sub: Any) -> None:
-    from ..core import cli
-
     pr = cli.add_verb(sub, "prepare", help="make the photos of a folder ready to send (nothing is sent)",
                       codes=PREPARE_EXIT_CODES, func=_cmd_prepare, description="Prepare every <cpr>.jpg/.jpeg/.heic/.heif/.png/.webp/.tif/.tiff of FOLDER: "
                                     "upright, an sRGB JPEG within --max-side and --max-mb, without metadata (EXIF, "
@@ -118,7 +114,6 @@ def _prepare_parser(sub: Any) -> None:
 
 def register(subparsers: Any) -> None:
     """Add ``toolkit uddata …`` to the ``toolkit`` command line."""
-    from ..core import cli
     from .client import Client
 
     uddata = subparsers.add_parser("uddata", help="Uddata+: upload a folder of photos, audit missing photos")
@@ -139,12 +134,6 @@ def register(subparsers: Any) -> None:
     cli.add_no_progress(au)
 
 
-def _connect(args: argparse.Namespace) -> Any:
-    from ..core import cli
-
-    return cli.connect("uddata", args)
-
-
 def _print_table(df: Any, columns: list[str], limit: int = 40) -> None:
     if len(df):
         shown = df[columns].head(limit)
@@ -154,10 +143,9 @@ def _print_table(df: Any, columns: list[str], limit: int = 40) -> None:
 
 
 def _cmd_upload(args: argparse.Namespace) -> int:
-    from ..core import cli
     from .upload import exit_code
 
-    with _connect(args) as ud:
+    with cli.connect("uddata", args) as ud:
         result = ud.upload_folder(args.folder, dry_run=args.dry_run, journal=args.journal,
                                   **cli.bulk_options(args), prepare=args.prepare,
                                   max_side=args.max_side, max_bytes=args.max_bytes, min_size=args.min_size,
@@ -193,10 +181,8 @@ def _cmd_prepare(args: argparse.Namespace) -> int:
 def _cmd_audit(args: argparse.Namespace) -> int:
     from .audit import missing, read_cprs
 
-    from ..core import cli
-
     cprs = read_cprs(args.cprs)  # a file that cannot be read is said before anything else
-    with _connect(args) as ud:
+    with cli.connect("uddata", args) as ud:
         result = ud.audit(cprs, **cli.bulk_options(args))
     if args.out:
         result.to_csv(args.out, index=False)
