@@ -62,7 +62,7 @@ def gets(ud: Any, cprs: list[str], concurrency: int, bare: bool) -> None:
     async def all_of_them() -> None:
         sem = asyncio.Semaphore(concurrency)
         headers = (await http.auth.headers(http))[0] if bare else None
-        raw = http.client if bare else None
+        raw = http.bare_client(concurrency) if bare else None  # one httpx pool of that many connections
 
         async def one(cpr: str) -> None:
             async with sem:
@@ -73,6 +73,8 @@ def gets(ud: Any, cprs: list[str], concurrency: int, bare: bool) -> None:
                 assert response.status_code in (200, 404), response.status_code
 
         await asyncio.gather(*(one(c) for c in cprs))
+        if raw is not None:
+            await raw.aclose()
 
     run(all_of_them())
 

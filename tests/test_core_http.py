@@ -218,3 +218,27 @@ def test_a_pool_large_enough_keeps_its_warm_connections() -> None:
 
     first, kept, grown = run(main())
     assert kept is first and grown is not first and http.max_connections == 32
+
+
+def test_a_cookie_the_service_sets_is_sent_back() -> None:
+    """The client reads the cookie jar only for answers that set a cookie (a CPU saving): a cookie set is
+    still kept and sent with the next request, and an answer without one leaves it in place."""
+    seen: list[str | None] = []
+
+    def handler(request: Any) -> Any:
+        seen.append(request.headers.get("cookie"))
+        if request.url.path.endswith("/login"):
+            return HTTPResponse(200, headers={"Set-Cookie": "affinity=node-7; Path=/"})
+        return HTTPResponse(200)
+
+    http, _ = make(handler)
+
+    async def main() -> None:
+        await http.request("GET", "/first")
+        await http.request("GET", "/login")
+        await http.request("GET", "/after")
+        await http.request("GET", "/again")
+        await http.aclose()
+
+    run(main())
+    assert seen == [None, None, "affinity=node-7", "affinity=node-7"]

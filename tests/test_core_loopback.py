@@ -115,3 +115,63 @@ def test_token_is_sent_in_header_never_in_query(errors_sandbox: Any) -> None:
     data = [r for r in recorded if r.path.startswith("/billeder/ok")]
     assert data and all(r.headers.get("authorization") == f"Bearer {TOKEN}" for r in data)
     assert all(TOKEN not in r.query and SECRET not in r.query for r in recorded)
+
+
+class HoldEmulator(server.Emulator):
+    """Answers after 50 ms and records each request's client port and how many were in at once."""
+
+    name = "hold"
+
+    def build_app(self) -> Starlette:
+        self.ports: list[int] = []
+        self.now = self.most = 0
+
+        async def hold(request: Request) -> JSONResponse:
+            self.ports.append(request.client.port if request.client else -1)
+            self.now += 1
+            self.most = max(self.most, self.now)
+            try:
+                await asyncio.sleep(0.05)
+            finally:
+                self.now -= 1
+            return JSONResponse({"ok": True})
+
+        return Starlette(routes=[Route("/hold/{n}", hold)])
+
+    def credentials(self) -> dict[str, Any]:
+        return {"base_url": self.base_url}
+
+
+@pytest.mark.integration
+def test_many_connections_all_carry_requests_and_a_larger_pool_keeps_the_warm_ones() -> None:
+    """A connection of 64 is several small httpx pools (httpcore's cost per request grows with its pool):
+    64 requests still go out at once over 64 connections, and growing from 16 to 64 keeps the 16 warm
+    connections (their ports come back) instead of closing them."""
+    from toolkit.core.http import POOL_SIZE
+
+    server.EMULATORS["hold"] = f"{__name__}:HoldEmulator"
+    try:
+        with toolkit.sandbox.start(services=["hold"]) as sb:
+            em = sb.emulator("hold")
+            http = HttpClient("uddata", sb.urls["hold"])
+
+            async def burst(n: int) -> set[int]:
+                before = len(em.ports)
+                await asyncio.gather(*(http.request("GET", f"/hold/{i}") for i in range(n)))
+                return set(em.ports[before:])
+
+            async def main() -> tuple[set[int], set[int], list[int]]:
+                await http.ensure_pool(16)
+                first = await burst(16)
+                await http.ensure_pool(64)
+                second = await burst(64)
+                sizes = http.pool_sizes()
+                await http.aclose()
+                return first, second, sizes
+
+            first, second, sizes = sync.run(main())
+    finally:
+        server.EMULATORS.pop("hold", None)
+    assert len(first) == 16 and em.most == 64 and len(second) == 64
+    assert first <= second  # the 16 warm connections carried requests of the second burst
+    assert sizes == [POOL_SIZE] * (64 // POOL_SIZE)

@@ -1,7 +1,7 @@
 """HTTP layer: the only module of the toolkit that imports httpx.
 
-* :class:`HttpClient` wraps one ``httpx.AsyncClient`` per service connection: explicit timeouts, a
-  connection pool sized to the concurrency in use (:meth:`HttpClient.ensure_pool`), one retry policy,
+* :class:`HttpClient` wraps httpx for one service connection: explicit timeouts, connection pools
+  sized to the concurrency in use (:meth:`HttpClient.ensure_pool`, :data:`POOL_SIZE`), one retry policy,
   token refresh on 401, redacted DEBUG logging, and translation of every httpx exception and every
   error status into the toolkit's own exceptions (:mod:`toolkit.core.errors`).
 * :class:`RetryPolicy` — the one retry policy: idempotent requests (GET, HEAD, PUT, DELETE, OPTIONS) and
@@ -293,11 +293,38 @@ def _answered(permit: "_limits.Permit", request: httpx.Request, response: httpx.
                           _limits.kind_of(request.method, request.url.path, size), cap)
 
 
-class _Releasing(httpx.AsyncByteStream):
-    """A streamed body that gives its request's slot back when it is closed (read to the end or not)."""
+class _Cookies(httpx.Cookies):
+    """httpx's cookie jar, read only for answers that set a cookie: httpx hands every answer to the standard
+    library's cookie jar through request and response adapters, ~6 % of the client's CPU per request, although
+    the services here set none."""
 
-    def __init__(self, stream: Any, permit: "_limits.Permit") -> None:
-        self._stream, self._permit = stream, permit
+    def extract_cookies(self, response: httpx.Response) -> None:
+        if "set-cookie" in response.headers:
+            super().extract_cookies(response)
+
+
+class _AsyncClient(httpx.AsyncClient):
+    """httpx's client with :class:`_Cookies` as its jar."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._jar = _Cookies()
+
+    @property
+    def cookies(self) -> httpx.Cookies:
+        return self._jar
+
+    @cookies.setter
+    def cookies(self, cookies: Any) -> None:
+        self._jar = _Cookies(cookies)
+
+
+class _Releasing(httpx.AsyncByteStream):
+    """A streamed body that gives its request's slot (and its pool's place) back when it is closed, read to the
+    end or not."""
+
+    def __init__(self, stream: Any, permit: "_limits.Permit | None", pools: "_Pools", index: int) -> None:
+        self._stream, self._permit, self._pools, self._index = stream, permit, pools, index
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         async for chunk in self._stream:
@@ -307,7 +334,69 @@ class _Releasing(httpx.AsyncByteStream):
         try:
             await self._stream.aclose()
         finally:
-            self._permit.limit.release(self._permit)
+            if self._index >= 0:
+                self._pools.give(self._index)
+                self._index = -1
+            if self._permit is not None:
+                self._permit, permit = None, self._permit
+                permit.limit.release(permit)
+
+
+#: connections per httpx pool. httpcore's pool looks at every connection it holds (idle ones too) for every
+#: request it sends, so its cost per request grows with the pool: 64 connections in one pool cost 4-8 ms of
+#: client CPU a request against ~1 ms in pools of 8 (benchmarks/concurrency_cost.py). A connection of many
+#: connections is therefore kept as several small pools.
+POOL_SIZE = 8
+
+
+class _Pools:
+    """The httpx clients of one event loop: ``connections`` split into pools of at most :data:`POOL_SIZE`.
+    A request goes to the first pool with a free connection (else to the least busy), so a few requests at a
+    time keep to the first pool's warm connections and many spread over all. Pools are made on first use; a
+    larger connection adds pools and keeps those it has, with their warm connections."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, make: Callable[[int], httpx.AsyncClient], connections: int,
+                 own: bool) -> None:
+        self.loop = weakref.ref(loop)
+        #: the toolkit's own network pools are split; a caller's transport keeps its connections: one client
+        self.own = own
+        self._make, self.pool_size = make, POOL_SIZE if own else connections
+        self.sizes: list[int] = []
+        self.clients: list[httpx.AsyncClient | None] = []
+        self.busy: list[int] = []
+        self.grow(connections)
+
+    def grow(self, connections: int) -> None:
+        while sum(self.sizes) < connections:
+            if self.sizes and self.sizes[-1] < self.pool_size and self.clients[-1] is None:
+                self.sizes[-1] = min(self.pool_size, self.sizes[-1] + connections - sum(self.sizes))
+                continue
+            self.sizes.append(min(self.pool_size, connections - sum(self.sizes)))
+            self.clients.append(None)
+            self.busy.append(0)
+
+    def take(self) -> int:
+        best = 0
+        for index, size in enumerate(self.sizes):
+            if self.busy[index] < size:
+                best = index
+                break
+            if self.busy[index] - size < self.busy[best] - self.sizes[best]:
+                best = index
+        self.busy[best] += 1
+        return best
+
+    def give(self, index: int) -> None:
+        self.busy[index] -= 1
+
+    def client(self, index: int) -> httpx.AsyncClient:
+        made = self.clients[index]
+        if made is None:
+            made = self.clients[index] = self._make(self.sizes[index])
+        return made
+
+    def made(self) -> list[httpx.AsyncClient]:
+        return [c for c in self.clients if c is not None]
 
 
 def _tell(service: str, request: httpx.Request, response: httpx.Response, started: float, elapsed: float,
@@ -396,7 +485,7 @@ class HttpClient:
         self._max_connections = max(1, int(max_connections))
         #: the adaptive concurrency limit of each host (``concurrency="auto"``; see :mod:`toolkit.core.limits`)
         self.limits = _limits.HostLimits(service, ceiling=self._max_connections)
-        self._clients: dict[int, tuple[weakref.ref, httpx.AsyncClient]] = {}
+        self._pools: dict[int, _Pools] = {}
         self._folders: set[Path] = set()
         self.requests_sent = 0
 
@@ -405,9 +494,9 @@ class HttpClient:
     def max_connections(self) -> int:
         return self._max_connections
 
-    def _make_client(self) -> httpx.AsyncClient:
-        limits = httpx.Limits(max_connections=self._max_connections,
-                              max_keepalive_connections=self._max_connections, keepalive_expiry=30.0)
+    def _make_client(self, connections: int) -> httpx.AsyncClient:
+        limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections,
+                              keepalive_expiry=30.0)
         auth = httpx.BasicAuth(self._basic[0], self._basic[1].reveal()) if self._basic else None
         transport = _replay_transport() or self._transport
         network: dict[str, Any] = {}
@@ -417,54 +506,75 @@ class HttpClient:
             network["mounts"] = {pattern: None if proxy is None else httpx.AsyncHTTPTransport(
                 proxy=proxy, verify=verify, limits=limits, trust_env=False)
                 for pattern, proxy in self.network.proxies().items()}
-        return httpx.AsyncClient(base_url=self.base_url, headers=self._headers, timeout=self.timeouts.to_httpx(),
+        return _AsyncClient(base_url=self.base_url, headers=self._headers, timeout=self.timeouts.to_httpx(),
                                  limits=limits, transport=transport, auth=auth,
                                  follow_redirects=False, trust_env=False, **network)
 
+    def _loop_pools(self) -> _Pools:
+        """The pools of the running event loop (made on first use in that loop)."""
+        loop = asyncio.get_running_loop()
+        pools = self._pools.get(id(loop))
+        if pools is not None and pools.loop() is loop:
+            return pools
+        self._forget_dead_loops()
+        # a transport of the caller's (tests, the sandbox in process, a replay) keeps its own connections: one client
+        own = self._transport is None and _replay_transport() is None
+        pools = _Pools(loop, self._make_client, self._max_connections, own)
+        self._pools[id(loop)] = pools
+        return pools
+
     @property
     def client(self) -> httpx.AsyncClient:
-        """The httpx client of the running event loop (made on first use in that loop)."""
-        loop = asyncio.get_running_loop()
-        entry = self._clients.get(id(loop))
-        if entry is not None and entry[0]() is loop:
-            return entry[1]
-        self._forget_dead_loops()
-        client = self._make_client()
-        self._clients[id(loop)] = (weakref.ref(loop), client)
-        return client
+        """The first httpx client of the running event loop (made on first use in that loop)."""
+        return self._loop_pools().client(0)
+
+    def pool_sizes(self) -> list[int]:
+        """The connections of each httpx pool of the running event loop (see :data:`POOL_SIZE`)."""
+        return list(self._loop_pools().sizes)
+
+    def bare_client(self, connections: int) -> httpx.AsyncClient:
+        """A new httpx client with this connection's settings and one pool of ``connections`` — for measuring
+        httpx's own cost beside the toolkit's (benchmarks); the caller closes it."""
+        return self._make_client(connections)
 
     def _forget_dead_loops(self) -> None:
-        for key, (ref, _client) in list(self._clients.items()):
-            loop = ref()
+        for key, pools in list(self._pools.items()):
+            loop = pools.loop()
             if loop is None or loop.is_closed():
-                del self._clients[key]
+                del self._pools[key]
 
     async def ensure_pool(self, concurrency: "int | str") -> None:
-        """Make the connection pool hold at least ``concurrency`` connections (``"auto"``: the adaptive limit's
-        maximum, 64; call between bulk runs, not during one). A pool that is large enough is kept with its warm
-        connections; the bulk runner and the adaptive limit (never above the pool), not the pool, bound how
-        many requests are in flight. A pool grows once; httpx opens a connection only when a request needs one,
-        so the connections open follow the limit in use, not the pool's size."""
+        """Make the connection hold at least ``concurrency`` connections (``"auto"``: the adaptive limit's
+        maximum, 64). Connections are kept in pools of :data:`POOL_SIZE`: a larger number adds pools and keeps
+        the warm connections it has. The bulk runner and the adaptive limit (never above the connections), not
+        the pools, bound how many requests are in flight; httpx opens a connection only when a request needs
+        one, so the connections open follow the limit in use, not the pools' size."""
         concurrency = self.limits.policy.maximum if str(concurrency).strip().lower() == _limits.AUTO \
             else max(1, int(concurrency))
         if concurrency > self._max_connections:
             self._max_connections = concurrency
             self.limits.set_ceiling(concurrency)
-            await self.aclose()
+            for key, pools in list(self._pools.items()):
+                if pools.own:  # the toolkit's own pools grow in place
+                    pools.grow(concurrency)
+                else:  # one client of a caller's transport: made anew at the new size
+                    del self._pools[key]
+                    await self._close(pools)
 
-    async def aclose(self) -> None:
-        """Close the connections of this event loop; those of other loops are closed on their loop."""
-        try:
-            current = asyncio.get_running_loop()
-        except RuntimeError:  # pragma: no cover - always called from a coroutine
-            current = None
-        for key, (ref, client) in list(self._clients.items()):
-            loop = ref()
-            del self._clients[key]
+    async def _close(self, pools: _Pools) -> None:
+        current = asyncio.get_running_loop()
+        loop = pools.loop()
+        for client in pools.made():
             if loop is current:
                 await client.aclose()
             elif loop is not None and loop.is_running() and not loop.is_closed():
                 asyncio.run_coroutine_threadsafe(client.aclose(), loop)
+
+    async def aclose(self) -> None:
+        """Close the connections of this event loop; those of other loops are closed on their loop."""
+        for key, pools in list(self._pools.items()):
+            del self._pools[key]
+            await self._close(pools)
 
     # -- requests ---------------------------------------------------------------------------------------
     def url_for(self, path: str) -> str:
@@ -490,17 +600,22 @@ class HttpClient:
             send_headers.update(auth_headers)
         kwargs: dict[str, Any] = dict(body()) if body is not None else \
             {k: v for k, v in plain.items() if k in ("json", "data", "content", "files") and v is not None}
-        permit = None
+        permit, index = None, -1
         try:
-            request = self.client.build_request(method, url, params=params, headers=send_headers, **kwargs,
-                                                **({"timeout": timeout} if timeout is not None else {}))
+            pools = self._loop_pools()
+            request = pools.client(0).build_request(method, url, params=params, headers=send_headers, **kwargs,
+                                                    **({"timeout": timeout} if timeout is not None else {}))
             permit = await self.limits.enter(request.url.host, self._sleep)
             self.requests_sent += 1
             started, clock = time.time(), time.perf_counter()
-            response = await self.client.send(request, stream=stream)
+            index = pools.take()
+            response = await pools.client(index).send(request, stream=stream)
             _answered(permit, request, response, time.perf_counter() - clock, self.retry.retry_after_cap)
-            if stream and permit.slot and not response.is_closed:  # the body keeps its slot until read or closed
-                response.stream, permit = _Releasing(response.stream, permit), None
+            if stream and not response.is_closed:  # the body keeps its slot and connection until read or closed
+                response.stream = _Releasing(response.stream, permit if permit.slot else None, pools, index)
+                index = -1
+                if permit.slot:
+                    permit = None
             if _observers:
                 _tell(self.service, request, response, started, time.perf_counter() - clock, stream)
             if not stream:
@@ -526,6 +641,8 @@ class HttpClient:
         except httpx.HTTPError as exc:  # anything else httpx may raise (invalid URL, decoding …)
             return _Failure("fatal", type(exc).__name__), generation
         finally:
+            if index >= 0:
+                pools.give(index)
             if permit is not None:
                 permit.limit.release(permit)
             del kwargs, send_headers
