@@ -34,13 +34,16 @@ def limiter(**policy: Any) -> tuple[AdaptiveLimit, Clock, Share]:
 
 
 def answer(limit: AdaptiveLimit, share: Share, rtt: float, status: int = 200, n: int = 1,
-           headers: dict[str, str] | None = None, retry_after: float | None = None) -> None:
-    """``n`` requests that hold a slot each and are answered after ``rtt`` seconds."""
+           headers: dict[str, str] | None = None, retry_after: float | None = None, busy: float = 0.0,
+           fresh: bool = False) -> None:
+    """``n`` requests that hold a slot each and are answered after ``rtt`` seconds (``busy``: the share of it
+    the client's own loop was working; ``fresh``: on connections opened for them)."""
 
     async def go() -> None:
         permits = [await limit.acquire(share) for _ in range(min(n, limit.limit))]
         for permit in permits:
-            limit.answered(permit, status, headers or {}, rtt, retry_after, "GET /photos/* 0")
+            limit.answered(permit, status, headers or {}, rtt, retry_after, "GET /photos/* 0", busy=busy,
+                           fresh=fresh)
             limit.release(permit)
 
     asyncio.run(go())
@@ -89,14 +92,32 @@ def test_it_falls_when_latency_climbs_clearly_above_its_base_and_noise_is_no_sig
     for rtt in (0.060, 0.045, 0.070, 0.052, 0.058) * 4:  # jitter around the base: no decrease
         answer(limit, share, rtt, n=1)
     assert limit.limit == grown
-    answer(limit, share, 0.250, n=5)  # five times the base: too many in flight at the service
+    answer(limit, share, 0.250, n=10)  # five times the base, answer after answer: too many in flight at the service
     assert int(grown * 0.5) <= limit.limit <= int(grown * 0.8)  # × base / latency (the gradient), at most half
     limit2, _, share2 = limiter(initial=20)
     answer(limit2, share2, 0.050, n=20)
     before = limit2.limit
-    answer(limit2, share2, 0.100, n=5)  # twice the base: back to what the service serves at its base
+    answer(limit2, share2, 0.100, n=10)  # twice the base: back to what the service serves at its base
     assert limit2.limit == int(before * 0.5)
     assert limit.slowdowns == 0  # latency is not an answer asking to slow down
+
+
+def test_latency_of_the_clients_own_work_or_of_opening_connections_does_not_lower_the_limit() -> None:
+    """Answers that waited for the client's own loop (an import, a burst of items starting, a client at the end
+    of its CPU) or that include opening their connection are no sign of a queue at the service: the limit does
+    not fall (a lower limit would not make them faster), and slow start goes on. The same latency while the
+    client was idle is the service queueing, and the limit falls."""
+    limit, _, share = limiter(initial=8)
+    answer(limit, share, 0.020, n=8)  # the base: 20 ms
+    started = limit.limit
+    answer(limit, share, 0.040, n=8, busy=0.95)  # twice the base, the client working through almost all of it
+    answer(limit, share, 0.200, n=8, fresh=True)  # ten times, each opening its connection
+    assert limit.limit >= started and limit.epoch == 0 and limit.slow_start
+    answer(limit, share, 0.020, n=limit.limit)
+    assert limit.limit > started  # slow start went on
+    grown = limit.limit
+    answer(limit, share, 0.040, n=grown, busy=0.05)  # the same latency with the client idle: the service queues
+    assert limit.limit < grown and limit.epoch == 1
 
 
 def test_latency_is_compared_within_one_kind_of_request() -> None:
@@ -136,35 +157,34 @@ def test_rate_limit_headers_and_retry_after_pause_the_host() -> None:
     assert limit.pause_left() == 60.0  # capped: an hour's quota is the service's error to say, not a silent hour
 
 
-def test_after_a_rate_limit_pause_the_limit_does_not_climb_back_past_the_rate_it_saw() -> None:
-    """A rate limit of 100/s at 20 ms: 2 in flight is its rate. Answers stay fast up to the 429, so the 429 is
-    the only signal; the bucket refills during the pause, and a limit growing per round would pass the rate
-    again at once. After the 429 the limit is the rate seen × the base latency, no higher while paused, and
-    afterwards grows one step per second of wall time, not per round."""
+def test_after_a_rate_limit_the_host_is_paced_below_the_rate_it_let_through() -> None:
+    """A rate limit of 100/s with a bucket of 20: answers stay fast up to the 429, so the 429 is the only signal.
+    The first interval (20 + 100 × 0.2 s let through) errs high by the bucket; the second, after the pause
+    refilled the bucket, gives the rate as the slope between the two. The host is then paced at 0.9 × the
+    rate — each request in its turn, 1/rate apart — with enough in flight for that pace; a long run at the pace
+    without a 429 raises it a little."""
     limit, clock, share = limiter(initial=16)
-    for _ in range(5):  # 100 answers at 20 ms over the last second: the service's rate
-        answer(limit, share, 0.020, n=20)
-        clock.now += 0.2
-    assert limit.limit > 16
-    answer(limit, share, 0.020, status=429, retry_after=1.0, n=1)
-    assert limit.limit == 2 and limit.pause_left() == 1.0  # 100/s x 20 ms
-    for _ in range(20):  # fast answers during the pause (sent before it): no growth
-        answer(limit, share, 0.020, n=2)
-        clock.now += 0.04
-    assert limit.limit == 2
-    clock.now += 0.2  # the pause is over
-    for _ in range(30):  # over a second of fast answers with the limit in use: one step, not one per round
-        answer(limit, share, 0.020, n=limit.limit)
-        clock.now += 0.04
-    assert limit.limit == 3
-    answer(limit, share, 0.020, status=429, retry_after=1.0, n=1)  # 3 was past the rate: paused again
-    capped = limit.limit
-    assert capped <= 2 and limit.step == 2.0  # below the rate seen, and it grows half as often from now on
+
+    def interval(seconds: float, let_through: int) -> None:
+        for _ in range(let_through):
+            answer(limit, share, 0.020, n=1)
+            clock.now += seconds / let_through
+        answer(limit, share, 0.0, status=429, retry_after=1.0, n=1)
+
+    interval(0.2, 40)
+    assert limit.pause_left() == 1.0 and limit.rate is not None and 150 <= limit.rate <= 200  # errs high
+    clock.now += 1.0  # the pause is over: the bucket is full again
+    interval(0.3, 50)
+    assert limit.rate is not None and 85 <= limit.rate <= 95  # (50 - 40) / (0.3 - 0.2) = 100/s, × 0.9
     clock.now += 1.0
-    for _ in range(40):  # 1.6 s after the pause: no step yet
-        answer(limit, share, 0.020, n=limit.limit)
-        clock.now += 0.04
-    assert limit.limit == capped
+    turns = [limit.pace() for _ in range(5)]  # the clock stands still: each turn 1/rate after the last
+    gaps = [b - a for a, b in zip(turns, turns[1:])]
+    assert turns[0] == 0.0 and all(abs(g - 1 / limit.rate) < 1e-9 for g in gaps)
+    assert limit.limit >= 4  # 2 × 90/s × 20 ms: the pace, not the limit, holds the rate
+    paced = limit.rate
+    for _ in range(int(30 * paced) + 1):  # 30 s worth of answers at the pace, no 429: a little faster
+        answer(limit, share, 0.020, n=1)
+    assert limit.rate == pytest.approx(paced * 1.05)
 
 
 def test_on_a_capacity_service_the_limit_settles_near_its_capacity() -> None:
@@ -305,6 +325,28 @@ def test_no_request_goes_to_the_host_before_the_reset_it_was_told() -> None:
     out = asyncio.run(bulk_of(http, 4, "auto", tag="b"))
     assert out.counts == {"ok": 4} and out.slowdowns == 1
     assert arrivals[0] == 2000.0 and all(t >= 2015.0 for t in arrivals[1:])
+
+
+def test_a_rate_limited_bulk_call_is_paced_and_a_fixed_one_is_not() -> None:
+    """Through the HTTP layer: after 429s with Retry-After, the requests of an auto bulk call wait their turn
+    at the pace learnt (sleeps shorter than the pause), while a fixed concurrency is never paced."""
+    for concurrency, paced in (("auto", True), (4, False)):
+        clock, sleeps = Clock(), []
+
+        async def record(seconds: float) -> None:
+            sleeps.append(seconds)
+            clock.now += seconds
+
+        def answer_for(asked: Asked, n: int) -> Any:
+            clock.now += 0.01  # the service lets 100 a second through
+            return reply(429, {"error": "slow"}, headers=[("Retry-After", "1")]) if n in (20, 45) else None
+
+        http = client(Service(hold=0.002, answer=answer_for), LimitPolicy(clock=clock), sleep=record)
+        out = asyncio.run(bulk_of(http, 80, concurrency))
+        assert out.counts == {"ok": 80}
+        assert (http.limits[HOST].rate is not None) == paced
+        turns = [s for s in sleeps if 0 < s < 0.5]  # the pause is 1 s; a turn is 1/rate
+        assert bool(turns) == paced, sleeps
 
 
 def test_the_summary_and_the_outcome_say_the_settled_limit_and_the_slow_downs() -> None:

@@ -283,14 +283,15 @@ def _replay_transport() -> Any:
 
 
 def _answered(permit: "_limits.Permit", request: httpx.Request, response: httpx.Response, rtt: float,
-              cap: float) -> None:
-    """Tell the host's limit what the answer said (its status, rate-limit headers and time to the headers);
-    a pause it asks for is honoured up to ``cap`` seconds, as the retry policy honours ``Retry-After``."""
+              cap: float, busy: float, fresh: bool) -> None:
+    """Tell the host's limit what the answer said (its status, rate-limit headers and time to the headers,
+    ``busy`` the share of that time this thread worked, ``fresh`` whether it opened its connection); a pause it asks for is honoured up to ``cap`` seconds,
+    as the retry policy honours ``Retry-After``."""
     size = sum(int(v) for v in (request.headers.get("content-length"), response.headers.get("content-length"))
                if v and v.isdigit())
     permit.limit.answered(permit, response.status_code, response.headers, rtt,
                           parse_retry_after(response.headers.get("retry-after")),
-                          _limits.kind_of(request.method, request.url.path, size), cap)
+                          _limits.kind_of(request.method, request.url.path, size), cap, busy, fresh)
 
 
 class _Cookies(httpx.Cookies):
@@ -364,6 +365,7 @@ class _Pools:
         self.sizes: list[int] = []
         self.clients: list[httpx.AsyncClient | None] = []
         self.busy: list[int] = []
+        self.streams: "weakref.WeakSet[Any]" = weakref.WeakSet()  # the connections that have answered
         self.grow(connections)
 
     def grow(self, connections: int) -> None:
@@ -388,6 +390,14 @@ class _Pools:
 
     def give(self, index: int) -> None:
         self.busy[index] -= 1
+
+    def fresh(self, response: httpx.Response) -> bool:
+        """Whether the answer came on a connection opened for it (its time holds the connect)."""
+        stream = response.extensions.get("network_stream")
+        if stream is None or stream in self.streams:
+            return False
+        self.streams.add(stream)
+        return True
 
     def client(self, index: int) -> httpx.AsyncClient:
         made = self.clients[index]
@@ -607,10 +617,12 @@ class HttpClient:
                                                     **({"timeout": timeout} if timeout is not None else {}))
             permit = await self.limits.enter(request.url.host, self._sleep)
             self.requests_sent += 1
-            started, clock = time.time(), time.perf_counter()
+            started, clock, worked = time.time(), time.perf_counter(), time.thread_time()
             index = pools.take()
             response = await pools.client(index).send(request, stream=stream)
-            _answered(permit, request, response, time.perf_counter() - clock, self.retry.retry_after_cap)
+            rtt = time.perf_counter() - clock
+            _answered(permit, request, response, rtt, self.retry.retry_after_cap,
+                      (time.thread_time() - worked) / rtt if rtt > 0 else 0.0, pools.fresh(response))
             if stream and not response.is_closed:  # the body keeps its slot and connection until read or closed
                 response.stream = _Releasing(response.stream, permit if permit.slot else None, pools, index)
                 index = -1

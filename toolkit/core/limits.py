@@ -6,25 +6,33 @@ as TCP's congestion window does (AIMD: additive increase, multiplicative decreas
 Netflix's concurrency-limits (a Vegas/gradient-like latency test):
 
 * **increase** while answers come back near the base latency of their kind (the median of the last 5 within
-  ``fast`` × base + ``slack``): +½ per answer until latency starts to rise or the first decrease (slow start,
-  × 1.5 a round, ended HyStart-like so it overshoots little), then +1 per round (``1/limit`` per answer) —
-  only while the limit is in use (at least half of it in flight), so an idle connection does not grow a
-  limit nobody tried;
+  ``fast`` × base + ``slack``): +½ per answer (slow start, × 1.5 a round, also per fast answer before there
+  are 5 for a median) until the first decrease, then +1 per round (``1/limit`` per answer) — only while the
+  limit is in use (at least half of it in flight), so an idle connection does not grow a limit nobody tried;
 * **halve** on an answer that asks to slow down — 429, 503, a ``Retry-After``, a rate-limit header with
   nothing remaining — and on a lost answer (a timeout, a broken connection, 504);
-* **the gradient** when latency climbs clearly above its base: the median of the last 5 answers of a kind
-  (method, path with ids as ``*``, size class — a GET of a photo and the PUT of one are not compared with each
-  other) above ``tolerance`` × the smallest seen recently (+ ``slack``, so loopback noise is no signal): ×
-  base/median (between 0.5 and 0.8), what the service serves at its base latency (Gradient2, TCP Vegas);
+* **the gradient** when the service's latency climbs clearly above its base: the median of the last 5 answers
+  of a kind (method, path with ids as ``*``, size class — a GET of a photo and the PUT of one are not compared
+  with each other) above ``tolerance`` × the smallest seen recently (+ ``slack``, so loopback noise is no
+  signal), answer after answer for 5 answers (a cold cache's few slow answers are no queue): × base/median
+  (between 0.5 and 0.8), what the service serves at its base latency (Gradient2, TCP Vegas);
+* **the client's own time is not the service's**: an answer's latency counts less the half of its flight
+  the client's own event loop spent working (its thread's CPU time: a burst of items starting, an import, a
+  client at the end of its CPU — a lower limit would not make those answers faster), and an answer on a
+  connection opened for it (its time holds the connect) is no latency sample at all;
 * **probe for the base** when a whole window of answers of a kind stayed above it (BBR's ProbeRTT): the
   limit sat where the service queues, and taking that window's latency as the base would let it creep up;
   the limit drops by base/latency and does not grow for a window, and only a second such window becomes the
-  new base (the service itself got slower);
-* **after a pause** the service asked for (a rate limit: answers stay fast until the 429, and its bucket
-  refills during the pause): the rate of good answers over the last max(``hold``, pause) seconds × the base
-  latency caps it at the first pause and is its floor when halved at a later one; no growth before the pause
-  ends, then one step per ``hold`` of wall time, not per round
-  (twice as long after each further pause: the limit had grown past the rate again);
+  new base (the service itself got slower) — not while the client's own loop is the busy one;
+* **a pace for a rate limit**: answers stay fast up to the 429, so the 429 is its only signal, and a limit of
+  requests in flight is too coarse for a rate (at 20 ms, 2 in flight is 100/s and 3 is 150/s). At each 429
+  (or a header saying nothing remains) the host's rate is estimated from what it let through in each
+  interval (from the first request, then from the end of each pause, when its bucket has refilled: answers =
+  burst + rate × seconds; one interval errs high by the burst, two or more give the slope), and the requests
+  of auto bulk calls go out one turn apart at ``pace`` × that rate (a token bucket on the client's side, kept
+  by the connection, so the next bulk call starts at the pace learnt). The pace only falls at a 429; after
+  ``probe`` seconds' worth of answers at the pace without one it rises by 5 %. After a pause the limit grows
+  one step per ``hold`` of wall time, not per round;
 * at most one decrease per round: answers to requests sent before the last decrease (they were in flight
   under the old limit) are counted but do not decrease it again;
 * bounded by ``maximum`` (64, and never more than the connection's pool) and ``minimum`` (1).
@@ -90,6 +98,11 @@ class LimitPolicy:
     admit: float = 2.0            # items in progress per slot of the limit (auto bulk calls)
     drift: float = 1.02           # a window whose lowest latency is above drift × base asks for a probe
     hold: float = 1.0             # after a pause the service asked for: seconds (at least) per step of growth
+    pace: float = 0.9             # a rate-limited host is paced at this share of the rate it let through
+    spread: float = 2.0           # slow start sends at most this × limit / base latency a second (no bursts)
+    probe: float = 30.0           # paced this many seconds' worth of answers without a 429: the pace × 1.05
+    busy: float = 0.5             # the client's own loop worked this share of the answers' flight: their latency
+                                  # is the client's, no signal about the service
     clock: Callable[[], float] = field(default=time.monotonic, compare=False, repr=False)
 
 
@@ -154,12 +167,15 @@ class _Latency:
     what the service serves at its base for the next window; if that window too stays above the old base,
     the service itself got slower, and its latency is the new base. The limit does not grow while it probes."""
 
-    __slots__ = ("recent", "low", "previous", "count", "probed", "fell")
+    __slots__ = ("recent", "net", "busy", "low", "previous", "count", "probed", "fell", "over")
 
     def __init__(self, samples: int) -> None:
         self.recent: deque[float] = deque(maxlen=samples)
+        self.busy: deque[float] = deque(maxlen=samples)  # the client's own share of the last answers' flight
+        self.net: deque[float] = deque(maxlen=samples)   # their latency less the client's expected part of it
         self.low, self.previous, self.count, self.probed = math.inf, math.inf, 0, False
         self.fell: float | None = None  # the median that made the limit fall on latency, until it grows again
+        self.over = 0  # answers in a row whose median was above the tolerance
 
     def add(self, rtt: float, window: int, congested: Callable[[float], float]) -> float | None:
         """Count one answer; at the end of a window that asks for a probe, the lowest latency it saw."""
@@ -190,6 +206,7 @@ class Permit:
     slot: bool = False
     epoch: int = 0
     busy: bool = False
+    sent: float = 0.0
 
 
 class AdaptiveLimit:
@@ -208,7 +225,17 @@ class AdaptiveLimit:
         self.paused_until = 0.0     # monotonic time before which no new request goes out
         self.step = 0.0             # after a pause was asked for: seconds of wall time per +1 (0: per round)
         self.grown = 0.0            # monotonic time of the last increase (or of the pause's end)
-        self._done: deque[float] = deque(maxlen=8192)  # when the last answers that went well came
+        #: the pace of a rate-limited host: requests a second (None: not paced) and the next free send time
+        self.rate: float | None = None
+        self._next_send = 0.0
+        # what the host let through since the start of the current interval (the first request, then the end
+        # of each pause it asked for): (interval start, answers that went well); (seconds, answers) at its 429s
+        # [start, end (inf while open), answers that went well to requests sent in it]
+        self._intervals: deque[list[float]] = deque(maxlen=6)
+        self._kind = ""       # the kind of request whose base latency sizes the limit for the pace
+        self._estimate = 0.0  # the time from which the last interval's answers are all in (0: none pending)
+        self._at_429: float | None = None  # the pace that met the last 429
+        self._paced = 0  # answers that went well at the current pace
         self._kinds: dict[str, _Latency] = {}
         self._waiters: list[list[Any]] = []
         self._lock = threading.Lock()
@@ -259,12 +286,14 @@ class AdaptiveLimit:
         self.slow_start = False
         for stats in self._kinds.values():
             stats.recent.clear()
+            stats.net.clear()
+            stats.over = 0
 
     # -- slots ------------------------------------------------------------------------------------------
     async def acquire(self, share: "Share | None", priority: float | None = None) -> Permit:
         """A permit; with a ``share`` (an auto bulk call) it holds a slot, waiting for one in the order of
         ``priority`` (smaller first: the time the item started)."""
-        permit = Permit(self, share)
+        permit = Permit(self, share, sent=self.policy.clock())
         if share is None:
             permit.epoch = self.epoch
             return permit
@@ -323,32 +352,45 @@ class AdaptiveLimit:
         return max(0.0, self.paused_until - self.policy.clock())
 
     def answered(self, permit: Permit, status: int, headers: Mapping[str, str], rtt: float,
-                 retry_after: float | None, kind: str, cap: float | None = None) -> None:
+                 retry_after: float | None, kind: str, cap: float | None = None, busy: float = 0.0,
+                 fresh: bool = False) -> None:
         """One answer: its headers may pause the host; with a slot, its status and latency move the limit.
-        ``cap``: the longest pause the client honours (its retry policy's ``retry_after_cap``)."""
+        ``cap``: the longest pause the client honours (its retry policy's ``retry_after_cap``); ``busy``: the
+        share of the answer's flight (``rtt``) the client's own event loop spent working (its CPU time);
+        ``fresh``: the request opened its connection (its time holds the connect: no latency sample)."""
         slow, pause = pause_of(status, headers, retry_after)
         if pause is not None and cap is not None:
             pause = min(pause, cap)
         with self._lock:
-            first = not self.step  # no pause asked for before on this connection
             if pause is not None:
                 self._paused(pause)
             if permit.share is None:
                 return
+            if not self._intervals:
+                self._intervals.append([permit.sent, math.inf, 0.0])
             if slow:
                 self.slowdowns += 1
                 permit.share.slowdowns += 1
-                before = self._limit
                 self._signal(permit, self.policy.backoff)
-                cap = self._rate_cap(kind, pause) if pause is not None else None
-                if cap is not None:  # the first time the rate seen (it errs low), then never below it
-                    self._limit = min(self._limit, cap) if first else min(before, max(self._limit, cap))
+                if status == 429 or status < 400:  # a rate limit (a 429, or a header: nothing remaining)
+                    self._rate_limited(permit, kind)
             elif status in LOST:
                 self._signal(permit, self.policy.backoff)
             else:
                 permit.share.answered += status < 500
-                self._done.append(self.policy.clock())
-                self._latency(permit, rtt, kind)
+                for interval in reversed(self._intervals):  # counted in the interval it was sent in
+                    if interval[0] <= permit.sent <= interval[1]:
+                        interval[2] += 1
+                        break
+                    if permit.sent > interval[1]:
+                        break
+                if self.rate is not None:
+                    self._paced += 1
+                    if self._paced >= self.policy.probe * self.rate:  # long without a 429: the pace goes up a little
+                        self.rate *= 1.05
+                        self._paced = 0
+                if not fresh:
+                    self._latency(permit, rtt, kind, busy)
 
     def lost(self, permit: Permit) -> None:
         """No answer (a timeout, a broken connection): as a slow-down, without counting as an answer."""
@@ -356,25 +398,77 @@ class AdaptiveLimit:
             with self._lock:
                 self._signal(permit, self.policy.backoff)
 
-    def _rate_cap(self, kind: str, pause: float) -> float | None:
-        """A pause was asked for (a rate limit): the rate the service let through over the last ``max(hold,
-        pause)`` seconds × the base latency of the kind (Little's law: what is in flight at that rate). At the
-        first pause the window holds the time before the first request, so it errs low: the limit is capped
-        at it; at a later one it is the rate the limit ran at, and the limit is halved but not below it."""
-        stats = self._kinds.get(kind) or self._kinds.get(kind.split(" ", 1)[0])
-        if stats is None or not math.isfinite(stats.base):
-            return None
-        now, window = self.policy.clock(), max(self.policy.hold, min(pause, self.policy.pause_cap))
-        while self._done and self._done[0] <= now - max(window, 10.0):
-            self._done.popleft()
-        done = sum(1 for t in self._done if t > now - window)
-        return max(float(self.policy.minimum), float(round(done / window * stats.base)))
+    def _rate_limited(self, permit: Permit, kind: str) -> None:
+        """A rate limit answered 429 (or said nothing remains): the interval ends at this request's sending, the
+        next starts when the pause ends (its bucket refilled), and the host is paced at ``pace`` × its rate —
+        estimated now, and again once the answers of the requests sent in the interval are all in."""
+        last = self._intervals[-1]
+        if last[1] == math.inf and permit.sent >= last[0]:  # (a 429 to a request of an earlier interval: counted)
+            last[1] = permit.sent
+            self._intervals.append([max(self.policy.clock(), self.paused_until), math.inf, 0.0])
+            self._estimate = max(self.policy.clock(), self.paused_until)
+            self._at_429 = self.rate
+        self._kind = kind
+        self._learn_rate(final=False)
+
+    def _learn_rate(self, final: bool = True) -> None:
+        """Each interval let through its burst and then its rate until the 429: answers = burst + rate ×
+        seconds. One interval gives answers / seconds (it errs high by the burst); two or more give the rate as
+        the slope between them (least squares). At the 429 the last interval's answers are not all in: that
+        estimate only lowers the pace for the pause; the one made when they are in (``final``) sets it, below the
+        pace that met the 429 (the rate is below it). The limit of requests in flight
+        is kept at what the pace needs (twice the rate × the base latency), so the pace, not the limit, holds
+        the rate."""
+        seen = [(end - start, got) for start, end, got in self._intervals if end < math.inf and end > start and got]
+        rate = None
+        if len(seen) >= 2:
+            mean_t = sum(t for t, _ in seen) / len(seen)
+            mean_a = sum(a for _, a in seen) / len(seen)
+            spread = sum((t - mean_t) ** 2 for t, _ in seen)
+            if spread > 1e-6:
+                slope = sum((t - mean_t) * (a - mean_a) for t, a in seen) / spread
+                rate = slope if slope > 0 else None
+        if rate is None and seen:
+            rate = seen[-1][1] / seen[-1][0]
+        if rate is None:
+            return
+        paced = max(0.1, self.policy.pace * rate)
+        if final:
+            self.rate = paced if self._at_429 is None else min(paced, self.policy.pace * self._at_429)
+        else:
+            self.rate = paced if self.rate is None else min(self.rate, paced)
+        self._paced = 0
+        stats = self._kinds.get(self._kind) or self._kinds.get(self._kind.split(" ", 1)[0])
+        if stats is not None and math.isfinite(stats.base):  # enough in flight to keep the pace
+            self._limit = min(float(self.maximum), max(self._limit, math.ceil(2 * self.rate * stats.base)))
+        self._next_send = max(self._next_send, self.paused_until)
+
+    def pace(self) -> float:
+        """Seconds the next request waits for its turn at the host's pace (0: not paced or its turn is now);
+        the turn is taken. Without a rate learnt, slow start is paced at ``spread`` × limit / base latency: a
+        round's answers come at once and would send the next, half as large again, in one burst — at a rate
+        limit all of it past the empty bucket answered 429 before the client reads the first 429; spread over
+        the round, the first 429 pauses the rest. It never binds at the pace the limit itself allows."""
+        with self._lock:
+            if self._estimate and self.policy.clock() >= self._estimate:  # the last interval's answers are in
+                self._estimate = 0.0
+                self._learn_rate()
+            rate = self.rate
+            if rate is None:
+                base = min((k.base for k in self._kinds.values()), default=math.inf) if self.slow_start else 0
+                if not 0 < base < math.inf:
+                    return 0.0
+                rate = self.policy.spread * self._limit / base
+            now = self.policy.clock()
+            at = max(now, self._next_send)
+            self._next_send = at + 1.0 / rate
+            return at - now
 
     def _signal(self, permit: Permit, factor: float) -> None:
         if permit.epoch == self.epoch:  # one decrease per round
             self._decrease(factor)
 
-    def _latency(self, permit: Permit, rtt: float, kind: str) -> None:
+    def _latency(self, permit: Permit, rtt: float, kind: str, busy: float = 0.0) -> None:
         stats = self._kinds.get(kind)
         if stats is None:
             if len(self._kinds) >= 256:  # a path with a new name per request: keep the table bounded
@@ -383,30 +477,48 @@ class AdaptiveLimit:
             if stats is None:
                 stats = self._kinds[kind] = _Latency(self.policy.samples)
         p = self.policy
-        probe = stats.add(rtt, p.window, lambda base: p.drift * base)
+        stats.busy.append(busy)
+        # the client's own loop was working through most of the answers' flight (a burst of items starting, a
+        # client at the end of its CPU): their latency is the client's, and a lower limit would not shorten it
+        client = len(stats.busy) >= p.samples and statistics.median(stats.busy) >= p.busy
+        probe = stats.add(rtt, p.window, (lambda base: math.inf) if client else (lambda base: p.drift * base))
         if probe is not None:  # a whole window queued: back to what the service serves at its base
             self._decrease(max(p.backoff, stats.base / max(probe, rtt)))
             return
         if permit.epoch != self.epoch:  # sent under the old limit: no signal about the new one
             return
         stats.recent.append(rtt)
-        if len(stats.recent) < self.policy.samples:
+        # an answer that came while the client's own loop was working waited for it, on average half of that
+        # work: what is left is the service's (and the network's) latency, the signal of its queue
+        stats.net.append(rtt * (1 - busy / 2))
+        grow = permit.busy and not stats.probed
+        if len(stats.recent) < self.policy.samples:  # too few for a median: slow start goes on per fast answer
+            if self.slow_start and grow and rtt <= p.fast * stats.base + p.slack:
+                self._increase()
             return
         smooth, base = statistics.median(stats.recent), stats.base
-        if self.slow_start and smooth > (1 + (p.fast - 1) / 2) * base + p.slack / 3:
-            self.slow_start = False  # latency starts to rise: from now on one step per round (HyStart)
-        if smooth > p.tolerance * base + p.slack:
-            if stats.fell is not None and smooth > 0.9 * stats.fell:
+        service = statistics.median(stats.net)
+        if service > p.tolerance * base + p.slack:
+            stats.over += 1
+            if stats.over < p.samples:  # a few slow answers (a cold cache, a pause of the machine) are no queue
+                return
+            stats.over = 0
+            if stats.fell is not None and service > 0.9 * stats.fell:
                 # the last decrease did not lower it: the latency is not our requests queueing (the machine,
                 # the network, a slower service) — it is the new base, and the limit does not fall again
-                stats.low = stats.previous = smooth
+                stats.low = stats.previous = service
                 stats.fell = None
                 return
-            stats.fell = smooth  # the gradient: what was in flight × base / latency
-            self._decrease(max(p.backoff, min(p.latency_backoff, base / smooth)))
-        elif smooth <= p.fast * base + p.slack and permit.busy and not stats.probed:
-            stats.fell = None
+            stats.fell = service  # the gradient: what was in flight × base / latency
+            self._decrease(max(p.backoff, min(p.latency_backoff, base / service)))
+        elif grow and smooth <= p.fast * base + p.slack:
+            stats.fell, stats.over = None, 0
             self._increase()
+        elif grow and self.slow_start and service <= p.fast * base + p.slack:
+            stats.over = 0  # slower answers, but for the client's own work: slow start goes on
+            self._increase()
+        else:
+            stats.over = 0
 
     def __repr__(self) -> str:
         return (f"<AdaptiveLimit {self.service} {self.host} limit={self.limit} in_flight={self.in_flight} "
@@ -447,14 +559,22 @@ class HostLimits:
         asked for (one sleep: ``sleep`` may be a test's that does not let time pass)."""
         limit = self[host]
         permit = await limit.acquire(_share.get(), _priority.get())
-        wait = limit.pause_left()
-        if wait > 0 and limit.paused_until > _served.get():
-            self.sleeping(wait)
-            try:
+        try:
+            for _ in range(3):
+                wait = limit.pause_left()
+                if wait > 0 and limit.paused_until > _served.get():
+                    self.sleeping(wait)
+                    await sleep(wait)
+                wait = limit.pace() if permit.slot else 0.0  # a paced host: each request in its turn
+                if wait <= 0:
+                    break
                 await sleep(wait)
-            except BaseException:
-                limit.release(permit)
-                raise
+                if limit.pause_left() <= 0:  # no pause asked for while it waited its turn
+                    break
+        except BaseException:
+            limit.release(permit)
+            raise
+        permit.sent = limit.policy.clock()
         return permit
 
     def sleeping(self, seconds: float) -> None:

@@ -177,6 +177,9 @@ async def audit(client: "PhotoClient", cprs: Any, concurrency: "int | str" = "au
     be read.
     """
     concurrency = check_concurrency(concurrency, "uddata", default=16)
+    # Pillow reads the photos' headers: imported now, not on the first answer, where its import (tens of ms) would
+    # hold every answer in flight and read to the adaptive limit as a service slowing down
+    from PIL import Image  # noqa: F401
     values = read_cprs(cprs)
     checks = [_cpr.validate(v) for v in values]
     first_row: dict[str, int] = {}
