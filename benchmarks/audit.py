@@ -15,6 +15,9 @@ Then the cost of concurrency itself: 1,500 GETs at concurrency 16 and 64 (same l
 at 64), audit and bare httpx, CPU per request — with ``--profile`` also the share of the client's time in
 httpcore's connection pool bookkeeping (cProfile). A sequential loop of ``get_image`` (a sample,
 extrapolated) gives the speed-up. Goals: audit ≤ 1.1 × the bound, ≥ 12 × faster than the sequential loop.
+And the floor under the bound: 200 GETs one at a time through the HTTP layer and through bare httpx give the
+time of one request alone — the service's 20 ms plus the software's own per request (httpx, the sandbox's
+uvicorn, loopback) — and N × that / 16 is the best any client at concurrency 16 can do here.
 
     .venv/bin/python benchmarks/audit.py [--profile]
 """
@@ -128,6 +131,9 @@ def main() -> None:
         for c in cprs[:SAMPLE]:
             ud.get_image(c)
         seq_s = (time.perf_counter() - started) * N / SAMPLE
+        # one request alone (nothing else in flight): the service's 20 ms + the software's own time per request
+        alone = {bare: statistics.median(timed(lambda: gets(ud, cprs[:SAMPLE], 1, bare=bare))[0] for _ in range(3))
+                 / SAMPLE for bare in (False, True)}
         med = {k: statistics.median(w for w, _ in v) for k, v in rounds.items()}
         print(f"audit of {N} CPRs, {LATENCY_MS} ms latency, concurrency {CONCURRENCY}; bound {N} x {LATENCY_MS} ms / "
               f"{CONCURRENCY} = {bound:.2f} s (median of {ROUNDS} interleaved rounds; the machine's other load adds noise)")
@@ -137,6 +143,12 @@ def main() -> None:
             cpu = statistics.median(c for _, c in rounds[key]) / N * 1e6
             print(f"  {label:18s} {med[key]:5.2f} s = {med[key] / bound:4.2f}x the bound  ({walls}; client CPU "
                   f"{cpu:4.0f} us/request)")
+        floor = N * alone[False] / CONCURRENCY
+        print(f"  one request alone: {alone[False] * 1e3:.1f} ms through the HTTP layer, {alone[True] * 1e3:.1f} ms "
+              f"through bare httpx, for a service that takes {LATENCY_MS} ms (the rest is httpx's and the sandbox's "
+              f"uvicorn's own time per request and loopback); N x that / {CONCURRENCY} = {floor:.2f} s = "
+              f"{floor / bound:.2f}x the bound: no client at this concurrency does better; the audit = "
+              f"{med['audit'] / floor:.2f}x of it")
         ratio = med["audit"] / bound
         print(f"  audit / bound = {ratio:.2f} (goal <= {GOAL_BOUND}: {'OK' if ratio <= GOAL_BOUND else 'MISSED'}); "
               f"audit / bare httpx = {med['audit'] / med['bare']:.2f}")
