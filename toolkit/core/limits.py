@@ -28,9 +28,10 @@ Netflix's concurrency-limits (a Vegas/gradient-like latency test):
   requests in flight is too coarse for a rate (at 20 ms, 2 in flight is 100/s and 3 is 150/s). At each 429
   (or a header saying nothing remains) the host's rate is estimated from what it let through in each
   interval (from the first request, then from the end of each pause, when its bucket has refilled: answers =
-  burst + rate × seconds; one interval errs high by the burst, two or more give the slope), and the requests
-  of auto bulk calls go out one turn apart at ``pace`` × that rate (a token bucket on the client's side, kept
-  by the connection, so the next bulk call starts at the pace learnt). The pace only falls at a 429; after
+  burst + rate × seconds; one interval only bounds it from above, and the pace starts at ``guess`` × that
+  bound; two of clearly different lengths give the slope), and the requests of auto bulk calls go out one turn
+  apart at ``pace`` × that rate (a token bucket on the client's side, kept by the connection, so the next bulk
+  call starts at the pace learnt). The pace only falls at a 429, never below half the host's best second; after
   ``probe`` seconds' worth of answers at the pace without one it rises by 5 %. After a pause the limit grows
   one step per ``hold`` of wall time, not per round;
 * at most one decrease per round: answers to requests sent before the last decrease (they were in flight
@@ -99,6 +100,7 @@ class LimitPolicy:
     drift: float = 1.02           # a window whose lowest latency is above drift × base asks for a probe
     hold: float = 1.0             # after a pause the service asked for: seconds (at least) per step of growth
     pace: float = 0.9             # a rate-limited host is paced at this share of the rate it let through
+    guess: float = 0.7            # ... or, before two intervals give the rate, at this share of the bound on it
     spread: float = 2.0           # slow start sends at most this × limit / base latency a second (no bursts)
     probe: float = 30.0           # paced this many seconds' worth of answers without a 429: the pace × 1.05
     busy: float = 0.5             # the client's own loop worked this share of the answers' flight: their latency
@@ -235,6 +237,8 @@ class AdaptiveLimit:
         self._kind = ""       # the kind of request whose base latency sizes the limit for the pace
         self._estimate = 0.0  # the time from which the last interval's answers are all in (0: none pending)
         self._at_429: float | None = None  # the pace that met the last 429
+        self._second: deque[float] = deque()  # when the answers of the last second came
+        self._best = 0  # the most answers that went well in one second, over the connection's life
         self._paced = 0  # answers that went well at the current pace
         self._kinds: dict[str, _Latency] = {}
         self._waiters: list[list[Any]] = []
@@ -378,6 +382,11 @@ class AdaptiveLimit:
                 self._signal(permit, self.policy.backoff)
             else:
                 permit.share.answered += status < 500
+                now = self.policy.clock()
+                self._second.append(now)
+                while self._second[0] <= now - 1.0:
+                    self._second.popleft()
+                self._best = max(self._best, len(self._second))
                 for interval in reversed(self._intervals):  # counted in the interval it was sent in
                     if interval[0] <= permit.sent <= interval[1]:
                         interval[2] += 1
@@ -413,30 +422,35 @@ class AdaptiveLimit:
 
     def _learn_rate(self, final: bool = True) -> None:
         """Each interval let through its burst and then its rate until the 429: answers = burst + rate ×
-        seconds. One interval gives answers / seconds (it errs high by the burst); two or more give the rate as
-        the slope between them (least squares). At the 429 the last interval's answers are not all in: that
-        estimate only lowers the pace for the pause; the one made when they are in (``final``) sets it, below the
-        pace that met the 429 (the rate is below it). The limit of requests in flight
-        is kept at what the pace needs (twice the rate × the base latency), so the pace, not the limit, holds
-        the rate."""
-        seen = [(end - start, got) for start, end, got in self._intervals if end < math.inf and end > start and got]
-        rate = None
-        if len(seen) >= 2:
-            mean_t = sum(t for t, _ in seen) / len(seen)
-            mean_a = sum(a for _, a in seen) / len(seen)
-            spread = sum((t - mean_t) ** 2 for t, _ in seen)
-            if spread > 1e-6:
-                slope = sum((t - mean_t) * (a - mean_a) for t, a in seen) / spread
-                rate = slope if slope > 0 else None
-        if rate is None and seen:
-            rate = seen[-1][1] / seen[-1][0]
-        if rate is None:
+        seconds. Two or more intervals of clearly different lengths give the rate as the slope between them
+        (least squares), and the pace is ``pace`` × that. One interval (or intervals too alike for a slope)
+        only bounds it from above (answers / seconds errs high by the burst): the pace is ``guess`` × that, or
+        ``guess`` × the pace that met the 429 — a step down that also makes the next interval longer, so the
+        slope can be read. At the 429 the last interval's answers are not all in: that estimate only lowers the
+        pace for the pause; the one made when they are in (``final``) sets it, below the pace that met the 429
+        (the rate is below it). The limit of requests in flight is kept at what the pace needs (twice the rate
+        × the base latency), so the pace, not the limit, holds the rate. Intervals of fewer than 4 answers say
+        nothing."""
+        seen = [(end - start, got) for start, end, got in self._intervals if end < math.inf and end > start and got >= 4]
+        if not seen:
             return
-        paced = max(0.1, self.policy.pace * rate)
+        paced = None
+        times = [t for t, _ in seen]
+        if len(seen) >= 2 and max(times) - min(times) >= 0.5 * min(times):
+            mean_t = sum(times) / len(seen)
+            mean_a = sum(a for _, a in seen) / len(seen)
+            slope = sum((t - mean_t) * (a - mean_a) for t, a in seen) / sum((t - mean_t) ** 2 for t in times)
+            if slope > 0:
+                paced = self.policy.pace * slope
+        if paced is None:
+            paced = self.policy.guess * (seen[-1][1] / seen[-1][0] if self._at_429 is None else self._at_429)
         if final:
-            self.rate = paced if self._at_429 is None else min(paced, self.policy.pace * self._at_429)
-        else:
-            self.rate = paced if self.rate is None else min(self.rate, paced)
+            paced = paced if self._at_429 is None else min(paced, self.policy.pace * self._at_429)
+        elif self.rate is not None:
+            paced = min(self.rate, paced)
+        # never below half of what the host let through in its best second: 429s that come at any pace (a fault,
+        # not a rate) must not ratchet the pace down to nothing; the limit's halving answers those
+        self.rate = max(paced, 0.5 * self._best, 0.1)
         self._paced = 0
         stats = self._kinds.get(self._kind) or self._kinds.get(self._kind.split(" ", 1)[0])
         if stats is not None and math.isfinite(stats.base):  # enough in flight to keep the pace
