@@ -10,7 +10,9 @@ The emulator runs in a child process (so its CPU — uvicorn, and the covers it 
 the client for this process's GIL), with its file bodies made once up front. Side by side in the same run:
 the same 1,000 GETs through the toolkit's HTTP layer alone (no files, no journal) — the floor of this
 machine at this latency and concurrency — and through the core's ``http.download`` alone (files, but no
-journal and no naming rules), to show where the rest of the time goes.
+journal and no naming rules), to show where the rest of the time goes; and 100 GETs one at a time: the time of
+one request alone (the service's 20 ms plus the software's own), count × that / 8 the best any client at
+concurrency 8 can do here.
 
     .venv/bin/python benchmarks/boknett_download.py [COUNT] [LATENCY_MS] [CONCURRENCY]
 """
@@ -28,6 +30,7 @@ import time
 from pathlib import Path
 
 GOAL = 1.2
+ALONE = 100  # GETs one at a time: the time of one request alone
 ROUNDS = 3  # timed rounds of the full download (median), so one burst of machine load does not decide
 
 SERVER = r"""
@@ -98,6 +101,15 @@ def main(count: int = 1000, latency_ms: float = 20.0, concurrency: int = 8) -> f
 
             raw_seconds = run(raw())
 
+            async def alone() -> float:  # one GET at a time: the service's latency + the software's own per request
+                t0 = time.perf_counter()
+                for r in records[:ALONE]:
+                    response = await http.request("GET", r["reference"], headers={"Accept": "application/octet-stream"})
+                    assert response.status_code == 200
+                return (time.perf_counter() - t0) / ALONE
+
+            one_alone = statistics.median(run(alone()) for _ in range(3))
+
             async def core_download() -> float:
                 sem = asyncio.Semaphore(concurrency)
 
@@ -123,6 +135,10 @@ def main(count: int = 1000, latency_ms: float = 20.0, concurrency: int = 8) -> f
           f"ratio {ratio:.2f}x (goal <= {GOAL}x) -> {'OK' if ratio <= GOAL else 'SLOWER THAN GOAL'}")
     print(f"  the same {count} GETs through the HTTP layer only (no files, no journal): {raw_seconds:.2f} s, "
           f"ratio {raw_seconds / bound if bound else float('nan'):.2f}x; the download's own overhead: {seconds / raw_seconds:.2f}x of that")
+    floor = count * one_alone / concurrency
+    print(f"  one GET alone: {one_alone * 1e3:.1f} ms for a service that takes {latency_ms:.0f} ms (the rest is httpx's and "
+          f"the sandbox's own time per request); {count} x that / {concurrency} = {floor:.2f} s = {floor / bound:.2f}x "
+          f"the bound: no client at this concurrency does better; the download = {seconds / floor:.2f}x of it")
     print(f"  the same {count} files through the core's http.download alone (no journal, no names): "
           f"{core_seconds:.2f} s, {core_seconds / raw_seconds:.2f}x of the HTTP layer")
     print(f"  re-run over the same rows: {skipped}/{count} already on disk, nothing fetched, {rerun:.2f} s")
