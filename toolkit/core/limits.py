@@ -23,7 +23,7 @@ Netflix's concurrency-limits (a Vegas/gradient-like latency test):
 * **probe for the base** when a whole window of answers of a kind stayed above it (BBR's ProbeRTT): the
   limit sat where the service queues, and taking that window's latency as the base would let it creep up;
   the limit drops by base/latency and does not grow for a window, and only a second such window becomes the
-  new base (the service itself got slower) — not while the client's own loop is the busy one;
+  new base (the service itself got slower) — judged on the service's latency, less the client's own part;
 * **a pace for a rate limit**: answers stay fast up to the 429, so the 429 is its only signal, and a limit of
   requests in flight is too coarse for a rate (at 20 ms, 2 in flight is 100/s and 3 is 150/s). At each 429
   (or a header saying nothing remains) the host's rate is estimated from what it let through in each
@@ -103,8 +103,6 @@ class LimitPolicy:
     guess: float = 0.7            # ... or, before two intervals give the rate, at this share of the bound on it
     spread: float = 2.0           # slow start sends at most this × limit / base latency a second (no bursts)
     probe: float = 30.0           # paced this many seconds' worth of answers without a 429: the pace × 1.05
-    busy: float = 0.5             # the client's own loop worked this share of the answers' flight: their latency
-                                  # is the client's, no signal about the service
     clock: Callable[[], float] = field(default=time.monotonic, compare=False, repr=False)
 
 
@@ -169,27 +167,29 @@ class _Latency:
     what the service serves at its base for the next window; if that window too stays above the old base,
     the service itself got slower, and its latency is the new base. The limit does not grow while it probes."""
 
-    __slots__ = ("recent", "net", "busy", "low", "previous", "count", "probed", "fell", "over")
+    __slots__ = ("recent", "net", "low", "net_low", "previous", "count", "probed", "fell", "over")
 
     def __init__(self, samples: int) -> None:
         self.recent: deque[float] = deque(maxlen=samples)
-        self.busy: deque[float] = deque(maxlen=samples)  # the client's own share of the last answers' flight
         self.net: deque[float] = deque(maxlen=samples)   # their latency less the client's expected part of it
         self.low, self.previous, self.count, self.probed = math.inf, math.inf, 0, False
+        self.net_low = math.inf
         self.fell: float | None = None  # the median that made the limit fall on latency, until it grows again
         self.over = 0  # answers in a row whose median was above the tolerance
 
-    def add(self, rtt: float, window: int, congested: Callable[[float], float]) -> float | None:
-        """Count one answer; at the end of a window that asks for a probe, the lowest latency it saw."""
+    def add(self, rtt: float, net: float, window: int, drift: float) -> float | None:
+        """Count one answer (``net``: its latency less the client's own part); at the end of a window whose
+        every answer's service latency stayed above ``drift`` × the base, that lowest latency (a probe)."""
         self.low = min(self.low, rtt)
+        self.net_low = min(self.net_low, net)
         self.count += 1
         if self.count < window:
             return None
-        low, base = self.low, self.base
-        self.low, self.count = math.inf, 0
-        if not self.probed and math.isfinite(base) and low > congested(base):
+        low, net_low, base = self.low, self.net_low, self.base
+        self.low, self.net_low, self.count = math.inf, math.inf, 0
+        if not self.probed and math.isfinite(base) and net_low > drift * base:
             self.probed = True
-            return low
+            return net_low
         self.previous, self.probed = low, False
         return None
 
@@ -491,20 +491,17 @@ class AdaptiveLimit:
             if stats is None:
                 stats = self._kinds[kind] = _Latency(self.policy.samples)
         p = self.policy
-        stats.busy.append(busy)
-        # the client's own loop was working through most of the answers' flight (a burst of items starting, a
-        # client at the end of its CPU): their latency is the client's, and a lower limit would not shorten it
-        client = len(stats.busy) >= p.samples and statistics.median(stats.busy) >= p.busy
-        probe = stats.add(rtt, p.window, (lambda base: math.inf) if client else (lambda base: p.drift * base))
+        # an answer that came while the client's own loop was working waited for it, on average half of that
+        # work: what is left is the service's (and the network's) latency, the signal of its queue
+        net = rtt * (1 - busy / 2)
+        probe = stats.add(rtt, net, p.window, p.drift)
         if probe is not None:  # a whole window queued: back to what the service serves at its base
             self._decrease(max(p.backoff, stats.base / max(probe, rtt)))
             return
         if permit.epoch != self.epoch:  # sent under the old limit: no signal about the new one
             return
         stats.recent.append(rtt)
-        # an answer that came while the client's own loop was working waited for it, on average half of that
-        # work: what is left is the service's (and the network's) latency, the signal of its queue
-        stats.net.append(rtt * (1 - busy / 2))
+        stats.net.append(net)
         grow = permit.busy and not stats.probed
         if len(stats.recent) < self.policy.samples:  # too few for a median: slow start goes on per fast answer
             if self.slow_start and grow and rtt <= p.fast * stats.base + p.slack:
