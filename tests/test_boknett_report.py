@@ -299,7 +299,7 @@ def test_a_regular_report_is_read_in_batches(monkeypatch: pytest.MonkeyPatch) ->
 def test_the_whitespace_stripped_in_arrow_is_what_str_strip_strips() -> None:
     import sys
 
-    from toolkit.boknett.report import _whitespace
+    from toolkit.core.frames import _whitespace
 
     assert not any(chr(c).isspace() for c in range(0x3001, sys.maxunicode + 1))
     assert _whitespace() == "".join(ch for ch in map(chr, range(0x3001)) if ch.isspace())

@@ -116,8 +116,29 @@ def test_latency_of_the_clients_own_work_or_of_opening_connections_does_not_lowe
     answer(limit, share, 0.020, n=limit.limit)
     assert limit.limit > started  # slow start went on
     grown = limit.limit
+    answer(limit, share, 0.040, n=3, busy=0.05)  # a few slow answers, the client idle (a cold cache): no queue
+    answer(limit, share, 0.020, n=2)
+    assert limit.limit >= grown and limit.epoch == 0
+    grown = limit.limit
     answer(limit, share, 0.040, n=grown, busy=0.05)  # the same latency with the client idle: the service queues
     assert limit.limit < grown and limit.epoch == 1
+
+
+def test_slow_start_spreads_its_sends_over_the_round_and_only_slow_start() -> None:
+    """A round's answers come at once, and slow start would send the next round, half as large again, in one
+    burst (at a rate limit all of it past an empty bucket is answered 429 before the first 429 is read). So
+    while it lasts each request takes a turn, 1 / (2 × limit / base) apart; after the first decrease, and
+    before any latency is known, nothing waits."""
+    limit, clock, share = limiter(initial=8)
+    assert limit.pace() == 0.0  # no base latency yet
+    answer(limit, share, 0.020, n=8)
+    turns = [limit.pace() for _ in range(4)]  # the clock stands still
+    gap = 0.020 / (2 * limit._limit)
+    assert turns[0] == 0.0 and all(abs(b - a - gap) < 1e-9 for a, b in zip(turns, turns[1:]))
+    answer(limit, share, 0.02, status=503, n=1)  # the first decrease ends slow start
+    assert not limit.slow_start and limit.rate is None
+    clock.now += 1.0
+    assert [limit.pace() for _ in range(4)] == [0.0] * 4
 
 
 def test_latency_is_compared_within_one_kind_of_request() -> None:
@@ -159,10 +180,10 @@ def test_rate_limit_headers_and_retry_after_pause_the_host() -> None:
 
 def test_after_a_rate_limit_the_host_is_paced_below_the_rate_it_let_through() -> None:
     """A rate limit of 100/s with a bucket of 20: answers stay fast up to the 429, so the 429 is the only signal.
-    The first interval (20 + 100 × 0.2 s let through) errs high by the bucket: the pace is 0.7 × it; the second,
-    after the pause refilled the bucket, gives the rate as the slope between the two. The host is then paced at 0.9 × the
-    rate — each request in its turn, 1/rate apart — with enough in flight for that pace; a long run at the pace
-    without a 429 raises it a little."""
+    The first interval (20 + 100 × 0.2 s let through) errs high by the bucket: the pace is 0.7 × it; the
+    second, after the pause refilled the bucket, gives the rate as the slope between the two. The host is then
+    paced at 0.9 × the rate — each request in its turn, 1/rate apart — with enough in flight for that pace; a
+    long run at the pace without a 429 raises it a little."""
     limit, clock, share = limiter(initial=16)
 
     def interval(seconds: float, let_through: int) -> None:

@@ -27,7 +27,7 @@ from operator import attrgetter
 from typing import Any
 
 from ..core.errors import ValidationError
-from ..core.frames import _whitespace, text_frame  # noqa: F401 (_whitespace: tests/test_boknett_report.py)
+from ..core.frames import text_frame
 
 __all__ = ["parse_columns", "OBJECT_SCHEMA", "TYPE_NAMES", "FIELDS", "parse_objects", "parse_errors", "ENTITY_MESSAGE"]
 

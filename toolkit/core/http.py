@@ -285,8 +285,8 @@ def _replay_transport() -> Any:
 def _answered(permit: "_limits.Permit", request: httpx.Request, response: httpx.Response, rtt: float,
               cap: float, busy: float, fresh: bool) -> None:
     """Tell the host's limit what the answer said (its status, rate-limit headers and time to the headers,
-    ``busy`` the share of that time this thread worked, ``fresh`` whether it opened its connection); a pause it asks for is honoured up to ``cap`` seconds,
-    as the retry policy honours ``Retry-After``."""
+    ``busy`` the share of that time this thread worked, ``fresh`` whether it opened its connection); a pause
+    it asks for is honoured up to ``cap`` seconds, as the retry policy honours ``Retry-After``."""
     size = sum(int(v) for v in (request.headers.get("content-length"), response.headers.get("content-length"))
                if v and v.isdigit())
     permit.limit.answered(permit, response.status_code, response.headers, rtt,
@@ -517,8 +517,8 @@ class HttpClient:
                 proxy=proxy, verify=verify, limits=limits, trust_env=False)
                 for pattern, proxy in self.network.proxies().items()}
         return _AsyncClient(base_url=self.base_url, headers=self._headers, timeout=self.timeouts.to_httpx(),
-                                 limits=limits, transport=transport, auth=auth,
-                                 follow_redirects=False, trust_env=False, **network)
+                            limits=limits, transport=transport, auth=auth,
+                            follow_redirects=False, trust_env=False, **network)
 
     def _loop_pools(self) -> _Pools:
         """The pools of the running event loop (made on first use in that loop)."""

@@ -230,9 +230,8 @@ class AdaptiveLimit:
         #: the pace of a rate-limited host: requests a second (None: not paced) and the next free send time
         self.rate: float | None = None
         self._next_send = 0.0
-        # what the host let through since the start of the current interval (the first request, then the end
-        # of each pause it asked for): (interval start, answers that went well); (seconds, answers) at its 429s
-        # [start, end (inf while open), answers that went well to requests sent in it]
+        # what the host let through in each interval (from the first request, then from the end of each pause
+        # it asked for): [start, end (inf while open), answers that went well to requests sent in it]
         self._intervals: deque[list[float]] = deque(maxlen=6)
         self._kind = ""       # the kind of request whose base latency sizes the limit for the pace
         self._estimate = 0.0  # the time from which the last interval's answers are all in (0: none pending)
@@ -431,7 +430,8 @@ class AdaptiveLimit:
         (the rate is below it). The limit of requests in flight is kept at what the pace needs (twice the rate
         × the base latency), so the pace, not the limit, holds the rate. Intervals of fewer than 4 answers say
         nothing."""
-        seen = [(end - start, got) for start, end, got in self._intervals if end < math.inf and end > start and got >= 4]
+        seen = [(end - start, got) for start, end, got in self._intervals
+                if start < end < math.inf and got >= 4]
         if not seen:
             return
         paced = None
@@ -571,7 +571,7 @@ class HostLimits:
         limit = self[host]
         permit = await limit.acquire(_share.get(), _priority.get())
         try:
-            for _ in range(3):
+            for _ in range(3):  # a pause, then its turn at the pace; again if a pause came while it waited its turn
                 wait = limit.pause_left()
                 if wait > 0 and limit.paused_until > _served.get():
                     self.sleeping(wait)

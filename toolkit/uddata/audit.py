@@ -39,6 +39,7 @@ progress bar and in the summary. ``concurrency`` is ``"auto"`` (the default: the
 from __future__ import annotations
 
 import asyncio
+import importlib
 import io
 import os
 from pathlib import Path
@@ -179,7 +180,7 @@ async def audit(client: "PhotoClient", cprs: Any, concurrency: "int | str" = "au
     concurrency = check_concurrency(concurrency, "uddata", default=16)
     # Pillow reads the photos' headers: imported now, not on the first answer, where its import (tens of ms) would
     # hold every answer in flight and read to the adaptive limit as a service slowing down
-    from PIL import Image  # noqa: F401
+    importlib.import_module("PIL.Image")
     values = read_cprs(cprs)
     checks = [_cpr.validate(v) for v in values]
     first_row: dict[str, int] = {}

@@ -38,10 +38,6 @@ AUDIT_EXIT_CODES = {0: "done (numbers not on the roster are a result: unknown_cp
                     2: "some inputs are not CPR numbers", 3: "an error stopped the run"}
 
 
-def _connection_options(p: argparse.ArgumentParser) -> None:
-    cli.add_connection(p, "uddata")
-
-
 def _size(text: str) -> tuple[int, int]:
     """``200x250`` → (200, 250) for ``--min-size``."""
     try:
@@ -82,7 +78,7 @@ def _upload_parser(sub: Any) -> None:
                                   "from TOOLKIT_UDDATA_CLIENT_SECRET or a hidden prompt.",
                       codes=UPLOAD_EXIT_CODES, func=_cmd_upload)
     up.add_argument("folder", help="the folder of photos named by CPR number (only this folder, not sub-folders)")
-    _connection_options(up)
+    cli.add_connection(up, "uddata")
     cli.add_concurrency(up, "photos sent", Client.upload_folder)
     up.add_argument("--dry-run", action="store_true", help="check the files and show what would be sent")
     up.add_argument("--journal", help="journal file (default FOLDER/.uddata-upload.sqlite)")
@@ -127,7 +123,7 @@ def register(subparsers: Any) -> None:
                       description="Check, for every CPR number of a CSV/Excel file, whether Uddata+ holds a photo.",
                       codes=AUDIT_EXIT_CODES, func=_cmd_audit)
     au.add_argument("cprs", help="CSV/Excel/text file with CPR numbers (a 'cpr' column, or the first column)")
-    _connection_options(au)
+    cli.add_connection(au, "uddata")
     cli.add_concurrency(au, "CPR numbers checked", Client.audit)
     au.add_argument("--out", help="write the audit rows to this CSV file")
     au.add_argument("--missing", help="write only the CPR numbers without a photo to this CSV file")
